@@ -1,0 +1,119 @@
+public import Foundation
+
+/// Runs an external program (openssl, the broker's own executable) the way a user would.
+public struct Command: Sendable {
+    /// What a finished command left behind.
+    public struct Result: Sendable {
+        /// The exit status.
+        public var status: Int32
+        /// Everything written to standard output.
+        public var stdout: Data
+        /// Everything written to standard error.
+        public var stderr: Data
+
+        /// Standard output as text.
+        public var output: String { String(decoding: stdout, as: UTF8.self) }
+        /// Standard error as text.
+        public var errorOutput: String { String(decoding: stderr, as: UTF8.self) }
+    }
+
+    /// Runs `executable` (looked up on `$PATH` unless it holds a `/`) with `arguments`, feeding
+    /// `input` on standard input, and waits for it to finish.
+    @discardableResult
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        input: Data? = nil,
+        environment: [String: String]? = nil,
+        currentDirectory: URL? = nil
+    ) throws -> Result {
+        let scratch = try TemporaryDirectory(prefix: "cmd")
+        let outURL = scratch.url.appendingPathComponent("stdout")
+        let errURL = scratch.url.appendingPathComponent("stderr")
+        let inURL = scratch.url.appendingPathComponent("stdin")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: inURL.path, contents: input ?? Data())
+
+        let process = Process()
+        if executable.contains("/") {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [executable] + arguments
+        }
+        if let environment { process.environment = environment }
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        let inp = try FileHandle(forReadingFrom: inURL)
+        defer {
+            try? out.close()
+            try? err.close()
+            try? inp.close()
+        }
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = inp
+        try process.run()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: try Data(contentsOf: outURL),
+            stderr: try Data(contentsOf: errURL)
+        )
+    }
+
+    /// Runs `openssl` and fails with its standard error unless it exits 0.
+    @discardableResult
+    public static func openssl(_ arguments: String..., input: Data? = nil) throws -> Result {
+        let result = try run("openssl", arguments, input: input)
+        guard result.status == 0 else {
+            throw TestSupportError("openssl \(arguments.joined(separator: " ")) exited \(result.status): \(result.errorOutput)")
+        }
+        return result
+    }
+}
+
+/// A failure in the test scaffolding itself.
+public struct TestSupportError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A directory under the system's temporary directory, removed when the value is released.
+public final class TemporaryDirectory: Sendable {
+    /// The directory.
+    public let url: URL
+
+    /// Creates a new, empty directory with mode 0700.
+    public init(prefix: String = "broker-test") throws {
+        let base = FileManager.default.temporaryDirectory
+        url = base.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    /// The path of `name` inside the directory.
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    /// Writes `contents` to `name` with the given mode and returns its path.
+    @discardableResult
+    public func write(_ name: String, _ contents: String, mode: Int = 0o600) throws -> String {
+        try write(name, Data(contents.utf8), mode: mode)
+    }
+
+    /// Writes `contents` to `name` with the given mode and returns its path.
+    @discardableResult
+    public func write(_ name: String, _ contents: Data, mode: Int = 0o600) throws -> String {
+        let target = path(name)
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try contents.write(to: URL(fileURLWithPath: target))
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: target)
+        return target
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: url)
+    }
+}
