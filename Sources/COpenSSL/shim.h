@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 /// `EVP_PKEY_KEYPAIR` (a macro built from other macros).
 static inline int COpenSSL_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }
@@ -29,6 +30,9 @@ static inline void COpenSSL_free(void *pointer) { OPENSSL_free(pointer); }
 static inline long COpenSSL_BIO_get_mem_data(BIO *bio, char **data) {
     return BIO_get_mem_data(bio, data);
 }
+
+/// `XN_FLAG_RFC2253` (a macro built from other macros).
+static inline unsigned long COpenSSL_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
 
 /// A PEM passphrase callback that never prompts: encrypted keys fail to load instead of
 /// blocking a daemon on a terminal read.
