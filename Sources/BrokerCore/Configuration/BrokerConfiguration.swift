@@ -1,0 +1,173 @@
+public import BrokerCrypto
+
+/// The whole configuration file, decoded and validated. Paths are absolute (relative ones are
+/// taken from the configuration file's directory).
+public struct BrokerConfiguration: Sendable {
+    /// The file it was read from.
+    public var file: String
+    /// The listening socket.
+    public var socket: SocketSettings
+    /// When tokens are refreshed and how much life they must have left.
+    public var refresh: RefreshSettings
+    /// Environments defined in the file (built-in ones are not repeated here).
+    public var environments: [String: MaskinportenEnvironment]
+    /// Token profiles, sorted by name.
+    public var profiles: [Profile]
+    /// Platform Access Token issuers, sorted by name.
+    public var platformAccessTokens: [PlatformAccessTokenSettings]
+    /// The ID-porten exchange, when enabled.
+    public var idPortenExchange: IDPortenExchangeSettings?
+
+    /// The profile called `name`.
+    public func profile(named name: String) -> Profile? {
+        profiles.first { $0.name == name }
+    }
+}
+
+/// `socket:`.
+public struct SocketSettings: Sendable, Hashable {
+    /// The default socket path.
+    public static let defaultPath = "/run/maskinporten-broker/broker.sock"
+    /// Where to listen, when systemd does not pass a socket in.
+    public var path: String = SocketSettings.defaultPath
+    /// Permission bits of the socket file.
+    public var mode: UInt32 = 0o660
+    /// The socket file's group, if not the daemon's.
+    public var group: String?
+
+    /// Settings with the given values; the defaults are SPEC.md's.
+    public init(path: String = SocketSettings.defaultPath, mode: UInt32 = 0o660, group: String? = nil) {
+        self.path = path
+        self.mode = mode
+        self.group = group
+    }
+}
+
+/// `refresh:`.
+public struct RefreshSettings: Sendable, Hashable {
+    /// Refresh once this share of a token's lifetime has passed.
+    public var atFraction: Double = 0.75
+    /// A token with less than this many seconds left is never handed out.
+    public var minValidSeconds: Int = 10
+
+    /// Settings with the given values; the defaults are SPEC.md's.
+    public init(atFraction: Double = 0.75, minValidSeconds: Int = 10) {
+        self.atFraction = atFraction
+        self.minValidSeconds = minValidSeconds
+    }
+}
+
+/// Who may fetch a profile's tokens, by the socket peer's credentials.
+public struct AccessList: Sendable, Hashable {
+    /// User names.
+    public var users: [String] = []
+    /// Group names (primary or supplementary).
+    public var groups: [String] = []
+    /// Numeric user ids.
+    public var uids: [UInt32] = []
+
+    /// A list of the given names and ids.
+    public init(users: [String] = [], groups: [String] = [], uids: [UInt32] = []) {
+        self.users = users
+        self.groups = groups
+        self.uids = uids
+    }
+}
+
+/// What a Maskinporten token is turned into before it is handed out.
+public enum TokenExchange: String, Sendable, Hashable {
+    /// Exchanged for an Altinn token (the default).
+    case altinn
+    /// Handed out as Maskinporten issued it.
+    case none
+}
+
+/// Where a profile's private key comes from.
+public enum KeySource: Sendable, Hashable {
+    /// A file holding the EncodedJwk.
+    case encodedJwkFile(path: String)
+    /// An environment variable holding the EncodedJwk.
+    case encodedJwkEnvironment(variable: String)
+    /// A systemd credential (`$CREDENTIALS_DIRECTORY/<name>`) holding the EncodedJwk.
+    case encodedJwkCredential(name: String)
+    /// A business certificate chain and its private key, in PEM: grants carry `x5c`.
+    case certificate(certificateFile: String, privateKeyFile: String)
+
+    /// The config key that names this source, for messages.
+    public var configKey: String {
+        switch self {
+        case .encodedJwkFile: "encoded_jwk_file"
+        case .encodedJwkEnvironment: "encoded_jwk_env"
+        case .encodedJwkCredential: "encoded_jwk_credential"
+        case .certificate: "certificate_file"
+        }
+    }
+
+    /// Where the key comes from, in words, for `check-config`.
+    public var summary: String {
+        switch self {
+        case .encodedJwkFile(let path): "EncodedJwk file \(path)"
+        case .encodedJwkEnvironment(let variable): "EncodedJwk in $\(variable)"
+        case .encodedJwkCredential(let name): "EncodedJwk in systemd credential \(name)"
+        case .certificate(let certificate, let key): "business certificate \(certificate) with key \(key)"
+        }
+    }
+}
+
+/// One `profiles.<name>` entry: what to ask Maskinporten for, with which key, and who gets it.
+public struct Profile: Sendable {
+    /// The profile's name, as used in `/v1/token/{profile}`.
+    public var name: String
+    /// Where its tokens come from.
+    public var environment: MaskinportenEnvironment
+    /// The Maskinporten client id (`iss` of the grant).
+    public var clientID: String
+    /// Scopes asked for.
+    public var scopes: [String]
+    /// Where the private key is read from.
+    public var keySource: KeySource
+    /// A `kid` that overrides the JWK's own, or names the key in a JWK Set.
+    public var kid: String?
+    /// The algorithm, if set in the file (otherwise the JWK's `alg`, otherwise RS256).
+    public var algorithm: SigningAlgorithm?
+    /// What the Maskinporten token is turned into.
+    public var exchange: TokenExchange
+    /// Use Altinn's test organisation (`?test=true` on the exchange).
+    public var altinnTestOrg: Bool
+    /// Audience-restricted tokens: the grant's `resource`.
+    public var resource: [String]?
+    /// Delegation: the organisation the token is for (`consumer_org`).
+    public var consumerOrg: OrganisationNumber?
+    /// System user: the organisation owning the system user (`authorization_details`).
+    public var systemUserOrg: OrganisationNumber?
+    /// System user: the external reference, when the system user has one.
+    public var systemUserExternalRef: String?
+    /// Who may fetch the tokens; nil means root and the daemon's own user only.
+    public var allow: AccessList?
+}
+
+/// One `platform_access_tokens.<name>` entry.
+public struct PlatformAccessTokenSettings: Sendable {
+    /// The name used in `/v1/platform-access-token/{name}`.
+    public var name: String
+    /// `iss`: the organisation (such as `ttd`) or `platform`.
+    public var issuer: String
+    /// `urn:altinn:app`.
+    public var app: String
+    /// The certificate whose thumbprint names the key.
+    public var certificateFile: String
+    /// Its private key.
+    public var privateKeyFile: String
+    /// Token lifetime in seconds.
+    public var lifetimeSeconds: Int = 300
+    /// Who may fetch the tokens.
+    public var allow: AccessList?
+}
+
+/// `id_porten_exchange:`.
+public struct IDPortenExchangeSettings: Sendable {
+    /// Where the Altinn exchange lives.
+    public var environment: MaskinportenEnvironment
+    /// Who may use the exchange.
+    public var allow: AccessList?
+}

@@ -1,0 +1,356 @@
+import BrokerCrypto
+import Foundation
+import Yams
+
+/// Reads and validates the configuration file (SPEC.md "Config file").
+public enum ConfigLoader {
+    /// Where the configuration lives when neither `--config` nor the environment says otherwise.
+    public static let defaultPath = "/etc/maskinporten-broker/broker.yaml"
+    /// The environment variable naming the configuration file.
+    public static let pathVariable = "MASKINPORTEN_BROKER_CONFIG"
+
+    /// `--config`, else `$MASKINPORTEN_BROKER_CONFIG`, else the default path.
+    public static func resolvePath(explicit: String?, environment: [String: String]? = nil) -> String {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let fromEnvironment = environment[pathVariable], !fromEnvironment.isEmpty { return fromEnvironment }
+        return defaultPath
+    }
+
+    /// Reads and validates the file at `path`. Keys are not loaded here (see `KeyLoader`).
+    ///
+    /// - Throws: `ConfigError` naming the file, the key path and what is wrong.
+    public static func load(path: String) throws -> BrokerConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text (permissions?)" : "does not exist"
+            throw ConfigError(.unreadableFile, file: path, keyPath: "", "the configuration file \(reason)")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(yaml: text, file: path, baseDirectory: directory)
+    }
+
+    /// Validates YAML text; `file` names it in errors and `baseDirectory` anchors relative paths.
+    public static func parse(yaml: String, file: String, baseDirectory: String) throws -> BrokerConfiguration {
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(.empty, file: file, keyPath: "", "the configuration file is empty")
+            }
+            root = composed
+        } catch let error as YamlError {
+            throw syntaxError(error, file: file)
+        }
+        return try ConfigParser(file: file, baseDirectory: baseDirectory).parse(root)
+    }
+
+    /// A YAML syntax error, located, without Yams' echo of the file's text (which could hold
+    /// anything the user pasted).
+    private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\($0.text) " } ?? ""
+            return ConfigError(.yamlSyntax, file: file, keyPath: "", line: mark.line, "YAML syntax error at column \(mark.column): \(detail)\(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigError(.yamlSyntax, file: file, keyPath: "", line: context.mark.line, "the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping")
+        case .reader(let problem, _, _, _):
+            return ConfigError(.yamlSyntax, file: file, keyPath: "", "the file is not readable YAML: \(problem)")
+        default:
+            return ConfigError(.yamlSyntax, file: file, keyPath: "", "the file is not valid YAML")
+        }
+    }
+}
+
+// MARK: - Parser
+
+/// Walks the YAML tree section by section.
+private struct ConfigParser {
+    let file: String
+    let baseDirectory: String
+
+    static let allowKeys = ["users", "groups", "uids"]
+    static let profileKeys = [
+        "environment", "client_id", "scopes", "key", "algorithm", "exchange", "altinn_test_org", "resource",
+        "consumer_org", "system_user_org", "system_user_external_ref", "allow",
+    ]
+
+    func parse(_ root: Node) throws -> BrokerConfiguration {
+        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange"])
+        let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
+        let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds"]))
+        var environments: [String: MaskinportenEnvironment] = [:]
+        for (name, section) in try top.namedMappings("environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file"]) {
+            environments[name] = try parseEnvironment(name: name, section)
+        }
+        let lookup = { (name: String, mapping: YAMLMapping, key: String) throws -> MaskinportenEnvironment in
+            if let environment = environments[name] ?? MaskinportenEnvironment.builtIn[name] { return environment }
+            let known = (MaskinportenEnvironment.builtIn.keys.sorted() + environments.keys.sorted()).joined(separator: ", ")
+            throw mapping.error(.unknownEnvironment, key, "unknown environment \"\(name)\" (known: \(known); define others under environments)")
+        }
+        let profiles = try top.namedMappings("profiles", known: Self.profileKeys).map { name, section in
+            try parseProfile(name: name, section, environment: lookup)
+        }.sorted { $0.name < $1.name }
+        let platformAccessTokens = try top.namedMappings("platform_access_tokens", known: ["issuer", "app", "certificate_file", "private_key_file", "lifetime_seconds", "allow"]).map { name, section in
+            try parsePlatformAccessToken(name: name, section)
+        }.sorted { $0.name < $1.name }
+        var idPorten: IDPortenExchangeSettings?
+        if let section = try top.mapping("id_porten_exchange", known: ["environment", "allow"]) {
+            let environment = try lookup(try section.requiredString("environment", what: "the environment"), section, "environment")
+            if environment.altinnPlatform == nil {
+                throw section.error(.invalidValue, "environment", "environment \"\(environment.name)\" has no altinn_platform, which the ID-porten exchange needs")
+            }
+            idPorten = IDPortenExchangeSettings(environment: environment, allow: try parseAccessList(section.mapping("allow", known: Self.allowKeys)))
+        }
+        if profiles.isEmpty && platformAccessTokens.isEmpty && idPorten == nil {
+            throw ConfigError(.empty, file: file, keyPath: "profiles", "nothing to serve: define at least one profile under profiles")
+        }
+        return BrokerConfiguration(
+            file: file, socket: socket, refresh: refresh, environments: environments,
+            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten
+        )
+    }
+
+    // MARK: Sections
+
+    func parseSocket(_ section: YAMLMapping?) throws -> SocketSettings {
+        var socket = SocketSettings()
+        guard let section else { return socket }
+        if let path = try section.string("path") {
+            guard path.hasPrefix("/") else { throw section.error(.invalidValue, "path", "the socket path must be absolute") }
+            guard path.utf8.count < 108 else {
+                throw section.error(.invalidValue, "path", "the socket path is \(path.utf8.count) bytes; Unix socket paths must be shorter than 108")
+            }
+            socket.path = path
+        }
+        if let text = try section.string("mode") {
+            guard let mode = UInt32(text, radix: 8), mode <= 0o777 else {
+                throw section.error(.invalidValue, "mode", "\"\(text)\" is not a file mode: write it in octal, quoted, like \"0660\"")
+            }
+            socket.mode = mode
+        }
+        socket.group = try section.string("group")
+        return socket
+    }
+
+    func parseRefresh(_ section: YAMLMapping?) throws -> RefreshSettings {
+        var refresh = RefreshSettings()
+        guard let section else { return refresh }
+        if let fraction = try section.double("at_fraction") {
+            guard fraction >= 0.1, fraction <= 0.95 else {
+                throw section.error(.invalidValue, "at_fraction", "must be between 0.1 and 0.95 (the share of a token's lifetime after which it is refreshed), found \(fraction)")
+            }
+            refresh.atFraction = fraction
+        }
+        if let seconds = try section.integer("min_valid_seconds") {
+            guard (0...600).contains(seconds) else {
+                throw section.error(.invalidValue, "min_valid_seconds", "must be between 0 and 600 seconds, found \(seconds)")
+            }
+            refresh.minValidSeconds = seconds
+        }
+        return refresh
+    }
+
+    func parseEnvironment(name: String, _ section: YAMLMapping) throws -> MaskinportenEnvironment {
+        if MaskinportenEnvironment.builtIn[name] != nil {
+            throw ConfigError(.invalidValue, file: file, keyPath: section.path, line: section.line, "\"\(name)\" is a built-in environment and cannot be redefined; choose another name")
+        }
+        try checkName(name, section: section)
+        let issuer = try url(section, "maskinporten_issuer", required: true)!
+        let endpoint = try url(section, "maskinporten_token_endpoint", required: false)
+        let platform = try url(section, "altinn_platform", required: false)
+        let caFile = try section.string("ca_file").map(absolutePath)
+        return MaskinportenEnvironment(name: name, issuer: issuer, tokenEndpoint: endpoint, altinnPlatform: platform, caFile: caFile)
+    }
+
+    func parseProfile(name: String, _ section: YAMLMapping, environment lookup: (String, YAMLMapping, String) throws -> MaskinportenEnvironment) throws -> Profile {
+        try checkName(name, section: section)
+        let environment = try lookup(try section.requiredString("environment", what: "the environment (prod, tt02, ...)"), section, "environment")
+        let clientID = try section.requiredString("client_id", what: "the Maskinporten client id")
+        if clientID.containsWhitespace {
+            throw section.error(.invalidValue, "client_id", "the client id must not contain white space")
+        }
+        guard let scopes = try section.stringList("scopes") else {
+            throw section.error(.missingKey, "scopes", "at least one scope is required")
+        }
+        guard !scopes.isEmpty else { throw section.error(.invalidValue, "scopes", "at least one scope is required; the list is empty") }
+        for scope in scopes where scope.isEmpty || scope.containsWhitespace {
+            throw section.error(.invalidValue, "scopes", "\"\(scope)\" is not a scope: each scope is one word without white space")
+        }
+        guard let keySection = try section.mapping("key", known: ["encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "kid"]) else {
+            throw section.error(.keySource, "key", "a key is required: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
+        }
+        let (source, kid) = try parseKey(keySection)
+        let algorithm = try section.string("algorithm").map { text in
+            do { return try SigningAlgorithm(name: text) } catch {
+                throw section.error(.invalidValue, "algorithm", "\"\(text)\" is not supported: use RS256, RS384 or RS512")
+            }
+        }
+        let exchange: TokenExchange
+        switch try section.string("exchange") {
+        case nil, "altinn": exchange = .altinn
+        case "none": exchange = .none
+        case let other?: throw section.error(.invalidValue, "exchange", "\"\(other)\" is not an exchange: use altinn or none")
+        }
+        if exchange == .altinn && environment.altinnPlatform == nil {
+            throw section.error(.invalidValue, "exchange", "environment \"\(environment.name)\" has no altinn_platform; add one or set exchange: none")
+        }
+        let testOrg = try section.bool("altinn_test_org") ?? false
+        if testOrg && exchange == .none {
+            throw section.error(.invalidValue, "altinn_test_org", "altinn_test_org applies to the Altinn exchange, but exchange is none")
+        }
+        let resource = try section.stringList("resource")
+        if let resource {
+            guard !resource.isEmpty else { throw section.error(.invalidValue, "resource", "the list is empty; leave resource out instead") }
+            for item in resource where item.isEmpty || item.containsWhitespace {
+                throw section.error(.invalidValue, "resource", "\"\(item)\" is not a resource: each is one URL or URN without white space")
+            }
+        }
+        let consumerOrg = try organisationNumber(section, "consumer_org")
+        let systemUserOrg = try organisationNumber(section, "system_user_org")
+        let externalRef = try section.string("system_user_external_ref")
+        if externalRef != nil && systemUserOrg == nil {
+            throw section.error(.invalidValue, "system_user_external_ref", "system_user_external_ref needs system_user_org")
+        }
+        let allow = try parseAccessList(section.mapping("allow", known: Self.allowKeys))
+        return Profile(
+            name: name, environment: environment, clientID: clientID, scopes: scopes, keySource: source, kid: kid,
+            algorithm: algorithm, exchange: exchange, altinnTestOrg: testOrg, resource: resource,
+            consumerOrg: consumerOrg, systemUserOrg: systemUserOrg, systemUserExternalRef: externalRef, allow: allow
+        )
+    }
+
+    func parseKey(_ section: YAMLMapping) throws -> (KeySource, kid: String?) {
+        var sources: [KeySource] = []
+        if let path = try section.string("encoded_jwk_file") { sources.append(.encodedJwkFile(path: absolutePath(path))) }
+        if let variable = try section.string("encoded_jwk_env") {
+            guard !variable.isEmpty, variable.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+                throw section.error(.invalidValue, "encoded_jwk_env", "\"\(variable)\" is not an environment variable name")
+            }
+            sources.append(.encodedJwkEnvironment(variable: variable))
+        }
+        if let name = try section.string("encoded_jwk_credential") {
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                throw section.error(.invalidValue, "encoded_jwk_credential", "\"\(name)\" is not a credential name (the file name given to LoadCredential=)")
+            }
+            sources.append(.encodedJwkCredential(name: name))
+        }
+        let certificate = try section.string("certificate_file")
+        let privateKey = try section.string("private_key_file")
+        switch (certificate, privateKey) {
+        case let (certificate?, privateKey?):
+            sources.append(.certificate(certificateFile: absolutePath(certificate), privateKeyFile: absolutePath(privateKey)))
+        case (.some, nil):
+            throw section.error(.keySource, "certificate_file", "certificate_file needs private_key_file, the certificate's private key in PEM")
+        case (nil, .some):
+            throw section.error(.keySource, "private_key_file", "private_key_file goes with certificate_file (a business certificate); for a JWK use encoded_jwk_file")
+        case (nil, nil):
+            break
+        }
+        let kid = try section.string("kid")
+        switch sources.count {
+        case 0:
+            throw ConfigError(.keySource, file: file, keyPath: section.path, line: section.line, "no key source: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
+        case 1:
+            break
+        default:
+            throw ConfigError(.keySource, file: file, keyPath: section.path, line: section.line, "exactly one key source is allowed, found \(sources.map(\.configKey).joined(separator: " and "))")
+        }
+        if case .certificate = sources[0], kid != nil {
+            throw section.error(.keySource, "kid", "a business certificate key sends x5c, not kid: remove kid")
+        }
+        return (sources[0], kid)
+    }
+
+    func parsePlatformAccessToken(name: String, _ section: YAMLMapping) throws -> PlatformAccessTokenSettings {
+        try checkName(name, section: section)
+        var settings = PlatformAccessTokenSettings(
+            name: name,
+            issuer: try section.requiredString("issuer", what: "the issuer (your org code, such as ttd, or platform)"),
+            app: try section.requiredString("app", what: "the app name"),
+            certificateFile: absolutePath(try section.requiredString("certificate_file", what: "the certificate file")),
+            privateKeyFile: absolutePath(try section.requiredString("private_key_file", what: "the private key file"))
+        )
+        if let lifetime = try section.integer("lifetime_seconds") {
+            guard (30...3600).contains(lifetime) else {
+                throw section.error(.invalidValue, "lifetime_seconds", "must be between 30 and 3600 seconds, found \(lifetime)")
+            }
+            settings.lifetimeSeconds = lifetime
+        }
+        settings.allow = try parseAccessList(section.mapping("allow", known: Self.allowKeys))
+        return settings
+    }
+
+    func parseAccessList(_ section: YAMLMapping?) throws -> AccessList? {
+        guard let section else { return nil }
+        var list = AccessList()
+        list.users = try section.stringList("users") ?? []
+        list.groups = try section.stringList("groups") ?? []
+        list.uids = try (section.stringList("uids") ?? []).map { text in
+            guard let uid = UInt32(text) else { throw section.error(.invalidValue, "uids", "\"\(text)\" is not a numeric user id") }
+            return uid
+        }
+        for name in list.users + list.groups where name.isEmpty || name.containsWhitespace || name.contains(":") {
+            throw section.error(.invalidValue, list.users.contains(name) ? "users" : "groups", "\"\(name)\" is not a user or group name")
+        }
+        return list
+    }
+
+    // MARK: Values
+
+    /// Profile, environment and token names appear in URL paths and metrics: keep them plain.
+    func checkName(_ name: String, section: YAMLMapping) throws {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        }
+        guard allowed, !name.isEmpty, name.utf8.count <= 64, name != ".", name != ".." else {
+            throw ConfigError(.invalidValue, file: file, keyPath: section.path, line: section.line, "\"\(name)\" is not a usable name: use up to 64 letters, digits, '-', '_' and '.'")
+        }
+    }
+
+    func organisationNumber(_ section: YAMLMapping, _ key: String) throws -> OrganisationNumber? {
+        guard let text = try section.string(key) else { return nil }
+        do {
+            return try OrganisationNumber(text)
+        } catch {
+            throw section.error(.invalidValue, key, error.reason)
+        }
+    }
+
+    /// An `https://` URL, or `http://` to a loopback host.
+    func url(_ section: YAMLMapping, _ key: String, required: Bool) throws -> String? {
+        guard let text = try required ? section.requiredString(key, what: "\(key)") : section.string(key) else { return nil }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty else {
+            throw section.error(.invalidValue, key, "\"\(text)\" is not an absolute URL")
+        }
+        guard components.query == nil, components.fragment == nil, components.user == nil, components.password == nil else {
+            throw section.error(.invalidValue, key, "\"\(text)\" must not carry a query, fragment or user info")
+        }
+        switch scheme {
+        case "https":
+            return text
+        case "http":
+            guard Self.isLoopback(host) else {
+                throw section.error(.insecureEndpoint, key, "plain http:// is allowed only to loopback hosts (127.0.0.0/8, ::1, localhost); use https:// for \(host)")
+            }
+            return text
+        default:
+            throw section.error(.invalidValue, key, "\"\(text)\" must use https://")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare.lowercased() == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
+    func absolutePath(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
+    }
+}

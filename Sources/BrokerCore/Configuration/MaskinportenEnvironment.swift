@@ -1,0 +1,42 @@
+/// Where one Maskinporten and one Altinn platform live: the built-in ones of SPEC.md, or one
+/// defined under `environments` (such as the local emulator).
+public struct MaskinportenEnvironment: Sendable, Hashable {
+    /// The name used in profiles (`prod`, `tt02`, `local`, ...).
+    public var name: String
+    /// Maskinporten's issuer: the exact `aud` of every grant.
+    public var issuer: String
+    /// Where grants are exchanged for tokens.
+    public var tokenEndpoint: String
+    /// The Altinn platform base URL (no trailing slash), when this environment has one.
+    public var altinnPlatform: String?
+    /// Extra PEM trust anchors for `https` to this environment.
+    public var caFile: String?
+
+    /// Creates an environment.
+    public init(name: String, issuer: String, tokenEndpoint: String? = nil, altinnPlatform: String?, caFile: String? = nil) {
+        self.name = name
+        self.issuer = issuer
+        self.tokenEndpoint = tokenEndpoint ?? Self.defaultTokenEndpoint(issuer: issuer)
+        self.altinnPlatform = altinnPlatform.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.caFile = caFile
+    }
+
+    /// Maskinporten's token endpoint is the issuer followed by `token`.
+    static func defaultTokenEndpoint(issuer: String) -> String {
+        issuer.hasSuffix("/") ? issuer + "token" : issuer + "/token"
+    }
+
+    /// The environments every installation knows.
+    public static let builtIn: [String: MaskinportenEnvironment] = {
+        let production = "https://maskinporten.no/"
+        let test = "https://test.maskinporten.no/"
+        var table: [String: MaskinportenEnvironment] = [
+            "prod": .init(name: "prod", issuer: production, altinnPlatform: "https://platform.altinn.no"),
+            "tt02": .init(name: "tt02", issuer: test, altinnPlatform: "https://platform.tt02.altinn.no"),
+        ]
+        for name in ["at22", "at23", "at24", "yt01"] {
+            table[name] = .init(name: name, issuer: test, altinnPlatform: "https://platform.\(name).altinn.cloud")
+        }
+        return table
+    }()
+}

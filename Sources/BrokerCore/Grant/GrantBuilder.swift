@@ -1,0 +1,121 @@
+import BrokerCrypto
+public import Foundation
+
+/// The claims of a Maskinporten JWT grant, exactly as Digdir's "JWT grant" page lists them; no
+/// others (Maskinporten refuses extra claims).
+public struct GrantClaims: Codable, Sendable, Equatable {
+    /// Maskinporten's issuer, exactly.
+    public var aud: String
+    /// The client id.
+    public var iss: String
+    /// Issued at, seconds since the epoch.
+    public var iat: Int
+    /// Expiry, at most 120 s after `iat`.
+    public var exp: Int
+    /// Unique per grant: Maskinporten refuses a grant it has seen.
+    public var jti: String
+    /// Space-separated scopes.
+    public var scope: String
+    /// Audience-restricted token: the resources, as a JSON array.
+    public var resource: [String]?
+    /// Delegation: the organisation number the token is for.
+    public var consumerOrg: String?
+    /// System user, as `[{"type":"urn:altinn:systemuser",...}]`.
+    public var authorizationDetails: [SystemUserAuthorization]?
+
+    enum CodingKeys: String, CodingKey {
+        case aud, iss, iat, exp, jti, scope, resource
+        case consumerOrg = "consumer_org"
+        case authorizationDetails = "authorization_details"
+    }
+}
+
+/// One `authorization_details` entry for an Altinn system user.
+public struct SystemUserAuthorization: Codable, Sendable, Equatable {
+    /// The organisation that owns the system user.
+    public struct Organisation: Codable, Sendable, Equatable {
+        /// Always `iso6523-actorid-upis`.
+        public var authority: String
+        /// `0192:<organisation number>`.
+        public var id: String
+
+        enum CodingKeys: String, CodingKey {
+            case authority
+            case id = "ID"
+        }
+    }
+
+    /// Always `urn:altinn:systemuser`.
+    public var type: String
+    /// The organisation owning the system user.
+    public var systemUserOrganisation: Organisation
+    /// The system user's external reference, when it has one.
+    public var externalRef: String?
+
+    /// The entry for the system user of `organisation`.
+    public init(organisation: OrganisationNumber, externalRef: String?) {
+        type = "urn:altinn:systemuser"
+        systemUserOrganisation = Organisation(authority: "iso6523-actorid-upis", id: "0192:\(organisation.digits)")
+        self.externalRef = externalRef
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type
+        case systemUserOrganisation = "systemuser_org"
+        case externalRef
+    }
+}
+
+/// The JWS header of a grant: `alg` and either `kid` or `x5c`.
+public struct GrantHeader: Codable, Sendable, Equatable {
+    /// RS256, RS384 or RS512.
+    public var alg: String
+    /// The key id registered on the integration.
+    public var kid: String?
+    /// The business certificate chain, leaf first, standard Base64 DER.
+    public var x5c: [String]?
+}
+
+/// Builds and signs grants for one profile.
+public struct GrantBuilder: Sendable {
+    /// `exp - iat`: the longest Maskinporten allows.
+    public static let lifetimeSeconds = 120
+
+    /// The profile the grants are for.
+    public let profile: Profile
+    /// Its key.
+    public let credentials: SigningCredentials
+    private let header: GrantHeader
+
+    /// A builder for `profile` signing with `credentials`.
+    public init(profile: Profile, credentials: SigningCredentials) {
+        self.profile = profile
+        self.credentials = credentials
+        header = GrantHeader(
+            alg: credentials.algorithm.rawValue,
+            kid: credentials.certificateChain == nil ? credentials.kid : nil,
+            x5c: credentials.certificateChain?.map { Base64.standardEncoded($0.der) }
+        )
+    }
+
+    /// The claims of a grant issued at `now`.
+    public func claims(now: Date, jti: String = UUID().uuidString.lowercased()) -> GrantClaims {
+        let issuedAt = Int(now.timeIntervalSince1970)
+        return GrantClaims(
+            aud: profile.environment.issuer,
+            iss: profile.clientID,
+            iat: issuedAt,
+            exp: issuedAt + Self.lifetimeSeconds,
+            jti: jti,
+            scope: profile.scopes.joined(separator: " "),
+            resource: profile.resource,
+            consumerOrg: profile.consumerOrg?.digits,
+            authorizationDetails: profile.systemUserOrg.map { [SystemUserAuthorization(organisation: $0, externalRef: profile.systemUserExternalRef)] }
+        )
+    }
+
+    /// A signed grant, issued now, with a fresh `jti`.
+    public func makeGrant(now: Date = Date()) throws -> String {
+        try JWS.sign(header: header, payload: claims(now: now), key: credentials.privateKey, algorithm: credentials.algorithm)
+    }
+}

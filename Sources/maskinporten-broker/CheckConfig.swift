@@ -1,0 +1,23 @@
+import ArgumentParser
+import BrokerCore
+
+/// `check-config`: validates the configuration and every key without starting anything.
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate the configuration file and every key, without starting anything.",
+        discussion: "Prints each profile's environment, client id, kid, key size and algorithm. On error, names the file, the key path and what is wrong, and exits 1."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let path = ConfigLoader.resolvePath(explicit: options.config)
+        let check = ConfigCheck.run(path: path)
+        print(check.report, terminator: "")
+        for error in check.errors {
+            printError("error: \(error)")
+        }
+        if !check.errors.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,40 @@
+import BrokerCore
+import BrokerTestSupport
+import Foundation
+
+/// Keys shared by this module's tests: key generation is the slow part.
+enum Keys {
+    static let rsa2048: TestKey = try! TestKey.rsa(bits: 2048)
+    static let other2048: TestKey = try! TestKey.rsa(bits: 2048)
+}
+
+/// A configuration directory with a key file, for one test.
+struct ConfigFixture {
+    let directory: TemporaryDirectory
+    let keyPath: String
+
+    init(key: TestKey = Keys.rsa2048, kid: String? = "test-kid") throws {
+        directory = try TemporaryDirectory(prefix: "config")
+        keyPath = try directory.write("notifications.jwk", Data(key.jwkJSON(kid: kid).utf8).base64EncodedString() + "\n", mode: 0o600)
+    }
+
+    /// A valid profile section, which tests change one line at a time.
+    static let profile = """
+        profiles:
+          notifications:
+            environment: tt02
+            client_id: 2f3c9a1e-0000-4000-8000-000000000000
+            scopes: [altinn:serviceowner/notifications.create]
+            key:
+              encoded_jwk_file: notifications.jwk
+        """
+
+    /// Writes `yaml` as broker.yaml and returns its path.
+    func write(_ yaml: String) throws -> String {
+        try directory.write("broker.yaml", yaml, mode: 0o644)
+    }
+
+    func load(_ yaml: String) throws -> BrokerConfiguration {
+        try ConfigLoader.load(path: write(yaml))
+    }
+}
