@@ -13,9 +13,9 @@ struct ConfigFixture {
     let directory: TemporaryDirectory
     let keyPath: String
 
-    init(key: TestKey = Keys.rsa2048, kid: String? = "test-kid") throws {
+    init(key: TestKey = Keys.rsa2048, kid: String? = "test-kid", alg: String? = "RS256") throws {
         directory = try TemporaryDirectory(prefix: "config")
-        keyPath = try directory.write("notifications.jwk", Data(key.jwkJSON(kid: kid).utf8).base64EncodedString() + "\n", mode: 0o600)
+        keyPath = try directory.write("notifications.jwk", Data(key.jwkJSON(kid: kid, alg: alg).utf8).base64EncodedString() + "\n", mode: 0o600)
     }
 
     /// A valid profile section, which tests change one line at a time.

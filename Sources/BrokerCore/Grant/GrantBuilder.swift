@@ -23,6 +23,22 @@ public struct GrantClaims: Codable, Sendable, Equatable {
     /// System user, as `[{"type":"urn:altinn:systemuser",...}]`.
     public var authorizationDetails: [SystemUserAuthorization]?
 
+    /// Claims with the given values.
+    public init(
+        aud: String, iss: String, iat: Int, exp: Int, jti: String, scope: String,
+        resource: [String]? = nil, consumerOrg: String? = nil, authorizationDetails: [SystemUserAuthorization]? = nil
+    ) {
+        self.aud = aud
+        self.iss = iss
+        self.iat = iat
+        self.exp = exp
+        self.jti = jti
+        self.scope = scope
+        self.resource = resource
+        self.consumerOrg = consumerOrg
+        self.authorizationDetails = authorizationDetails
+    }
+
     enum CodingKeys: String, CodingKey {
         case aud, iss, iat, exp, jti, scope, resource
         case consumerOrg = "consumer_org"

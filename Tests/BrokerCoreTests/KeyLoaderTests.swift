@@ -1,0 +1,147 @@
+import BrokerCore
+import BrokerCrypto
+import BrokerTestSupport
+import Foundation
+import Testing
+
+@Suite("Key sources")
+struct KeyLoaderTests {
+    func profile(_ fixture: ConfigFixture, key: String, extra: String = "") throws -> (Profile, String) {
+        let yaml = ConfigFixture.profile.replacingOccurrences(of: "      encoded_jwk_file: notifications.jwk", with: key) + extra
+        let path = try fixture.write(yaml)
+        return (try #require(ConfigLoader.load(path: path).profiles.first), path)
+    }
+
+    @Test("an EncodedJwk file with mode 0600 loads, with the JWK's kid")
+    func fileSource() throws {
+        let fixture = try ConfigFixture()
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_file: notifications.jwk")
+        let credentials = try KeyLoader(environment: [:]).load(profile, file: path)
+        #expect(credentials.kid == "test-kid")
+        #expect(credentials.algorithm == .rs256)
+        #expect(credentials.privateKey.bits == 2048)
+        #expect(credentials.certificateChain == nil)
+    }
+
+    @Test("a key file readable by group or others is refused with the chmod that fixes it", arguments: [0o644, 0o640, 0o604, 0o660])
+    func filePermissions(_ mode: Int) throws {
+        let fixture = try ConfigFixture()
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: fixture.keyPath)
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_file: notifications.jwk")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(profile, file: path) }
+        #expect(error?.code == .keyPermissions)
+        #expect(error?.keyPath == "profiles.notifications.key.encoded_jwk_file")
+        #expect(error?.message.contains("mode 0\(String(mode, radix: 8))") == true)
+        #expect(error?.message.hasSuffix("run: chmod 600 \(fixture.keyPath)") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("an EncodedJwk in an environment variable loads; a missing variable is named")
+    func environmentSource() throws {
+        let fixture = try ConfigFixture()
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_env: NOTIFICATIONS_JWK")
+        let credentials = try KeyLoader(environment: ["NOTIFICATIONS_JWK": Keys.rsa2048.encodedJwk(kid: "env-kid")]).load(profile, file: path)
+        #expect(credentials.kid == "env-kid")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(profile, file: path) }
+        #expect(error?.message == "the environment variable NOTIFICATIONS_JWK is not set or empty")
+        #expect(error?.keyPath == "profiles.notifications.key.encoded_jwk_env")
+    }
+
+    @Test("an EncodedJwk systemd credential loads from $CREDENTIALS_DIRECTORY")
+    func credentialSource() throws {
+        let fixture = try ConfigFixture()
+        let credentials = try TemporaryDirectory(prefix: "credentials")
+        try credentials.write("notifications-jwk", Keys.rsa2048.encodedJwk(kid: "cred-kid"), mode: 0o400)
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_credential: notifications-jwk")
+        let loaded = try KeyLoader(environment: ["CREDENTIALS_DIRECTORY": credentials.url.path]).load(profile, file: path)
+        #expect(loaded.kid == "cred-kid")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(profile, file: path) }
+        #expect(error?.message.contains("$CREDENTIALS_DIRECTORY is not set") == true)
+        let missing = #expect(throws: ConfigError.self) {
+            try KeyLoader(environment: ["CREDENTIALS_DIRECTORY": fixture.directory.url.path + "/none"]).load(profile, file: path)
+        }
+        #expect(missing?.message.contains("does not exist") == true)
+    }
+
+    @Test("kid: override, selection from a JWK Set, and a JWK without kid")
+    func kidHandling() throws {
+        let fixture = try ConfigFixture(kid: nil)
+        let (plain, path) = try profile(fixture, key: "      encoded_jwk_file: notifications.jwk")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(plain, file: path) }
+        #expect(error?.message.contains("the JWK has no kid") == true)
+        let (overridden, path2) = try profile(fixture, key: "      encoded_jwk_file: notifications.jwk\n      kid: registered-kid")
+        #expect(try KeyLoader(environment: [:]).load(overridden, file: path2).kid == "registered-kid")
+        let set = "{\"keys\":[\(Keys.other2048.jwkJSON(kid: "old")),\(Keys.rsa2048.jwkJSON(kid: "new"))]}"
+        try fixture.directory.write("set.jwk", Data(set.utf8).base64EncodedString(), mode: 0o600)
+        let (chosen, path3) = try profile(fixture, key: "      encoded_jwk_file: set.jwk\n      kid: new")
+        #expect(try KeyLoader(environment: [:]).load(chosen, file: path3).kid == "new")
+        let (ambiguous, path4) = try profile(fixture, key: "      encoded_jwk_file: set.jwk")
+        let setError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(ambiguous, file: path4) }
+        #expect(setError?.cryptoCode == .ambiguousKeySet)
+        #expect(setError?.message.contains("name the one to use with key.kid") == true)
+    }
+
+    @Test("the JWK's alg is used unless configured, and a disagreement is refused")
+    func algorithmFromJWK() throws {
+        let fixture = try ConfigFixture()
+        try fixture.directory.write("rs512.jwk", Data(Keys.rsa2048.jwkJSON(alg: "RS512").utf8).base64EncodedString(), mode: 0o600)
+        let (fromJWK, path) = try profile(fixture, key: "      encoded_jwk_file: rs512.jwk")
+        #expect(try KeyLoader(environment: [:]).load(fromJWK, file: path).algorithm == .rs512)
+        let (conflict, path2) = try profile(fixture, key: "      encoded_jwk_file: rs512.jwk", extra: "\n    algorithm: RS256")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(conflict, file: path2) }
+        #expect(error?.keyPath == "profiles.notifications.algorithm")
+        #expect(error?.message.contains("marked for RS512") == true)
+    }
+
+    @Test("a bad key in the file is reported at its key path with the parser's reason")
+    func badKeyFile() throws {
+        let fixture = try ConfigFixture()
+        try fixture.directory.write("small.jwk", try TestKey.rsa(bits: 1024).encodedJwk(), mode: 0o600)
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_file: small.jwk")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(profile, file: path) }
+        #expect(error?.code == .invalidKey)
+        #expect(error?.cryptoCode == .keyTooSmall)
+        #expect(error?.description == "\(path): profiles.notifications.key.encoded_jwk_file: the RSA key has 1024 bits; at least 2048 are required")
+    }
+
+    // MARK: - Business certificates
+
+    @Test("a certificate and its key load; a mismatched, expired or out-of-order chain is refused")
+    func certificateSource() throws {
+        let fixture = try ConfigFixture()
+        let dir = fixture.directory
+        try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "30", "-subj", "/CN=Test CA")
+        try Command.openssl("req", "-new", "-key", Keys.rsa2048.pkcs8Path, "-out", dir.path("leaf.csr"), "-subj", "/CN=Leaf/serialNumber=991825827")
+        try Command.openssl("x509", "-req", "-in", dir.path("leaf.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial", "-out", dir.path("leaf.pem"), "-days", "10")
+        let leaf = try String(contentsOfFile: dir.path("leaf.pem"), encoding: .utf8)
+        let ca = try String(contentsOfFile: dir.path("ca.pem"), encoding: .utf8)
+        try dir.write("chain.pem", leaf + ca, mode: 0o644)
+        try dir.write("reversed.pem", ca + leaf, mode: 0o644)
+        try dir.write("key.pem", Data(contentsOf: URL(fileURLWithPath: Keys.rsa2048.pkcs8Path)), mode: 0o600)
+        try dir.write("other.pem", Data(contentsOf: URL(fileURLWithPath: Keys.other2048.pkcs8Path)), mode: 0o600)
+
+        let (good, path) = try profile(fixture, key: "      certificate_file: chain.pem\n      private_key_file: key.pem")
+        let credentials = try KeyLoader(environment: [:]).load(good, file: path)
+        #expect(credentials.kid == nil)
+        #expect(credentials.certificateChain?.count == 2)
+        #expect(credentials.certificateChain?.first?.subjectSerialNumber == "991825827")
+
+        let (mismatch, path2) = try profile(fixture, key: "      certificate_file: chain.pem\n      private_key_file: other.pem")
+        let mismatchError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(mismatch, file: path2) }
+        #expect(mismatchError?.cryptoCode == .certificateKeyMismatch)
+        #expect(mismatchError?.keyPath == "profiles.notifications.key.certificate_file")
+
+        let (reversed, path3) = try profile(fixture, key: "      certificate_file: reversed.pem\n      private_key_file: key.pem")
+        let orderError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(reversed, file: path3) }
+        #expect(orderError?.cryptoCode == .certificateKeyMismatch, "the leaf must come first: \(orderError?.message ?? "")")
+
+        let expired = #expect(throws: ConfigError.self) {
+            try KeyLoader(environment: [:], now: Date().addingTimeInterval(20 * 86_400)).load(good, file: path)
+        }
+        #expect(expired?.message.contains("expired on") == true)
+
+        try dir.write("gapped.pem", leaf + leaf, mode: 0o644)
+        let (gapped, path4) = try profile(fixture, key: "      certificate_file: gapped.pem\n      private_key_file: key.pem")
+        let gapError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(gapped, file: path4) }
+        #expect(gapError?.message.contains("out of order") == true)
+    }
+}
