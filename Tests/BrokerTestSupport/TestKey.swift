@@ -81,8 +81,8 @@ public struct TestKey: Sendable {
     }
 
     /// The EncodedJwk as Digdir's tools and most generators give it: standard Base64 of the JWK.
-    public func encodedJwk(kid: String? = "test-kid") -> String {
-        Data(jwkJSON(kid: kid).utf8).base64EncodedString()
+    public func encodedJwk(kid: String? = "test-kid", alg: String? = "RS256") -> String {
+        Data(jwkJSON(kid: kid, alg: alg).utf8).base64EncodedString()
     }
 
     /// Renders a flat string map as a JSON object.

@@ -1,0 +1,28 @@
+import Foundation
+
+/// The built `maskinporten-broker` executable, run by the integration tests as a user would.
+public enum BrokerExecutable {
+    /// `$MASKINPORTEN_BROKER_BIN`, else the executable next to the test bundle (the same build
+    /// directory `swift test` built both into).
+    public static var path: String {
+        get throws {
+            if let explicit = ProcessInfo.processInfo.environment["MASKINPORTEN_BROKER_BIN"], !explicit.isEmpty {
+                return explicit
+            }
+            var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            // The bundle may be a directory (`*.xctest/...`) on some platforms.
+            while directory.path != "/" {
+                let candidate = directory.appendingPathComponent("maskinporten-broker").path
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+                directory.deleteLastPathComponent()
+            }
+            throw TestSupportError("maskinporten-broker executable not found next to \(CommandLine.arguments[0]); set MASKINPORTEN_BROKER_BIN")
+        }
+    }
+
+    /// Runs the executable with `arguments`.
+    @discardableResult
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Command.Result {
+        try Command.run(path, arguments, environment: environment)
+    }
+}

@@ -1,0 +1,127 @@
+import BrokerTestSupport
+import Foundation
+import Testing
+
+/// The executable as users run it: real files, real exit codes, openssl to check its output.
+@Suite("Command line: check-config and sign-grant")
+struct CommandLineTests {
+    static let key: TestKey = try! TestKey.rsa(bits: 2048)
+
+    /// A config directory with one EncodedJwk profile and one business-certificate profile.
+    struct Setup {
+        let directory: TemporaryDirectory
+        let config: String
+
+        init(jwkMode: Int = 0o600, extra: String = "") throws {
+            directory = try TemporaryDirectory(prefix: "cli")
+            try directory.write("notifications.jwk", CommandLineTests.key.encodedJwk(kid: "cli-kid", alg: nil), mode: jwkMode)
+            try Command.openssl("req", "-x509", "-key", CommandLineTests.key.pkcs8Path, "-out", directory.path("org.pem"), "-days", "30", "-subj", "/CN=Testorg AS/serialNumber=991825827")
+            try directory.write("org.key", Data(contentsOf: URL(fileURLWithPath: CommandLineTests.key.pkcs8Path)), mode: 0o600)
+            config = try directory.write("broker.yaml", """
+                profiles:
+                  notifications:
+                    environment: tt02
+                    client_id: 2f3c9a1e-0000-4000-8000-000000000000
+                    scopes: [altinn:serviceowner/notifications.create]
+                    key:
+                      encoded_jwk_file: notifications.jwk
+                    algorithm: RS384
+                    allow:
+                      users: [notifier]
+                  business:
+                    environment: prod
+                    client_id: 11111111-2222-3333-4444-555555555555
+                    scopes: [altinn:serviceowner/notifications.create, altinn:serviceowner/instances.read]
+                    key:
+                      certificate_file: org.pem
+                      private_key_file: org.key
+                    exchange: none
+                \(extra)
+                """, mode: 0o644)
+        }
+    }
+
+    @Test("check-config prints each profile's environment, client id, kid, key size and algorithm")
+    func checkConfigReport() throws {
+        let setup = try Setup()
+        let result = try BrokerExecutable.run(["check-config", "--config", setup.config])
+        #expect(result.status == 0, "\(result.errorOutput)")
+        #expect(result.errorOutput.isEmpty)
+        let out = result.output
+        #expect(out.contains("profile notifications\n  environment:  tt02 (aud https://test.maskinporten.no/, token endpoint https://test.maskinporten.no/token)\n  client id:    2f3c9a1e-0000-4000-8000-000000000000\n  kid:          cli-kid\n  key:          RSA 2048 bits, EncodedJwk file \(setup.directory.path("notifications.jwk"))\n  algorithm:    RS384\n"), "\(out)")
+        #expect(out.contains("profile business\n  environment:  prod (aud https://maskinporten.no/"), "\(out)")
+        #expect(out.contains("  x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "), "\(out)")
+        #expect(out.contains("organisation 991825827"), "\(out)")
+        #expect(out.hasSuffix("ok: 2 profiles\n"))
+        // The report is about keys but never shows one.
+        for (_, bytes) in Self.key.parts {
+            #expect(!out.contains(String(TestKey.base64url(bytes).prefix(16))))
+        }
+    }
+
+    @Test("check-config finds the file through $MASKINPORTEN_BROKER_CONFIG")
+    func configFromEnvironment() throws {
+        let setup = try Setup()
+        var environment = ProcessInfo.processInfo.environment
+        environment["MASKINPORTEN_BROKER_CONFIG"] = setup.config
+        let result = try BrokerExecutable.run(["check-config"], environment: environment)
+        #expect(result.status == 0, "\(result.errorOutput)")
+        #expect(result.output.hasPrefix("configuration \(setup.config)\n"))
+    }
+
+    @Test("check-config exits 1 naming the file, the key path and the fix")
+    func checkConfigErrors() throws {
+        let setup = try Setup(jwkMode: 0o644)
+        let result = try BrokerExecutable.run(["check-config", "--config", setup.config])
+        #expect(result.status == 1)
+        let keyFile = setup.directory.path("notifications.jwk")
+        #expect(result.errorOutput == "error: \(setup.config): profiles.notifications.key.encoded_jwk_file: \(keyFile) holds a private key but is accessible by group or others (mode 0644); run: chmod 600 \(keyFile)\n")
+        // The other profile is still checked and reported.
+        #expect(result.output.contains("profile business\n  environment:  prod"))
+
+        let typo = try Setup(extra: "socket:\n  mdoe: \"0660\"")
+        let typoResult = try BrokerExecutable.run(["check-config", "--config", typo.config])
+        #expect(typoResult.status == 1)
+        #expect(typoResult.errorOutput.hasPrefix("error: \(typo.config):20: socket.mdoe: unknown key \"mdoe\"; did you mean \"mode\"?"), "\(typoResult.errorOutput)")
+    }
+
+    @Test("sign-grant prints one grant that openssl verifies, with a fresh jti each time")
+    func signGrant() throws {
+        let setup = try Setup()
+        let first = try BrokerExecutable.run(["sign-grant", "notifications", "--config", setup.config])
+        #expect(first.status == 0, "\(first.errorOutput)")
+        let grant = first.output.trimmingCharacters(in: .newlines)
+        #expect(first.output == grant + "\n", "one line")
+        #expect(try Self.key.opensslVerify(jws: grant) == "Verified OK")
+        let header = try JSONSerialization.jsonObject(with: TestKey.decodeBase64url(String(grant.split(separator: ".")[0]))) as? [String: String]
+        #expect(header == ["alg": "RS384", "kid": "cli-kid"])
+        let second = try BrokerExecutable.run(["sign-grant", "notifications", "--config", setup.config]).output
+        func jti(_ jwt: String) throws -> String? {
+            let claims = try JSONSerialization.jsonObject(with: TestKey.decodeBase64url(String(jwt.split(separator: ".")[1]))) as? [String: Any]
+            return claims?["jti"] as? String
+        }
+        #expect(try jti(grant) != jti(second.trimmingCharacters(in: .newlines)))
+
+        let x5c = try BrokerExecutable.run(["sign-grant", "business", "--config", setup.config])
+        #expect(x5c.status == 0, "\(x5c.errorOutput)")
+        #expect(try Self.key.opensslVerify(jws: x5c.output.trimmingCharacters(in: .newlines)) == "Verified OK")
+    }
+
+    @Test("sign-grant for an unknown profile lists the known ones and exits 1")
+    func signGrantUnknownProfile() throws {
+        let setup = try Setup()
+        let result = try BrokerExecutable.run(["sign-grant", "nope", "--config", setup.config])
+        #expect(result.status == 1)
+        #expect(result.output.isEmpty)
+        #expect(result.errorOutput == "error: \(setup.config): no profile \"nope\" (profiles: business, notifications)\n")
+    }
+
+    @Test("--help describes each command")
+    func help() throws {
+        let top = try BrokerExecutable.run(["--help"])
+        #expect(top.status == 0)
+        #expect(top.output.contains("check-config") && top.output.contains("sign-grant"))
+        let check = try BrokerExecutable.run(["check-config", "--help"])
+        #expect(check.output.contains("--config"))
+    }
+}
