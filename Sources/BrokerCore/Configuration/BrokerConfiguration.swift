@@ -144,6 +144,29 @@ public struct Profile: Sendable {
     public var systemUserExternalRef: String?
     /// Who may fetch the tokens; nil means root and the daemon's own user only.
     public var allow: AccessList?
+
+    /// A profile with the given settings; the defaults are those of a file that leaves them out.
+    public init(
+        name: String, environment: MaskinportenEnvironment, clientID: String, scopes: [String], keySource: KeySource,
+        kid: String? = nil, algorithm: SigningAlgorithm? = nil, exchange: TokenExchange = .altinn, altinnTestOrg: Bool = false,
+        resource: [String]? = nil, consumerOrg: OrganisationNumber? = nil, systemUserOrg: OrganisationNumber? = nil,
+        systemUserExternalRef: String? = nil, allow: AccessList? = nil
+    ) {
+        self.name = name
+        self.environment = environment
+        self.clientID = clientID
+        self.scopes = scopes
+        self.keySource = keySource
+        self.kid = kid
+        self.algorithm = algorithm
+        self.exchange = exchange
+        self.altinnTestOrg = altinnTestOrg
+        self.resource = resource
+        self.consumerOrg = consumerOrg
+        self.systemUserOrg = systemUserOrg
+        self.systemUserExternalRef = systemUserExternalRef
+        self.allow = allow
+    }
 }
 
 /// One `platform_access_tokens.<name>` entry.

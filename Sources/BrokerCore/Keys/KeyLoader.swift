@@ -11,6 +11,14 @@ public struct SigningCredentials: Sendable {
     public var certificateChain: [Certificate]?
     /// The algorithm grants are signed with.
     public var algorithm: SigningAlgorithm
+
+    /// Credentials from loaded key material.
+    public init(privateKey: RSAPrivateKey, kid: String?, certificateChain: [Certificate]?, algorithm: SigningAlgorithm) {
+        self.privateKey = privateKey
+        self.kid = kid
+        self.certificateChain = certificateChain
+        self.algorithm = algorithm
+    }
 }
 
 /// Reads key material from the sources a profile names: a file, an environment variable, a
