@@ -28,7 +28,9 @@ struct SignGrant: ParsableCommand {
             }
             let credentials = try KeyLoader().load(profile, file: path)
             print(try GrantBuilder(profile: profile, credentials: credentials).makeGrant())
-        } catch let error as ConfigError {
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
             printError("error: \(error)")
             throw ExitCode(1)
         }
