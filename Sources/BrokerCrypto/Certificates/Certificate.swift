@@ -52,6 +52,18 @@ public struct Certificate: Sendable {
         notAfter = end
     }
 
+    /// One certificate from its DER encoding (an `x5c` entry, decoded).
+    public init(der: [UInt8]) throws {
+        let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_X509(nil, &cursor, buffer.count)
+        }
+        guard let parsed else {
+            throw OpenSSLErrorQueue.error(.invalidCertificate, "the DER data is not an X.509 certificate")
+        }
+        try self.init(taking: parsed)
+    }
+
     // MARK: - Reading PEM
 
     /// Every certificate in PEM text, in file order (for a chain: leaf first). Private key blocks

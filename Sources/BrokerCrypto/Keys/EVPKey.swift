@@ -69,7 +69,7 @@ enum BigNumber {
 ///
 /// Static strings on purpose: `OSSL_PARAM_BLD_push_BN` keeps the name pointer it is given until
 /// the parameters are built, so the name must outlive the call.
-struct RSAParameter: Equatable, CustomStringConvertible {
+struct RSAParameter: Hashable, CustomStringConvertible {
     let name: StaticString
 
     static let n = RSAParameter(name: "n")
@@ -90,4 +90,5 @@ struct RSAParameter: Equatable, CustomStringConvertible {
     var description: String { name.description }
 
     static func == (lhs: Self, rhs: Self) -> Bool { lhs.name.utf8Start == rhs.name.utf8Start }
+    func hash(into hasher: inout Hasher) { hasher.combine(name.utf8Start) }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// A JSON Web Key (RFC 7517) as far as this broker reads it: the RSA members, `kid`, `alg` and
 /// `use`. Members are kept as their base64url text until a key is built from them.
-public struct JWK: Sendable, Decodable {
+public struct JWK: Sendable, Codable, Hashable {
     /// Key type: `RSA` is the only one accepted for signing.
     public var kty: String?
     /// Key id, sent as the JWS header `kid`.

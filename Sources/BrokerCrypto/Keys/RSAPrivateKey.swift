@@ -124,7 +124,7 @@ public struct RSAPrivateKey: Sendable {
         }
     }
 
-    private init(checked key: EVPKey) {
+    init(checked key: EVPKey) {
         backing = key
     }
 }

@@ -1,0 +1,240 @@
+public import BrokerCrypto
+public import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+
+/// A local Maskinporten and Altinn token exchange: registers clients, checks grants by every
+/// rule of Maskinporten's JWT grant, issues signed tokens, exchanges them for Altinn tokens, and
+/// lets tests inject faults and count calls.
+///
+/// `Emulator` holds the behaviour; `EmulatorServer` puts it on HTTP.
+public final class Emulator: Sendable {
+    /// Maskinporten's issuer: the `aud` grants must carry (`http://127.0.0.1:PORT/`).
+    public let issuer: String
+    /// Where grants are sent.
+    public var tokenEndpoint: String { issuer + "token" }
+    /// The Altinn platform base URL (the same server).
+    public var altinnPlatform: String { String(issuer.dropLast()) }
+
+    let signingKey: RSAPrivateKey
+    let signingKeyID: String
+    let stateDirectory: URL?
+    let logger: Logger
+    private let state: NIOLockedValueBox<State>
+
+    struct State {
+        var clients: [String: RegisteredClient] = [:]
+        var usedJTIs: [String: Int] = [:]
+        var faults: [FaultTarget: Fault] = [:]
+        var settings = EmulatorSettings()
+        var stats = EmulatorStats()
+    }
+
+    /// An emulator answering as `issuer`. With a state directory, the signing key and the
+    /// registered clients are kept there across restarts.
+    public init(issuer: String, stateDirectory: URL? = nil, logger: Logger = Logger(label: "maskinporten-emulator")) throws {
+        self.issuer = issuer.hasSuffix("/") ? issuer : issuer + "/"
+        self.stateDirectory = stateDirectory
+        self.logger = logger
+        var initial = State()
+        if let stateDirectory {
+            try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            signingKey = try Self.loadOrCreateKey(at: stateDirectory.appendingPathComponent("signing-key.pem"))
+            let clientsFile = stateDirectory.appendingPathComponent("clients.json")
+            if let data = try? Data(contentsOf: clientsFile) {
+                for client in try JSONDecoder().decode([RegisteredClient].self, from: data) {
+                    initial.clients[client.clientID] = client
+                }
+            }
+        } else {
+            signingKey = try RSAPrivateKey.generate()
+        }
+        signingKeyID = "emulator-" + Digest.fingerprint(try signingKey.publicKey.jwk().n ?? "")
+        state = NIOLockedValueBox(initial)
+    }
+
+    // MARK: - Control
+
+    /// Registers (or replaces) a client.
+    public func register(_ client: RegisteredClient) {
+        let clients = state.withLockedValue { state in
+            state.clients[client.clientID] = client
+            return Array(state.clients.values)
+        }
+        persist(clients)
+        logger.info("registered client", metadata: ["client_id": "\(client.clientID)", "kids": "\(client.keys.compactMap(\.kid))", "certificates": "\(client.certificates.count)"])
+    }
+
+    /// The registered clients.
+    public var clients: [RegisteredClient] {
+        state.withLockedValue { Array($0.clients.values) }
+    }
+
+    /// Injects `fault` into `target`'s answers (replacing any earlier one).
+    public func inject(_ fault: Fault, into target: FaultTarget) {
+        state.withLockedValue { $0.faults[target] = fault }
+    }
+
+    /// Removes every fault.
+    public func clearFaults() {
+        state.withLockedValue { $0.faults = [:] }
+    }
+
+    /// What the emulator issues.
+    public var settings: EmulatorSettings {
+        get { state.withLockedValue { $0.settings } }
+        set { state.withLockedValue { $0.settings = newValue } }
+    }
+
+    /// Request counters since start or the last reset.
+    public var stats: EmulatorStats {
+        state.withLockedValue { $0.stats }
+    }
+
+    /// Zeroes the counters.
+    public func resetStats() {
+        state.withLockedValue { $0.stats = EmulatorStats() }
+    }
+
+    /// The emulator's public signing key, as a JWK Set (for verifying its tokens).
+    public var jwks: [JWK] {
+        [(try? signingKey.publicKey.jwk(kid: signingKeyID, algorithm: .rs256)) ?? JWK()]
+    }
+
+    // MARK: - Faults
+
+    /// The fault for `target`, counting it down; nil when none applies.
+    func takeFault(_ target: FaultTarget) -> Fault? {
+        state.withLockedValue { state in
+            guard var fault = state.faults[target] else { return nil }
+            if let count = fault.count {
+                if count <= 1 { state.faults[target] = nil } else { fault.count = count - 1; state.faults[target] = fault }
+            }
+            state.stats.faultsInjected += 1
+            return fault
+        }
+    }
+
+    func count(_ update: (inout EmulatorStats) -> Void) {
+        state.withLockedValue { update(&$0.stats) }
+    }
+
+    // MARK: - Token endpoint
+
+    /// The answer to a grant: an access token, or the rule the grant broke.
+    func issueToken(assertion: String, now: Date = Date()) -> Result<[String: JSONValue], GrantRefusal> {
+        let (clients, settings) = state.withLockedValue { ($0.clients, $0.settings) }
+        let validator = GrantValidator(issuer: issuer, clients: clients, now: now)
+        let grant: ValidatedGrant
+        switch validator.validate(assertion) {
+        case .failure(let violation): return .failure(violation)
+        case .success(let validated): grant = validated
+        }
+        // jti: checked and recorded in one step, so two copies of a grant racing each other
+        // cannot both pass.
+        if let jti = grant.jti {
+            let reused = state.withLockedValue { state -> Bool in
+                let clock = Int(now.timeIntervalSince1970)
+                state.usedJTIs = state.usedJTIs.filter { $0.value + 20 >= clock }
+                let key = "\(grant.clientID)|\(jti)"
+                if state.usedJTIs[key] != nil { return true }
+                state.usedJTIs[key] = grant.expiresAt
+                return false
+            }
+            if reused { return .failure(GrantRefusal(.reusedJTI)) }
+        }
+        let issuedAt = Int(now.timeIntervalSince1970)
+        var claims: [String: JSONValue] = [
+            "iss": .string(issuer), "client_id": .string(grant.clientID), "scope": .string(grant.scopes.joined(separator: " ")),
+            "token_type": .string("Bearer"), "iat": .number(Double(issuedAt)), "exp": .number(Double(issuedAt + settings.tokenLifetime)),
+            "jti": .string(UUID().uuidString.lowercased()), "client_amr": .string("private_key_jwt"),
+        ]
+        if let org = grant.consumerOrg {
+            claims["consumer"] = .object(["authority": .string("iso6523-actorid-upis"), "ID": .string("0192:\(org)")])
+        }
+        if let resource = grant.resource { claims["aud"] = .array(resource.map(JSONValue.string)) }
+        guard let token = try? sign(claims) else { return .failure(GrantRefusal(.badSignature, "the emulator could not sign")) }
+        return .success([
+            "access_token": .string(token), "token_type": .string("Bearer"),
+            "expires_in": .number(Double(settings.tokenLifetime)), "scope": .string(grant.scopes.joined(separator: " ")),
+        ])
+    }
+
+    // MARK: - Altinn exchange
+
+    /// Why an exchange was refused.
+    struct ExchangeRefusal: Error {
+        var status: Int
+        var title: String
+        var detail: String
+    }
+
+    /// An Altinn token for a Maskinporten token the emulator issued.
+    func exchange(bearer: String?, test: Bool, now: Date = Date()) -> Result<String, ExchangeRefusal> {
+        guard let bearer else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "no Bearer token in the Authorization header"))
+        }
+        guard let parts = try? JWS.split(bearer), let publicKey = try? signingKey.publicKey,
+              publicKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
+              let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token was not issued by this Maskinporten"))
+        }
+        guard claims["iss"]?.string == issuer else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token's issuer is not this Maskinporten"))
+        }
+        guard let exp = claims["exp"]?.number, exp > now.timeIntervalSince1970 else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the Maskinporten token has expired"))
+        }
+        let settings = self.settings
+        let issuedAt = Int(now.timeIntervalSince1970)
+        var altinn: [String: JSONValue] = [
+            "iss": .string(altinnPlatform + "/authentication/api/v1/openid/"),
+            "urn:altinn:org": .string(test ? "ttd" : "emulator"),
+            "urn:altinn:orgNumber": .string(claims["consumer"]?.object?["ID"]?.string.map { String($0.dropFirst(5)) } ?? "991825827"),
+            "urn:altinn:authenticatemethod": .string("maskinporten"),
+            "urn:altinn:authlevel": .number(3),
+            "client_id": claims["client_id"] ?? .null,
+            "scope": claims["scope"] ?? .null,
+            "token_type": .string("Bearer"),
+            "iat": .number(Double(issuedAt)), "nbf": .number(Double(issuedAt)),
+            "exp": .number(Double(issuedAt + settings.altinnTokenLifetime + settings.altinnExpOffset)),
+            "jti": .string(UUID().uuidString.lowercased()),
+        ]
+        if test { altinn["urn:altinn:testorg"] = .bool(true) }
+        guard let token = try? sign(altinn) else {
+            return .failure(ExchangeRefusal(status: 500, title: "Internal Server Error", detail: "the emulator could not sign"))
+        }
+        return .success(token)
+    }
+
+    // MARK: - Helpers
+
+    private func sign(_ claims: [String: JSONValue]) throws -> String {
+        try JWS.sign(header: ["alg": "RS256", "kid": signingKeyID, "typ": "JWT"], payload: claims, key: signingKey, algorithm: .rs256)
+    }
+
+    private func persist(_ clients: [RegisteredClient]) {
+        guard let stateDirectory else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            let data = try encoder.encode(clients.sorted { $0.clientID < $1.clientID })
+            try data.write(to: stateDirectory.appendingPathComponent("clients.json"), options: .atomic)
+        } catch {
+            logger.error("could not save clients", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func loadOrCreateKey(at url: URL) throws -> RSAPrivateKey {
+        if var pem = try? Array(Data(contentsOf: url)) {
+            defer { pem.resetSecretBytes() }
+            return try RSAPrivateKey(pem: pem)
+        }
+        let key = try RSAPrivateKey.generate()
+        var pem = try key.pkcs8PEM()
+        defer { pem.resetSecretBytes() }
+        let created = FileManager.default.createFile(atPath: url.path, contents: Data(pem), attributes: [.posixPermissions: 0o600])
+        if !created { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
+        return key
+    }
+}

@@ -1,0 +1,293 @@
+public import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The emulator on HTTP/1.1: Maskinporten's `/token`, Altinn's exchange, and a control API under
+/// `/_emulator/` for registering clients, injecting faults, changing lifetimes and reading
+/// counters.
+public final class EmulatorServer: Sendable {
+    /// The emulator behind the server.
+    public let emulator: Emulator
+    /// The bound port.
+    public let port: Int
+    /// The bound host.
+    public let host: String
+
+    private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    private let logger: Logger
+
+    /// Binds `host:port` (port 0 picks a free one) and returns once listening; `run()` serves.
+    public static func bind(host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, logger: Logger = Logger(label: "maskinporten-emulator")) async throws -> EmulatorServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 512)
+            .bind(host: host, port: port) { child in
+                child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: child)
+                }
+            }
+        guard let boundPort = channel.channel.localAddress?.port else {
+            throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "the emulator's socket has no port"])
+        }
+        let hostInURL = host.contains(":") ? "[\(host)]" : host
+        let emulator = try Emulator(issuer: "http://\(hostInURL):\(boundPort)/", stateDirectory: stateDirectory, logger: logger)
+        return EmulatorServer(emulator: emulator, port: boundPort, host: host, channel: channel, logger: logger)
+    }
+
+    private init(emulator: Emulator, port: Int, host: String, channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>, logger: Logger) {
+        self.emulator = emulator
+        self.port = port
+        self.host = host
+        self.channel = channel
+        self.logger = logger
+    }
+
+    /// Serves until the task is cancelled.
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await channel.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onCancel: {
+            channel.channel.close(promise: nil)
+        }
+    }
+
+    // MARK: - Connections
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                var body = ByteBuffer()
+                for try await part in inbound {
+                    switch part {
+                    case .head(let requestHead):
+                        head = requestHead
+                        body.clear()
+                    case .body(var chunk):
+                        guard body.readableBytes + chunk.readableBytes <= 1 << 20 else { return }
+                        body.writeBuffer(&chunk)
+                    case .end:
+                        guard let requestHead = head else { return }
+                        let request = EmulatorRequest(head: requestHead, body: Array(body.readableBytesView))
+                        let reply = route(request)
+                        if let delay = reply.delay { try await Task.sleep(for: delay) }
+                        switch reply.action {
+                        case .drop:
+                            return
+                        case .hang:
+                            try await Task.sleep(for: .seconds(3600))
+                            return
+                        case .respond:
+                            var headers = reply.headers
+                            headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
+                            headers.replaceOrAdd(name: "Date", value: Self.httpDate(Date()))
+                            if !requestHead.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+                            try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
+                            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body))))
+                            try await outbound.write(.end(nil))
+                            if !requestHead.isKeepAlive { return }
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Routes
+
+    func route(_ request: EmulatorRequest) -> EmulatorReply {
+        switch (request.method, request.path) {
+        case (.POST, "/token"):
+            return tokenEndpoint(request)
+        case (.GET, "/authentication/api/v1/exchange/maskinporten"):
+            return exchangeEndpoint(request)
+        case (.GET, "/.well-known/oauth-authorization-server"):
+            return .json(.ok, [
+                "issuer": .string(emulator.issuer), "token_endpoint": .string(emulator.tokenEndpoint),
+                "jwks_uri": .string(emulator.issuer + "jwk"),
+                "grant_types_supported": .array([.string("urn:ietf:params:oauth:grant-type:jwt-bearer")]),
+                "token_endpoint_auth_signing_alg_values_supported": .array(["RS256", "RS384", "RS512"].map(JSONValue.string)),
+            ])
+        case (.GET, "/jwk"):
+            return .encodable(.ok, ["keys": emulator.jwks])
+        case (.GET, "/healthz"):
+            return EmulatorReply(status: .ok, headers: ["Content-Type": "text/plain"], body: Array("ok\n".utf8))
+        case (.GET, "/_emulator/stats"):
+            return .encodable(.ok, emulator.stats)
+        case (.POST, "/_emulator/stats/reset"):
+            emulator.resetStats()
+            return .encodable(.ok, emulator.stats)
+        case (.GET, "/_emulator/clients"):
+            return .encodable(.ok, emulator.clients.sorted { $0.clientID < $1.clientID })
+        case (.POST, "/_emulator/clients"):
+            guard let client = request.decode(RegisteredClient.self) else {
+                return .json(.badRequest, ["error": "invalid_request", "error_description": "expected {\"client_id\", \"scopes\": [...], \"keys\": [JWK...], \"certificates\": [base64 DER...]}"])
+            }
+            emulator.register(client)
+            return .encodable(.created, client)
+        case (.DELETE, "/_emulator/faults"):
+            emulator.clearFaults()
+            return EmulatorReply(status: .noContent)
+        case (.GET, "/_emulator/settings"):
+            return .encodable(.ok, emulator.settings)
+        case (.PUT, "/_emulator/settings"):
+            guard let settings = request.decode(EmulatorSettings.self) else {
+                return .json(.badRequest, ["error": "invalid_request", "error_description": "expected {\"token_lifetime\", \"altinn_token_lifetime\", \"altinn_exp_offset\"}"])
+            }
+            emulator.settings = settings
+            return .encodable(.ok, settings)
+        default:
+            if request.method == .POST, request.path.hasPrefix("/_emulator/faults/") {
+                guard let target = FaultTarget(rawValue: String(request.path.dropFirst("/_emulator/faults/".count))),
+                      let fault = request.decode(Fault.self) else {
+                    return .json(.badRequest, ["error": "invalid_request", "error_description": "POST /_emulator/faults/{token|exchange} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}"])
+                }
+                emulator.inject(fault, into: target)
+                return .encodable(.created, fault)
+            }
+            return .json(.notFound, ["error": "not_found", "error_description": .string("no route \(request.method) \(request.path)")])
+        }
+    }
+
+    private func tokenEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
+        emulator.count { $0.tokenRequests += 1 }
+        if let fault = emulator.takeFault(.token) { return .fault(fault) }
+        let form = request.form
+        guard form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer" else {
+            emulator.count { $0.grantsRefused += 1 }
+            return .json(.badRequest, ["error": "unsupported_grant_type", "error_description": "grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer"])
+        }
+        guard let assertion = form["assertion"], !assertion.isEmpty else {
+            emulator.count { $0.grantsRefused += 1 }
+            return .json(.badRequest, ["error": "invalid_request", "error_description": "the assertion parameter is missing"])
+        }
+        switch emulator.issueToken(assertion: assertion) {
+        case .success(let answer):
+            emulator.count { $0.tokensIssued += 1 }
+            var reply = EmulatorReply.json(.ok, answer)
+            reply.headers.add(name: "Cache-Control", value: "no-store")
+            return reply
+        case .failure(let refusal):
+            let violation = refusal.violation, detail = refusal.detail
+            emulator.count { $0.grantsRefused += 1 }
+            emulator.logger.info("grant refused", metadata: ["code": "\(violation.rawValue)", "detail": "\(detail ?? "")"])
+            return .json(.badRequest, [
+                "error": .string(violation.error), "error_description": .string(violation.description(detail: detail)),
+                "error_uri": "https://docs.digdir.no/docs/Maskinporten/maskinporten_feilsoking",
+            ])
+        }
+    }
+
+    private func exchangeEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
+        emulator.count { $0.exchangeRequests += 1 }
+        if let fault = emulator.takeFault(.exchange) { return .fault(fault) }
+        let authorization = request.head.headers.first(name: "Authorization")
+        let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
+        switch emulator.exchange(bearer: bearer, test: request.query["test"] == "true") {
+        case .success(let token):
+            emulator.count { $0.exchangesIssued += 1 }
+            // Altinn answers with the bare token as text, or as a JSON string when JSON is asked for.
+            if request.head.headers.first(name: "Accept")?.contains("application/json") == true {
+                let quoted = (try? JSONEncoder().encode(token)).map(Array.init) ?? []
+                return EmulatorReply(status: .ok, headers: ["Content-Type": "application/json; charset=utf-8"], body: quoted)
+            }
+            return EmulatorReply(status: .ok, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(token.utf8))
+        case .failure(let refusal):
+            emulator.count { $0.exchangesRefused += 1 }
+            return .json(HTTPResponseStatus(statusCode: refusal.status), [
+                "type": "https://tools.ietf.org/html/rfc9110#section-15.5.2", "title": .string(refusal.title),
+                "status": .number(Double(refusal.status)), "detail": .string(refusal.detail),
+            ])
+        }
+    }
+
+    static func httpDate(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
+    }
+}
+
+// MARK: - Request and reply
+
+/// One HTTP request, whole.
+struct EmulatorRequest {
+    var head: HTTPRequestHead
+    var body: [UInt8]
+
+    var method: HTTPMethod { head.method }
+    var path: String { String(head.uri.split(separator: "?", maxSplits: 1).first ?? "") }
+    var query: [String: String] {
+        guard let index = head.uri.firstIndex(of: "?") else { return [:] }
+        return Self.formDecode(String(head.uri[head.uri.index(after: index)...]))
+    }
+    var form: [String: String] { Self.formDecode(String(decoding: body, as: UTF8.self)) }
+
+    func decode<T: Decodable>(_ type: T.Type) -> T? {
+        try? JSONDecoder().decode(type, from: Data(body.isEmpty ? Array("{}".utf8) : body))
+    }
+
+    static func formDecode(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            let decode = { (part: Substring) in part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part) }
+            fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return fields
+    }
+}
+
+/// What to do with a request.
+struct EmulatorReply {
+    enum Action { case respond, drop, hang }
+
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders = [:]
+    var body: [UInt8] = []
+    var action: Action = .respond
+    var delay: Duration?
+
+    static func json(_ status: HTTPResponseStatus, _ object: [String: JSONValue]) -> EmulatorReply {
+        encodable(status, object)
+    }
+
+    static func encodable(_ status: HTTPResponseStatus, _ value: some Encodable) -> EmulatorReply {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(value)).map(Array.init) ?? []
+        return EmulatorReply(status: status, headers: ["Content-Type": "application/json; charset=utf-8"], body: body)
+    }
+
+    static func fault(_ fault: Fault) -> EmulatorReply {
+        var reply: EmulatorReply
+        if fault.drop == true {
+            reply = EmulatorReply(status: .ok, action: .drop)
+        } else if fault.hang == true {
+            reply = EmulatorReply(status: .ok, action: .hang)
+        } else if fault.garbage == true {
+            reply = EmulatorReply(status: .ok, headers: ["Content-Type": "application/json"], body: Array("<html><body>502 Bad Gateway</body></html>\u{0}\u{7f}".utf8))
+        } else if let status = fault.status {
+            reply = .json(HTTPResponseStatus(statusCode: status), ["error": "server_error", "error_description": .string("injected fault: HTTP \(status)")])
+            if let retryAfter = fault.retryAfter { reply.headers.add(name: "Retry-After", value: String(retryAfter)) }
+        } else {
+            reply = EmulatorReply(status: .ok, action: .respond)
+            reply = .json(.internalServerError, ["error": "server_error", "error_description": "injected fault"])
+        }
+        if let delay = fault.delayMilliseconds { reply.delay = .milliseconds(delay) }
+        return reply
+    }
+}

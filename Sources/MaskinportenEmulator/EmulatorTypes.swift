@@ -1,0 +1,140 @@
+public import BrokerCrypto
+
+/// A Maskinporten client (integration) registered with the emulator.
+public struct RegisteredClient: Sendable, Codable, Equatable {
+    /// The client id: the grant's `iss`.
+    public var clientID: String
+    /// Scopes the client may ask for.
+    public var scopes: [String]
+    /// Public JWKs, found by `kid`.
+    public var keys: [JWK]
+    /// Business certificates (standard Base64 DER, as in `x5c`) the client may sign with.
+    public var certificates: [String]
+
+    /// Creates a client.
+    public init(clientID: String, scopes: [String], keys: [JWK] = [], certificates: [String] = []) {
+        self.clientID = clientID
+        self.scopes = scopes
+        self.keys = keys
+        self.certificates = certificates
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case clientID = "client_id"
+        case scopes, keys, certificates
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        clientID = try container.decode(String.self, forKey: .clientID)
+        scopes = try container.decodeIfPresent([String].self, forKey: .scopes) ?? []
+        keys = try container.decodeIfPresent([JWK].self, forKey: .keys) ?? []
+        certificates = try container.decodeIfPresent([String].self, forKey: .certificates) ?? []
+    }
+}
+
+/// Which emulated endpoint a fault applies to.
+public enum FaultTarget: String, Sendable, Codable, CaseIterable {
+    /// Maskinporten's `/token`.
+    case token
+    /// Altinn's `/authentication/api/v1/exchange/maskinporten`.
+    case exchange
+}
+
+/// A fault injected into one endpoint's answers.
+public struct Fault: Sendable, Codable, Equatable {
+    /// Answer with this HTTP status (and a JSON error body) instead of the real answer.
+    public var status: Int?
+    /// With `status`: a `Retry-After` header, in seconds.
+    public var retryAfter: Int?
+    /// Wait this long before answering.
+    public var delayMilliseconds: Int?
+    /// Close the connection without answering.
+    public var drop: Bool?
+    /// Never answer (until the client gives up).
+    public var hang: Bool?
+    /// Answer 200 with a body that is neither JSON nor a JWT.
+    public var garbage: Bool?
+    /// How many requests the fault affects before it clears itself; nil: until cleared.
+    public var count: Int?
+
+    /// Creates a fault.
+    public init(status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil, count: Int? = nil) {
+        self.status = status
+        self.retryAfter = retryAfter
+        self.delayMilliseconds = delayMilliseconds
+        self.drop = drop
+        self.hang = hang
+        self.garbage = garbage
+        self.count = count
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case status
+        case retryAfter = "retry_after"
+        case delayMilliseconds = "delay_ms"
+        case drop, hang, garbage, count
+    }
+}
+
+/// Knobs that change what the emulator issues.
+public struct EmulatorSettings: Sendable, Codable, Equatable {
+    /// Lifetime of Maskinporten access tokens (`expires_in`), seconds.
+    public var tokenLifetime: Int = 120
+    /// Lifetime of Altinn tokens (their `exp`), seconds. Deliberately unlike `tokenLifetime`, so
+    /// that a client taking the wrong one is caught.
+    public var altinnTokenLifetime: Int = 1800
+    /// Added to the Altinn token's `exp`: negative values issue tokens that are already expired.
+    public var altinnExpOffset: Int = 0
+
+    /// Settings with the given values.
+    public init(tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0) {
+        self.tokenLifetime = tokenLifetime
+        self.altinnTokenLifetime = altinnTokenLifetime
+        self.altinnExpOffset = altinnExpOffset
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tokenLifetime = "token_lifetime"
+        case altinnTokenLifetime = "altinn_token_lifetime"
+        case altinnExpOffset = "altinn_exp_offset"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tokenLifetime = try container.decodeIfPresent(Int.self, forKey: .tokenLifetime) ?? 120
+        altinnTokenLifetime = try container.decodeIfPresent(Int.self, forKey: .altinnTokenLifetime) ?? 1800
+        altinnExpOffset = try container.decodeIfPresent(Int.self, forKey: .altinnExpOffset) ?? 0
+    }
+}
+
+/// Request counters, so tests can assert how many upstream calls were made.
+public struct EmulatorStats: Sendable, Codable, Equatable {
+    /// Requests to `/token`.
+    public var tokenRequests = 0
+    /// Access tokens issued.
+    public var tokensIssued = 0
+    /// Grants refused.
+    public var grantsRefused = 0
+    /// Requests to the Altinn exchange.
+    public var exchangeRequests = 0
+    /// Altinn tokens issued.
+    public var exchangesIssued = 0
+    /// Exchanges refused.
+    public var exchangesRefused = 0
+    /// Answers replaced by an injected fault.
+    public var faultsInjected = 0
+
+    /// Zero counters.
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case tokenRequests = "token_requests"
+        case tokensIssued = "tokens_issued"
+        case grantsRefused = "grants_refused"
+        case exchangeRequests = "exchange_requests"
+        case exchangesIssued = "exchanges_issued"
+        case exchangesRefused = "exchanges_refused"
+        case faultsInjected = "faults_injected"
+    }
+}
