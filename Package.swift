@@ -93,7 +93,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerCoreTests",
-            dependencies: ["BrokerCore", "BrokerCrypto", "BrokerTestSupport", "MaskinportenEmulator"],
+            dependencies: [
+                "BrokerCore", "BrokerCrypto", "BrokerTestSupport", "MaskinportenEmulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

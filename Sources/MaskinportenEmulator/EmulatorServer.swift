@@ -89,7 +89,7 @@ public final class EmulatorServer: Sendable {
                         case .respond:
                             var headers = reply.headers
                             headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
-                            headers.replaceOrAdd(name: "Date", value: Self.httpDate(Date()))
+                            headers.replaceOrAdd(name: "Date", value: Self.httpDate(Date().addingTimeInterval(TimeInterval(emulator.settings.dateOffset))))
                             if !requestHead.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
                             try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
                             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body))))
@@ -162,7 +162,14 @@ public final class EmulatorServer: Sendable {
 
     private func tokenEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
         emulator.count { $0.tokenRequests += 1 }
-        if let fault = emulator.takeFault(.token) { return .fault(fault) }
+        let fault = emulator.takeFault(.token)
+        if let fault, fault.replacesAnswer { return .fault(fault) }
+        var reply = tokenAnswer(request)
+        reply.delay = fault?.delay
+        return reply
+    }
+
+    private func tokenAnswer(_ request: EmulatorRequest) -> EmulatorReply {
         let form = request.form
         guard form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer" else {
             emulator.count { $0.grantsRefused += 1 }
@@ -191,7 +198,14 @@ public final class EmulatorServer: Sendable {
 
     private func exchangeEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
         emulator.count { $0.exchangeRequests += 1 }
-        if let fault = emulator.takeFault(.exchange) { return .fault(fault) }
+        let fault = emulator.takeFault(.exchange)
+        if let fault, fault.replacesAnswer { return .fault(fault) }
+        var reply = exchangeAnswer(request)
+        reply.delay = fault?.delay
+        return reply
+    }
+
+    private func exchangeAnswer(_ request: EmulatorRequest) -> EmulatorReply {
         let authorization = request.head.headers.first(name: "Authorization")
         let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
         switch emulator.exchange(bearer: bearer, test: request.query["test"] == "true") {
@@ -284,10 +298,9 @@ struct EmulatorReply {
             reply = .json(HTTPResponseStatus(statusCode: status), ["error": "server_error", "error_description": .string("injected fault: HTTP \(status)")])
             if let retryAfter = fault.retryAfter { reply.headers.add(name: "Retry-After", value: String(retryAfter)) }
         } else {
-            reply = EmulatorReply(status: .ok, action: .respond)
             reply = .json(.internalServerError, ["error": "server_error", "error_description": "injected fault"])
         }
-        if let delay = fault.delayMilliseconds { reply.delay = .milliseconds(delay) }
+        reply.delay = fault.delay
         return reply
     }
 }

@@ -69,6 +69,16 @@ public struct Fault: Sendable, Codable, Equatable {
         self.count = count
     }
 
+    /// Whether the fault replaces the answer (rather than only delaying it).
+    public var replacesAnswer: Bool {
+        status != nil || drop == true || hang == true || garbage == true
+    }
+
+    /// The delay, as a duration.
+    public var delay: Duration? {
+        delayMilliseconds.map { .milliseconds($0) }
+    }
+
     enum CodingKeys: String, CodingKey {
         case status
         case retryAfter = "retry_after"
@@ -86,18 +96,22 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
     public var altinnTokenLifetime: Int = 1800
     /// Added to the Altinn token's `exp`: negative values issue tokens that are already expired.
     public var altinnExpOffset: Int = 0
+    /// Added to the `Date` header, seconds: pretends the emulator's clock is off.
+    public var dateOffset: Int = 0
 
     /// Settings with the given values.
-    public init(tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0) {
+    public init(tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0) {
         self.tokenLifetime = tokenLifetime
         self.altinnTokenLifetime = altinnTokenLifetime
         self.altinnExpOffset = altinnExpOffset
+        self.dateOffset = dateOffset
     }
 
     enum CodingKeys: String, CodingKey {
         case tokenLifetime = "token_lifetime"
         case altinnTokenLifetime = "altinn_token_lifetime"
         case altinnExpOffset = "altinn_exp_offset"
+        case dateOffset = "date_offset"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -105,6 +119,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         tokenLifetime = try container.decodeIfPresent(Int.self, forKey: .tokenLifetime) ?? 120
         altinnTokenLifetime = try container.decodeIfPresent(Int.self, forKey: .altinnTokenLifetime) ?? 1800
         altinnExpOffset = try container.decodeIfPresent(Int.self, forKey: .altinnExpOffset) ?? 0
+        dateOffset = try container.decodeIfPresent(Int.self, forKey: .dateOffset) ?? 0
     }
 }
 

@@ -1,0 +1,220 @@
+public import Foundation
+public import Logging
+
+/// What a profile's cache is doing, for `/readyz`, `/v1/profiles` and `STATUS=`.
+public struct ProfileStatus: Sendable {
+    /// The profile's state.
+    public enum State: String, Sendable, Codable {
+        /// No token yet; the first fetch is under way or waiting to retry.
+        case starting
+        /// A token is held and may be handed out.
+        case ready
+        /// A token is held and a refresh is under way.
+        case refreshing
+        /// A token is held, but refreshing it is failing.
+        case degraded
+        /// No token that may be handed out, and fetching is failing.
+        case failing
+    }
+
+    /// The profile's state.
+    public var state: State
+    /// The held token's expiry.
+    public var expiresAt: Date?
+    /// The last failure, while failures continue.
+    public var lastError: TokenError?
+    /// Whether a token that may be handed out is held.
+    public var servable: Bool { state == .ready || state == .refreshing || state == .degraded }
+}
+
+/// One profile's token: fetched at start, refreshed ahead of expiry with jitter, shared by
+/// concurrent callers, retried with backoff, and never handed out with less than
+/// `min_valid_seconds` left.
+public actor TokenCache {
+    /// The profile.
+    public nonisolated let profile: Profile
+    private let fetcher: TokenFetcher
+    private let refresh: RefreshSettings
+    private let policy: RetryPolicy
+    private let logger: Logger
+
+    private var current: IssuedToken?
+    private var inFlight: Task<Result<IssuedToken, TokenError>, Never>?
+    private var lastError: TokenError?
+    private var failures = 0
+    private var retryAt: ContinuousClock.Instant?
+    private var refreshAt: ContinuousClock.Instant?
+    private var lastForced: ContinuousClock.Instant?
+
+    /// The shortest time between two forced refreshes (`POST .../refresh`).
+    public static let forcedRefreshInterval: Duration = .seconds(10)
+
+    /// A cache for `fetcher`'s profile.
+    public init(fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), logger: Logger) {
+        self.profile = fetcher.builder.profile
+        self.fetcher = fetcher
+        self.refresh = refresh
+        self.policy = policy
+        var logger = logger
+        logger[metadataKey: "profile"] = "\(fetcher.builder.profile.name)"
+        self.logger = logger
+    }
+
+    private var minValid: Duration { .seconds(refresh.minValidSeconds) }
+
+    // MARK: - Serving
+
+    /// A token with at least `min_valid_seconds` (and at least `minValid`, if given) left.
+    ///
+    /// Served from the cache while it holds one; otherwise joins the fetch under way, or starts
+    /// one unless the last failure's backoff is still running, in which case that failure is
+    /// the answer (so that callers cannot turn an outage into a storm).
+    public func token(minValid requested: Int? = nil) async throws(TokenError) -> IssuedToken {
+        let needed = max(minValid, .seconds(requested ?? 0))
+        if let token = current, token.remaining() >= needed { return token }
+        if let token = current, token.remaining() >= minValid, ContinuousClock.now - token.obtainedInstant < Self.forcedRefreshInterval {
+            throw insufficient(token, needed: needed)
+        }
+        let result: Result<IssuedToken, TokenError>
+        if let inFlight {
+            result = await inFlight.value
+        } else if let retryAt, ContinuousClock.now < retryAt, var error = lastError {
+            error.retryAfter = retryAt - ContinuousClock.now
+            throw error
+        } else {
+            result = await fetch()
+        }
+        let token = try result.get()
+        guard token.remaining() >= needed else { throw insufficient(token, needed: needed) }
+        return token
+    }
+
+    /// A newly fetched token, at most once per `forcedRefreshInterval`; a fetch already under
+    /// way counts as the new one.
+    public func refreshNow() async throws(TokenError) -> IssuedToken {
+        let now = ContinuousClock.now
+        if let lastForced, now - lastForced < Self.forcedRefreshInterval {
+            let wait = Self.forcedRefreshInterval - (now - lastForced)
+            throw TokenError(.rateLimited, "a forced refresh of \(profile.name) was made less than \(Self.forcedRefreshInterval.components.seconds) s ago", retryAfter: wait)
+        }
+        lastForced = now
+        let result = if let inFlight { await inFlight.value } else { await fetch() }
+        return try result.get()
+    }
+
+    /// The profile's state.
+    public func status() -> ProfileStatus {
+        let servable = current.map { $0.remaining() >= minValid } ?? false
+        let state: ProfileStatus.State
+        switch (servable, inFlight != nil, lastError != nil) {
+        case (true, true, _): state = .refreshing
+        case (true, false, true): state = .degraded
+        case (true, false, false): state = .ready
+        case (false, _, _): state = lastError == nil ? .starting : .failing
+        }
+        return ProfileStatus(state: state, expiresAt: current?.expiresAt, lastError: lastError)
+    }
+
+    // MARK: - Refreshing
+
+    /// Fetches at once, then keeps the token fresh until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            if let inFlight {
+                _ = await inFlight.value
+                continue
+            }
+            let now = ContinuousClock.now
+            let due: ContinuousClock.Instant
+            if let token = current, token.remaining() >= minValid {
+                due = max(refreshAt ?? now, retryAt ?? now)
+            } else {
+                due = retryAt ?? now
+            }
+            if due <= now {
+                _ = await fetch()
+                continue
+            }
+            // Wake at least once a minute: the schedule may have moved while asleep.
+            do {
+                try await Task.sleep(for: min(due - now, .seconds(60)))
+            } catch {
+                return
+            }
+        }
+    }
+
+    // MARK: - Fetching
+
+    /// Starts the one fetch that all callers share, and records its outcome before anyone
+    /// waiting on it resumes.
+    private func fetch() async -> Result<IssuedToken, TokenError> {
+        let fetcher = self.fetcher
+        let task = Task { () -> Result<IssuedToken, TokenError> in
+            let result: Result<IssuedToken, TokenError>
+            do throws(TokenError) {
+                result = .success(try await fetcher.fetch())
+            } catch {
+                result = .failure(error)
+            }
+            return self.record(result)
+        }
+        inFlight = task
+        return await task.value
+    }
+
+    private func record(_ outcome: Result<IssuedToken, TokenError>) -> Result<IssuedToken, TokenError> {
+        inFlight = nil
+        var result = outcome
+        if case .success(let token) = outcome, token.lifetime <= minValid + .seconds(1) {
+            result = .failure(TokenError(.malformed, endpoint: token.kind == .altinn ? .altinn : .maskinporten,
+                                         "the new token lives \(token.lifetime.components.seconds) s, not longer than min_valid_seconds (\(refresh.minValidSeconds) s)"))
+        }
+        switch result {
+        case .success(let token):
+            current = token
+            lastError = nil
+            failures = 0
+            retryAt = nil
+            refreshAt = scheduleRefresh(token)
+            logger.info("token obtained", metadata: [
+                "kind": "\(token.kind.rawValue)", "fingerprint": "\(token.fingerprint)",
+                "expires_at": "\(token.expiresAt.formatted(.iso8601))", "lifetime_seconds": "\(token.lifetime.components.seconds)",
+            ])
+        case .failure(let error):
+            failures += 1
+            lastError = error
+            let usable = current.map { $0.remaining() - minValid }
+            let delay = policy.delay(after: error, failures: failures, usable: usable)
+            retryAt = .now + delay
+            let holding = usable.map { $0 > .zero } ?? false
+            logger.log(level: holding ? .warning : .error, "token fetch failed", metadata: [
+                "error": "\(error)", "failures": "\(failures)", "retry_in_ms": "\(delay.milliseconds)",
+                "serving_cached_token": "\(holding)",
+            ])
+        }
+        return result
+    }
+
+    /// When to refresh: after `at_fraction` of the lifetime, give or take 5 % of it, and always
+    /// well before the token drops under `min_valid_seconds`.
+    private func scheduleRefresh(_ token: IssuedToken) -> ContinuousClock.Instant {
+        let lifetime = token.lifetime
+        let usable = lifetime - minValid
+        let jitter = lifetime * Double.random(in: -0.05...0.05)
+        let latest = usable * 0.9
+        let after = min(max(lifetime * refresh.atFraction + jitter, .milliseconds(100)), latest)
+        return token.obtainedInstant + after
+    }
+
+    private func insufficient(_ token: IssuedToken, needed: Duration) -> TokenError {
+        TokenError(.insufficientLifetime, "the newest token of \(profile.name) has \(token.remaining().components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s")
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// HTTP to Maskinporten and Altinn: one `HTTPClient` per trust setting, strict timeouts, no
+/// redirects, bounded bodies. Every outcome becomes a token or a classified `TokenError`.
+public final class UpstreamClient: Sendable {
+    /// Timeouts for one upstream request.
+    public struct Timeouts: Sendable {
+        /// Connecting (TCP and TLS).
+        public var connect: Duration = .seconds(5)
+        /// The whole request, from start to the last byte of the answer.
+        public var total: Duration = .seconds(15)
+
+        /// Timeouts with the given values.
+        public init(connect: Duration = .seconds(5), total: Duration = .seconds(15)) {
+            self.connect = connect
+            self.total = total
+        }
+    }
+
+    private let client: HTTPClient
+    private let timeouts: Timeouts
+    private let logger: Logger
+
+    /// The largest answer read; Maskinporten's and Altinn's are a few KiB.
+    static let maximumBody = 256 * 1024
+
+    /// A client trusting the system's roots plus, if given, the PEM certificates in `caFile`.
+    public init(caFile: String? = nil, timeouts: Timeouts = Timeouts(), logger: Logger) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile {
+            tls.additionalTrustRoots = [.file(caFile)]
+            _ = try NIOSSLCertificate.fromPEMFile(caFile)
+        }
+        let configuration = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.total)),
+            decompression: .disabled
+        )
+        // The HTTP library's own logs stay at info or above, whatever the daemon's level: its
+        // trace output describes requests, and requests carry tokens.
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .info)
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: quiet)
+        self.timeouts = timeouts
+        self.logger = quiet
+    }
+
+    /// Closes every connection.
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    // MARK: - Maskinporten
+
+    /// Sends a JWT grant to `tokenEndpoint` and reads the access token.
+    public func requestToken(grant: String, tokenEndpoint: String) async throws(TokenError) -> MaskinportenToken {
+        var request = HTTPClientRequest(url: tokenEndpoint)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        let body = "grant_type=" + Self.formEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + Self.formEncode(grant)
+        request.body = .bytes(ByteBuffer(string: body))
+        let (status, headers, answer) = try await send(request, endpoint: .maskinporten)
+        return try UpstreamAnswers.maskinporten(status: status, headers: headers, body: answer).get()
+    }
+
+    // MARK: - Altinn
+
+    /// Exchanges a Maskinporten token for an Altinn token at `platform`.
+    public func exchange(maskinportenToken: String, platform: String, testOrganisation: Bool) async throws(TokenError) -> AltinnToken {
+        var url = platform + "/authentication/api/v1/exchange/maskinporten"
+        if testOrganisation { url += "?test=true" }
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        request.headers.add(name: "Authorization", value: "Bearer " + maskinportenToken)
+        request.headers.add(name: "Accept", value: "text/plain, application/json")
+        let (status, headers, answer) = try await send(request, endpoint: .altinn)
+        return try UpstreamAnswers.altinn(status: status, headers: headers, body: answer).get()
+    }
+
+    // MARK: - Transport
+
+    private func send(_ request: HTTPClientRequest, endpoint: UpstreamEndpoint) async throws(TokenError) -> (Int, [(String, String)], [UInt8]) {
+        let name = endpoint == .maskinporten ? "Maskinporten" : "Altinn"
+        do {
+            let response = try await client.execute(request, timeout: TimeAmount(timeouts.total), logger: logger)
+            let body = try await response.body.collect(upTo: Self.maximumBody)
+            let headers = response.headers.map { ($0.name, $0.value) }
+            checkClock(response.headers, endpoint: endpoint)
+            return (Int(response.status.code), headers, Array(body.readableBytesView))
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            throw TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            throw TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time (\(error))")
+        } catch {
+            throw TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached: \(Self.describe(error))")
+        }
+    }
+
+    /// Maskinporten refuses grants whose `iat` is more than 10 s off its clock: warn at 5 s.
+    private func checkClock(_ headers: HTTPHeaders, endpoint: UpstreamEndpoint) {
+        guard let value = headers.first(name: "Date"), let remote = UpstreamAnswers.httpDate(value) else { return }
+        let skew = Date().timeIntervalSince(remote)
+        if abs(skew) > 5 {
+            logger.warning("this host's clock differs from the upstream's", metadata: [
+                "endpoint": "\(endpoint.rawValue)", "skew_seconds": "\(Int(skew))",
+                "hint": "Maskinporten refuses grants whose iat is more than 10 s off; check NTP (timedatectl)",
+            ])
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError { return "\(error)" }
+        if let error = error as? IOError { return "\(error)" }
+        if let error = error as? NIOSSLError { return "TLS: \(error)" }
+        return String(describing: error)
+    }
+
+    /// `application/x-www-form-urlencoded` for one value.
+    static func formEncode(_ value: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._*")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
