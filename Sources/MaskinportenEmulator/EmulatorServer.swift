@@ -45,18 +45,22 @@ public final class EmulatorServer: Sendable {
         self.logger = logger
     }
 
-    /// Serves until the task is cancelled.
+    /// Serves until the task is cancelled, then returns normally.
     public func run() async throws {
-        try await withTaskCancellationHandler {
-            try await channel.executeThenClose { inbound in
-                try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in inbound {
-                        group.addTask { await self.serve(connection) }
+        do {
+            try await withTaskCancellationHandler {
+                try await channel.executeThenClose { inbound in
+                    try await withThrowingDiscardingTaskGroup { group in
+                        for try await connection in inbound {
+                            group.addTask { await self.serve(connection) }
+                        }
                     }
                 }
+            } onCancel: {
+                channel.channel.close(promise: nil)
             }
-        } onCancel: {
-            channel.channel.close(promise: nil)
+        } catch where Task.isCancelled {
+            return
         }
     }
 

@@ -2,11 +2,11 @@ import ArgumentParser
 
 /// The `maskinporten-broker` command line (SPEC.md "Command line").
 @main
-struct MaskinportenBroker: ParsableCommand {
+struct MaskinportenBroker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskinporten-broker",
         abstract: "Holds Maskinporten keys and hands Altinn tokens to local services over a Unix socket.",
-        subcommands: [CheckConfig.self, SignGrant.self]
+        subcommands: [CheckConfig.self, SignGrant.self, EmulatorCommand.self]
     )
 }
 

@@ -9,15 +9,24 @@ import Darwin
 /// Writes one line to standard error in a single write(2), so lines from several threads never
 /// interleave.
 func printError(_ line: String) {
-    var bytes = Array((line + "\n").utf8)
+    writeAll(2, line + "\n")
+}
+
+/// Writes text to standard output at once, unbuffered: output that other programs wait for (the
+/// emulator's address) must not sit in a buffer.
+func printNow(_ text: String) {
+    writeAll(1, text.hasSuffix("\n") ? text : text + "\n")
+}
+
+private func writeAll(_ descriptor: Int32, _ text: String) {
+    let bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let written = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
         if written < 0 {
             if errno == EINTR { continue }
             return
         }
         offset += written
     }
-    bytes.removeAll()
 }

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MaskinportenEmulator
+import ServiceLifecycle
+import UnixSignals
+
+/// `emulator`: the local Maskinporten + Altinn exchange, for development and tests.
+struct EmulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emulator",
+        abstract: "Run the local Maskinporten + Altinn exchange emulator.",
+        discussion: """
+            Checks grants by the rules of Maskinporten's JWT grant, issues signed tokens, and exchanges \
+            them for Altinn tokens. Control API (JSON): POST /_emulator/clients, POST /_emulator/faults/{token|exchange}, \
+            DELETE /_emulator/faults, GET|PUT /_emulator/settings, GET /_emulator/stats, POST /_emulator/stats/reset.
+            It listens on loopback only: it has no authentication.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Where to listen.", valueName: "host:port"))
+    var listen: String = "127.0.0.1:18080"
+
+    @Option(name: .long, help: ArgumentHelp("Keep the signing key and registered clients here across restarts.", valueName: "dir"))
+    var stateDir: String?
+
+    func validate() throws {
+        _ = try Self.parseListen(listen)
+    }
+
+    static func parseListen(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:18080")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
+            throw ValidationError("the emulator issues tokens to anyone who asks: it listens on loopback only (127.0.0.1, ::1, localhost), not \(host)")
+        }
+        return (host, port)
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "maskinporten-emulator")
+        let (host, port) = try Self.parseListen(listen)
+        let server: EmulatorServer
+        do {
+            server = try await EmulatorServer.bind(host: host, port: port, stateDirectory: stateDir.map { URL(fileURLWithPath: $0) }, logger: logger)
+        } catch {
+            printError("error: the emulator could not listen on \(listen): \(error)")
+            throw ExitCode(1)
+        }
+        let emulator = server.emulator
+        printNow("""
+            maskinporten-emulator listening on \(emulator.altinnPlatform)
+              issuer (aud):    \(emulator.issuer)
+              token endpoint:  \(emulator.tokenEndpoint)
+              altinn platform: \(emulator.altinnPlatform)
+              control API:     \(emulator.altinnPlatform)/_emulator/
+              clients:         \(emulator.clients.count) registered\(stateDir.map { " (state in \($0))" } ?? "")
+            """)
+        let group = ServiceGroup(
+            services: [EmulatorService(server: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        try await group.run()
+    }
+}
+
+/// The emulator server as a service.
+struct EmulatorService: Service {
+    let server: EmulatorServer
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await server.run()
+        }
+    }
+}
