@@ -21,6 +21,19 @@ public struct ConfigCheck: Sendable {
         }
         var lines = ["configuration \(path)"]
         var errors: [ConfigError] = []
+        for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
+            lines.append("environment \(environment.name): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")")
+            guard let caFile = environment.caFile else { continue }
+            do {
+                let roots = try Certificate.chain(pem: Array(try Data(contentsOf: URL(fileURLWithPath: caFile))))
+                lines.append("  ca_file:      \(caFile): \(roots.count) certificate\(roots.count == 1 ? "" : "s")")
+            } catch {
+                let reason = (error as? BrokerCryptoError)?.reason ?? "cannot be read"
+                let problem = ConfigError(.invalidValue, file: path, keyPath: "environments.\(environment.name).ca_file", "\(caFile): \(reason)")
+                errors.append(problem)
+                lines.append("  error:        \(problem.message)")
+            }
+        }
         for profile in configuration.profiles {
             lines.append("profile \(profile.name)")
             do {

@@ -26,7 +26,12 @@ public final class TokenBroker: Service, Sendable {
             if let existing = clients[trust] {
                 upstream = existing
             } else {
-                upstream = try UpstreamClient(caFile: profile.environment.caFile, timeouts: timeouts, logger: logger)
+                do {
+                    upstream = try UpstreamClient(caFile: profile.environment.caFile, timeouts: timeouts, logger: logger)
+                } catch {
+                    throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(profile.environment.name).ca_file",
+                                      "\(profile.environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
+                }
                 clients[trust] = upstream
             }
             let fetcher = TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream)
