@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+public import ServiceLifecycle
 
 /// What a profile's cache is doing, for `/readyz`, `/v1/profiles` and `STATUS=`.
 public struct ProfileStatus: Sendable {
@@ -199,18 +200,24 @@ public actor TokenCache {
     /// When to refresh: after `at_fraction` of the lifetime, give or take 5 % of it, and always
     /// well before the token drops under `min_valid_seconds`.
     private func scheduleRefresh(_ token: IssuedToken) -> ContinuousClock.Instant {
-        let lifetime = token.lifetime
+        token.obtainedInstant + Self.refreshDelay(lifetime: token.lifetime, atFraction: refresh.atFraction, minValid: minValid, random: Double.random(in: 0...1))
+    }
+
+    /// How long after obtaining a token of `lifetime` to refresh it; `random` in 0...1 picks the
+    /// jitter (-5 % to +5 % of the lifetime) so that profiles and hosts do not refresh in lockstep.
+    public static func refreshDelay(lifetime: Duration, atFraction: Double, minValid: Duration, random: Double) -> Duration {
         let usable = lifetime - minValid
-        let jitter = lifetime * Double.random(in: -0.05...0.05)
+        let jitter = lifetime * ((random - 0.5) / 10)
         let latest = usable * 0.9
-        let after = min(max(lifetime * refresh.atFraction + jitter, .milliseconds(100)), latest)
-        return token.obtainedInstant + after
+        return min(max(lifetime * atFraction + jitter, .milliseconds(100)), latest)
     }
 
     private func insufficient(_ token: IssuedToken, needed: Duration) -> TokenError {
         TokenError(.insufficientLifetime, "the newest token of \(profile.name) has \(token.remaining().components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s")
     }
 }
+
+extension TokenCache: Service {}
 
 extension Duration {
     /// Whole milliseconds.
