@@ -1,11 +1,36 @@
+import BrokerCrypto
 public import Logging
+import NIOConcurrencyHelpers
 public import ServiceLifecycle
 
-/// Every profile's token cache, refreshed together as one service.
+/// Every profile's token cache, kept fresh together as one service, and replaced profile by
+/// profile on reload: a profile whose settings and key did not change keeps its cache and token.
 public final class TokenBroker: Service, Sendable {
-    /// The caches by profile name.
-    public let caches: [String: TokenCache]
-    private let upstreams: [UpstreamClient]
+    /// What a reload changed.
+    public struct Changes: Sendable, Equatable {
+        /// Profiles whose caches were kept.
+        public var kept: [String] = []
+        /// Profiles new or changed, with new caches.
+        public var started: [String] = []
+        /// Profiles gone.
+        public var stopped: [String] = []
+    }
+
+    private struct Entry {
+        var cache: TokenCache
+        var identity: String
+        var task: Task<Void, Never>?
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var upstreams: [String: UpstreamClient] = [:]
+        var running = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let policy: RetryPolicy
+    private let timeouts: UpstreamClient.Timeouts
     private let logger: Logger
 
     /// Builds a cache for every profile of `configuration` whose credentials are given. Profiles
@@ -17,52 +42,115 @@ public final class TokenBroker: Service, Sendable {
         timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(),
         logger: Logger
     ) throws {
-        var clients: [String: UpstreamClient] = [:]
-        var caches: [String: TokenCache] = [:]
-        for profile in configuration.profiles {
-            guard let credentials = credentials[profile.name] else { continue }
-            let trust = profile.environment.caFile ?? ""
-            let upstream: UpstreamClient
-            if let existing = clients[trust] {
-                upstream = existing
-            } else {
-                do {
-                    upstream = try UpstreamClient(caFile: profile.environment.caFile, timeouts: timeouts, logger: logger)
-                } catch {
-                    throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(profile.environment.name).ca_file",
-                                      "\(profile.environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
-                }
-                clients[trust] = upstream
-            }
-            let fetcher = TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream)
-            caches[profile.name] = TokenCache(fetcher: fetcher, refresh: configuration.refresh, policy: policy, logger: logger)
-        }
-        self.caches = caches
-        self.upstreams = Array(clients.values)
+        self.policy = policy
+        self.timeouts = timeouts
         self.logger = logger
+        _ = try apply(configuration: configuration, credentials: credentials)
     }
 
     /// The cache of `profile`.
     public func cache(for profile: String) -> TokenCache? {
-        caches[profile]
+        state.withLockedValue { $0.entries[profile]?.cache }
     }
+
+    /// Every cache, by profile name.
+    public var caches: [String: TokenCache] {
+        state.withLockedValue { $0.entries.mapValues(\.cache) }
+    }
+
+    // MARK: - Running
 
     /// Fetches every profile's first token and keeps them fresh until graceful shutdown.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                for cache in self.caches.values {
-                    group.addTask { await cache.run() }
-                }
+        let entries = state.withLockedValue { state -> [String: Entry] in
+            state.running = true
+            for (name, entry) in state.entries where entry.task == nil {
+                let cache = entry.cache
+                state.entries[name]?.task = Task { await cache.run() }
             }
+            return state.entries
         }
+        _ = entries
+        try? await gracefulShutdown()
+        let tasks = state.withLockedValue { state -> [Task<Void, Never>] in
+            state.running = false
+            return state.entries.values.compactMap(\.task)
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
         await shutdown()
     }
 
     /// Closes the upstream connections.
     public func shutdown() async {
+        let upstreams = state.withLockedValue { Array($0.upstreams.values) }
         for upstream in upstreams {
             do { try await upstream.shutdown() } catch { logger.debug("upstream client shutdown", metadata: ["error": "\(error)"]) }
         }
+    }
+
+    // MARK: - Reloading
+
+    /// Brings the caches in line with a new configuration: unchanged profiles keep their caches
+    /// (and tokens), changed and new ones get new caches, removed ones stop.
+    ///
+    /// - Throws: `ConfigError` for a `ca_file` that cannot be used; nothing is changed then.
+    @discardableResult
+    public func apply(configuration: BrokerConfiguration, credentials: [String: SigningCredentials]) throws -> Changes {
+        // Build everything that can fail before touching the running state.
+        var upstreams = state.withLockedValue { $0.upstreams }
+        var planned: [String: (identity: String, make: () -> TokenCache)] = [:]
+        for profile in configuration.profiles {
+            guard let credentials = credentials[profile.name] else { continue }
+            let trust = profile.environment.caFile ?? ""
+            if upstreams[trust] == nil {
+                do {
+                    upstreams[trust] = try UpstreamClient(caFile: profile.environment.caFile, timeouts: timeouts, logger: logger)
+                } catch {
+                    throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(profile.environment.name).ca_file",
+                                      "\(profile.environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
+                }
+            }
+            let upstream = upstreams[trust]!
+            let refresh = configuration.refresh
+            let policy = self.policy
+            let logger = self.logger
+            planned[profile.name] = (
+                Self.identity(profile, credentials, refresh),
+                { TokenCache(fetcher: TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream), refresh: refresh, policy: policy, logger: logger) }
+            )
+        }
+        return state.withLockedValue { state in
+            var changes = Changes()
+            for (name, entry) in state.entries where planned[name]?.identity != entry.identity {
+                entry.task?.cancel()
+                state.entries[name] = nil
+                if planned[name] == nil { changes.stopped.append(name) }
+            }
+            for (name, plan) in planned {
+                if state.entries[name] != nil {
+                    changes.kept.append(name)
+                    continue
+                }
+                let cache = plan.make()
+                state.entries[name] = Entry(cache: cache, identity: plan.identity, task: state.running ? Task { await cache.run() } : nil)
+                changes.started.append(name)
+            }
+            state.upstreams = upstreams
+            changes.kept.sort()
+            changes.started.sort()
+            changes.stopped.sort()
+            return changes
+        }
+    }
+
+    /// Everything that decides how a profile's tokens are fetched; access lists are left out,
+    /// so changing who may use a profile keeps its token.
+    static func identity(_ profile: Profile, _ credentials: SigningCredentials, _ refresh: RefreshSettings) -> String {
+        var fetching = profile
+        fetching.allow = nil
+        let publicKey = (try? credentials.privateKey.publicKey.jwk().n) ?? ""
+        let chain = credentials.certificateChain.map { $0.map { Digest.fingerprint(Base64.standardEncoded($0.der)) }.joined(separator: ",") } ?? ""
+        return "\(fetching)|\(refresh)|\(credentials.kid ?? "")|\(credentials.algorithm)|\(Digest.fingerprint(publicKey))|\(chain)"
     }
 }

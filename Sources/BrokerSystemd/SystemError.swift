@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failed system call: the function, errno and its text.
+public struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The call that failed.
+    public let function: String
+    /// `errno` after the call.
+    public let errno: Int32
+
+    /// Captures the current `errno`.
+    public init(_ function: String) {
+        self.function = function
+        self.errno = Glibc.errno
+    }
+
+    /// An error with a given `errno`.
+    public init(_ function: String, errno: Int32) {
+        self.function = function
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(function): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// Calls `body` until it does not fail with EINTR; a -1 result throws with errno.
+@discardableResult
+func retryingEINTR<T: BinaryInteger>(_ function: String, _ body: () -> T) throws -> T {
+    while true {
+        let result = body()
+        if result == -1 {
+            if errno == EINTR { continue }
+            throw SystemError(function)
+        }
+        return result
+    }
+}

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// sd_notify(3) without libsystemd: datagrams to `$NOTIFY_SOCKET` (a path, or an abstract
+/// address starting with `@`). Without `$NOTIFY_SOCKET` every call does nothing.
+public struct SystemdNotifier: Sendable {
+    /// The socket address, as given in the environment.
+    public let socketPath: String?
+    /// Half of `$WATCHDOG_USEC`, when the watchdog is enabled for this process.
+    public let watchdogInterval: Duration?
+
+    /// A notifier reading `environment` (by default the process environment).
+    public init(environment: [String: String]? = nil) {
+        let environment = environment ?? Self.processEnvironment()
+        let path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        socketPath = path
+        if let usec = environment["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0,
+           environment["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true {
+            watchdogInterval = .microseconds(Int64(usec / 2))
+        } else {
+            watchdogInterval = nil
+        }
+    }
+
+    /// Whether a service manager listens.
+    public var isEnabled: Bool { socketPath != nil }
+
+    /// `READY=1` with a status line.
+    public func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
+    /// `STATUS=`.
+    public func status(_ text: String) { send("STATUS=\(text)") }
+    /// `RELOADING=1` with `MONOTONIC_USEC`, as `Type=notify-reload` wants it.
+    public func reloading() {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        send("RELOADING=1\nMONOTONIC_USEC=\(usec)")
+    }
+    /// `STOPPING=1`.
+    public func stopping() { send("STOPPING=1") }
+    /// `WATCHDOG=1`.
+    public func watchdog() { send("WATCHDOG=1") }
+
+    /// Sends one datagram; failures are ignored, as sd_notify's callers do.
+    @discardableResult
+    public func send(_ message: String) -> Bool {
+        guard let socketPath else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        var pathBytes = Array(socketPath.utf8)
+        if pathBytes.first == UInt8(ascii: "@") { pathBytes[0] = 0 }
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard pathBytes.count < capacity else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: pathBytes)
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count + (pathBytes.first == 0 ? 0 : 1))
+        let bytes = Array(message.utf8)
+        let sent = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                bytes.withUnsafeBytes { payload in
+                    (try? retryingEINTR("sendto") { sendto(fd, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL), socketAddress, length) }) ?? -1
+                }
+            }
+        }
+        return sent == bytes.count
+    }
+
+    static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}

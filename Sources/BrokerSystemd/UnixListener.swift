@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+public import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Creates the daemon's listening Unix socket by hand, so that its mode and group are set before
+/// `listen(2)`: no connection can arrive while the socket still has the wrong permissions.
+public enum UnixListener {
+    /// Why the socket could not be created.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        /// What went wrong, for the operator.
+        public let description: String
+    }
+
+    /// A listening socket at `path` with `mode` and (if given) `group`, in a parent directory
+    /// that is created (0755) if missing and must not be writable by everyone. A stale socket
+    /// file is removed; a live one (another daemon answering) is an error.
+    public static func make(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 512) throws -> Int32 {
+        try prepareDirectory(of: path)
+        try removeStale(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(SystemError("socket"))") }
+        do {
+            var address = try Self.address(path)
+            // Created owner-only; widened to `mode` below, before listen().
+            let previous = umask(0o177)
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            umask(previous)
+            guard bound == 0 else { throw Failure(description: "cannot bind \(path): \(SystemError("bind"))") }
+            if let group, chown(path, uid_t.max, group) != 0 {
+                throw Failure(description: "cannot give \(path) group \(group): \(SystemError("chown"))")
+            }
+            guard chmod(path, mode) == 0 else { throw Failure(description: "cannot chmod \(path): \(SystemError("chmod"))") }
+            guard listen(fd, backlog) == 0 else { throw Failure(description: "cannot listen on \(path): \(SystemError("listen"))") }
+            return fd
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Whether something answers on the socket at `path`.
+    public static func isLive(_ path: String) -> Bool {
+        guard var address = try? Self.address(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return connected == 0
+    }
+
+    private static func removeStale(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw Failure(description: "\(path) exists and is not a socket; remove it or choose another socket.path")
+        }
+        if isLive(path) {
+            throw Failure(description: "another process is already serving on \(path) (a second maskinporten-broker?); stop it first or choose another socket.path")
+        }
+        guard unlink(path) == 0 else { throw Failure(description: "cannot remove the stale socket \(path): \(SystemError("unlink"))") }
+    }
+
+    private static func prepareDirectory(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        var info = stat()
+        if stat(directory, &info) != 0 {
+            var partial = ""
+            for component in directory.split(separator: "/") {
+                partial += "/" + component
+                if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+                    throw Failure(description: "cannot create \(partial): \(SystemError("mkdir"))")
+                }
+            }
+            guard stat(directory, &info) == 0 else { throw Failure(description: "cannot create \(directory)") }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "\(directory) is not a directory") }
+        if info.st_mode & 0o002 != 0 {
+            throw Failure(description: "\(directory) is writable by everyone, so anyone could replace the socket; use a directory such as /run/maskinporten-broker")
+        }
+    }
+
+    static func address(_ path: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw Failure(description: "the socket path \(path) is too long (\(bytes.count) bytes; at most 107)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        return address
+    }
+}
