@@ -1,0 +1,130 @@
+public import NIOCore
+public import NIOHTTP1
+import Foundation
+
+/// One HTTP request as the router sees it.
+public struct BrokerRequest: Sendable {
+    /// The method.
+    public var method: HTTPMethod
+    /// The path, without the query.
+    public var path: String
+    /// Query parameters.
+    public var query: [String: String]
+    /// Request headers.
+    public var headers: HTTPHeaders
+    /// The body.
+    public var body: ByteBuffer
+
+    /// A request from its head and body.
+    public init(head: HTTPRequestHead, body: ByteBuffer) {
+        method = head.method
+        let uri = head.uri
+        if let mark = uri.firstIndex(of: "?") {
+            path = String(uri[..<mark])
+            query = Self.parseQuery(String(uri[uri.index(after: mark)...]))
+        } else {
+            path = uri
+            query = [:]
+        }
+        headers = head.headers
+        self.body = body
+    }
+
+    static func parseQuery(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard let name = parts.first?.removingPercentEncoding else { continue }
+            result[name] = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? "" : ""
+        }
+        return result
+    }
+
+    /// Whether the client prefers `text/plain` (the bare token) to JSON.
+    var wantsPlainText: Bool {
+        guard let accept = headers.first(name: "Accept")?.lowercased() else { return false }
+        return accept.contains("text/plain") && !accept.contains("application/json")
+    }
+}
+
+/// One HTTP answer.
+public struct BrokerResponse: Sendable {
+    /// The status.
+    public var status: HTTPResponseStatus
+    /// Headers besides Content-Length and Connection.
+    public var headers: HTTPHeaders
+    /// The body.
+    public var body: ByteBuffer
+
+    /// An answer.
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON answer from an encodable value.
+    static func json(_ status: HTTPResponseStatus, _ value: some Encodable, noStore: Bool = false) -> BrokerResponse {
+        let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
+        var headers: HTTPHeaders = ["Content-Type": "application/json"]
+        if noStore { headers.add(name: "Cache-Control", value: "no-store") }
+        return BrokerResponse(status: status, headers: headers, body: ByteBuffer(bytes: data + [UInt8(ascii: "\n")]))
+    }
+
+    /// A plain-text answer.
+    static func text(_ status: HTTPResponseStatus, _ text: String, contentType: String = "text/plain; charset=utf-8", noStore: Bool = false) -> BrokerResponse {
+        var headers: HTTPHeaders = ["Content-Type": contentType]
+        if noStore { headers.add(name: "Cache-Control", value: "no-store") }
+        return BrokerResponse(status: status, headers: headers, body: ByteBuffer(string: text))
+    }
+
+    /// SPEC.md's error body: `{"error","error_description"}`, with `upstream` when an upstream
+    /// answered.
+    static func error(_ status: HTTPResponseStatus, _ code: String, _ description: String, upstream: UpstreamAnswerBody? = nil, retryAfter: Duration? = nil) -> BrokerResponse {
+        var response = json(status, ErrorBody(error: code, errorDescription: description, upstream: upstream), noStore: true)
+        if let retryAfter {
+            let seconds = max(1, Int((Double(retryAfter.components.seconds) + Double(retryAfter.components.attoseconds) / 1e18).rounded(.up)))
+            response.headers.add(name: "Retry-After", value: String(seconds))
+        }
+        return response
+    }
+}
+
+/// `{"error","error_description","upstream"}`.
+struct ErrorBody: Encodable {
+    var error: String
+    var errorDescription: String
+    var upstream: UpstreamAnswerBody?
+
+    enum CodingKeys: String, CodingKey {
+        case error
+        case errorDescription = "error_description"
+        case upstream
+    }
+}
+
+/// `"upstream":{"status","error","error_description"}`.
+public struct UpstreamAnswerBody: Encodable, Sendable {
+    var status: Int
+    var error: String?
+    var errorDescription: String?
+
+    enum CodingKeys: String, CodingKey {
+        case status, error
+        case errorDescription = "error_description"
+    }
+}
+
+/// Shared JSON settings: sorted keys for stable output, `/` unescaped.
+enum JSONCoding {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// RFC 3339 in UTC: `2026-11-25T00:51:29Z`.
+    static func rfc3339(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+}

@@ -1,0 +1,215 @@
+public import BrokerCore
+public import BrokerSystemd
+public import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import UnixSignals
+
+/// The daemon's parts, wired: the token broker, the socket server and the supervisor that talks
+/// to systemd and reloads on SIGHUP. `services` go into one `ServiceGroup` in this order, so
+/// shutdown runs the other way: stop announcing, close the socket, then stop refreshing.
+public final class Daemon: Sendable {
+    /// The token caches.
+    public let broker: TokenBroker
+    /// The socket.
+    public let server: SocketServer
+    /// systemd notifications, readiness, reload and watchdog.
+    public let supervisor: Supervisor
+    /// What is served now.
+    let state: NIOLockedValueBox<ServingState>
+
+    /// The services to run, in dependency order.
+    public var services: [any Service] { [broker, server, supervisor] }
+
+    /// Builds the daemon for `loaded`, listening as `listener`.
+    public init(
+        configPath: String,
+        loaded: LoadedConfiguration,
+        listener: SocketServer.Listener,
+        limits: ServerLimits = ServerLimits(),
+        policy: RetryPolicy = RetryPolicy(),
+        notifier: SystemdNotifier = SystemdNotifier(),
+        readyTimeout: Duration = .seconds(10),
+        logger: Logger
+    ) throws {
+        for (name, problem) in loaded.problems.sorted(by: { $0.key < $1.key }) {
+            logger.error("profile cannot be served", metadata: ["profile": "\(name)", "error": "\(problem)"])
+        }
+        Self.warnAboutNames(loaded.configuration, logger: logger)
+        let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
+        let state = NIOLockedValueBox(ServingState(loaded))
+        let metrics = ServerMetrics()
+        var audit = logger
+        audit[metadataKey: "audit"] = "true"
+        let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, audit: audit)
+        let listening = AsyncStream<Void>.makeStream()
+        server = SocketServer(listener: listener, router: router, limits: limits, metrics: metrics, logger: logger) {
+            listening.continuation.yield()
+            listening.continuation.finish()
+        }
+        supervisor = Supervisor(
+            configPath: configPath, broker: broker, state: state, notifier: notifier, listening: listening.stream,
+            readyTimeout: readyTimeout, logger: logger
+        )
+        self.broker = broker
+        self.state = state
+    }
+
+    static func warnAboutNames(_ configuration: BrokerConfiguration, logger: Logger) {
+        for profile in configuration.profiles {
+            let unknown = AccessPolicy(profile.allow).unknownNames
+            if !unknown.isEmpty {
+                logger.warning("allow list names that do not exist on this host are ignored", metadata: ["profile": "\(profile.name)", "names": "\(unknown.joined(separator: ", "))"])
+            }
+        }
+        if !configuration.platformAccessTokens.isEmpty || configuration.idPortenExchange != nil {
+            logger.warning("platform_access_tokens and id_porten_exchange are configured but not served by this version")
+        }
+    }
+}
+
+/// Tells systemd what the daemon is doing (READY, STATUS, RELOADING, STOPPING, WATCHDOG) and
+/// reloads the configuration on SIGHUP.
+public final class Supervisor: Service, Sendable {
+    private let configPath: String
+    private let broker: TokenBroker
+    private let state: NIOLockedValueBox<ServingState>
+    private let notifier: SystemdNotifier
+    private let listening: AsyncStream<Void>
+    private let readyTimeout: Duration
+    private let logger: Logger
+
+    init(configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>, readyTimeout: Duration, logger: Logger) {
+        self.configPath = configPath
+        self.broker = broker
+        self.state = state
+        self.notifier = notifier
+        self.listening = listening
+        self.readyTimeout = readyTimeout
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        // Ready once the socket listens and every profile's first fetch has ended (or the wait ran out).
+        for await _ in listening.cancelOnGracefulShutdown() { break }
+        if Task.isCancelled || Task.isShuttingDownGracefully { return }
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < readyTimeout, await anyStarting() {
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        let summary = await statusLine()
+        notifier.ready(status: summary)
+        logger.info("ready", metadata: ["status": "\(summary)"])
+
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.reloadOnSIGHUP() }
+            if let interval = self.notifier.watchdogInterval {
+                group.addTask { await self.watchdog(every: interval) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(30))
+                    if Task.isCancelled { break }
+                    self.notifier.status(await self.statusLine())
+                }
+            }
+            try? await gracefulShutdown()
+            notifier.stopping()
+            logger.info("stopping")
+            group.cancelAll()
+        }
+    }
+
+    private func anyStarting() async -> Bool {
+        for cache in broker.caches.values where await cache.status().state == .starting {
+            return true
+        }
+        return false
+    }
+
+    /// `serving 3 profiles: 2 ready, 1 failing`.
+    func statusLine() async -> String {
+        var counts: [String: Int] = [:]
+        let caches = broker.caches
+        for cache in caches.values {
+            counts[await cache.status().state.rawValue, default: 0] += 1
+        }
+        let unavailable = state.withLockedValue { $0.unavailable.count }
+        if unavailable > 0 { counts["unavailable"] = unavailable }
+        let parts = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+        let total = caches.count + unavailable
+        return "serving \(total) profile\(total == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
+    }
+
+    // MARK: - Reload
+
+    private func reloadOnSIGHUP() async {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals {
+            await reload()
+        }
+    }
+
+    /// Reads the configuration and keys again. A file that does not parse is refused and the
+    /// running configuration kept; otherwise unchanged profiles keep their tokens.
+    public func reload() async {
+        notifier.reloading()
+        logger.info("reloading", metadata: ["config": "\(configPath)"])
+        do {
+            let loaded = try LoadedConfiguration.load(path: configPath)
+            let previous = state.withLockedValue { $0.configuration }
+            let changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
+            state.withLockedValue { $0 = ServingState(loaded) }
+            if previous.socket != loaded.configuration.socket {
+                logger.warning("socket settings changed; they take effect at the next restart")
+            }
+            for (name, problem) in loaded.problems.sorted(by: { $0.key < $1.key }) {
+                logger.error("profile cannot be served", metadata: ["profile": "\(name)", "error": "\(problem)"])
+            }
+            Daemon.warnAboutNames(loaded.configuration, logger: logger)
+            logger.info("reloaded", metadata: [
+                "kept": "\(changes.kept.joined(separator: ","))", "started": "\(changes.started.joined(separator: ","))",
+                "stopped": "\(changes.stopped.joined(separator: ","))",
+            ])
+            notifier.ready(status: await statusLine())
+        } catch {
+            logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+            notifier.ready(status: "reload refused (\(error)); " + (await statusLine()))
+        }
+    }
+
+    // MARK: - Watchdog
+
+    /// WATCHDOG=1 at half of `WATCHDOG_USEC`, only while an event loop answers and every cache's
+    /// actor responds: a wedged daemon stops petting and systemd restarts it.
+    private func watchdog(every interval: Duration) async {
+        while !Task.isCancelled {
+            if await isHealthy(within: interval / 2) {
+                notifier.watchdog()
+            } else {
+                logger.error("watchdog: the event loop or a token cache did not respond; not notifying systemd")
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func isHealthy(within limit: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                let loop = MultiThreadedEventLoopGroup.singleton.any()
+                _ = try? await loop.submit {}.get()
+                for cache in self.broker.caches.values { _ = await cache.status() }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}

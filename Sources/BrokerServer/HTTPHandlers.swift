@@ -1,0 +1,215 @@
+import Logging
+public import NIOCore
+import NIOHTTP1
+
+/// Limits that keep one client from holding memory or the daemon's attention.
+public struct ServerLimits: Sendable {
+    /// Request line and headers together.
+    public var headerBytes = 16 * 1024
+    /// A request body (the ID-porten exchange sends a token).
+    public var bodyBytes = 64 * 1024
+    /// The request target.
+    public var uriBytes = 4 * 1024
+    /// Time allowed for a request's head to arrive, from connect or the previous answer.
+    public var headTimeout: TimeAmount = .seconds(10)
+    /// A keep-alive connection with no traffic is closed after this long.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Open connections at most; more are closed at once.
+    public var maxConnections = 1024
+
+    /// The defaults.
+    public init() {}
+}
+
+/// Counts raw bytes ahead of the HTTP decoder, so that a request too large for the limits is cut
+/// off before it is buffered, whatever the decoder would do with it.
+final class RequestByteGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let limit: Int
+    private var count = 0
+    private var tripped = false
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Called when a whole request has been read: the next one starts from zero.
+    func requestCompleted() {
+        count = 0
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !tripped else { return }
+        let buffer = unwrapInboundIn(data)
+        count += buffer.readableBytes
+        if count > limit {
+            tripped = true
+            let body = #"{"error":"invalid_request","error_description":"the request is larger than this socket allows"}"# + "\n"
+            let answer = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(NIOAny(ByteBuffer(string: answer))).whenComplete { _ in bound.value.close(promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+/// One connection's HTTP exchange: collects a request within the limits, asks the router, writes
+/// the answer; keep-alive, head timeout and graceful quiescing.
+final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: Router
+    private let peer: PeerCredentials
+    private let limits: ServerLimits
+    private let byteGuard: RequestByteGuard
+    private let logger: Logger
+
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var rejected = false
+    private var responding = false
+    private var quiescing = false
+    private var headDeadline: Scheduled<Void>?
+
+    init(router: Router, peer: PeerCredentials, limits: ServerLimits, byteGuard: RequestByteGuard, logger: Logger) {
+        self.router = router
+        self.peer = peer
+        self.limits = limits
+        self.byteGuard = byteGuard
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        armHeadDeadline(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headDeadline?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            headDeadline?.cancel()
+            head = requestHead
+            body.clear()
+            rejected = false
+            if requestHead.uri.utf8.count > limits.uriBytes {
+                rejected = true
+                respond(context: context, .error(.uriTooLong, "invalid_request", "the request target is longer than \(limits.uriBytes) bytes"), keepAlive: false)
+            } else if requestHead.headers.contains(name: "Transfer-Encoding") && requestHead.headers.contains(name: "Content-Length") {
+                // A classic request-smuggling shape: refuse it rather than pick one framing.
+                rejected = true
+                respond(context: context, .error(.badRequest, "invalid_request", "Content-Length together with Transfer-Encoding is not allowed"), keepAlive: false)
+            }
+        case .body(var chunk):
+            guard !rejected else { return }
+            if body.readableBytes + chunk.readableBytes > limits.bodyBytes {
+                rejected = true
+                respond(context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(limits.bodyBytes) bytes"), keepAlive: false)
+                return
+            }
+            body.writeBuffer(&chunk)
+        case .end:
+            byteGuard.requestCompleted()
+            guard !rejected, let requestHead = head else { return }
+            head = nil
+            let request = BrokerRequest(head: requestHead, body: body)
+            body = ByteBuffer()
+            let keepAlive = requestHead.isKeepAlive
+            responding = true
+            let router = self.router
+            let peer = self.peer
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            Task {
+                let response = await router.handle(request, peer: peer)
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.respond(context: context, response, keepAlive: keepAlive)
+                }
+            }
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, _ response: BrokerResponse, keepAlive: Bool) {
+        responding = false
+        guard context.channel.isActive else { return }
+        let keepOpen = keepAlive && !quiescing
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        headers.replaceOrAdd(name: "Connection", value: keepOpen ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        if keepOpen {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            armHeadDeadline(context: context)
+        } else {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+
+    /// Closes a connection whose next request head does not arrive in time (slowloris).
+    private func armHeadDeadline(context: ChannelHandlerContext) {
+        headDeadline?.cancel()
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        headDeadline = context.eventLoop.scheduleTask(in: limits.headTimeout) {
+            bound.value.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if !responding && head == nil { context.close(promise: nil) }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)", "pid": "\(peer.pid)"])
+        context.close(promise: nil)
+    }
+}
+
+/// Closes connections beyond the cap as soon as they are accepted, and counts the open ones.
+final class ConnectionLimiter: ChannelInboundHandler {
+    typealias InboundIn = Channel
+    typealias InboundOut = Channel
+
+    private let limit: Int
+    private let metrics: ServerMetrics
+    private var open = 0
+
+    init(limit: Int, metrics: ServerMetrics) {
+        self.limit = limit
+        self.metrics = metrics
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let child = unwrapInboundIn(data)
+        guard open < limit else {
+            metrics.connectionRefused()
+            child.close(promise: nil)
+            return
+        }
+        open += 1
+        metrics.connectionOpened()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let metrics = self.metrics
+        child.closeFuture.whenComplete { _ in
+            metrics.connectionClosed()
+            loop.execute { bound.value.open -= 1 }
+        }
+        context.fireChannelRead(data)
+    }
+}

@@ -1,0 +1,261 @@
+public import BrokerCore
+import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What the daemon serves right now: replaced whole on reload.
+public struct ServingState: Sendable {
+    /// The configuration in force.
+    public var configuration: BrokerConfiguration
+    /// Who may use each profile.
+    public var access: [String: AccessPolicy]
+    /// Profiles that cannot be served (their keys did not load), with the reason.
+    public var unavailable: [String: String]
+
+    /// The state for `loaded`, with its allow lists resolved.
+    public init(_ loaded: LoadedConfiguration) {
+        configuration = loaded.configuration
+        var access: [String: AccessPolicy] = [:]
+        for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
+        self.access = access
+        unavailable = loaded.problems.mapValues(\.description)
+    }
+}
+
+/// Maps requests to answers (SPEC.md "Socket API").
+public struct Router: Sendable {
+    let broker: TokenBroker
+    let state: @Sendable () -> ServingState
+    let metrics: ServerMetrics
+    let audit: Logger
+
+    /// A router over `broker`, reading the serving state through `state` on each request.
+    public init(broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, audit: Logger) {
+        self.broker = broker
+        self.state = state
+        self.metrics = metrics
+        self.audit = audit
+    }
+
+    /// The answer to `request` from `peer`.
+    public func handle(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
+        let (route, response) = await dispatch(request, peer: peer)
+        metrics.request(route: route, status: response.status.code)
+        return response
+    }
+
+    private func dispatch(_ request: BrokerRequest, peer: PeerCredentials) async -> (String, BrokerResponse) {
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        switch segments.first {
+        case "healthz":
+            guard segments.count == 1 else { return ("unknown", notFound(request)) }
+            return ("healthz", only(.GET, request) ?? .text(.ok, "ok\n"))
+        case "readyz":
+            guard segments.count == 1 else { return ("unknown", notFound(request)) }
+            if let wrong = only(.GET, request) { return ("readyz", wrong) }
+            return ("readyz", await readiness())
+        case "metrics":
+            guard segments.count == 1 else { return ("unknown", notFound(request)) }
+            if let wrong = only(.GET, request) { return ("metrics", wrong) }
+            return ("metrics", await metricsText())
+        case "v1":
+            return await version1(Array(segments.dropFirst()), request, peer: peer)
+        default:
+            return ("unknown", notFound(request))
+        }
+    }
+
+    private func version1(_ segments: [String], _ request: BrokerRequest, peer: PeerCredentials) async -> (String, BrokerResponse) {
+        switch (segments.first, segments.count) {
+        case ("token", 2):
+            if let wrong = only(.GET, request) { return ("token", wrong) }
+            return ("token", await token(profile: segments[1], request, peer: peer, forced: false))
+        case ("token", 3) where segments[2] == "refresh":
+            if let wrong = only(.POST, request) { return ("refresh", wrong) }
+            return ("refresh", await token(profile: segments[1], request, peer: peer, forced: true))
+        case ("profiles", 1):
+            if let wrong = only(.GET, request) { return ("profiles", wrong) }
+            return ("profiles", await profiles(peer: peer))
+        case ("platform-access-token", 2):
+            if let wrong = only(.GET, request) { return ("platform_access_token", wrong) }
+            return ("platform_access_token", .error(.notFound, "unknown_profile", "no platform access token named \"\(Self.printable(segments[1]))\" is served"))
+        case ("exchange", 2) where segments[1] == "id-porten":
+            if let wrong = only(.POST, request) { return ("id_porten_exchange", wrong) }
+            return ("id_porten_exchange", .error(.notFound, "unknown_profile", "the ID-porten exchange is not enabled"))
+        default:
+            return ("unknown", notFound(request))
+        }
+    }
+
+    // MARK: - Tokens
+
+    private func token(profile name: String, _ request: BrokerRequest, peer: PeerCredentials, forced: Bool) async -> BrokerResponse {
+        let state = state()
+        guard let profile = state.configuration.profile(named: name) else {
+            return .error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(name))\"")
+        }
+        guard state.access[name]?.permits(peer) == true else {
+            metrics.denied(profile: name)
+            audit.notice("access denied", metadata: auditMetadata(profile: name, peer: peer))
+            return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\"")
+        }
+        guard let cache = broker.cache(for: name) else {
+            let reason = state.unavailable[name] ?? "the profile is not loaded"
+            return .error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" cannot be served: \(reason)")
+        }
+        var minValid: Int?
+        if let text = request.query["min_valid"] {
+            guard let value = Int(text), (0...86_400).contains(value) else {
+                return .error(.badRequest, "invalid_request", "min_valid must be a whole number of seconds between 0 and 86400")
+            }
+            minValid = value
+        }
+        let token: IssuedToken
+        do {
+            token = forced ? try await cache.refreshNow() : try await cache.token(minValid: minValid)
+        } catch {
+            return Self.response(for: error)
+        }
+        metrics.tokenHandedOut(profile: name)
+        var metadata = auditMetadata(profile: name, peer: peer)
+        metadata["fingerprint"] = "\(token.fingerprint)"
+        metadata["expires_at"] = "\(JSONCoding.rfc3339(token.expiresAt))"
+        audit.info("token handed out", metadata: metadata)
+        if request.wantsPlainText {
+            return .text(.ok, token.value, noStore: true)
+        }
+        let expiresIn = max(0, Int(token.expiresAt.timeIntervalSinceNow))
+        return .json(.ok, TokenBody(
+            accessToken: token.value, tokenType: "Bearer", expiresIn: expiresIn, expiresAt: JSONCoding.rfc3339(token.expiresAt),
+            scope: token.scope, profile: profile.name, kind: token.kind.rawValue
+        ), noStore: true)
+    }
+
+    private func auditMetadata(profile: String, peer: PeerCredentials) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["profile": "\(profile)", "pid": "\(peer.pid)", "uid": "\(peer.uid)", "gid": "\(peer.gid)"]
+        if let executable = peer.executable() { metadata["exe"] = "\(executable)" }
+        return metadata
+    }
+
+    /// The client's answer for a token failure.
+    static func response(for error: TokenError) -> BrokerResponse {
+        let upstream = error.upstream.map { UpstreamAnswerBody(status: $0.status, error: $0.error, errorDescription: $0.errorDescription) }
+        switch error.kind {
+        case .rejected:
+            return .error(.badGateway, "upstream_rejected", error.reason, upstream: upstream)
+        case .unavailable, .malformed:
+            return .error(.serviceUnavailable, "upstream_unavailable", error.reason, upstream: upstream, retryAfter: error.retryAfter)
+        case .rateLimited:
+            return .error(.tooManyRequests, "refresh_rate_limited", error.reason, retryAfter: error.retryAfter)
+        case .insufficientLifetime:
+            return .error(.badRequest, "invalid_request", error.reason)
+        }
+    }
+
+    // MARK: - Profiles, readiness, metrics
+
+    private func profiles(peer: PeerCredentials) async -> BrokerResponse {
+        let state = state()
+        var list: [ProfileBody] = []
+        for profile in state.configuration.profiles where state.access[profile.name]?.permits(peer) == true {
+            let status = await broker.cache(for: profile.name)?.status()
+            list.append(ProfileBody(
+                profile: profile.name, environment: profile.environment.name, kind: profile.exchange == .altinn ? "altinn" : "maskinporten",
+                scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
+                expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name]
+            ))
+        }
+        return .json(.ok, ["profiles": list])
+    }
+
+    private func readiness() async -> BrokerResponse {
+        var failing: [String: ReadinessProblem] = [:]
+        let state = state()
+        for profile in state.configuration.profiles {
+            guard let status = await broker.cache(for: profile.name)?.status() else {
+                failing[profile.name] = ReadinessProblem(state: "unavailable", error: state.unavailable[profile.name])
+                continue
+            }
+            if !status.servable {
+                failing[profile.name] = ReadinessProblem(state: status.state.rawValue, error: status.lastError?.description)
+            }
+        }
+        if failing.isEmpty { return .json(.ok, ReadinessBody(status: "ready", failing: nil)) }
+        return .json(.serviceUnavailable, ReadinessBody(status: "not_ready", failing: failing))
+    }
+
+    private func metricsText() async -> BrokerResponse {
+        var profiles: [(name: String, state: String, expiresIn: Double?)] = []
+        for profile in state().configuration.profiles {
+            let status = await broker.cache(for: profile.name)?.status()
+            profiles.append((profile.name, status?.state.rawValue ?? "unavailable", status?.expiresAt.map { $0.timeIntervalSinceNow }))
+        }
+        return .text(.ok, metrics.render(profiles: profiles), contentType: "text/plain; version=0.0.4; charset=utf-8")
+    }
+
+    // MARK: - Helpers
+
+    private func only(_ method: HTTPMethod, _ request: BrokerRequest) -> BrokerResponse? {
+        guard request.method != method else { return nil }
+        var response = BrokerResponse.error(.methodNotAllowed, "invalid_request", "\(request.path) takes \(method) only")
+        response.headers.add(name: "Allow", value: "\(method)")
+        return response
+    }
+
+    private func notFound(_ request: BrokerRequest) -> BrokerResponse {
+        .error(.notFound, "not_found", "no such route: \(Self.printable(request.path))")
+    }
+
+    /// Caller-supplied text, made safe to echo: at most 64 printable ASCII characters.
+    static func printable(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
+        return text.unicodeScalars.count > 64 ? cleaned + "…" : cleaned
+    }
+}
+
+// MARK: - Bodies
+
+struct TokenBody: Encodable {
+    var accessToken: String
+    var tokenType: String
+    var expiresIn: Int
+    var expiresAt: String
+    var scope: String
+    var profile: String
+    var kind: String
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token"
+        case tokenType = "token_type"
+        case expiresIn = "expires_in"
+        case expiresAt = "expires_at"
+        case scope, profile, kind
+    }
+}
+
+struct ProfileBody: Encodable {
+    var profile: String
+    var environment: String
+    var kind: String
+    var scopes: [String]
+    var state: String
+    var expiresAt: String?
+    var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case profile, environment, kind, scopes, state
+        case expiresAt = "expires_at"
+        case lastError = "last_error"
+    }
+}
+
+struct ReadinessProblem: Encodable {
+    var state: String
+    var error: String?
+}
+
+struct ReadinessBody: Encodable {
+    var status: String
+    var failing: [String: ReadinessProblem]?
+}

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A minimal blocking HTTP/1.1 client over a Unix socket: one request, `Connection: close`, no
+/// event loop, so that `token` and `health` start and finish as fast as a small C program.
+struct SocketClient {
+    /// The answer.
+    struct Response {
+        var status: Int
+        var headers: [(String, String)]
+        var body: [UInt8]
+
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// Why no answer was had.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    let path: String
+    var timeoutSeconds = 30
+
+    /// `--socket`, else `$MASKINPORTEN_BROKER_SOCKET`, else the default path.
+    static func resolvePath(_ explicit: String?) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let fromEnvironment = getenv("MASKINPORTEN_BROKER_SOCKET").map({ String(cString: $0) }), !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return "/run/maskinporten-broker/broker.sock"
+    }
+
+    func request(_ method: String, _ target: String, accept: String) throws -> Response {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(Self.errorText())") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(path.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw Failure(description: "the socket path \(path) is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let hint = errno == ENOENT || errno == ECONNREFUSED ? " (is maskinporten-broker running?)" : (errno == EACCES ? " (is this user in the socket's group?)" : "")
+            throw Failure(description: "cannot connect to \(path): \(Self.errorText())\(hint)")
+        }
+
+        let request = Array("\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: maskinporten-broker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+        var sent = 0
+        while sent < request.count {
+            let written = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "cannot send to \(path): \(Self.errorText())")
+            }
+            sent += written
+        }
+
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: errno == EAGAIN ? "no answer from \(path) within \(timeoutSeconds) s" : "cannot read from \(path): \(Self.errorText())")
+            }
+            if count == 0 { break }
+            received.append(contentsOf: chunk[0..<count])
+            if received.count > 4 << 20 { throw Failure(description: "the answer from \(path) is too large") }
+        }
+        return try Self.parse(received)
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> Response {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = bytes.indices.first(where: { bytes[$0...].starts(with: separator) }) else {
+            throw Failure(description: "the daemon's answer is not HTTP")
+        }
+        let headText = String(decoding: bytes[..<end], as: UTF8.self)
+        var lines = headText.split(separator: "\r\n", omittingEmptySubsequences: false)
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
+            throw Failure(description: "the daemon's answer has no status")
+        }
+        let headers = lines.compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingSpaces())
+        }
+        var body = Array(bytes[(end + 4)...])
+        if let length = headers.first(where: { $0.0 == "content-length" }).flatMap({ Int($0.1) }), length < body.count {
+            body = Array(body.prefix(length))
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    static func errorText() -> String { String(cString: strerror(errno)) }
+}
+
+extension Substring {
+    func trimmingSpaces() -> String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
+
+/// Reads `"error"` and `"error_description"` from an error body without Foundation.
+enum ErrorBodyText {
+    static func summary(_ body: String) -> String {
+        let error = value(of: "error", in: body)
+        let description = value(of: "error_description", in: body)
+        switch (error, description) {
+        case let (error?, description?): return "\(error): \(description)"
+        case let (error?, nil): return error
+        default: return body.split(separator: "\n").first.map(String.init) ?? "no details"
+        }
+    }
+
+    /// The string value of a top-level key (simple scan: the daemon's error bodies are flat).
+    static func value(of key: String, in body: String) -> String? {
+        guard let range = body.firstRange(of: "\"\(key)\":\"") else { return nil }
+        var result = ""
+        var escaped = false
+        for character in body[range.upperBound...] {
+            if escaped {
+                result.append(character == "n" ? "\n" : character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "\"" {
+                return result
+            } else {
+                result.append(character)
+            }
+        }
+        return nil
+    }
+}
