@@ -23,7 +23,8 @@ struct TLSTrustTests {
         try Command.openssl("x509", "-req", "-in", dir.path("server.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial",
                             "-out", dir.path("server.pem"), "-days", "2", "-extfile", dir.path("san.cnf"))
         try dir.write("server.py", Self.serverScript)
-        let process = try RunningProcess("/usr/bin/env", ["python3", dir.path("server.py"), dir.path("server.pem"), dir.path("server.key")])
+        let python = try Command.run("sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let process = try RunningProcess(python, [dir.path("server.py"), dir.path("server.pem"), dir.path("server.key")])
         let output = try await process.waitForOutput(containing: "listening on ")
         guard let port = output.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
             throw TestSupportError("no port in \(output)")

@@ -1,42 +1,84 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A long-running program (the emulator, later the daemon) started by a test, with its output
+/// A long-running program (the emulator, the daemon) started by a test, with its output
 /// collected in files that the test can wait on.
+///
+/// Started with posix_spawn and reaped with waitpid, not Foundation's `Process`: `Process`
+/// watches a descriptor it leaves in the child, and programs that close every descriptor
+/// before exec (systemd-socket-activate) make it wait forever.
 public final class RunningProcess: @unchecked Sendable {
-    // @unchecked: `process` is only touched through its own thread-safe methods.
-    private let process: Process
+    // @unchecked: the exit status is guarded by `lock`.
+    public let pid: pid_t
     private let scratch: TemporaryDirectory
-    private let outURL: URL
-    private let errURL: URL
+    private let outPath: String
+    private let errPath: String
+    private let lock = NSLock()
+    private var exitStatus: Int32?
 
-    /// Starts `executable` with `arguments`.
+    /// Starts `executable` (a path) with `arguments` and `environment` (default: this process's).
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
         scratch = try TemporaryDirectory(prefix: "proc")
-        outURL = scratch.url.appendingPathComponent("stdout")
-        errURL = scratch.url.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        outPath = scratch.path("stdout")
+        errPath = scratch.path("stderr")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with default signal handling and an empty mask, whatever the test
+        // process has set up.
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { env.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, executable, &actions, &attributes, argv, env)
+        guard result == 0 else { throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(result)))") }
+        pid = child
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            _ = reap(blocking: true)
+        }
     }
 
-    /// The process id.
-    public var pid: Int32 { process.processIdentifier }
-
     /// Everything written to standard output so far.
-    public var output: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+    public var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
     /// Everything written to standard error so far.
-    public var errorOutput: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    public var errorOutput: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+
+    /// Whether the process is still running.
+    public var isRunning: Bool { reap(blocking: false) == nil }
+
+    /// The exit status once exited (128 + signal when killed by a signal).
+    private func reap(blocking: Bool) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+        guard result == pid else { return nil }
+        let low = status & 0x7f
+        exitStatus = low == 0 ? (status >> 8) & 0xff : 128 + low
+        return exitStatus
+    }
 
     /// Waits until standard output contains `text`; throws with what it did print after `timeout`.
     @discardableResult
@@ -45,8 +87,8 @@ public final class RunningProcess: @unchecked Sendable {
         while ContinuousClock.now < end {
             let current = output
             if current.contains(text) { return current }
-            if !process.isRunning {
-                throw TestSupportError("the process exited (\(process.terminationStatus)) before printing \(text): \(current) \(errorOutput)")
+            if let status = reap(blocking: false) {
+                throw TestSupportError("the process exited (\(status)) before printing \(text): \(current) \(errorOutput)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -56,15 +98,16 @@ public final class RunningProcess: @unchecked Sendable {
     /// Sends `signal` and waits for the exit status.
     @discardableResult
     public func stop(_ signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async throws -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if isRunning { kill(pid, signal) }
         let end = ContinuousClock.now + timeout
-        while process.isRunning {
+        while true {
+            if let status = reap(blocking: false) { return status }
             if ContinuousClock.now > end {
-                kill(process.processIdentifier, SIGKILL)
+                kill(pid, SIGKILL)
+                _ = reap(blocking: true)
                 throw TestSupportError("the process did not stop within \(timeout) of signal \(signal)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return process.terminationStatus
     }
 }

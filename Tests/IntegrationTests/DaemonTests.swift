@@ -1,0 +1,221 @@
+import BrokerTestSupport
+import Foundation
+import Testing
+
+/// `serve` as users meet it: curl over the socket, the CLI client, signals, systemd notify.
+@Suite("Daemon over the Unix socket", .serialized, .timeLimit(.minutes(3)))
+struct DaemonTests {
+    @Test("every route answers as SPEC.md says, over curl --unix-socket")
+    func routes() async throws {
+        let harness = try await DaemonHarness(extraProfiles: """
+              refused:
+                environment: local
+                client_id: \(DaemonHarness.clientID)
+                scopes: [altinn:serviceowner/not-allowed]
+                key:
+                  encoded_jwk_file: notifications.jwk
+            """)
+        try await harness.startDaemon()
+        defer { Task { await harness.stop() } }
+
+        // GET /v1/token/{profile}: JSON with every field, no-store.
+        let headers = try harness.curl("/v1/token/notifications", ["-D", "-"]).output
+        #expect(headers.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(headers.lowercased().contains("cache-control: no-store"))
+        #expect(headers.lowercased().contains("content-type: application/json"))
+        let (status, body) = try harness.request("/v1/token/notifications")
+        #expect(status == 200)
+        let token = try harness.json(body)
+        #expect(Set(token.keys) == ["access_token", "token_type", "expires_in", "expires_at", "scope", "profile", "kind"])
+        #expect(token["token_type"] as? String == "Bearer")
+        #expect(token["kind"] as? String == "altinn")
+        #expect(token["profile"] as? String == "notifications")
+        #expect(token["scope"] as? String == "altinn:serviceowner/notifications.create")
+        let expiresIn = try #require(token["expires_in"] as? Int)
+        #expect((1780...1800).contains(expiresIn))
+        let expiresAt = try #require(token["expires_at"] as? String)
+        #expect(expiresAt.hasSuffix("Z") && ISO8601DateFormatter().date(from: expiresAt) != nil)
+        let accessToken = try #require(token["access_token"] as? String)
+
+        // Accept: text/plain gets the bare token.
+        let plain = try harness.request("/v1/token/notifications", ["-H", "Accept: text/plain"])
+        #expect(plain.status == 200 && plain.body == accessToken)
+        #expect(try harness.request("/v1/token/notifications?min_valid=600").status == 200)
+
+        // Errors, each with its code.
+        func error(_ path: String, _ extra: [String] = []) throws -> (Int, String?, [String: Any]) {
+            let (status, body) = try harness.request(path, extra)
+            let object = try harness.json(body)
+            return (status, object["error"] as? String, object)
+        }
+        #expect(try error("/v1/token/nope").0 == 404)
+        #expect(try error("/v1/token/nope").1 == "unknown_profile")
+        #expect(try error("/v1/token/notifications?min_valid=abc").1 == "invalid_request")
+        #expect(try error("/v1/token/notifications?min_valid=7200").0 == 400)
+        let rejected = try error("/v1/token/refused")
+        #expect(rejected.0 == 502 && rejected.1 == "upstream_rejected")
+        let upstream = try #require(rejected.2["upstream"] as? [String: Any])
+        #expect(upstream["status"] as? Int == 400)
+        #expect(upstream["error"] as? String == "invalid_scope")
+        #expect((upstream["error_description"] as? String)?.hasPrefix("MP-140") == true)
+        #expect(try error("/v1/token/notifications", ["-X", "DELETE"]).0 == 405)
+        #expect(try error("/v1/nothing").0 == 404)
+        #expect(try error("/v1/platform-access-token/x").1 == "unknown_profile")
+
+        // POST .../refresh: a new token, then 429 with Retry-After.
+        let refreshed = try harness.request("/v1/token/notifications/refresh", ["-X", "POST"])
+        #expect(refreshed.status == 200)
+        #expect(try harness.json(refreshed.body)["access_token"] as? String != accessToken)
+        let limited = try harness.curl("/v1/token/notifications/refresh", ["-X", "POST", "-D", "-"]).output
+        #expect(limited.hasPrefix("HTTP/1.1 429"))
+        #expect(limited.lowercased().contains("retry-after: "))
+        #expect(limited.contains("\"refresh_rate_limited\""))
+
+        // /v1/profiles, /healthz, /readyz, /metrics.
+        let profiles = try harness.json(try harness.request("/v1/profiles").body)["profiles"] as? [[String: Any]]
+        #expect(profiles?.compactMap { $0["profile"] as? String }.sorted() == ["notifications", "refused"])
+        #expect(profiles?.first { $0["profile"] as? String == "notifications" }?["state"] as? String == "ready")
+        #expect(!(try harness.request("/v1/profiles").body.contains(accessToken)))
+        #expect(try harness.request("/healthz") == (200, "ok\n"))
+        let readiness = try harness.request("/readyz")
+        #expect(readiness.status == 503, "profile refused never gets a token")
+        #expect(try harness.json(readiness.body)["failing"] as? [String: Any] != nil)
+        let metrics = try harness.request("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("maskinporten_broker_tokens_served_total{profile=\"notifications\"}"))
+        #expect(metrics.body.contains("maskinporten_broker_requests_total{route=\"token\",status=\"502\"} 1"))
+        #expect(!metrics.body.contains(accessToken.prefix(30)))
+
+        // The audit log names the caller and the fingerprint, never the token.
+        let log = harness.daemon?.errorOutput ?? ""
+        #expect(log.contains("token handed out"))
+        #expect(log.contains("exe=/usr/bin/curl"))
+        #expect(!log.contains(accessToken.prefix(30)))
+    }
+
+    @Test("token and health: the CLI client, exit codes and $MASKINPORTEN_BROKER_SOCKET")
+    func commandLineClient() async throws {
+        let harness = try await DaemonHarness()
+        try await harness.startDaemon()
+        let token = try BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
+        #expect(token.status == 0)
+        #expect(token.output.hasSuffix("\n") && token.output.split(separator: ".").count == 3)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MASKINPORTEN_BROKER_SOCKET"] = harness.socketPath
+        let json = try BrokerExecutable.run(["token", "notifications", "--json", "--min-valid", "60"], environment: environment)
+        #expect(json.status == 0)
+        #expect(json.output.contains("\"kind\":\"altinn\""))
+        let unknown = try BrokerExecutable.run(["token", "nope"], environment: environment)
+        #expect(unknown.status == 1)
+        #expect(unknown.output.isEmpty)
+        #expect(unknown.errorOutput == "maskinporten-broker token: nope: HTTP 404 unknown_profile: no profile named \"nope\"\n")
+        #expect(try BrokerExecutable.run(["health"], environment: environment).output == "ok\n")
+        #expect(try BrokerExecutable.run(["health", "--ready"], environment: environment).status == 0)
+
+        // SIGTERM: exit 0, socket file gone, probes fail with one line.
+        #expect(try await harness.daemon!.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: harness.socketPath))
+        let down = try BrokerExecutable.run(["health", "--socket", harness.socketPath])
+        #expect(down.status == 1)
+        #expect(down.output.hasPrefix("not healthy: cannot connect to \(harness.socketPath)"))
+        #expect(down.output.split(separator: "\n").count == 1)
+        let noToken = try BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
+        #expect(noToken.status == 1 && noToken.errorOutput.contains("is maskinporten-broker running?"))
+        await harness.stop()
+    }
+
+    @Test("the socket gets the configured mode and group; a stale file is replaced; a second daemon is refused")
+    func socketFile() async throws {
+        let group = "mpbtest\(Int.random(in: 1000...9999))"
+        try Command.run("groupadd", [group])
+        defer { _ = try? Command.run("groupdel", [group]) }
+        let harness = try await DaemonHarness(socketMode: "0660", socketGroup: group)
+        // A stale socket file from a crashed daemon.
+        try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
+        let stale = try RawSocket.datagramListener(harness.socketPath)
+        _ = stale
+        try await harness.startDaemon()
+        defer { Task { await harness.stop() } }
+        let info = try FileManager.default.attributesOfItem(atPath: harness.socketPath)
+        #expect(info[.type] as? FileAttributeType == .typeSocket)
+        #expect(info[.posixPermissions] as? Int == 0o660)
+        let gid = try Command.run("getent", ["group", group]).output.split(separator: ":")[2]
+        #expect(info[.groupOwnerAccountID] as? Int == Int(gid))
+
+        let second = try BrokerExecutable.run(["serve", "--config", harness.configPath])
+        #expect(second.status == 1)
+        #expect(second.errorOutput.contains("another process is already serving on \(harness.socketPath)"))
+        #expect(!second.errorOutput.contains("token obtained"), "the second daemon must fail before fetching")
+        #expect(try harness.request("/healthz").status == 200)
+    }
+
+    @Test("SIGHUP: a broken configuration is refused and serving goes on; a new profile is served; unchanged profiles keep their token")
+    func reload() async throws {
+        let harness = try await DaemonHarness()
+        try await harness.startDaemon()
+        defer { Task { await harness.stop() } }
+        let first = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
+        let good = try String(contentsOfFile: harness.configPath, encoding: .utf8)
+        try harness.directory.write("broker.yaml", good + "\n  broken: [\n", mode: 0o644)
+        kill(harness.daemon!.pid, SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try harness.request("/v1/token/notifications").status == 200)
+        #expect(harness.daemon!.errorOutput.contains("reload refused"))
+
+        try harness.directory.write("broker.yaml", good + """
+
+              second:
+                environment: local
+                client_id: \(DaemonHarness.clientID)
+                scopes: [altinn:serviceowner/notifications.create]
+                key:
+                  encoded_jwk_file: notifications.jwk
+            """, mode: 0o644)
+        kill(harness.daemon!.pid, SIGHUP)
+        var served = false
+        for _ in 0..<100 where !served {
+            served = try harness.request("/v1/token/second").status == 200
+            if !served { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(served)
+        let again = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
+        #expect(again == first, "an unchanged profile keeps its cached token across a reload")
+    }
+
+    @Test("NOTIFY_SOCKET receives READY=1, RELOADING=1 on SIGHUP, and STOPPING=1 on SIGTERM")
+    func systemdNotify() async throws {
+        let harness = try await DaemonHarness()
+        let notifyPath = harness.directory.path("notify.sock")
+        let notify = try RawSocket.datagramListener(notifyPath)
+        try await harness.startDaemon(environment: ["NOTIFY_SOCKET": notifyPath])
+        defer { Task { await harness.stop() } }
+        let ready = notify.receive(timeout: .seconds(10))
+        #expect(ready.contains("READY=1"))
+        #expect(ready.contains("STATUS=serving 1 profile: 1 ready"))
+        kill(harness.daemon!.pid, SIGHUP)
+        let reloading = notify.receive(timeout: .seconds(10))
+        #expect(reloading.contains("RELOADING=1"))
+        #expect(reloading.contains("MONOTONIC_USEC="))
+        kill(harness.daemon!.pid, SIGTERM)
+        var stopping = ""
+        for _ in 0..<5 where !stopping.contains("STOPPING=1") {
+            stopping += notify.receive(timeout: .seconds(3))
+        }
+        #expect(stopping.contains("STOPPING=1"))
+        #expect(try await harness.daemon!.stop() == 0)
+    }
+
+    @Test("systemd-socket-activate: the daemon serves on the socket it is handed, and leaves the file to systemd")
+    func socketActivation() async throws {
+        let harness = try await DaemonHarness()
+        try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
+        let activate = try Command.run("sh", ["-c", "command -v systemd-socket-activate"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await harness.startDaemon(arguments: ["-l", harness.socketPath, try BrokerExecutable.path, "serve", "--config", harness.configPath], executable: activate, waitForSocket: false)
+        // systemd-socket-activate starts the daemon on the first connection.
+        try await harness.waitUntilServing()
+        #expect(try harness.request("/v1/token/notifications").status == 200)
+        #expect(harness.daemon!.errorOutput.contains("Execing") || harness.daemon!.errorOutput.contains("Listening"))
+        _ = try await harness.daemon!.stop()
+        await harness.stop()
+    }
+}
