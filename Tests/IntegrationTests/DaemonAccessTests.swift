@@ -1,0 +1,126 @@
+import BrokerTestSupport
+import Foundation
+import Testing
+
+/// Peer-credential access control with real users, made for the test.
+@Suite("Daemon access control", .serialized, .timeLimit(.minutes(2)))
+struct DaemonAccessTests {
+    @Test("allowed users and groups get tokens; another user gets 403 and never a token; outsiders cannot connect")
+    func peerCredentials() async throws {
+        let suffix = Int.random(in: 1000...9999)
+        let socketGroup = "mpbsock\(suffix)", tokenGroup = "mpbtok\(suffix)"
+        let allowed = "mpbok\(suffix)", member = "mpbgrp\(suffix)", denied = "mpbno\(suffix)", outsider = "mpbout\(suffix)"
+        try Command.run("groupadd", [socketGroup])
+        try Command.run("groupadd", [tokenGroup])
+        try Command.run("useradd", ["-M", "-G", socketGroup, allowed])
+        try Command.run("useradd", ["-M", "-G", "\(socketGroup),\(tokenGroup)", member])
+        try Command.run("useradd", ["-M", "-G", socketGroup, denied])
+        try Command.run("useradd", ["-M", outsider])
+        defer {
+            for user in [allowed, member, denied, outsider] { _ = try? Command.run("userdel", [user]) }
+            for group in [socketGroup, tokenGroup] { _ = try? Command.run("groupdel", [group]) }
+        }
+        let harness = try await DaemonHarness(socketMode: "0660", socketGroup: socketGroup, allow: "      users: [\(allowed)]\n      groups: [\(tokenGroup)]")
+        try await harness.startDaemon()
+        defer { Task { await harness.stop() } }
+
+        func curlAs(_ user: String, _ path: String) throws -> Command.Result {
+            try Command.run("runuser", ["-u", user, "--", "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost\(path)"])
+        }
+
+        let ok = try curlAs(allowed, "/v1/token/notifications")
+        #expect(ok.output.hasSuffix("\n200"), "\(ok.output) \(ok.errorOutput)")
+        let byGroup = try curlAs(member, "/v1/token/notifications")
+        #expect(byGroup.output.hasSuffix("\n200"), "supplementary group: \(byGroup.output)")
+
+        let refused = try curlAs(denied, "/v1/token/notifications")
+        #expect(refused.output.hasSuffix("\n403"), "\(refused.output)")
+        #expect(refused.output.contains("\"error\":\"access_denied\""))
+        #expect(!refused.output.contains("access_token"))
+        let refresh = try Command.run("runuser", ["-u", denied, "--", "curl", "-sS", "-X", "POST", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost/v1/token/notifications/refresh"])
+        #expect(refresh.output.hasSuffix("\n403"))
+        let cli = try Command.run("runuser", ["-u", denied, "--", try BrokerExecutable.path, "token", "notifications", "--socket", harness.socketPath])
+        #expect(cli.status == 1)
+        #expect(cli.output.isEmpty)
+        #expect(cli.errorOutput.contains("HTTP 403 access_denied"))
+
+        // /v1/profiles lists only what the caller may use; health is open to all who connect.
+        #expect(try curlAs(denied, "/v1/profiles").output.hasPrefix("{\"profiles\":[]}"))
+        #expect(try curlAs(allowed, "/v1/profiles").output.contains("\"profile\":\"notifications\""))
+        #expect(try curlAs(denied, "/healthz").output.hasSuffix("\n200"))
+
+        // Not in the socket's group: the kernel refuses the connection.
+        let outside = try curlAs(outsider, "/healthz")
+        #expect(outside.status != 0)
+        #expect(outside.errorOutput.lowercased().contains("permission denied") || outside.errorOutput.contains("Couldn't connect"))
+
+        // Denials are audited with the peer's ids.
+        let uid = try Command.run("id", ["-u", denied]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(harness.daemon!.errorOutput.contains("access denied"))
+        #expect(harness.daemon!.errorOutput.contains("uid=\(uid)"))
+    }
+}
+
+/// Misbehaving clients on the socket.
+@Suite("Daemon under abuse", .serialized, .timeLimit(.minutes(2)))
+struct DaemonAbuseTests {
+    @Test("garbage, oversized headers, smuggling shapes and hundreds of half-open connections do not stop a normal request")
+    func abuse() async throws {
+        let harness = try await DaemonHarness()
+        try await harness.startDaemon()
+        defer { Task { await harness.stop() } }
+
+        // 300 connections that send half a request head and wait.
+        var halfOpen: [RawSocket] = []
+        for _ in 0..<300 {
+            let socket = try RawSocket.connect(harness.socketPath)
+            socket.send("GET /v1/token/notifications HTTP/1.1\r\nHost: localhost\r\n")
+            halfOpen.append(socket)
+        }
+
+        let garbage = try RawSocket.connect(harness.socketPath)
+        garbage.send([0x16, 0x03, 0x01, 0x00, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a] + Array("\u{1}\u{2}NOT HTTP\r\n\r\n".utf8))
+        let garbageAnswer = garbage.receive(timeout: .seconds(3))
+        #expect(garbageAnswer.isEmpty || garbageAnswer.hasPrefix("HTTP/1.1 400"))
+
+        let oversized = try RawSocket.connect(harness.socketPath)
+        oversized.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Flood: " + String(repeating: "a", count: 200_000) + "\r\n\r\n")
+        let oversizedAnswer = oversized.receive(timeout: .seconds(3))
+        #expect(oversizedAnswer.hasPrefix("HTTP/1.1 431") || oversizedAnswer.hasPrefix("HTTP/1.1 400"), "\(oversizedAnswer.prefix(80))")
+        #expect(oversized.isClosedByPeer())
+
+        let manyHeaders = try RawSocket.connect(harness.socketPath)
+        manyHeaders.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n" + (0..<500).map { "X-H\($0): v\r\n" }.joined() + "\r\n")
+        #expect(!manyHeaders.receive(timeout: .seconds(3)).hasPrefix("HTTP/1.1 200"))
+
+        let smuggling = try RawSocket.connect(harness.socketPath)
+        smuggling.send("POST /v1/token/notifications/refresh HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        #expect(smuggling.receive(timeout: .seconds(3)).hasPrefix("HTTP/1.1 400"))
+
+        let doubleLength = try RawSocket.connect(harness.socketPath)
+        doubleLength.send("POST /v1/token/notifications/refresh HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+        #expect(doubleLength.receive(timeout: .seconds(3)).hasPrefix("HTTP/1.1 400"))
+
+        let longPath = try harness.request("/v1/token/" + String(repeating: "x", count: 8000))
+        #expect(longPath.status == 414)
+        for path in ["/v1/token/..%2f..%2fetc%2fpasswd", "/v1/token/%00", "/v1/token/../../healthz"] {
+            let answer = try harness.request(path, ["--path-as-is"])
+            #expect([400, 404].contains(answer.status), "\(path): \(answer.status)")
+            #expect(!answer.body.contains("access_token"))
+        }
+
+        // A normal request is served at once, through all of that.
+        let start = ContinuousClock.now
+        let normal = try harness.request("/v1/token/notifications")
+        #expect(normal.status == 200)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        let metrics = try harness.request("/metrics").body
+        #expect(metrics.contains("maskinporten_broker_open_connections "))
+
+        // Slowloris: a request head must arrive within 10 s, or the connection is closed.
+        try await Task.sleep(for: .seconds(11))
+        #expect(halfOpen[0].isClosedByPeer(timeout: .seconds(2)))
+        #expect(halfOpen[299].isClosedByPeer(timeout: .seconds(2)))
+        #expect(try harness.request("/healthz").status == 200)
+    }
+}
