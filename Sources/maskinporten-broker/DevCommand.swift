@@ -1,0 +1,106 @@
+import ArgumentParser
+import BrokerCore
+import BrokerCrypto
+import BrokerServer
+import BrokerSystemd
+import Foundation
+import Logging
+import MaskinportenEmulator
+import ServiceLifecycle
+import UnixSignals
+
+/// `dev`: the emulator and the daemon in one process, with a generated demo key and profile
+/// `demo`: the first thing to run.
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run the emulator and the daemon together with a demo key and profile \"demo\".",
+        discussion: "Prints the socket path and a ready curl line. Everything lives in a private directory under $XDG_RUNTIME_DIR (or the temporary directory) that is removed on exit."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: String = "notice"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "maskinporten-broker")
+        let directory = try Self.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        // The emulator, with a demo client whose key exists only in this directory.
+        let server = try await EmulatorServer.bind(host: "127.0.0.1", port: 0, logger: logger)
+        let emulator = server.emulator
+        let key = try RSAPrivateKey.generate()
+        let kid = "demo-" + Digest.fingerprint(UUID().uuidString)
+        emulator.register(RegisteredClient(clientID: "demo-client", scopes: ["altinn:serviceowner/notifications.create"], keys: [try key.publicKey.jwk(kid: kid, algorithm: .rs256)]))
+        var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid))
+        let keyFile = directory.appendingPathComponent("demo.jwk")
+        guard FileManager.default.createFile(atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600]) else {
+            printError("error: cannot write \(keyFile.path)")
+            throw ExitCode(1)
+        }
+        jwk.resetBytes(in: 0..<jwk.count)
+
+        let socketPath = directory.appendingPathComponent("broker.sock").path
+        let configPath = directory.appendingPathComponent("broker.yaml").path
+        try """
+            # Written by `maskinporten-broker dev`: the emulator on \(emulator.altinnPlatform) and a demo key.
+            socket:
+              path: \(socketPath)
+              mode: "0600"
+            environments:
+              local:
+                maskinporten_issuer: \(emulator.issuer)
+                altinn_platform: \(emulator.altinnPlatform)
+            profiles:
+              demo:
+                environment: local
+                client_id: demo-client
+                scopes: [altinn:serviceowner/notifications.create]
+                key:
+                  encoded_jwk_file: demo.jwk
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+
+        let loaded = try LoadedConfiguration.load(path: configPath)
+        let fd = try UnixListener.make(path: socketPath, mode: 0o600, group: nil)
+        let daemon = try Daemon(
+            configPath: configPath, loaded: loaded, listener: SocketServer.Listener(descriptor: fd, removeOnExit: socketPath),
+            notifier: SystemdNotifier(environment: [:]), logger: logger
+        )
+        printNow("""
+            maskinporten-broker dev: the daemon and a local Maskinporten + Altinn emulator, profile "demo"
+              socket:    \(socketPath)
+              config:    \(configPath)
+              emulator:  \(emulator.altinnPlatform) (control API at /_emulator/)
+
+            Get a token:
+              curl --unix-socket \(socketPath) http://localhost/v1/token/demo
+              \(CommandLine.arguments[0]) token demo --socket \(socketPath)
+
+            Ctrl-C stops both and removes \(directory.path).
+            """)
+        let group = ServiceGroup(services: [EmulatorService(server: server)] + daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+
+    /// A fresh private directory: `$XDG_RUNTIME_DIR/maskinporten-broker-dev-XXXX`, else the same
+    /// under the temporary directory.
+    static func makeDirectory() throws -> URL {
+        let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? NSTemporaryDirectory()
+        var template = Array((URL(fileURLWithPath: base).appendingPathComponent("maskinporten-broker-dev-XXXXXX").path).utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ValidationError("cannot create a directory under \(base): \(String(cString: strerror(errno)))")
+        }
+        let url = URL(fileURLWithPath: String(cString: made))
+        // A socket path must stay under 108 bytes.
+        guard url.path.utf8.count < 90 else {
+            throw ValidationError("\(url.path) is too long for a Unix socket path; set XDG_RUNTIME_DIR to a shorter directory")
+        }
+        return url
+    }
+}
