@@ -187,13 +187,20 @@ struct DaemonTests {
         let harness = try await DaemonHarness()
         let notifyPath = harness.directory.path("notify.sock")
         let notify = try RawSocket.datagramListener(notifyPath)
-        try await harness.startDaemon(environment: ["NOTIFY_SOCKET": notifyPath])
+        try await harness.startDaemon(environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "400000"])
         defer { Task { await harness.stop() } }
-        let ready = notify.receive(timeout: .seconds(10))
+        var ready = ""
+        for _ in 0..<10 where !(ready.contains("READY=1") && ready.contains("WATCHDOG=1")) {
+            ready += notify.receive(timeout: .seconds(2))
+        }
         #expect(ready.contains("READY=1"))
+        #expect(ready.contains("WATCHDOG=1"), "the watchdog is petted at half of WATCHDOG_USEC")
         #expect(ready.contains("STATUS=serving 1 profile: 1 ready"))
         kill(harness.daemon!.pid, SIGHUP)
-        let reloading = notify.receive(timeout: .seconds(10))
+        var reloading = ""
+        for _ in 0..<10 where !reloading.contains("RELOADING=1") {
+            reloading += notify.receive(timeout: .seconds(2))
+        }
         #expect(reloading.contains("RELOADING=1"))
         #expect(reloading.contains("MONOTONIC_USEC="))
         kill(harness.daemon!.pid, SIGTERM)
