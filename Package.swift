@@ -127,6 +127,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BrokerSystemdTests",
+            dependencies: ["BrokerSystemd"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "MaskinportenEmulatorTests",
             dependencies: ["MaskinportenEmulator", "BrokerCrypto", "BrokerTestSupport"],
             swiftSettings: swiftSettings

@@ -22,12 +22,10 @@ public enum UnixListener {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(SystemError("socket"))") }
         do {
-            var address = try Self.address(path)
+            let address = try Self.address(path)
             // Created owner-only; widened to `mode` below, before listen().
             let previous = umask(0o177)
-            let bound = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            let bound = address.withSockaddr { bind(fd, $0, $1) }
             umask(previous)
             guard bound == 0 else { throw Failure(description: "cannot bind \(path): \(SystemError("bind"))") }
             if let group, chown(path, uid_t.max, group) != 0 {
@@ -44,14 +42,11 @@ public enum UnixListener {
 
     /// Whether something answers on the socket at `path`.
     public static func isLive(_ path: String) -> Bool {
-        guard var address = try? Self.address(path) else { return false }
+        guard let address = try? Self.address(path) else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return connected == 0
+        return address.connect(fd) == nil
     }
 
     private static func removeStale(_ path: String) throws {
@@ -86,14 +81,10 @@ public enum UnixListener {
         }
     }
 
-    static func address(_ path: String) throws -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw Failure(description: "the socket path \(path) is too long (\(bytes.count) bytes; at most 107)")
+    static func address(_ path: String) throws -> UnixSocketAddress {
+        guard let address = UnixSocketAddress(path) else {
+            throw Failure(description: "the socket path \(path) is too long (\(path.utf8.count) bytes; at most 107)")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         return address
     }
 }

@@ -1,3 +1,4 @@
+import BrokerSystemd
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -41,17 +42,11 @@ struct SocketClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
 
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let address = UnixSocketAddress(path) else {
             throw Failure(description: "the socket path \(path) is too long")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
+        if let failure = address.connect(fd) {
+            errno = failure
             let hint = errno == ENOENT || errno == ECONNREFUSED ? " (is maskinporten-broker running?)" : (errno == EACCES ? " (is this user in the socket's group?)" : "")
             throw Failure(description: "cannot connect to \(path): \(Self.errorText())\(hint)")
         }
