@@ -34,12 +34,12 @@ public final class Daemon: Sendable {
         readyTimeout: Duration = .seconds(10),
         logger: Logger
     ) throws {
-        for (name, problem) in loaded.problems.sorted(by: { $0.key < $1.key }) {
-            logger.error("profile cannot be served", metadata: ["profile": "\(name)", "error": "\(problem)"])
+        for (name, problem) in loaded.problems.merging(loaded.platformAccessTokenProblems, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
+            logger.error("cannot be served", metadata: ["name": "\(name)", "error": "\(problem)"])
         }
         Self.warnAboutNames(loaded.configuration, logger: logger)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
-        let state = NIOLockedValueBox(ServingState(loaded))
+        let state = NIOLockedValueBox(try ServingState(loaded, logger: logger))
         let metrics = ServerMetrics()
         var audit = logger
         audit[metadataKey: "audit"] = "true"
@@ -64,9 +64,7 @@ public final class Daemon: Sendable {
                 logger.warning("allow list names that do not exist on this host are ignored", metadata: ["profile": "\(profile.name)", "names": "\(unknown.joined(separator: ", "))"])
             }
         }
-        if !configuration.platformAccessTokens.isEmpty || configuration.idPortenExchange != nil {
-            logger.warning("platform_access_tokens and id_porten_exchange are configured but not served by this version")
-        }
+
     }
 }
 
@@ -159,10 +157,11 @@ public final class Supervisor: Service, Sendable {
         logger.info("reloading", metadata: ["config": "\(configPath)"])
         do {
             let loaded = try LoadedConfiguration.load(path: configPath)
-            let previous = state.withLockedValue { $0.configuration }
+            let previous = state.withLockedValue { $0 }
+            let serving = try ServingState(loaded, previous: previous, logger: logger)
             let changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
-            state.withLockedValue { $0 = ServingState(loaded) }
-            if previous.socket != loaded.configuration.socket {
+            state.withLockedValue { $0 = serving }
+            if previous.configuration.socket != loaded.configuration.socket {
                 logger.warning("socket settings changed; they take effect at the next restart")
             }
             for (name, problem) in loaded.problems.sorted(by: { $0.key < $1.key }) {

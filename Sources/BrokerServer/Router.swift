@@ -1,4 +1,5 @@
 public import BrokerCore
+import BrokerCrypto
 import Foundation
 public import Logging
 import NIOCore
@@ -12,14 +13,44 @@ public struct ServingState: Sendable {
     public var access: [String: AccessPolicy]
     /// Profiles that cannot be served (their keys did not load), with the reason.
     public var unavailable: [String: String]
+    /// Platform Access Token issuers, by name.
+    public var platformAccessTokens: [String: PlatformAccessTokenIssuer]
+    /// Who may fetch each Platform Access Token.
+    public var platformAccessTokenAccess: [String: AccessPolicy]
+    /// Platform Access Tokens that cannot be served, with the reason.
+    public var unavailablePlatformAccessTokens: [String: String]
+    /// The ID-porten exchange, when enabled.
+    public var idPorten: IDPortenExchanger?
+    /// Who may use the ID-porten exchange.
+    public var idPortenAccess: AccessPolicy?
 
-    /// The state for `loaded`, with its allow lists resolved.
-    public init(_ loaded: LoadedConfiguration) {
+    /// The state for `loaded`, with its allow lists resolved; the ID-porten exchanger of
+    /// `previous` is kept (with its cache) when its environment did not change.
+    public init(_ loaded: LoadedConfiguration, previous: ServingState? = nil, logger: Logger) throws {
         configuration = loaded.configuration
         var access: [String: AccessPolicy] = [:]
         for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
         self.access = access
         unavailable = loaded.problems.mapValues(\.description)
+        platformAccessTokens = loaded.platformAccessTokens
+        var tokenAccess: [String: AccessPolicy] = [:]
+        for settings in configuration.platformAccessTokens { tokenAccess[settings.name] = AccessPolicy(settings.allow) }
+        platformAccessTokenAccess = tokenAccess
+        unavailablePlatformAccessTokens = loaded.platformAccessTokenProblems.mapValues(\.description)
+        if let settings = configuration.idPortenExchange {
+            idPortenAccess = AccessPolicy(settings.allow)
+            if let kept = previous?.idPorten, kept.settings.environment == settings.environment {
+                idPorten = kept
+            } else {
+                let upstream: UpstreamClient
+                do {
+                    upstream = try UpstreamClient(caFile: settings.environment.caFile, logger: logger)
+                } catch {
+                    throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(settings.environment.name).ca_file", "\(settings.environment.caFile ?? ""): \(error)")
+                }
+                idPorten = IDPortenExchanger(settings: settings, upstream: upstream, minValidSeconds: configuration.refresh.minValidSeconds)
+            }
+        }
     }
 }
 
@@ -79,10 +110,10 @@ public struct Router: Sendable {
             return ("profiles", await profiles(peer: peer))
         case ("platform-access-token", 2):
             if let wrong = only(.GET, request) { return ("platform_access_token", wrong) }
-            return ("platform_access_token", .error(.notFound, "unknown_profile", "no platform access token named \"\(Self.printable(segments[1]))\" is served"))
+            return ("platform_access_token", platformAccessToken(name: segments[1], peer: peer))
         case ("exchange", 2) where segments[1] == "id-porten":
             if let wrong = only(.POST, request) { return ("id_porten_exchange", wrong) }
-            return ("id_porten_exchange", .error(.notFound, "unknown_profile", "the ID-porten exchange is not enabled"))
+            return ("id_porten_exchange", await idPortenExchange(request, peer: peer))
         default:
             return ("unknown", notFound(request))
         }
@@ -132,6 +163,74 @@ public struct Router: Sendable {
         ), noStore: true)
     }
 
+    // MARK: - Platform Access Tokens and ID-porten
+
+    private func platformAccessToken(name: String, peer: PeerCredentials) -> BrokerResponse {
+        let state = state()
+        guard state.configuration.platformAccessTokens.contains(where: { $0.name == name }) else {
+            return .error(.notFound, "unknown_profile", "no platform access token named \"\(Self.printable(name))\"")
+        }
+        guard state.platformAccessTokenAccess[name]?.permits(peer) == true else {
+            metrics.denied(profile: "platform_access_token:\(name)")
+            audit.notice("access denied", metadata: auditMetadata(profile: "platform_access_token:\(name)", peer: peer))
+            return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use platform access token \"\(name)\"")
+        }
+        guard let issuer = state.platformAccessTokens[name] else {
+            return .error(.serviceUnavailable, "profile_unavailable", "platform access token \"\(name)\" cannot be served: \(state.unavailablePlatformAccessTokens[name] ?? "not loaded")")
+        }
+        let token: IssuedToken
+        do {
+            token = try issuer.token()
+        } catch let error as TokenError {
+            return .error(.serviceUnavailable, "profile_unavailable", error.reason)
+        } catch {
+            return .error(.internalServerError, "internal_error", "the platform access token could not be signed")
+        }
+        var metadata = auditMetadata(profile: "platform_access_token:\(name)", peer: peer)
+        metadata["fingerprint"] = "\(token.fingerprint)"
+        audit.info("platform access token handed out", metadata: metadata)
+        metrics.tokenHandedOut(profile: "platform_access_token:\(name)")
+        return .json(.ok, PlatformAccessTokenBody(
+            accessToken: token.value, header: "PlatformAccessToken",
+            expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)), expiresAt: JSONCoding.rfc3339(token.expiresAt)
+        ), noStore: true)
+    }
+
+    private func idPortenExchange(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
+        let state = state()
+        guard let exchanger = state.idPorten else {
+            return .error(.notFound, "unknown_profile", "the ID-porten exchange is not enabled (id_porten_exchange in the configuration)")
+        }
+        guard state.idPortenAccess?.permits(peer) == true else {
+            metrics.denied(profile: "id_porten_exchange")
+            audit.notice("access denied", metadata: auditMetadata(profile: "id_porten_exchange", peer: peer))
+            return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use the ID-porten exchange")
+        }
+        let input = String(buffer: request.body)
+        let token: IssuedToken
+        do {
+            token = try await exchanger.exchange(input)
+        } catch {
+            let upstream = error.upstream.map { UpstreamAnswerBody(status: $0.status, error: $0.error, errorDescription: $0.errorDescription) }
+            switch error.kind {
+            case .rejected:
+                // The person's token was refused: the caller's input is at fault.
+                let status: HTTPResponseStatus = error.upstream.map { $0.status == 401 ? .unauthorized : ($0.status == 403 ? .forbidden : .badRequest) } ?? .badRequest
+                return .error(status, "invalid_request", error.reason + (error.upstream?.errorDescription.map { ": \($0)" } ?? ""), upstream: upstream)
+            default:
+                return Self.response(for: error)
+            }
+        }
+        var metadata = auditMetadata(profile: "id_porten_exchange", peer: peer)
+        metadata["fingerprint"] = "\(token.fingerprint)"
+        audit.info("ID-porten token exchanged", metadata: metadata)
+        metrics.tokenHandedOut(profile: "id_porten_exchange")
+        return .json(.ok, TokenBody(
+            accessToken: token.value, tokenType: "Bearer", expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)),
+            expiresAt: JSONCoding.rfc3339(token.expiresAt), scope: token.scope, profile: "id-porten", kind: "altinn"
+        ), noStore: true)
+    }
+
     private func auditMetadata(profile: String, peer: PeerCredentials) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["profile": "\(profile)", "pid": "\(peer.pid)", "uid": "\(peer.uid)", "gid": "\(peer.gid)"]
         if let executable = peer.executable() { metadata["exe"] = "\(executable)" }
@@ -171,27 +270,54 @@ public struct Router: Sendable {
 
     private func readiness() async -> BrokerResponse {
         var failing: [String: ReadinessProblem] = [:]
+        var certificates: [String: Int] = [:]
         let state = state()
         for profile in state.configuration.profiles {
-            guard let status = await broker.cache(for: profile.name)?.status() else {
+            guard let cache = broker.cache(for: profile.name) else {
                 failing[profile.name] = ReadinessProblem(state: "unavailable", error: state.unavailable[profile.name])
                 continue
+            }
+            let status = await cache.status()
+            if let days = cache.credentials.daysUntilCertificateExpiry() {
+                certificates["profiles.\(profile.name)"] = days
+                if let leaf = cache.credentials.certificateChain?.first, leaf.notAfter <= Date() {
+                    failing[profile.name] = ReadinessProblem(state: "failing", error: "the business certificate \(leaf.subject) expired on \(JSONCoding.rfc3339(leaf.notAfter))")
+                    continue
+                }
             }
             if !status.servable {
                 failing[profile.name] = ReadinessProblem(state: status.state.rawValue, error: status.lastError?.description)
             }
         }
-        if failing.isEmpty { return .json(.ok, ReadinessBody(status: "ready", failing: nil)) }
-        return .json(.serviceUnavailable, ReadinessBody(status: "not_ready", failing: failing))
+        for (name, issuer) in state.platformAccessTokens {
+            let days = issuer.daysUntilCertificateExpiry()
+            certificates["platform_access_tokens.\(name)"] = days
+            if days < 0 || issuer.certificate.notAfter <= Date() {
+                failing["platform_access_tokens.\(name)"] = ReadinessProblem(state: "failing", error: "the certificate \(issuer.certificate.subject) expired on \(JSONCoding.rfc3339(issuer.certificate.notAfter))")
+            }
+        }
+        for (name, reason) in state.unavailablePlatformAccessTokens {
+            failing["platform_access_tokens.\(name)"] = ReadinessProblem(state: "unavailable", error: reason)
+        }
+        let body = ReadinessBody(status: failing.isEmpty ? "ready" : "not_ready", failing: failing.isEmpty ? nil : failing,
+                                 certificateDaysLeft: certificates.isEmpty ? nil : certificates)
+        return .json(failing.isEmpty ? .ok : .serviceUnavailable, body)
     }
 
     private func metricsText() async -> BrokerResponse {
         var profiles: [(name: String, state: String, expiresIn: Double?)] = []
-        for profile in state().configuration.profiles {
-            let status = await broker.cache(for: profile.name)?.status()
+        var certificates: [(name: String, days: Int)] = []
+        let state = state()
+        for profile in state.configuration.profiles {
+            let cache = broker.cache(for: profile.name)
+            let status = await cache?.status()
             profiles.append((profile.name, status?.state.rawValue ?? "unavailable", status?.expiresAt.map { $0.timeIntervalSinceNow }))
+            if let days = cache?.credentials.daysUntilCertificateExpiry() { certificates.append(("profile:\(profile.name)", days)) }
         }
-        return .text(.ok, metrics.render(profiles: profiles), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        for (name, issuer) in state.platformAccessTokens.sorted(by: { $0.key < $1.key }) {
+            certificates.append(("platform_access_token:\(name)", issuer.daysUntilCertificateExpiry()))
+        }
+        return .text(.ok, metrics.render(profiles: profiles, certificates: certificates), contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 
     // MARK: - Helpers
@@ -234,6 +360,20 @@ struct TokenBody: Encodable {
     }
 }
 
+struct PlatformAccessTokenBody: Encodable {
+    var accessToken: String
+    var header: String
+    var expiresIn: Int
+    var expiresAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token"
+        case header
+        case expiresIn = "expires_in"
+        case expiresAt = "expires_at"
+    }
+}
+
 struct ProfileBody: Encodable {
     var profile: String
     var environment: String
@@ -258,4 +398,10 @@ struct ReadinessProblem: Encodable {
 struct ReadinessBody: Encodable {
     var status: String
     var failing: [String: ReadinessProblem]?
+    var certificateDaysLeft: [String: Int]?
+
+    enum CodingKeys: String, CodingKey {
+        case status, failing
+        case certificateDaysLeft = "certificate_days_left"
+    }
 }

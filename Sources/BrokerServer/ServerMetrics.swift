@@ -36,7 +36,7 @@ public final class ServerMetrics: Sendable {
     public var openConnections: Int { state.withLockedValue { $0.openConnections } }
 
     /// The exposition text, with per-profile gauges supplied by the caller.
-    func render(profiles: [(name: String, state: String, expiresIn: Double?)]) -> String {
+    func render(profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = []) -> String {
         let snapshot = state.withLockedValue { $0 }
         var lines: [String] = []
         lines.append("# HELP maskinporten_broker_requests_total Requests on the socket by route and status.")
@@ -65,6 +65,11 @@ public final class ServerMetrics: Sendable {
             if let expiresIn = profile.expiresIn {
                 lines.append("maskinporten_broker_token_expiry_seconds{profile=\"\(profile.name)\"} \(Int(expiresIn))")
             }
+        }
+        lines.append("# HELP maskinporten_broker_certificate_expiry_days Whole days until each business or platform certificate expires.")
+        lines.append("# TYPE maskinporten_broker_certificate_expiry_days gauge")
+        for certificate in certificates {
+            lines.append("maskinporten_broker_certificate_expiry_days{name=\"\(certificate.name)\"} \(certificate.days)")
         }
         lines.append("# HELP maskinporten_broker_open_connections Connections open on the socket.")
         lines.append("# TYPE maskinporten_broker_open_connections gauge")

@@ -207,6 +207,56 @@ public final class Emulator: Sendable {
         return .success(token)
     }
 
+    // MARK: - ID-porten
+
+    /// ID-porten's issuer as the emulator plays it.
+    public var idPortenIssuer: String { issuer + "idporten" }
+
+    /// A person's ID-porten-like access token, signed by the emulator, for tests.
+    public func mintIDPortenToken(pid: String, lifetime: Int = 600, now: Date = Date()) throws -> String {
+        let issuedAt = Int(now.timeIntervalSince1970)
+        return try sign([
+            "iss": .string(idPortenIssuer), "pid": .string(pid), "acr": "idporten-loa-high", "amr": .array(["TestID"]),
+            "client_id": "emulator-portal", "scope": "openid altinn:portal/enduser", "token_type": "Bearer",
+            "iat": .number(Double(issuedAt)), "exp": .number(Double(issuedAt + lifetime)), "jti": .string(UUID().uuidString.lowercased()),
+        ])
+    }
+
+    /// An Altinn token for a person's ID-porten token the emulator minted.
+    func exchangeIDPorten(bearer: String?, now: Date = Date()) -> Result<String, ExchangeRefusal> {
+        guard let bearer else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "no Bearer token in the Authorization header"))
+        }
+        guard let parts = try? JWS.split(bearer), let publicKey = try? signingKey.publicKey,
+              publicKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
+              let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object,
+              claims["iss"]?.string == idPortenIssuer else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token was not issued by ID-porten"))
+        }
+        guard let exp = claims["exp"]?.number, exp > now.timeIntervalSince1970 else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the ID-porten token has expired"))
+        }
+        guard let pid = claims["pid"]?.string else {
+            return .failure(ExchangeRefusal(status: 400, title: "Bad Request", detail: "the ID-porten token has no pid"))
+        }
+        let settings = self.settings
+        let issuedAt = Int(now.timeIntervalSince1970)
+        let userID = Int(Digest.sha256(pid.utf8).prefix(3).reduce(0) { $0 << 8 | Int($1) }) + 20_000_000
+        let altinn: [String: JSONValue] = [
+            "iss": .string(altinnPlatform + "/authentication/api/v1/openid/"),
+            "urn:altinn:userid": .string(String(userID)), "urn:altinn:partyid": .string(String(userID + 30_000_000)),
+            "pid": .string(pid), "urn:altinn:authlevel": .number(3), "urn:altinn:authenticatemethod": "idporten",
+            "client_id": claims["client_id"] ?? .null, "scope": claims["scope"] ?? .null, "token_type": "Bearer",
+            "iat": .number(Double(issuedAt)), "nbf": .number(Double(issuedAt)),
+            "exp": .number(Double(issuedAt + settings.altinnTokenLifetime + settings.altinnExpOffset)),
+            "jti": .string(UUID().uuidString.lowercased()),
+        ]
+        guard let token = try? sign(altinn) else {
+            return .failure(ExchangeRefusal(status: 500, title: "Internal Server Error", detail: "the emulator could not sign"))
+        }
+        return .success(token)
+    }
+
     // MARK: - Helpers
 
     private func sign(_ claims: [String: JSONValue]) throws -> String {

@@ -116,6 +116,18 @@ public final class EmulatorServer: Sendable {
             return tokenEndpoint(request)
         case (.GET, "/authentication/api/v1/exchange/maskinporten"):
             return exchangeEndpoint(request)
+        case (.GET, "/authentication/api/v1/exchange/id-porten"):
+            return exchangeEndpoint(request, idPorten: true)
+        case (.POST, "/_emulator/idporten-token"):
+            struct Ask: Decodable {
+                var pid: String?
+                var lifetime: Int?
+            }
+            let ask = request.decode(Ask.self)
+            guard let pid = ask?.pid, let token = try? emulator.mintIDPortenToken(pid: pid, lifetime: ask?.lifetime ?? 600) else {
+                return .json(.badRequest, ["error": "invalid_request", "error_description": "expected {\"pid\": \"11-digit national identity number\", \"lifetime\": seconds}"])
+            }
+            return .json(.ok, ["access_token": .string(token), "token_type": "Bearer"])
         case (.GET, "/.well-known/oauth-authorization-server"):
             return .json(.ok, [
                 "issuer": .string(emulator.issuer), "token_endpoint": .string(emulator.tokenEndpoint),
@@ -200,19 +212,19 @@ public final class EmulatorServer: Sendable {
         }
     }
 
-    private func exchangeEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
+    private func exchangeEndpoint(_ request: EmulatorRequest, idPorten: Bool = false) -> EmulatorReply {
         emulator.count { $0.exchangeRequests += 1 }
         let fault = emulator.takeFault(.exchange)
         if let fault, fault.replacesAnswer { return .fault(fault) }
-        var reply = exchangeAnswer(request)
+        var reply = exchangeAnswer(request, idPorten: idPorten)
         reply.delay = fault?.delay
         return reply
     }
 
-    private func exchangeAnswer(_ request: EmulatorRequest) -> EmulatorReply {
+    private func exchangeAnswer(_ request: EmulatorRequest, idPorten: Bool) -> EmulatorReply {
         let authorization = request.head.headers.first(name: "Authorization")
         let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
-        switch emulator.exchange(bearer: bearer, test: request.query["test"] == "true") {
+        switch idPorten ? emulator.exchangeIDPorten(bearer: bearer) : emulator.exchange(bearer: bearer, test: request.query["test"] == "true") {
         case .success(let token):
             emulator.count { $0.exchangesIssued += 1 }
             // Altinn answers with the bare token as text, or as a JSON string when JSON is asked for.

@@ -12,6 +12,11 @@ public struct SigningCredentials: Sendable {
     /// The algorithm grants are signed with.
     public var algorithm: SigningAlgorithm
 
+    /// Whole days until the business certificate expires; nil for a JWK.
+    public func daysUntilCertificateExpiry(now: Date = Date()) -> Int? {
+        certificateChain?.first.map { Int(($0.notAfter.timeIntervalSince(now) / 86_400).rounded(.down)) }
+    }
+
     /// Credentials from loaded key material.
     public init(privateKey: RSAPrivateKey, kid: String?, certificateChain: [Certificate]?, algorithm: SigningAlgorithm) {
         self.privateKey = privateKey

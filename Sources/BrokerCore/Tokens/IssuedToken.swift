@@ -6,6 +6,8 @@ public enum TokenKind: String, Sendable, Hashable, Codable {
     case altinn
     /// The Maskinporten access token itself.
     case maskinporten
+    /// An Altinn Platform Access Token, minted here.
+    case platformAccess = "platform_access"
 }
 
 /// A token as obtained from upstream, with its expiry on both clocks.

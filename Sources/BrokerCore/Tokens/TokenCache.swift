@@ -34,7 +34,9 @@ public struct ProfileStatus: Sendable {
 public actor TokenCache {
     /// The profile.
     public nonisolated let profile: Profile
-    private let fetcher: TokenFetcher
+    /// Its key material (for certificate expiry in readiness and metrics).
+    public nonisolated var credentials: SigningCredentials { fetcher.builder.credentials }
+    private nonisolated let fetcher: TokenFetcher
     private let refresh: RefreshSettings
     private let policy: RetryPolicy
     private let logger: Logger

@@ -18,6 +18,9 @@ public struct TokenFetcher: Sendable {
     /// A new token from upstream.
     public func fetch() async throws(TokenError) -> IssuedToken {
         let profile = builder.profile
+        if let leaf = builder.credentials.certificateChain?.first, leaf.notAfter <= Date() {
+            throw TokenError(.rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")
+        }
         let grant: String
         do {
             grant = try builder.makeGrant()

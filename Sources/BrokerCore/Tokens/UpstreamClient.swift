@@ -74,11 +74,20 @@ public final class UpstreamClient: Sendable {
 
     /// Exchanges a Maskinporten token for an Altinn token at `platform`.
     public func exchange(maskinportenToken: String, platform: String, testOrganisation: Bool) async throws(TokenError) -> AltinnToken {
-        var url = platform + "/authentication/api/v1/exchange/maskinporten"
+        try await exchange(token: maskinportenToken, from: "maskinporten", platform: platform, testOrganisation: testOrganisation)
+    }
+
+    /// Exchanges a person's ID-porten access token for an Altinn token at `platform`.
+    public func exchange(idPortenToken: String, platform: String) async throws(TokenError) -> AltinnToken {
+        try await exchange(token: idPortenToken, from: "id-porten", platform: platform, testOrganisation: false)
+    }
+
+    private func exchange(token: String, from provider: String, platform: String, testOrganisation: Bool) async throws(TokenError) -> AltinnToken {
+        var url = platform + "/authentication/api/v1/exchange/" + provider
         if testOrganisation { url += "?test=true" }
         var request = HTTPClientRequest(url: url)
         request.method = .GET
-        request.headers.add(name: "Authorization", value: "Bearer " + maskinportenToken)
+        request.headers.add(name: "Authorization", value: "Bearer " + token)
         request.headers.add(name: "Accept", value: "text/plain, application/json")
         let (status, headers, answer) = try await send(request, endpoint: .altinn)
         return try UpstreamAnswers.altinn(status: status, headers: headers, body: answer).get()
