@@ -53,8 +53,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CSystemShims",
+            path: "Sources/CSystemShims"
+        ),
         .target(
             name: "BrokerSystemd",
+            dependencies: ["CSystemShims"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -124,6 +129,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BrokerServerTests",
+            dependencies: ["BrokerServer", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -22,12 +22,8 @@ struct DevCommand: AsyncParsableCommand {
     var logLevel: String = "notice"
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .notice
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        ProcessHardening.apply()
+        bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .notice)
         let logger = Logger(label: "maskinporten-broker")
         let directory = try Self.makeDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -41,7 +41,7 @@ struct EmulatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        bootstrapLogging(level: .info)
         let logger = Logger(label: "maskinporten-emulator")
         let (host, port) = try Self.parseListen(listen)
         let server: EmulatorServer

@@ -1,3 +1,5 @@
+import BrokerServer
+import Logging
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -29,4 +31,10 @@ private func writeAll(_ descriptor: Int32, _ text: String) {
         }
         offset += written
     }
+}
+
+/// Log lines on standard error: journald priorities under systemd, logfmt otherwise.
+func bootstrapLogging(level: Logger.Level) {
+    let format = LineLogHandler.detectFormat()
+    LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
 }

@@ -22,23 +22,17 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
-    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
-    var logLevel: String = "info"
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: log_level in the configuration, else info).", valueName: "level"))
+    var logLevel: String?
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "maskinporten-broker")
+        let hardening = ProcessHardening.apply()
         let path = ConfigLoader.resolvePath(explicit: options.config)
         let loaded: LoadedConfiguration
         do {
@@ -46,6 +40,12 @@ struct Serve: AsyncParsableCommand {
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
+        }
+        let level = Logger.Level(rawValue: logLevel ?? loaded.configuration.logLevel) ?? .info
+        bootstrapLogging(level: level)
+        let logger = Logger(label: "maskinporten-broker")
+        for failure in hardening {
+            logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         do {
             let daemon = try Daemon(configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), logger: logger)

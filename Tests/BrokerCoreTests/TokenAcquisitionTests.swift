@@ -120,8 +120,8 @@ struct TokenAcquisitionTests {
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            #expect(served > 20)
-            #expect(refused > 5)
+            #expect(served > 10)
+            #expect(refused > 2)
             let status = await cache.status()
             #expect(status.state == .failing)
         }
@@ -189,7 +189,7 @@ struct TokenAcquisitionTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             let calls = harness.emulator.stats.tokenRequests
-            #expect(asked > 300)
+            #expect(asked > 100, "callers kept asking through the outage")
             // Waits of 1, 2, 4, 8, 16, 32, 60 s, each jittered to between half and all of it:
             // at most 8 calls in 60 s.
             #expect(calls <= 8, "\(calls) calls in a 60 s outage")

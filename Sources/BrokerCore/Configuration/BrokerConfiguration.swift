@@ -17,6 +17,8 @@ public struct BrokerConfiguration: Sendable {
     public var platformAccessTokens: [PlatformAccessTokenSettings]
     /// The ID-porten exchange, when enabled.
     public var idPortenExchange: IDPortenExchangeSettings?
+    /// `log_level`: trace, debug, info, notice, warning, error or critical (default info).
+    public var logLevel: String = "info"
 
     /// The profile called `name`.
     public func profile(named name: String) -> Profile? {

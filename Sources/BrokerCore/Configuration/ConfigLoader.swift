@@ -78,7 +78,7 @@ private struct ConfigParser {
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
-        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange"])
+        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level"])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
         let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
@@ -104,12 +104,16 @@ private struct ConfigParser {
             }
             idPorten = IDPortenExchangeSettings(environment: environment, allow: try parseAccessList(section.mapping("allow", known: Self.allowKeys)))
         }
+        let logLevel = try top.string("log_level") ?? "info"
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw top.error(.invalidValue, "log_level", "\"\(logLevel)\" is not a level: use trace, debug, info, notice, warning, error or critical")
+        }
         if profiles.isEmpty && platformAccessTokens.isEmpty && idPorten == nil {
             throw ConfigError(.empty, file: file, keyPath: "profiles", "nothing to serve: define at least one profile under profiles")
         }
         return BrokerConfiguration(
             file: file, socket: socket, refresh: refresh, environments: environments,
-            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten
+            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel
         )
     }
 

@@ -1,0 +1,19 @@
+#ifndef CSYSTEMSHIMS_SHIM_H
+#define CSYSTEMSHIMS_SHIM_H
+
+// Linux calls Swift's Glibc module does not import (prctl is variadic). Header-only: every
+// symbol here starts with `CSystemShims_`.
+
+#include <sys/prctl.h>
+
+/// prctl(PR_SET_DUMPABLE, value).
+static inline int CSystemShims_setDumpable(int value) {
+    return prctl(PR_SET_DUMPABLE, (unsigned long)value, 0UL, 0UL, 0UL);
+}
+
+/// prctl(PR_GET_DUMPABLE).
+static inline int CSystemShims_getDumpable(void) {
+    return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);
+}
+
+#endif
