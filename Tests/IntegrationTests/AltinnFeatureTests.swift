@@ -43,7 +43,6 @@ struct AltinnFeatureTests {
             profile("testorg", "    altinn_test_org: true"),
         ].joined(separator: "\n"))
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
 
         for name in ["business", "delegated", "systemuser", "testorg"] {
             let answer = try harness.request("/v1/token/\(name)")
@@ -65,6 +64,7 @@ struct AltinnFeatureTests {
         #expect(check.output.contains("x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "))
         #expect(check.output.contains("consumer org: 974760673"))
         #expect(check.output.contains("system user:  991825827 (external ref ext-1)"))
+        await harness.stop()
     }
 
     @Test("Platform Access Tokens: RS256 with the certificate's key, kid and x5t from its SHA-1 thumbprint, SPEC.md's claims, cached, verified by openssl")
@@ -82,7 +82,6 @@ struct AltinnFeatureTests {
                 allow: { users: [root] }
             """)
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
 
         let before = Int(Date().timeIntervalSince1970)
         let answer = try harness.request("/v1/platform-access-token/my-app")
@@ -124,6 +123,7 @@ struct AltinnFeatureTests {
         #expect(try harness.request("/v1/platform-access-token/other").status == 404)
         let readiness = try harness.json(try harness.request("/readyz").body)
         #expect((58...60).contains((readiness["certificate_days_left"] as? [String: Int])?["platform_access_tokens.my-app"] ?? -1))
+        await harness.stop()
     }
 
     @Test("the ID-porten exchange: a person's token becomes an Altinn token, cached by hash; bad input gets a 4xx with Altinn's reason; nothing is logged")
@@ -135,7 +135,6 @@ struct AltinnFeatureTests {
               allow: { users: [root] }
             """)
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
         let minted = try harness.json(try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"pid\":\"24908499375\"}", "\(harness.emulatorURL)/_emulator/idporten-token").output)
         let personToken = try #require(minted["access_token"] as? String)
         let before = try harness.emulatorStats()["exchange_requests"] as? Int ?? 0
@@ -163,5 +162,6 @@ struct AltinnFeatureTests {
         #expect(log.contains("ID-porten token exchanged"))
         #expect(!log.contains(personToken.prefix(40)))
         #expect(!log.contains(altinn.prefix(40)))
+        await harness.stop()
     }
 }

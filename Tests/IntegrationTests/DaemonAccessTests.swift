@@ -22,7 +22,6 @@ struct DaemonAccessTests {
         }
         let harness = try await DaemonHarness(socketMode: "0660", socketGroup: socketGroup, allow: "      users: [\(allowed)]\n      groups: [\(tokenGroup)]")
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
 
         func curlAs(_ user: String, _ path: String) throws -> Command.Result {
             try Command.run("runuser", ["-u", user, "--", "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost\(path)"])
@@ -58,6 +57,7 @@ struct DaemonAccessTests {
         let uid = try Command.run("id", ["-u", denied]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(harness.daemon!.errorOutput.contains("access denied"))
         #expect(harness.daemon!.errorOutput.contains("uid=\(uid)"))
+        await harness.stop()
     }
 }
 
@@ -68,7 +68,6 @@ struct DaemonAbuseTests {
     func abuse() async throws {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
 
         // 300 connections that send half a request head and wait.
         var halfOpen: [RawSocket] = []
@@ -122,5 +121,6 @@ struct DaemonAbuseTests {
         #expect(halfOpen[0].isClosedByPeer(timeout: .seconds(2)))
         #expect(halfOpen[299].isClosedByPeer(timeout: .seconds(2)))
         #expect(try harness.request("/healthz").status == 200)
+        await harness.stop()
     }
 }

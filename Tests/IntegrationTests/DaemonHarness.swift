@@ -80,12 +80,21 @@ final class DaemonHarness: @unchecked Sendable {
         try Command.run("curl", ["-sS", "--max-time", "10", "--unix-socket", socketPath] + extra + ["http://localhost\(path)"])
     }
 
-    /// The status code and body of a request over the socket.
+    /// The status code and body of a request over the socket. Every token seen in an answer is
+    /// remembered, so that `stop()` can check no log line holds one.
     func request(_ path: String, _ extra: [String] = []) throws -> (status: Int, body: String) {
         let result = try curl(path, extra + ["-w", "\n%{http_code}"])
         let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        let body = lines.dropLast().joined(separator: "\n")
+        if let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], let token = object["access_token"] as? String {
+            seenTokens.withLock { $0.insert(token) }
+        } else if body.split(separator: ".").count == 3, !body.contains(" ") {
+            seenTokens.withLock { $0.insert(body) }
+        }
+        return (Int(lines.last ?? "") ?? 0, body)
     }
+
+    let seenTokens = LockedSet()
 
     func json(_ text: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -102,8 +111,43 @@ final class DaemonHarness: @unchecked Sendable {
         try json(try Self.curlHTTP("\(emulatorURL)/_emulator/stats").output)
     }
 
+    /// Stops both processes, then runs their logs through the leak check: no token handed out
+    /// in this test and no fragment of the private key may appear in any log line.
     func stop() async {
         if let daemon { _ = try? await daemon.stop() }
         _ = try? await emulator.stop()
+        let logs = (daemon.map { $0.output + $0.errorOutput } ?? "") + emulator.errorOutput
+        for leak in LeakCheck.findings(in: logs, tokens: seenTokens.values, key: Self.key) {
+            Issue.record("secret in a log line: \(leak)")
+        }
+    }
+}
+
+/// A set shared by the test and its harness.
+final class LockedSet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: Set<String> = []
+    func withLock(_ body: (inout Set<String>) -> Void) { lock.withLock { body(&storage) } }
+    var values: Set<String> { lock.withLock { storage } }
+}
+
+/// Looks for secrets in log text: any token's payload or signature, any private key part.
+enum LeakCheck {
+    static func findings(in logs: String, tokens: Set<String>, key: TestKey) -> [String] {
+        var found: [String] = []
+        for token in tokens {
+            let parts = token.split(separator: ".")
+            for part in parts.dropFirst() where part.count >= 24 {
+                if logs.contains(part.prefix(24)) { found.append("a token fragment (\(part.prefix(8))…)") }
+            }
+        }
+        for (member, bytes) in key.parts where ["d", "p", "q", "dp", "dq", "qi"].contains(member) {
+            let encoded = TestKey.base64url(bytes)
+            if logs.contains(encoded.prefix(20)) { found.append("private key part \(member)") }
+            let standard = Data(bytes).base64EncodedString()
+            if logs.contains(standard.prefix(20)) { found.append("private key part \(member) (Base64)") }
+        }
+        if logs.contains(key.encodedJwk(kid: "daemon-kid", alg: nil).prefix(40)) { found.append("the EncodedJwk") }
+        return found
     }
 }

@@ -43,3 +43,16 @@ struct DaemonLoggingTests {
         await harness.stop()
     }
 }
+
+@Suite("The leak check itself")
+struct LeakCheckTests {
+    @Test("it finds a token fragment and a private key part, and passes clean text")
+    func findsLeaks() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkifQ.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl"
+        let key = DaemonHarness.key
+        #expect(LeakCheck.findings(in: "level=info msg=ok fingerprint=abc", tokens: [token], key: key).isEmpty)
+        #expect(!LeakCheck.findings(in: "oops " + token, tokens: [token], key: key).isEmpty)
+        let d = TestKey.base64url(key.parts["d"]!)
+        #expect(LeakCheck.findings(in: "debug jwk d=" + d, tokens: [], key: key) == ["private key part d"])
+    }
+}

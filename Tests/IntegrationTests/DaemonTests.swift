@@ -16,7 +16,6 @@ struct DaemonTests {
                   encoded_jwk_file: notifications.jwk
             """)
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
 
         // GET /v1/token/{profile}: JSON with every field, no-store.
         let headers = try harness.curl("/v1/token/notifications", ["-D", "-"]).output
@@ -91,6 +90,7 @@ struct DaemonTests {
         #expect(log.contains("token handed out"))
         #expect(log.contains("exe=/usr/bin/curl"))
         #expect(!log.contains(accessToken.prefix(30)))
+        await harness.stop()
     }
 
     @Test("token and health: the CLI client, exit codes and $MASKINPORTEN_BROKER_SOCKET")
@@ -135,7 +135,6 @@ struct DaemonTests {
         let stale = try RawSocket.datagramListener(harness.socketPath)
         _ = stale
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
         let info = try FileManager.default.attributesOfItem(atPath: harness.socketPath)
         #expect(info[.type] as? FileAttributeType == .typeSocket)
         #expect(info[.posixPermissions] as? Int == 0o660)
@@ -147,13 +146,13 @@ struct DaemonTests {
         #expect(second.errorOutput.contains("another process is already serving on \(harness.socketPath)"))
         #expect(!second.errorOutput.contains("token obtained"), "the second daemon must fail before fetching")
         #expect(try harness.request("/healthz").status == 200)
+        await harness.stop()
     }
 
     @Test("SIGHUP: a broken configuration is refused and serving goes on; a new profile is served; unchanged profiles keep their token")
     func reload() async throws {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
-        defer { Task { await harness.stop() } }
         let first = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         let good = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.directory.write("broker.yaml", good + "\n  broken: [\n", mode: 0o644)
@@ -180,6 +179,7 @@ struct DaemonTests {
         #expect(served)
         let again = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         #expect(again == first, "an unchanged profile keeps its cached token across a reload")
+        await harness.stop()
     }
 
     @Test("NOTIFY_SOCKET receives READY=1, RELOADING=1 on SIGHUP, and STOPPING=1 on SIGTERM")
@@ -188,7 +188,6 @@ struct DaemonTests {
         let notifyPath = harness.directory.path("notify.sock")
         let notify = try RawSocket.datagramListener(notifyPath)
         try await harness.startDaemon(environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "400000"])
-        defer { Task { await harness.stop() } }
         var ready = ""
         for _ in 0..<10 where !(ready.contains("READY=1") && ready.contains("WATCHDOG=1")) {
             ready += notify.receive(timeout: .seconds(2))
@@ -210,6 +209,7 @@ struct DaemonTests {
         }
         #expect(stopping.contains("STOPPING=1"))
         #expect(try await harness.daemon!.stop() == 0)
+        await harness.stop()
     }
 
     @Test("systemd-socket-activate: the daemon serves on the socket it is handed, and leaves the file to systemd")
