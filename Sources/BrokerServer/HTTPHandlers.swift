@@ -14,7 +14,7 @@ public struct ServerLimits: Sendable {
     public var headTimeout: TimeAmount = .seconds(10)
     /// A keep-alive connection with no traffic is closed after this long.
     public var idleTimeout: TimeAmount = .seconds(60)
-    /// Open connections at most; more are closed at once.
+    /// Open connections at most; beyond it the oldest connection is closed.
     public var maxConnections = 1024
 
     /// The defaults.
@@ -180,14 +180,17 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Closes connections beyond the cap as soon as they are accepted, and counts the open ones.
+/// Keeps at most `limit` connections open: when one more arrives, the oldest is closed, so a
+/// flood of idle or slow connections cannot lock out the clients that come after it. Counts
+/// the open ones.
 final class ConnectionLimiter: ChannelInboundHandler {
     typealias InboundIn = Channel
     typealias InboundOut = Channel
 
     private let limit: Int
     private let metrics: ServerMetrics
-    private var open = 0
+    /// Open connections, oldest first.
+    private var open: [(id: ObjectIdentifier, channel: any Channel)] = []
 
     init(limit: Int, metrics: ServerMetrics) {
         self.limit = limit
@@ -196,19 +199,20 @@ final class ConnectionLimiter: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = unwrapInboundIn(data)
-        guard open < limit else {
+        if open.count >= limit {
+            let oldest = open.removeFirst()
             metrics.connectionRefused()
-            child.close(promise: nil)
-            return
+            oldest.channel.close(promise: nil)
         }
-        open += 1
+        let id = ObjectIdentifier(child)
+        open.append((id, child))
         metrics.connectionOpened()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
         let metrics = self.metrics
         child.closeFuture.whenComplete { _ in
             metrics.connectionClosed()
-            loop.execute { bound.value.open -= 1 }
+            loop.execute { bound.value.open.removeAll { $0.id == id } }
         }
         context.fireChannelRead(data)
     }

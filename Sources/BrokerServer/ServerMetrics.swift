@@ -74,9 +74,9 @@ public final class ServerMetrics: Sendable {
         lines.append("# HELP maskinporten_broker_open_connections Connections open on the socket.")
         lines.append("# TYPE maskinporten_broker_open_connections gauge")
         lines.append("maskinporten_broker_open_connections \(snapshot.openConnections)")
-        lines.append("# HELP maskinporten_broker_refused_connections_total Connections closed at once because the connection cap was reached.")
-        lines.append("# TYPE maskinporten_broker_refused_connections_total counter")
-        lines.append("maskinporten_broker_refused_connections_total \(snapshot.refusedConnections)")
+        lines.append("# HELP maskinporten_broker_evicted_connections_total Oldest connections closed because the connection cap was reached.")
+        lines.append("# TYPE maskinporten_broker_evicted_connections_total counter")
+        lines.append("maskinporten_broker_evicted_connections_total \(snapshot.refusedConnections)")
         return lines.joined(separator: "\n") + "\n"
     }
 }

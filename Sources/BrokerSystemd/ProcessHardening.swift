@@ -24,6 +24,21 @@ public enum ProcessHardening {
         return failures
     }
 
+    /// Raises the soft limit on open files to the hard limit (at most 65,536), so that the
+    /// connection cap is reached before the descriptor limit. Returns the soft limit in force.
+    @discardableResult
+    public static func raiseOpenFileLimit() -> UInt64 {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        let wanted = min(limit.rlim_max, 65_536)
+        if limit.rlim_cur < wanted {
+            var raised = rlimit(rlim_cur: wanted, rlim_max: limit.rlim_max)
+            if setrlimit(resource, &raised) == 0 { return UInt64(wanted) }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
     /// Whether the process is currently dumpable.
     public static var isDumpable: Bool {
         CSystemShims_getDumpable() != 0

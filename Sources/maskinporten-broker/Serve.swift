@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let hardening = ProcessHardening.apply()
+        ProcessHardening.raiseOpenFileLimit()
         let path = ConfigLoader.resolvePath(explicit: options.config)
         let loaded: LoadedConfiguration
         do {

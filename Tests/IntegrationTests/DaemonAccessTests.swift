@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BrokerTestSupport
 import Foundation
 import Testing
@@ -121,6 +124,49 @@ struct DaemonAbuseTests {
         #expect(halfOpen[0].isClosedByPeer(timeout: .seconds(2)))
         #expect(halfOpen[299].isClosedByPeer(timeout: .seconds(2)))
         #expect(try harness.request("/healthz").status == 200)
+        await harness.stop()
+    }
+}
+
+@Suite("Daemon under a connection flood", .serialized, .timeLimit(.minutes(2)))
+struct DaemonFloodTests {
+    static func residentKiB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+    }
+
+    @Test("5,000 connections: the cap holds, memory stays bounded, and a normal request is still served")
+    func fiveThousandConnections() async throws {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        var raised = rlimit(rlim_cur: min(limit.rlim_max, 16_384), rlim_max: limit.rlim_max)
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised)
+        try #require(raised.rlim_cur >= 6_000, "the test needs 6,000 descriptors")
+
+        let harness = try await DaemonHarness()
+        try await harness.startDaemon()
+        let pid = harness.daemon!.pid
+        _ = try harness.request("/v1/token/notifications")
+        let before = try Self.residentKiB(pid)
+        var sockets: [RawSocket] = []
+        for index in 0..<5_000 {
+            let socket = try RawSocket.connect(harness.socketPath)
+            if index % 2 == 0 { socket.send("GET /v1/token/notifications HTTP/1.1\r\nHost: x\r\n") }
+            sockets.append(socket)
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let during = try Self.residentKiB(pid)
+        let metrics = try harness.request("/metrics").body
+        let openLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_open_connections ") })
+        let open = Int(openLine.split(separator: " ")[1]) ?? -1
+        #expect(open <= 1_024, "\(openLine)")
+        let evictedLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_evicted_connections_total ") })
+        #expect((Int(evictedLine.split(separator: " ")[1]) ?? 0) >= 3_900)
+        #expect(try harness.request("/v1/token/notifications").status == 200, "a normal request gets through the flood")
+        #expect(during - before < 64 * 1024, "resident memory grew by \(during - before) KiB under 5,000 connections")
+        print("flood: 5000 connections, \(open) open at the cap, RSS \(before) KiB -> \(during) KiB")
+        sockets.removeAll()
         await harness.stop()
     }
 }
