@@ -46,7 +46,7 @@ public struct LineLogHandler: LogHandler {
         case .journald:
             line = "<\(Self.priority(event.level))>\(Self.message("\(event.message)"))" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
         case .logfmt:
-            let timestamp = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+            let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())
             line = (["ts=\(timestamp)", "level=\(event.level)", "msg=\(Self.value("\(event.message)"))"] + pairs).joined(separator: " ")
         }
         Self.write(line + "\n")

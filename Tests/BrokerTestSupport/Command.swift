@@ -18,7 +18,8 @@ public struct Command: Sendable {
     }
 
     /// Runs `executable` (looked up on `$PATH` unless it holds a `/`) with `arguments`, feeding
-    /// `input` on standard input, and waits for it to finish.
+    /// `input` on standard input, and waits for it to finish. Spawned with posix_spawn and reaped
+    /// with waitpid (see `RunningProcess`).
     @discardableResult
     public static func run(
         _ executable: String,
@@ -28,41 +29,21 @@ public struct Command: Sendable {
         currentDirectory: URL? = nil
     ) throws -> Result {
         let scratch = try TemporaryDirectory(prefix: "cmd")
-        let outURL = scratch.url.appendingPathComponent("stdout")
-        let errURL = scratch.url.appendingPathComponent("stderr")
-        let inURL = scratch.url.appendingPathComponent("stdin")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: inURL.path, contents: input ?? Data())
+        let stdinPath = try scratch.write("stdin", input ?? Data())
+        let path = executable.contains("/") ? executable : try Self.which(executable)
+        let process = try RunningProcess(path, arguments, environment: environment, stdinPath: stdinPath, currentDirectory: currentDirectory?.path)
+        let status = process.waitForExit()
+        return Result(status: status, stdout: process.outputData, stderr: process.errorData)
+    }
 
-        let process = Process()
-        if executable.contains("/") {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [executable] + arguments
+    /// The full path of `name` on `$PATH`.
+    public static func which(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        if let environment { process.environment = environment }
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        let inp = try FileHandle(forReadingFrom: inURL)
-        defer {
-            try? out.close()
-            try? err.close()
-            try? inp.close()
-        }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = inp
-        try process.run()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            stdout: try Data(contentsOf: outURL),
-            stderr: try Data(contentsOf: errURL)
-        )
+        throw TestSupportError("\(name) is not on PATH (\(path))")
     }
 
     /// Runs `openssl` and fails with its standard error unless it exits 0.

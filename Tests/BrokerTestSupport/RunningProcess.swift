@@ -18,15 +18,16 @@ public final class RunningProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var exitStatus: Int32?
 
-    /// Starts `executable` (a path) with `arguments` and `environment` (default: this process's).
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+    /// Starts `executable` (a path) with `arguments` and `environment` (default: this
+    /// process's), standard input from `stdinPath` (default /dev/null).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdinPath: String = "/dev/null", currentDirectory: String? = nil) throws {
         scratch = try TemporaryDirectory(prefix: "proc")
         outPath = scratch.path("stdout")
         errPath = scratch.path("stderr")
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var attributes = posix_spawnattr_t()
@@ -42,12 +43,14 @@ public final class RunningProcess: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        // A working directory through the shell (posix_spawn's chdir action is not exported).
+        let command = currentDirectory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, executable] + arguments } ?? [executable] + arguments
+        let argv = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { env.forEach { free($0) } }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, env)
+        let result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
         guard result == 0 else { throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(result)))") }
         pid = child
     }
@@ -58,6 +61,16 @@ public final class RunningProcess: @unchecked Sendable {
             _ = reap(blocking: true)
         }
     }
+
+    /// Waits for the process to exit and returns its status.
+    public func waitForExit() -> Int32 {
+        reap(blocking: true) ?? -1
+    }
+
+    /// Everything written to standard output so far, as bytes.
+    public var outputData: Data { (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data() }
+    /// Everything written to standard error so far, as bytes.
+    public var errorData: Data { (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data() }
 
     /// Everything written to standard output so far.
     public var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }

@@ -160,7 +160,7 @@ struct DaemonFloodTests {
         let metrics = try harness.request("/metrics").body
         let openLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_open_connections ") })
         let open = Int(openLine.split(separator: " ")[1]) ?? -1
-        #expect(open <= 1_024, "\(openLine)")
+        #expect(open <= 1_025, "\(openLine) (the cap, plus the metrics request itself while its evicted peer closes)")
         let evictedLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_evicted_connections_total ") })
         #expect((Int(evictedLine.split(separator: " ")[1]) ?? 0) >= 3_900)
         #expect(try harness.request("/v1/token/notifications").status == 200, "a normal request gets through the flood")
