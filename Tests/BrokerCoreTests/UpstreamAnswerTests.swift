@@ -70,6 +70,11 @@ struct UpstreamAnswerTests {
         #expect(UpstreamAnswers.httpDate(formatted) == date)
         #expect(UpstreamAnswers.retryAfterDuration(formatted, now: Self.now) == .seconds(45))
         #expect(UpstreamAnswers.retryAfterDuration("soon", now: Self.now) == nil)
+        #expect(UpstreamAnswers.httpDate("Sun, 06 Nov 1994 08:49:37 GMT") == Date(timeIntervalSince1970: 784_111_777))
+        #expect(UpstreamAnswers.httpDate("Thu, 29 Feb 2024 23:59:59 GMT") == Date(timeIntervalSince1970: 1_709_251_199))
+        #expect(UpstreamAnswers.httpDate("Thu, 01 Jan 1970 00:00:00 GMT") == Date(timeIntervalSince1970: 0))
+        #expect(UpstreamAnswers.httpDate("Sun, 06 Nov 1994 08:49:37 CET") == nil)
+        #expect(UpstreamAnswers.httpDate("Sun, 06 Foo 1994 08:49:37 GMT") == nil)
         #expect(UpstreamAnswers.retryAfterDuration("-1", now: Self.now) == nil)
     }
 

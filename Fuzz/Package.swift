@@ -1,0 +1,19 @@
+// swift-tools-version: 6.1
+// libFuzzer targets for maskinporten-broker's parsers. A separate package because a fuzz target
+// has no main of its own: libFuzzer supplies it. Build each product alone, with the sanitizer
+// flags on the command line so that the broker's own modules are instrumented too (Fuzz/run).
+//
+//   Fuzz/run [SECONDS]          # builds every target and fuzzes each for SECONDS (default 30)
+import PackageDescription
+
+
+let package = Package(
+    name: "maskinporten-broker-fuzz",
+    dependencies: [.package(path: ".deps/maskinporten-broker")],
+    targets: [
+        .target(name: "FuzzSupport"),
+        .executableTarget(name: "FuzzKeys", dependencies: ["FuzzSupport", .product(name: "BrokerCrypto", package: "maskinporten-broker")]),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", .product(name: "BrokerCore", package: "maskinporten-broker")]),
+        .executableTarget(name: "FuzzUpstream", dependencies: ["FuzzSupport", .product(name: "BrokerCore", package: "maskinporten-broker")]),
+    ]
+)

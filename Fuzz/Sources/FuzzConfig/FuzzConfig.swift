@@ -1,0 +1,20 @@
+import BrokerCore
+import FuzzSupport
+
+/// The configuration decoder: any text must give a configuration or a `ConfigError`.
+@_cdecl("FuzzConfig_main")
+public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzer(argc, argv, fuzzConfig)
+}
+
+/// libFuzzer's entry point (its runtime refers to it by name).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzConfig(data, size)
+}
+
+let fuzzConfig: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
+    let text = String(decoding: bytes(data, size), as: UTF8.self)
+    _ = try? ConfigLoader.parse(yaml: text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
+    return 0
+}
