@@ -20,8 +20,11 @@ public final class Daemon: Sendable {
     /// What is served now.
     let state: NIOLockedValueBox<ServingState>
 
+    /// The TCP metrics listener, when `metrics_listen` is set.
+    public let metricsListener: MetricsListener?
+
     /// The services to run, in dependency order.
-    public var services: [any Service] { [broker, server, supervisor] }
+    public var services: [any Service] { [broker, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
 
     /// Builds the daemon for `loaded`, listening as `listener`.
     public init(
@@ -32,6 +35,7 @@ public final class Daemon: Sendable {
         policy: RetryPolicy = RetryPolicy(),
         notifier: SystemdNotifier = SystemdNotifier(),
         readyTimeout: Duration = .seconds(10),
+        metrics: ServerMetrics = ServerMetrics(),
         logger: Logger
     ) throws {
         for (name, problem) in loaded.problems.merging(loaded.platformAccessTokenProblems, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
@@ -40,7 +44,6 @@ public final class Daemon: Sendable {
         Self.warnAboutNames(loaded.configuration, logger: logger)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
         let state = NIOLockedValueBox(try ServingState(loaded, logger: logger))
-        let metrics = ServerMetrics()
         var audit = logger
         audit[metadataKey: "audit"] = "true"
         let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, audit: audit)
@@ -55,6 +58,9 @@ public final class Daemon: Sendable {
         )
         self.broker = broker
         self.state = state
+        metricsListener = loaded.configuration.metricsListen.map { address in
+            MetricsListener(host: address.host, port: address.port, render: { await router.metricsText() }, logger: logger)
+        }
     }
 
     static func warnAboutNames(_ configuration: BrokerConfiguration, logger: Logger) {

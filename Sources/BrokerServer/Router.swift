@@ -89,7 +89,7 @@ public struct Router: Sendable {
         case "metrics":
             guard segments.count == 1 else { return ("unknown", notFound(request)) }
             if let wrong = only(.GET, request) { return ("metrics", wrong) }
-            return ("metrics", await metricsText())
+            return ("metrics", .text(.ok, await metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case "v1":
             return await version1(Array(segments.dropFirst()), request, peer: peer)
         default:
@@ -304,7 +304,8 @@ public struct Router: Sendable {
         return .json(failing.isEmpty ? .ok : .serviceUnavailable, body)
     }
 
-    private func metricsText() async -> BrokerResponse {
+    /// The Prometheus exposition of every metric, per-profile gauges brought up to date.
+    public func metricsText() async -> String {
         var profiles: [(name: String, state: String, expiresIn: Double?)] = []
         var certificates: [(name: String, days: Int)] = []
         let state = state()
@@ -317,7 +318,7 @@ public struct Router: Sendable {
         for (name, issuer) in state.platformAccessTokens.sorted(by: { $0.key < $1.key }) {
             certificates.append(("platform_access_token:\(name)", issuer.daysUntilCertificateExpiry()))
         }
-        return .text(.ok, metrics.render(profiles: profiles, certificates: certificates), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        return metrics.render(profiles: profiles, certificates: certificates)
     }
 
     // MARK: - Helpers

@@ -1,82 +1,67 @@
+import Metrics
 import NIOConcurrencyHelpers
+public import Prometheus
 
-/// Counters for `/metrics`, in Prometheus' text format. Labels hold only route names, status
-/// codes and configured profile names: never anything a caller sent.
+/// The daemon's metrics, through swift-metrics into a swift-prometheus registry that `/metrics`
+/// (and the optional TCP metrics listener) renders. Labels hold only route names, status codes
+/// and configured names: never anything a caller sent. BrokerCore's own metrics (upstream calls,
+/// latency, refresh failures) reach the same registry through `MetricsSystem`.
 public final class ServerMetrics: Sendable {
-    private struct State {
-        var requests: [String: Int] = [:]
-        var tokens: [String: Int] = [:]
-        var denied: [String: Int] = [:]
-        var openConnections = 0
-        var refusedConnections = 0
+    /// The registry rendered on `/metrics`.
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let open = NIOLockedValueBox(0)
+
+    /// Metrics in `registry`.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.factory = PrometheusMetricsFactory(registry: registry)
     }
 
-    private let state = NIOLockedValueBox(State())
-
-    /// New, zero counters.
-    public init() {}
-
     func request(route: String, status: UInt) {
-        state.withLockedValue { $0.requests["route=\"\(route)\",status=\"\(status)\"", default: 0] += 1 }
+        Counter(label: "maskinporten_broker_requests_total", dimensions: [("route", route), ("status", "\(status)")], factory: factory).increment()
     }
 
     func tokenHandedOut(profile: String) {
-        state.withLockedValue { $0.tokens[profile, default: 0] += 1 }
+        Counter(label: "maskinporten_broker_tokens_served_total", dimensions: [("profile", profile)], factory: factory).increment()
     }
 
     func denied(profile: String) {
-        state.withLockedValue { $0.denied[profile, default: 0] += 1 }
+        Counter(label: "maskinporten_broker_access_denied_total", dimensions: [("profile", profile)], factory: factory).increment()
     }
 
-    func connectionOpened() { state.withLockedValue { $0.openConnections += 1 } }
-    func connectionClosed() { state.withLockedValue { $0.openConnections -= 1 } }
-    func connectionRefused() { state.withLockedValue { $0.refusedConnections += 1 } }
+    func connectionOpened() { recordOpen(open.withLockedValue { $0 += 1; return $0 }) }
+    func connectionClosed() { recordOpen(open.withLockedValue { $0 -= 1; return $0 }) }
+
+    func connectionRefused() {
+        Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory).increment()
+    }
+
+    private func recordOpen(_ count: Int) {
+        Gauge(label: "maskinporten_broker_open_connections", factory: factory).record(count)
+    }
 
     /// Open connections now.
-    public var openConnections: Int { state.withLockedValue { $0.openConnections } }
+    public var openConnections: Int { open.withLockedValue { $0 } }
 
-    /// The exposition text, with per-profile gauges supplied by the caller.
+    static let states = ["starting", "ready", "refreshing", "degraded", "failing", "unavailable"]
+
+    /// The exposition text, after setting the per-profile gauges from the given snapshot.
     func render(profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = []) -> String {
-        let snapshot = state.withLockedValue { $0 }
-        var lines: [String] = []
-        lines.append("# HELP maskinporten_broker_requests_total Requests on the socket by route and status.")
-        lines.append("# TYPE maskinporten_broker_requests_total counter")
-        for (labels, count) in snapshot.requests.sorted(by: { $0.key < $1.key }) {
-            lines.append("maskinporten_broker_requests_total{\(labels)} \(count)")
-        }
-        lines.append("# HELP maskinporten_broker_tokens_served_total Tokens handed out by profile.")
-        lines.append("# TYPE maskinporten_broker_tokens_served_total counter")
-        for (profile, count) in snapshot.tokens.sorted(by: { $0.key < $1.key }) {
-            lines.append("maskinporten_broker_tokens_served_total{profile=\"\(profile)\"} \(count)")
-        }
-        lines.append("# HELP maskinporten_broker_access_denied_total Requests refused by the allow lists, by profile.")
-        lines.append("# TYPE maskinporten_broker_access_denied_total counter")
-        for (profile, count) in snapshot.denied.sorted(by: { $0.key < $1.key }) {
-            lines.append("maskinporten_broker_access_denied_total{profile=\"\(profile)\"} \(count)")
-        }
-        lines.append("# HELP maskinporten_broker_profile_state The state of each profile (1 for the current state).")
-        lines.append("# TYPE maskinporten_broker_profile_state gauge")
         for profile in profiles {
-            lines.append("maskinporten_broker_profile_state{profile=\"\(profile.name)\",state=\"\(profile.state)\"} 1")
-        }
-        lines.append("# HELP maskinporten_broker_token_expiry_seconds Seconds until the held token of each profile expires.")
-        lines.append("# TYPE maskinporten_broker_token_expiry_seconds gauge")
-        for profile in profiles {
+            for state in Self.states {
+                Gauge(label: "maskinporten_broker_profile_state", dimensions: [("profile", profile.name), ("state", state)], factory: factory)
+                    .record(state == profile.state ? 1 : 0)
+            }
             if let expiresIn = profile.expiresIn {
-                lines.append("maskinporten_broker_token_expiry_seconds{profile=\"\(profile.name)\"} \(Int(expiresIn))")
+                Gauge(label: "maskinporten_broker_token_expiry_seconds", dimensions: [("profile", profile.name)], factory: factory).record(Int(expiresIn))
             }
         }
-        lines.append("# HELP maskinporten_broker_certificate_expiry_days Whole days until each business or platform certificate expires.")
-        lines.append("# TYPE maskinporten_broker_certificate_expiry_days gauge")
         for certificate in certificates {
-            lines.append("maskinporten_broker_certificate_expiry_days{name=\"\(certificate.name)\"} \(certificate.days)")
+            Gauge(label: "maskinporten_broker_certificate_expiry_days", dimensions: [("name", certificate.name)], factory: factory).record(certificate.days)
         }
-        lines.append("# HELP maskinporten_broker_open_connections Connections open on the socket.")
-        lines.append("# TYPE maskinporten_broker_open_connections gauge")
-        lines.append("maskinporten_broker_open_connections \(snapshot.openConnections)")
-        lines.append("# HELP maskinporten_broker_evicted_connections_total Oldest connections closed because the connection cap was reached.")
-        lines.append("# TYPE maskinporten_broker_evicted_connections_total counter")
-        lines.append("maskinporten_broker_evicted_connections_total \(snapshot.refusedConnections)")
-        return lines.joined(separator: "\n") + "\n"
+        recordOpen(openConnections)
+        Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory).increment(by: 0)
+        return registry.emitToString()
     }
 }

@@ -66,7 +66,7 @@ struct DevCommand: AsyncParsableCommand {
         let fd = try UnixListener.make(path: socketPath, mode: 0o600, group: nil)
         let daemon = try Daemon(
             configPath: configPath, loaded: loaded, listener: SocketServer.Listener(descriptor: fd, removeOnExit: socketPath),
-            notifier: SystemdNotifier(environment: [:]), logger: logger
+            notifier: SystemdNotifier(environment: [:]), metrics: bootstrapMetrics(), logger: logger
         )
         printNow("""
             maskinporten-broker dev: the daemon and a local Maskinporten + Altinn emulator, profile "demo"

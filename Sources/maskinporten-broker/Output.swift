@@ -1,5 +1,7 @@
 import BrokerServer
 import Logging
+import Metrics
+import Prometheus
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -37,4 +39,11 @@ private func writeAll(_ descriptor: Int32, _ text: String) {
 func bootstrapLogging(level: Logger.Level) {
     let format = LineLogHandler.detectFormat()
     LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
+}
+
+/// swift-metrics into one Prometheus registry, which `/metrics` renders.
+func bootstrapMetrics() -> ServerMetrics {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return ServerMetrics(registry: registry)
 }

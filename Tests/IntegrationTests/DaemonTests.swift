@@ -84,12 +84,39 @@ struct DaemonTests {
         #expect(metrics.body.contains("maskinporten_broker_tokens_served_total{profile=\"notifications\"}"))
         #expect(metrics.body.contains("maskinporten_broker_requests_total{route=\"token\",status=\"502\"} 1"))
         #expect(!metrics.body.contains(accessToken.prefix(30)))
+        // Upstream calls by endpoint and outcome, their latency, and refresh failures.
+        #expect(metrics.body.contains("maskinporten_broker_upstream_calls_total{endpoint=\"maskinporten\",outcome=\"ok\"}"))
+        #expect(metrics.body.contains("maskinporten_broker_upstream_calls_total{endpoint=\"maskinporten\",outcome=\"rejected\"}"))
+        #expect(metrics.body.contains("maskinporten_broker_upstream_calls_total{endpoint=\"altinn\",outcome=\"ok\"}"))
+        #expect(metrics.body.contains("maskinporten_broker_upstream_latency_seconds_bucket{endpoint=\"maskinporten\""))
+        #expect(metrics.body.contains("maskinporten_broker_refresh_failures_total{profile=\"refused\"}"))
+        #expect(metrics.body.contains("maskinporten_broker_profile_state{profile=\"notifications\",state=\"ready\"} 1"))
 
         // The audit log names the caller and the fingerprint, never the token.
         let log = harness.daemon?.errorOutput ?? ""
         #expect(log.contains("token handed out"))
         #expect(log.contains("exe=/usr/bin/curl"))
         #expect(!log.contains(accessToken.prefix(30)))
+        await harness.stop()
+    }
+
+    @Test("metrics_listen serves /metrics, and nothing else, over TCP")
+    func metricsListener() async throws {
+        let harness = try await DaemonHarness()
+        let port = Int.random(in: 30_000..<60_000)
+        let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
+        try harness.writeConfig(raw: "metrics_listen: 127.0.0.1:\(port)\n" + config)
+        try await harness.startDaemon()
+        _ = try harness.request("/v1/token/notifications")
+        var metrics = ""
+        for _ in 0..<50 where !metrics.contains("maskinporten_broker_tokens_served_total") {
+            metrics = (try? Command.run("curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics"]))?.output ?? ""
+            if !metrics.contains("maskinporten_broker_tokens_served_total") { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(metrics.contains("maskinporten_broker_tokens_served_total{profile=\"notifications\"} 1"))
+        let other = try Command.run("curl", ["-sS", "--max-time", "5", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/v1/token/notifications"]).output
+        #expect(other.hasSuffix("\n404"))
+        #expect(!other.contains("access_token"))
         await harness.stop()
     }
 

@@ -19,6 +19,8 @@ public struct BrokerConfiguration: Sendable {
     public var idPortenExchange: IDPortenExchangeSettings?
     /// `log_level`: trace, debug, info, notice, warning, error or critical (default info).
     public var logLevel: String = "info"
+    /// `metrics_listen`: a TCP address serving nothing but `/metrics`, for Prometheus.
+    public var metricsListen: (host: String, port: Int)?
 
     /// The profile called `name`.
     public func profile(named name: String) -> Profile? {

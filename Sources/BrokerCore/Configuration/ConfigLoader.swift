@@ -78,7 +78,7 @@ private struct ConfigParser {
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
-        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level"])
+        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen"])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
         let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
@@ -108,12 +108,22 @@ private struct ConfigParser {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw top.error(.invalidValue, "log_level", "\"\(logLevel)\" is not a level: use trace, debug, info, notice, warning, error or critical")
         }
+        var metricsListen: (host: String, port: Int)?
+        if let text = try top.string("metrics_listen") {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+                throw top.error(.invalidValue, "metrics_listen", "\"\(text)\" is not HOST:PORT (for example 127.0.0.1:9464)")
+            }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { throw top.error(.invalidValue, "metrics_listen", "\"\(text)\" has no host") }
+            metricsListen = (host, port)
+        }
         if profiles.isEmpty && platformAccessTokens.isEmpty && idPorten == nil {
             throw ConfigError(.empty, file: file, keyPath: "profiles", "nothing to serve: define at least one profile under profiles")
         }
         return BrokerConfiguration(
             file: file, socket: socket, refresh: refresh, environments: environments,
-            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel
+            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel, metricsListen: metricsListen
         )
     }
 

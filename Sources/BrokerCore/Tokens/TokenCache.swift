@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import Metrics
 public import ServiceLifecycle
 
 /// What a profile's cache is doing, for `/readyz`, `/v1/profiles` and `STATUS=`.
@@ -187,6 +188,7 @@ public actor TokenCache {
         case .failure(let error):
             failures += 1
             lastError = error
+            Counter(label: "maskinporten_broker_refresh_failures_total", dimensions: [("profile", profile.name)]).increment()
             let usable = current.map { $0.remaining() - minValid }
             let delay = policy.delay(after: error, failures: failures, usable: usable)
             retryAt = .now + delay

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 public import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -67,7 +68,7 @@ public final class UpstreamClient: Sendable {
         let body = "grant_type=" + Self.formEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + Self.formEncode(grant)
         request.body = .bytes(ByteBuffer(string: body))
         let (status, headers, answer) = try await send(request, endpoint: .maskinporten)
-        return try UpstreamAnswers.maskinporten(status: status, headers: headers, body: answer).get()
+        return try Self.counted(.maskinporten, UpstreamAnswers.maskinporten(status: status, headers: headers, body: answer)).get()
     }
 
     // MARK: - Altinn
@@ -90,13 +91,28 @@ public final class UpstreamClient: Sendable {
         request.headers.add(name: "Authorization", value: "Bearer " + token)
         request.headers.add(name: "Accept", value: "text/plain, application/json")
         let (status, headers, answer) = try await send(request, endpoint: .altinn)
-        return try UpstreamAnswers.altinn(status: status, headers: headers, body: answer).get()
+        return try Self.counted(.altinn, UpstreamAnswers.altinn(status: status, headers: headers, body: answer)).get()
     }
 
     // MARK: - Transport
 
+    /// Counts an answer by endpoint and outcome (ok, rejected, unavailable, malformed).
+    static func counted<T>(_ endpoint: UpstreamEndpoint, _ result: Result<T, TokenError>) -> Result<T, TokenError> {
+        let outcome: String = switch result {
+        case .success: "ok"
+        case .failure(let error): error.kind.rawValue
+        }
+        Counter(label: "maskinporten_broker_upstream_calls_total", dimensions: [("endpoint", endpoint.rawValue), ("outcome", outcome)]).increment()
+        return result
+    }
+
     private func send(_ request: HTTPClientRequest, endpoint: UpstreamEndpoint) async throws(TokenError) -> (Int, [(String, String)], [UInt8]) {
         let name = endpoint == .maskinporten ? "Maskinporten" : "Altinn"
+        let started = ContinuousClock.now
+        defer {
+            Timer(label: "maskinporten_broker_upstream_latency_seconds", dimensions: [("endpoint", endpoint.rawValue)])
+                .recordNanoseconds(started.duration(to: .now).nanoseconds)
+        }
         do {
             let response = try await client.execute(request, timeout: TimeAmount(timeouts.total), logger: logger)
             let body = try await response.body.collect(upTo: Self.maximumBody)
@@ -105,11 +121,11 @@ public final class UpstreamClient: Sendable {
             return (Int(response.status.code), headers, Array(body.readableBytesView))
         } catch let error as NIOTooManyBytesError {
             _ = error
-            throw TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB")
+            throw Self.counted(endpoint, TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB"))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            throw TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time (\(error))")
+            throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time (\(error))"))
         } catch {
-            throw TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached: \(Self.describe(error))")
+            throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached: \(Self.describe(error))"))
         }
     }
 
@@ -125,6 +141,12 @@ public final class UpstreamClient: Sendable {
         }
     }
 
+    /// Counts a transport failure.
+    static func counted(_ endpoint: UpstreamEndpoint, _ error: TokenError) -> TokenError {
+        _ = counted(endpoint, Result<Void, TokenError>.failure(error))
+        return error
+    }
+
     private static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return "\(error)" }
         if let error = error as? IOError { return "\(error)" }
@@ -137,6 +159,13 @@ public final class UpstreamClient: Sendable {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._*")
         return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
 
