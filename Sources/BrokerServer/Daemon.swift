@@ -96,6 +96,8 @@ public final class Supervisor: Service, Sendable {
     }
 
     public func run() async throws {
+        // Trap SIGHUP first: its default action would end the daemon.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         // Ready once the socket listens and every profile's first fetch has ended (or the wait ran out).
         for await _ in listening.cancelOnGracefulShutdown() { break }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
@@ -108,7 +110,9 @@ public final class Supervisor: Service, Sendable {
         logger.info("ready", metadata: ["status": "\(summary)"])
 
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.reloadOnSIGHUP() }
+            group.addTask {
+                for await _ in hangups { await self.reload() }
+            }
             if let interval = self.notifier.watchdogInterval {
                 group.addTask { await self.watchdog(every: interval) }
             }
@@ -148,13 +152,6 @@ public final class Supervisor: Service, Sendable {
     }
 
     // MARK: - Reload
-
-    private func reloadOnSIGHUP() async {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals {
-            await reload()
-        }
-    }
 
     /// Reads the configuration and keys again. A file that does not parse is refused and the
     /// running configuration kept; otherwise unchanged profiles keep their tokens.

@@ -22,6 +22,7 @@ struct DevCommand: AsyncParsableCommand {
     var logLevel: String = "notice"
 
     func run() async throws {
+        signal(SIGHUP, SIG_IGN)
         ProcessHardening.apply()
         bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .notice)
         let logger = Logger(label: "maskinporten-broker")

@@ -32,6 +32,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A SIGHUP before the reload handler is in place must not end the daemon.
+        signal(SIGHUP, SIG_IGN)
         let hardening = ProcessHardening.apply()
         ProcessHardening.raiseOpenFileLimit()
         let path = ConfigLoader.resolvePath(explicit: options.config)

@@ -49,7 +49,7 @@ struct EmulatorHarness {
     func broker(exchange: String = "altinn", minValid: Int = 10, policy: RetryPolicy = RetryPolicy().scaled(by: 0.1), logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> (TokenBroker, TokenCache) {
         let (configuration, credentials) = try configuration(exchange: exchange, minValid: minValid)
         let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: policy,
-                                     timeouts: UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(5)), logger: logger)
+                                     timeouts: UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(10)), logger: logger)
         return (broker, broker.cache(for: "notifications")!)
     }
 }

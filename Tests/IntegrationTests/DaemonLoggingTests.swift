@@ -9,6 +9,7 @@ struct DaemonLoggingTests {
         let journald = try await DaemonHarness()
         try await journald.startDaemon(environment: ["JOURNAL_STREAM": "8:12345"])
         _ = try journald.request("/v1/token/notifications")
+        try await Task.sleep(for: .milliseconds(200))
         let journalLines = journald.daemon!.errorOutput.split(separator: "\n")
         #expect(!journalLines.isEmpty)
         #expect(journalLines.allSatisfy { $0.hasPrefix("<") && $0.dropFirst().first.map { ("2"..."7").contains($0) } == true }, "\(journalLines.prefix(3))")
@@ -18,7 +19,7 @@ struct DaemonLoggingTests {
 
         let plain = try await DaemonHarness()
         try await plain.startDaemon()
-        _ = try plain.request("/v1/token/nope")
+        _ = try plain.request("/v1/token/notifications")
         let lines = plain.daemon!.errorOutput.split(separator: "\n")
         #expect(lines.allSatisfy { $0.hasPrefix("ts=20") && $0.split(separator: " ")[0].hasSuffix("Z") && $0.contains(" level=") && $0.contains(" msg=") }, "\(lines.prefix(3))")
         #expect(lines.contains { $0.contains("level=info msg=\"token obtained\"") })

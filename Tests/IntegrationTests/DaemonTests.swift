@@ -184,9 +184,11 @@ struct DaemonTests {
         let good = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.directory.write("broker.yaml", good + "\n  broken: [\n", mode: 0o644)
         kill(harness.daemon!.pid, SIGHUP)
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(try harness.request("/v1/token/notifications").status == 200)
+        for _ in 0..<200 where !harness.daemon!.errorOutput.contains("reload refused") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(harness.daemon!.errorOutput.contains("reload refused"))
+        #expect(try harness.request("/v1/token/notifications").status == 200)
 
         try harness.directory.write("broker.yaml", good + """
 
@@ -199,7 +201,7 @@ struct DaemonTests {
             """, mode: 0o644)
         kill(harness.daemon!.pid, SIGHUP)
         var served = false
-        for _ in 0..<100 where !served {
+        for _ in 0..<300 where !served {
             served = try harness.request("/v1/token/second").status == 200
             if !served { try await Task.sleep(for: .milliseconds(50)) }
         }
