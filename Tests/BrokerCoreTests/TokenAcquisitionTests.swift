@@ -25,7 +25,8 @@ struct TokenAcquisitionTests {
             #expect(token.scope == EmulatorHarness.scope)
             let exp = try #require(try claims(of: token.value)["exp"] as? Int)
             #expect(token.expiresAt == Date(timeIntervalSince1970: TimeInterval(exp)))
-            #expect(abs(token.lifetime.components.seconds - 1800) <= 1, "lifetime \(token.lifetime), expires_in was 120")
+            // Counted from when the request started: a slow machine takes a few seconds off.
+            #expect((1790...1800).contains(token.lifetime.components.seconds), "lifetime \(token.lifetime), expires_in was 120")
             #expect(try claims(of: token.value)["urn:altinn:authenticatemethod"] as? String == "maskinporten")
             #expect(token.fingerprint == Digest.fingerprint(token.value))
             #expect(harness.emulator.stats.tokensIssued == 1)
@@ -152,23 +153,30 @@ struct TokenAcquisitionTests {
     @Test("Retry-After is honoured: no call before it passes, even with callers asking")
     func retryAfter() async throws {
         try await EmulatorHarness.with { harness in
-            harness.emulator.inject(Fault(status: 429, retryAfter: 2, count: 1), into: .token)
+            harness.emulator.inject(Fault(status: 429, retryAfter: 3, count: 1), into: .token)
             let (broker, cache) = try harness.broker()
             let refresher = Task { try await broker.run() }
             defer { refresher.cancel() }
-            try await Task.sleep(for: .milliseconds(200))
-            let refusal = await #expect(throws: TokenError.self) { try await cache.token() }
+            var refusal: TokenError?
+            while refusal == nil {
+                do { _ = try await cache.token() } catch let error as TokenError { refusal = error }
+            }
+            let refusedAt = ContinuousClock.now
             #expect(refusal?.kind == .unavailable)
             #expect(refusal?.upstream?.status == 429)
             #expect((refusal?.retryAfter ?? .zero) > .seconds(1.5))
-            for _ in 0..<20 {
+            while ContinuousClock.now < refusedAt + .seconds(1.5) {
                 _ = try? await cache.token()
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(harness.emulator.stats.tokenRequests == 1, "called again before Retry-After passed")
-            try await Task.sleep(for: .milliseconds(1200))
-            let token = try await cache.token()
-            #expect(token.kind == .altinn)
+            try await Task.sleep(until: refusedAt + .seconds(3.5))
+            var token: IssuedToken?
+            for _ in 0..<100 where token == nil {
+                token = try? await cache.token()
+                if token == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(token?.kind == .altinn)
             #expect(harness.emulator.stats.tokenRequests == 2)
         }
     }
@@ -181,6 +189,7 @@ struct TokenAcquisitionTests {
             let (broker, cache) = try harness.broker(policy: RetryPolicy().scaled(by: 0.1))
             let refresher = Task { try await broker.run() }
             defer { refresher.cancel() }
+            _ = try? await cache.token()
             let end = ContinuousClock.now + .seconds(6)
             var asked = 0
             while ContinuousClock.now < end {
@@ -189,7 +198,7 @@ struct TokenAcquisitionTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             let calls = harness.emulator.stats.tokenRequests
-            #expect(asked > 100, "callers kept asking through the outage")
+            #expect(asked > 20, "callers kept asking through the outage")
             // Waits of 1, 2, 4, 8, 16, 32, 60 s, each jittered to between half and all of it:
             // at most 8 calls in 60 s.
             #expect(calls <= 8, "\(calls) calls in a 60 s outage")
