@@ -115,7 +115,7 @@ struct DaemonAbuseTests {
         let start = ContinuousClock.now
         let normal = try harness.request("/v1/token/notifications")
         #expect(normal.status == 200)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(5))
         let metrics = try harness.request("/metrics").body
         #expect(metrics.contains("maskinporten_broker_open_connections "))
 
@@ -160,7 +160,7 @@ struct DaemonFloodTests {
         let metrics = try harness.request("/metrics").body
         let openLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_open_connections ") })
         let open = Double(openLine.split(separator: " ")[1]).map { Int($0) } ?? -1
-        #expect(open <= 1_025, "\(openLine) (the cap, plus the metrics request itself while its evicted peer closes)")
+        #expect(open <= 1_030, "\(openLine) (the cap, plus the metrics request, while evicted connections finish closing)")
         let evictedLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_evicted_connections_total ") })
         #expect((Double(evictedLine.split(separator: " ")[1]) ?? 0) >= 3_900)
         #expect(try harness.request("/v1/token/notifications").status == 200, "a normal request gets through the flood")

@@ -100,6 +100,30 @@ struct DaemonTests {
         await harness.stop()
     }
 
+    @Test("a profile whose key cannot be used answers 503 profile_unavailable, and the others are served")
+    func brokenProfileDoesNotStopTheOthers() async throws {
+        let harness = try await DaemonHarness(extraProfiles: """
+              broken:
+                environment: local
+                client_id: \(DaemonHarness.clientID)
+                scopes: [altinn:serviceowner/notifications.create]
+                key:
+                  encoded_jwk_file: loose.jwk
+            """)
+        try harness.directory.write("loose.jwk", DaemonHarness.key.encodedJwk(kid: "daemon-kid", alg: nil), mode: 0o644)
+        try await harness.startDaemon()
+        #expect(try harness.request("/v1/token/notifications").status == 200)
+        let broken = try harness.request("/v1/token/broken")
+        #expect(broken.status == 503)
+        let body = try harness.json(broken.body)
+        #expect(body["error"] as? String == "profile_unavailable")
+        #expect((body["error_description"] as? String)?.contains("chmod 600") == true)
+        let readiness = try harness.json(try harness.request("/readyz").body)
+        #expect((readiness["failing"] as? [String: Any])?["broken"] != nil)
+        #expect(harness.daemon!.errorOutput.contains("cannot be served"))
+        await harness.stop()
+    }
+
     @Test("metrics_listen serves /metrics, and nothing else, over TCP")
     func metricsListener() async throws {
         let harness = try await DaemonHarness()
