@@ -8,6 +8,16 @@ final class DaemonHarness: @unchecked Sendable {
     static let key: TestKey = try! TestKey.rsa(bits: 2048)
     static let clientID = "2f3c9a1e-0000-4000-8000-000000000000"
 
+    /// A profile the emulator refuses (its scope is not allowed), for upstream_rejected answers.
+    static let refusedProfile = """
+          refused:
+            environment: local
+            client_id: \(clientID)
+            scopes: [altinn:serviceowner/not-allowed]
+            key:
+              encoded_jwk_file: notifications.jwk
+        """
+
     let directory: TemporaryDirectory
     let emulator: RunningProcess
     let emulatorURL: String

@@ -7,14 +7,7 @@ import Testing
 struct DaemonTests {
     @Test("every route answers as SPEC.md says, over curl --unix-socket")
     func routes() async throws {
-        let harness = try await DaemonHarness(extraProfiles: """
-              refused:
-                environment: local
-                client_id: \(DaemonHarness.clientID)
-                scopes: [altinn:serviceowner/not-allowed]
-                key:
-                  encoded_jwk_file: notifications.jwk
-            """)
+        let harness = try await DaemonHarness(extraProfiles: DaemonHarness.refusedProfile)
         try await harness.startDaemon()
 
         // GET /v1/token/{profile}: JSON with every field, no-store.

@@ -12,14 +12,7 @@ struct OpenAPITests {
 
     @Test("every route's answers, errors included, match openapi.yaml")
     func answersMatchTheContract() async throws {
-        let harness = try await DaemonHarness(extraProfiles: """
-              refused:
-                environment: local
-                client_id: \(DaemonHarness.clientID)
-                scopes: [altinn:serviceowner/not-allowed]
-                key:
-                  encoded_jwk_file: notifications.jwk
-            """)
+        let harness = try await DaemonHarness(extraProfiles: DaemonHarness.refusedProfile)
         try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"), "-days", "30", "-subj", "/CN=pat")
         chmod(harness.directory.path("pat-key.pem"), 0o600)
         let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
