@@ -17,8 +17,6 @@ public final class Daemon: Sendable {
     public let server: SocketServer
     /// systemd notifications, readiness, reload and watchdog.
     public let supervisor: Supervisor
-    /// What is served now.
-    let state: NIOLockedValueBox<ServingState>
 
     /// The TCP metrics listener, when `metrics_listen` is set.
     public let metricsListener: MetricsListener?
@@ -57,7 +55,6 @@ public final class Daemon: Sendable {
             readyTimeout: readyTimeout, logger: logger
         )
         self.broker = broker
-        self.state = state
         metricsListener = loaded.configuration.metricsListen.map { address in
             MetricsListener(host: address.host, port: address.port, render: { await router.metricsText() }, logger: logger)
         }

@@ -17,6 +17,8 @@ public final class Emulator: Sendable {
     public var altinnPlatform: String { String(issuer.dropLast()) }
 
     let signingKey: RSAPrivateKey
+    /// Its public half, for checking the tokens brought back to the exchanges.
+    let verifyingKey: RSAPublicKey
     let signingKeyID: String
     let stateDirectory: URL?
     let logger: Logger
@@ -49,7 +51,8 @@ public final class Emulator: Sendable {
         } else {
             signingKey = try RSAPrivateKey.generate()
         }
-        signingKeyID = "emulator-" + Digest.fingerprint(try signingKey.publicKey.jwk().n ?? "")
+        verifyingKey = try signingKey.publicKey
+        signingKeyID = "emulator-" + Digest.fingerprint(verifyingKey.jwk().n ?? "")
         state = NIOLockedValueBox(initial)
     }
 
@@ -98,7 +101,7 @@ public final class Emulator: Sendable {
 
     /// The emulator's public signing key, as a JWK Set (for verifying its tokens).
     public var jwks: [JWK] {
-        [(try? signingKey.publicKey.jwk(kid: signingKeyID, algorithm: .rs256)) ?? JWK()]
+        [verifyingKey.jwk(kid: signingKeyID, algorithm: .rs256)]
     }
 
     // MARK: - Faults
@@ -171,19 +174,10 @@ public final class Emulator: Sendable {
 
     /// An Altinn token for a Maskinporten token the emulator issued.
     func exchange(bearer: String?, test: Bool, now: Date = Date()) -> Result<String, ExchangeRefusal> {
-        guard let bearer else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "no Bearer token in the Authorization header"))
-        }
-        guard let parts = try? JWS.split(bearer), let publicKey = try? signingKey.publicKey,
-              publicKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
-              let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token was not issued by this Maskinporten"))
-        }
-        guard claims["iss"]?.string == issuer else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token's issuer is not this Maskinporten"))
-        }
-        guard let exp = claims["exp"]?.number, exp > now.timeIntervalSince1970 else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the Maskinporten token has expired"))
+        let claims: [String: JSONValue]
+        switch verifiedClaims(bearer, issuer: issuer, issuerName: "this Maskinporten", tokenName: "the Maskinporten token", now: now) {
+        case .success(let verified): claims = verified
+        case .failure(let refusal): return .failure(refusal)
         }
         let settings = self.settings
         let issuedAt = Int(now.timeIntervalSince1970)
@@ -224,17 +218,10 @@ public final class Emulator: Sendable {
 
     /// An Altinn token for a person's ID-porten token the emulator minted.
     func exchangeIDPorten(bearer: String?, now: Date = Date()) -> Result<String, ExchangeRefusal> {
-        guard let bearer else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "no Bearer token in the Authorization header"))
-        }
-        guard let parts = try? JWS.split(bearer), let publicKey = try? signingKey.publicKey,
-              publicKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
-              let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object,
-              claims["iss"]?.string == idPortenIssuer else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token was not issued by ID-porten"))
-        }
-        guard let exp = claims["exp"]?.number, exp > now.timeIntervalSince1970 else {
-            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the ID-porten token has expired"))
+        let claims: [String: JSONValue]
+        switch verifiedClaims(bearer, issuer: idPortenIssuer, issuerName: "ID-porten", tokenName: "the ID-porten token", now: now) {
+        case .success(let verified): claims = verified
+        case .failure(let refusal): return .failure(refusal)
         }
         guard let pid = claims["pid"]?.string else {
             return .failure(ExchangeRefusal(status: 400, title: "Bad Request", detail: "the ID-porten token has no pid"))
@@ -258,6 +245,24 @@ public final class Emulator: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// The claims of a bearer token this emulator signed as `issuer`, not yet expired; else
+    /// Altinn's 401.
+    private func verifiedClaims(_ bearer: String?, issuer expected: String, issuerName: String, tokenName: String, now: Date) -> Result<[String: JSONValue], ExchangeRefusal> {
+        guard let bearer else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "no Bearer token in the Authorization header"))
+        }
+        guard let parts = try? JWS.split(bearer),
+              verifyingKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
+              let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object,
+              claims["iss"]?.string == expected else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token was not issued by \(issuerName)"))
+        }
+        guard let exp = claims["exp"]?.number, exp > now.timeIntervalSince1970 else {
+            return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "\(tokenName) has expired"))
+        }
+        return .success(claims)
+    }
 
     private func sign(_ claims: [String: JSONValue]) throws -> String {
         try JWS.sign(header: ["alg": "RS256", "kid": signingKeyID, "typ": "JWT"], payload: claims, key: signingKey, algorithm: .rs256)

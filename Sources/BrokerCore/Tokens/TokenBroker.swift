@@ -62,15 +62,13 @@ public final class TokenBroker: Service, Sendable {
 
     /// Fetches every profile's first token and keeps them fresh until graceful shutdown.
     public func run() async throws {
-        let entries = state.withLockedValue { state -> [String: Entry] in
+        state.withLockedValue { state in
             state.running = true
             for (name, entry) in state.entries where entry.task == nil {
                 let cache = entry.cache
                 state.entries[name]?.task = Task { await cache.run() }
             }
-            return state.entries
         }
-        _ = entries
         try? await gracefulShutdown()
         let tasks = state.withLockedValue { state -> [Task<Void, Never>] in
             state.running = false
