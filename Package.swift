@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "maskinporten-broker", targets: ["maskinporten-broker"]),
         .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .library(name: "BrokerCrypto", targets: ["BrokerCrypto"]),
+        .library(name: "BrokerServer", targets: ["BrokerServer"]),
+        .library(name: "MaskinportenEmulator", targets: ["MaskinportenEmulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

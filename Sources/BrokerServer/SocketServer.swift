@@ -3,7 +3,7 @@ import Glibc
 #endif
 public import Logging
 import NIOConcurrencyHelpers
-import NIOCore
+public import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
@@ -67,21 +67,7 @@ public final class SocketServer: Service, Sendable {
                 .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
                 .childChannelInitializer { channel in
                     Self.peerCredentials(of: channel).flatMapThrowing { peer in
-                        let byteGuard = RequestByteGuard(limit: limits.headerBytes + limits.bodyBytes + 16 * 1024)
-                        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                        decoderLimits.maxHeaderListSize = limits.headerBytes
-                        decoderLimits.maxHeaderFieldSize = limits.headerBytes
-                        decoderLimits.maxHeaderFieldCount = 100
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(byteGuard)
-                        try sync.configureHTTPServerPipeline(
-                            withPipeliningAssistance: true, withErrorHandling: true,
-                            withOutboundHeaderValidation: true,
-                            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                            withDecoderLimitConfiguration: decoderLimits
-                        )
-                        try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout))
-                        try sync.addHandler(BrokerHTTPHandler(router: router, peer: peer, limits: limits, byteGuard: byteGuard, logger: logger))
+                        try Self.configureConnection(channel, peer: peer, router: router, limits: limits, logger: logger)
                     }
                 }
                 .withBoundSocket(descriptor)
@@ -103,6 +89,29 @@ public final class SocketServer: Service, Sendable {
             unlink(path)
         }
         logger.info("socket closed", metadata: ["in_flight_finished": "\(finished.withLockedValue { $0 })"])
+    }
+
+    /// The handlers of one accepted connection from `peer`, in order: the raw-byte guard, NIO's
+    /// HTTP/1 codec with the head limits, the idle timeout, and the broker's request handler.
+    /// Must run on the channel's event loop. (Also used by the HTTP fuzz target, on a testing
+    /// channel.)
+    @_spi(Fuzzing)
+    public static func configureConnection(_ channel: any Channel, peer: PeerCredentials, router: Router, limits: ServerLimits, logger: Logger) throws {
+        let byteGuard = RequestByteGuard(limit: limits.headerBytes + limits.bodyBytes + 16 * 1024)
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.headerBytes
+        decoderLimits.maxHeaderFieldSize = limits.headerBytes
+        decoderLimits.maxHeaderFieldCount = 100
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(byteGuard)
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withErrorHandling: true,
+            withOutboundHeaderValidation: true,
+            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        try sync.addHandler(IdleStateHandler(allTimeout: limits.idleTimeout))
+        try sync.addHandler(BrokerHTTPHandler(router: router, peer: peer, limits: limits, byteGuard: byteGuard, logger: logger))
     }
 
     /// `SO_PEERCRED` of an accepted connection.

@@ -56,6 +56,9 @@ public final class Emulator: Sendable {
         state = NIOLockedValueBox(initial)
     }
 
+    /// The emulator's clock: the wall clock moved by `clock_offset`.
+    public var now: Date { Date().addingTimeInterval(TimeInterval(settings.clockOffset)) }
+
     // MARK: - Control
 
     /// Registers (or replaces) a client.
@@ -125,7 +128,8 @@ public final class Emulator: Sendable {
     // MARK: - Token endpoint
 
     /// The answer to a grant: an access token, or the rule the grant broke.
-    func issueToken(assertion: String, now: Date = Date()) -> Result<[String: JSONValue], GrantRefusal> {
+    func issueToken(assertion: String, now: Date? = nil) -> Result<[String: JSONValue], GrantRefusal> {
+        let now = now ?? self.now
         let (clients, settings) = state.withLockedValue { ($0.clients, $0.settings) }
         let validator = GrantValidator(issuer: issuer, clients: clients, now: now)
         let grant: ValidatedGrant
@@ -173,7 +177,8 @@ public final class Emulator: Sendable {
     }
 
     /// An Altinn token for a Maskinporten token the emulator issued.
-    func exchange(bearer: String?, test: Bool, now: Date = Date()) -> Result<String, ExchangeRefusal> {
+    func exchange(bearer: String?, test: Bool, now: Date? = nil) -> Result<String, ExchangeRefusal> {
+        let now = now ?? self.now
         let claims: [String: JSONValue]
         switch verifiedClaims(bearer, issuer: issuer, issuerName: "this Maskinporten", tokenName: "the Maskinporten token", now: now) {
         case .success(let verified): claims = verified
@@ -217,7 +222,8 @@ public final class Emulator: Sendable {
     }
 
     /// An Altinn token for a person's ID-porten token the emulator minted.
-    func exchangeIDPorten(bearer: String?, now: Date = Date()) -> Result<String, ExchangeRefusal> {
+    func exchangeIDPorten(bearer: String?, now: Date? = nil) -> Result<String, ExchangeRefusal> {
+        let now = now ?? self.now
         let claims: [String: JSONValue]
         switch verifiedClaims(bearer, issuer: idPortenIssuer, issuerName: "ID-porten", tokenName: "the ID-porten token", now: now) {
         case .success(let verified): claims = verified

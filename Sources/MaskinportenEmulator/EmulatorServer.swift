@@ -93,7 +93,7 @@ public final class EmulatorServer: Sendable {
                         case .respond:
                             var headers = reply.headers
                             headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
-                            headers.replaceOrAdd(name: "Date", value: Self.httpDate(Date().addingTimeInterval(TimeInterval(emulator.settings.dateOffset))))
+                            headers.replaceOrAdd(name: "Date", value: Self.httpDate(emulator.now.addingTimeInterval(TimeInterval(emulator.settings.dateOffset))))
                             if !requestHead.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
                             try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
                             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body))))

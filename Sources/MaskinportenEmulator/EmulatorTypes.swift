@@ -98,13 +98,17 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
     public var altinnExpOffset: Int = 0
     /// Added to the `Date` header, seconds: pretends the emulator's clock is off.
     public var dateOffset: Int = 0
+    /// Added to the emulator's whole clock, seconds: the grant checks (`iat`, `exp`), the tokens
+    /// it issues and the `Date` header. A wall-clock jump upstream.
+    public var clockOffset: Int = 0
 
     /// Settings with the given values.
-    public init(tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0) {
+    public init(tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0, clockOffset: Int = 0) {
         self.tokenLifetime = tokenLifetime
         self.altinnTokenLifetime = altinnTokenLifetime
         self.altinnExpOffset = altinnExpOffset
         self.dateOffset = dateOffset
+        self.clockOffset = clockOffset
     }
 
     enum CodingKeys: String, CodingKey {
@@ -112,6 +116,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         case altinnTokenLifetime = "altinn_token_lifetime"
         case altinnExpOffset = "altinn_exp_offset"
         case dateOffset = "date_offset"
+        case clockOffset = "clock_offset"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -120,6 +125,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         altinnTokenLifetime = try container.decodeIfPresent(Int.self, forKey: .altinnTokenLifetime) ?? 1800
         altinnExpOffset = try container.decodeIfPresent(Int.self, forKey: .altinnExpOffset) ?? 0
         dateOffset = try container.decodeIfPresent(Int.self, forKey: .dateOffset) ?? 0
+        clockOffset = try container.decodeIfPresent(Int.self, forKey: .clockOffset) ?? 0
     }
 }
 

@@ -46,10 +46,11 @@ struct EmulatorHarness {
     }
 
     /// A broker for the configuration, with a fast retry policy and short timeouts.
-    func broker(exchange: String = "altinn", minValid: Int = 10, policy: RetryPolicy = RetryPolicy().scaled(by: 0.1), logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> (TokenBroker, TokenCache) {
+    func broker(exchange: String = "altinn", minValid: Int = 10, policy: RetryPolicy = RetryPolicy().scaled(by: 0.1),
+                timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(10)),
+                logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> (TokenBroker, TokenCache) {
         let (configuration, credentials) = try configuration(exchange: exchange, minValid: minValid)
-        let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: policy,
-                                     timeouts: UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(10)), logger: logger)
+        let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: policy, timeouts: timeouts, logger: logger)
         return (broker, broker.cache(for: "notifications")!)
     }
 }

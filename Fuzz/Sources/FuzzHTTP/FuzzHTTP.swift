@@ -1,0 +1,149 @@
+import BrokerCore
+import BrokerCrypto
+@_spi(Fuzzing) import BrokerServer
+import Dispatch
+import Foundation
+import FuzzSupport
+import Logging
+import MaskinportenEmulator
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+
+/// The daemon's request handling: any bytes arriving on a connection go through the same
+/// pipeline as on the socket (byte guard, NIO's HTTP/1 codec with the broker's limits, the
+/// broker's handler and router), and must get answers or a closed connection, never a crash.
+@_cdecl("FuzzHTTP_main")
+public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzer(argc, argv, fuzzHTTP)
+}
+
+/// libFuzzer's entry point (its runtime refers to it by name).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzHTTP(data, size)
+}
+
+let fuzzHTTP: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
+    let input = bytes(data, size)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        await Connection.serve(input)
+        done.signal()
+    }
+    done.wait()
+    return 0
+}
+
+/// A router as the daemon builds it: profile `demo` with a fresh key, against an emulator in
+/// this process (so that token requests are served from the cache after the first), callers
+/// allowed as the fuzzer's own user.
+let router: Router = {
+    let ready = DispatchSemaphore(value: 0)
+    let made = NIOLockedValueBox<Result<Router, any Error>?>(nil)
+    Task {
+        let result: Result<Router, any Error>
+        do { result = .success(try await makeRouter()) } catch { result = .failure(error) }
+        made.withLockedValue { $0 = result }
+        ready.signal()
+    }
+    ready.wait()
+    do {
+        return try made.withLockedValue { $0! }.get()
+    } catch {
+        fatalError("FuzzHTTP cannot set up its router: \(error)")
+    }
+}()
+
+func makeRouter() async throws -> Router {
+    let logger = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
+    let emulator = try await EmulatorServer.bind(logger: logger)
+    Task { try await emulator.run() }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-http-\(getpid())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let key = try RSAPrivateKey.generate()
+    let scope = "altinn:serviceowner/notifications.create"
+    emulator.emulator.register(RegisteredClient(clientID: "demo-client", scopes: [scope], keys: [try key.publicKey.jwk(kid: "fuzz", algorithm: .rs256)]))
+    let jwk = try JSONEncoder().encode(try key.privateJWK(kid: "fuzz"))
+    let keyFile = directory.appendingPathComponent("demo.jwk")
+    _ = FileManager.default.createFile(atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600])
+    let configPath = directory.appendingPathComponent("broker.yaml").path
+    try """
+        environments:
+          local:
+            maskinporten_issuer: \(emulator.emulator.issuer)
+            altinn_platform: \(emulator.emulator.altinnPlatform)
+        profiles:
+          demo:
+            environment: local
+            client_id: demo-client
+            scopes: [\(scope)]
+            key:
+              encoded_jwk_file: demo.jwk
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+    let loaded = try LoadedConfiguration.load(path: configPath)
+    let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
+    let state = try ServingState(loaded, logger: logger)
+    return Router(broker: broker, state: { state }, metrics: ServerMetrics(), audit: logger)
+}
+
+/// One connection carrying the input.
+enum Connection {
+    static let peer = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
+    static let logger = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func serve(_ input: [UInt8]) async {
+        let channel = NIOAsyncTestingChannel()
+        let counter = Counter()
+        do {
+            try await channel.eventLoop.submit {
+                try SocketServer.configureConnection(channel, peer: peer, router: router, limits: ServerLimits(), logger: logger)
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(counter, position: .after(try sync.handler(type: IdleStateHandler.self)))
+            }.get()
+            try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/fuzz"))
+            // In two writes, so that a request split across reads is exercised too.
+            let split = input.isEmpty ? 0 : Int(input[0]) % (input.count + 1)
+            try await channel.writeInbound(ByteBuffer(bytes: input[..<split]))
+            try await channel.writeInbound(ByteBuffer(bytes: input[split...]))
+        } catch {
+            // Refused input: the pipeline closed the connection or raised; both are answers.
+        }
+        // Every complete request gets its answer (the router runs in a task of its own), or the
+        // connection closes; a request left unanswered for 5 s is a finding. Task.yield alone
+        // can starve the router's task: short sleeps after the first few.
+        let deadline = ContinuousClock.now + .seconds(5)
+        var round = 0
+        while channel.isActive, counter.pending > 0 {
+            guard ContinuousClock.now < deadline else { fatalError("a request got no answer within 5 s and its connection stayed open") }
+            round += 1
+            if round < 20 { await Task.yield() } else { try? await Task.sleep(for: .microseconds(100)) }
+        }
+        while (try? await channel.readOutbound(as: ByteBuffer.self)) != nil {}
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+    }
+}
+
+/// Counts requests delivered to the broker's handler and answers it finished.
+final class Counter: ChannelDuplexHandler, Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let counts = NIOLockedValueBox((requests: 0, responses: 0))
+
+    var pending: Int { counts.withLockedValue { $0.requests - $0.responses } }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data) { counts.withLockedValue { $0.requests += 1 } }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { counts.withLockedValue { $0.responses += 1 } }
+        context.write(data, promise: promise)
+    }
+}
