@@ -10,18 +10,20 @@ struct FaultMatrixTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var name: String
         var kind: TokenError.Kind
+        /// Upstream calls give up after this long (short where the fault is a hang).
+        var timeout: Duration = .seconds(5)
         var apply: @Sendable (Emulator) -> Void
         var testDescription: String { name }
     }
 
-    /// Faults of every kind the issue names; a hang and a late answer run into the 1 s timeout.
+    /// Faults of every kind the issue names; a hang and a late answer run into a 1.5 s timeout.
     static let cases: [Case] = [
         Case(name: "HTTP 500", kind: .unavailable) { $0.inject(Fault(status: 500), into: .token) },
         Case(name: "HTTP 503", kind: .unavailable) { $0.inject(Fault(status: 503), into: .token) },
         Case(name: "HTTP 429 with Retry-After", kind: .unavailable) { $0.inject(Fault(status: 429, retryAfter: 1), into: .token) },
         Case(name: "dropped connection", kind: .unavailable) { $0.inject(Fault(drop: true), into: .token) },
-        Case(name: "Maskinporten hangs (timeout)", kind: .unavailable) { $0.inject(Fault(hang: true), into: .token) },
-        Case(name: "Altinn answers after the timeout", kind: .unavailable) { $0.inject(Fault(delayMilliseconds: 1500), into: .exchange) },
+        Case(name: "Maskinporten hangs (timeout)", kind: .unavailable, timeout: .milliseconds(1500)) { $0.inject(Fault(hang: true), into: .token) },
+        Case(name: "Altinn answers after the timeout", kind: .unavailable, timeout: .milliseconds(1500)) { $0.inject(Fault(delayMilliseconds: 3000), into: .exchange) },
         Case(name: "upstream's wall clock jumps an hour ahead", kind: .rejected) { $0.settings = EmulatorSettings(altinnTokenLifetime: 4, clockOffset: 3600) },
         Case(name: "upstream's wall clock jumps an hour back", kind: .rejected) { $0.settings = EmulatorSettings(altinnTokenLifetime: 4, clockOffset: -3600) },
         Case(name: "garbage body", kind: .malformed) { $0.inject(Fault(garbage: true), into: .exchange) },
@@ -33,8 +35,7 @@ struct FaultMatrixTests {
         try await EmulatorHarness.with { harness in
             let policy = RetryPolicy().scaled(by: 0.05)
             harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 4)
-            // Upstream calls give up after 1 s, so that hangs cost the test little.
-            let (broker, cache) = try harness.broker(minValid: 1, policy: policy, timeouts: UpstreamClient.Timeouts(connect: .seconds(1), total: .seconds(1)))
+            let (broker, cache) = try harness.broker(minValid: 1, policy: policy, timeouts: UpstreamClient.Timeouts(connect: fault.timeout, total: fault.timeout))
 
             // Cold: the first request gets the fault's error kind.
             fault.apply(harness.emulator)
