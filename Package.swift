@@ -34,7 +34,7 @@ let package = Package(
         .systemLibrary(
             name: "COpenSSL",
             path: "Sources/COpenSSL",
-            pkgConfig: "openssl",
+            pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
         .target(
@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerServerTests",
-            dependencies: ["BrokerServer", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BrokerServer", "BrokerCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,9 +1,11 @@
 // uds-load: an HTTP/1.1 load generator for Unix domain sockets (no Debian tool does this).
 //
-//   uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n]
+//   uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n | -o]
 //
 // -c: concurrent connections, one thread each, keep-alive (default 1)
 // -n: a new connection per request (sequential per thread)
+// -o: once: every thread connects, all wait at a barrier, then each sends one request at the
+//     same moment (a thundering herd); no -d. Every request must be answered with 200.
 // Prints: requests, errors, requests/s, p50/p90/p99/max latency in microseconds.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +23,8 @@ static const char *socket_path;
 static char request[1024];
 static size_t request_length;
 static int new_connection_each;
+static int once;
+static pthread_barrier_t barrier;
 static double duration_seconds = 5;
 static volatile int stop;
 
@@ -86,6 +90,19 @@ static void record(worker_t *worker, uint64_t nanoseconds) {
     worker->latencies[worker->count++] = (uint32_t)(nanoseconds / 1000);
 }
 
+static void *run_once(void *argument) {
+    worker_t *worker = argument;
+    char *buffer = malloc(65536);
+    int fd = connect_socket();
+    pthread_barrier_wait(&barrier);
+    uint64_t start = now_ns();
+    if (fd < 0 || exchange(fd, buffer, 65536) != 0) worker->errors++;
+    else record(worker, now_ns() - start);
+    if (fd >= 0) close(fd);
+    free(buffer);
+    return NULL;
+}
+
 static void *run(void *argument) {
     worker_t *worker = argument;
     char *buffer = malloc(65536);
@@ -119,20 +136,21 @@ static int compare(const void *a, const void *b) {
 int main(int argc, char **argv) {
     const char *path = "/healthz";
     int connections = 1, option;
-    while ((option = getopt(argc, argv, "s:p:c:d:n")) != -1) {
+    while ((option = getopt(argc, argv, "s:p:c:d:no")) != -1) {
         switch (option) {
         case 's': socket_path = optarg; break;
         case 'p': path = optarg; break;
         case 'c': connections = atoi(optarg); break;
         case 'd': duration_seconds = atof(optarg); break;
         case 'n': new_connection_each = 1; break;
+        case 'o': once = 1; break;
         default:
-            fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n]\n");
+            fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n | -o]\n");
             return 2;
         }
     }
     if (!socket_path || connections < 1) {
-        fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n]\n");
+        fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n | -o]\n");
         return 2;
     }
     request_length = (size_t)snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n%s\r\n",
@@ -140,10 +158,23 @@ int main(int argc, char **argv) {
     worker_t *workers = calloc((size_t)connections, sizeof(worker_t));
     pthread_t *threads = calloc((size_t)connections, sizeof(pthread_t));
     uint64_t start = now_ns();
-    for (int i = 0; i < connections; i++) pthread_create(&threads[i], NULL, run, &workers[i]);
-    struct timespec wait = {.tv_sec = (time_t)duration_seconds, .tv_nsec = (long)((duration_seconds - (time_t)duration_seconds) * 1e9)};
-    nanosleep(&wait, NULL);
-    stop = 1;
+    if (once) {
+        pthread_barrier_init(&barrier, NULL, (unsigned)connections);
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setstacksize(&attributes, 256 * 1024);
+        for (int i = 0; i < connections; i++) {
+            if (pthread_create(&threads[i], &attributes, run_once, &workers[i]) != 0) {
+                fprintf(stderr, "uds-load: cannot start thread %d\n", i);
+                return 2;
+            }
+        }
+    } else {
+        for (int i = 0; i < connections; i++) pthread_create(&threads[i], NULL, run, &workers[i]);
+        struct timespec wait = {.tv_sec = (time_t)duration_seconds, .tv_nsec = (long)((duration_seconds - (time_t)duration_seconds) * 1e9)};
+        nanosleep(&wait, NULL);
+        stop = 1;
+    }
     size_t total = 0, errors = 0;
     for (int i = 0; i < connections; i++) {
         pthread_join(threads[i], NULL);
@@ -161,5 +192,6 @@ int main(int argc, char **argv) {
     #define PCT(p) (total ? all[(size_t)((double)(total - 1) * (p))] : 0)
     printf("requests=%zu errors=%zu rps=%.1f p50_us=%u p90_us=%u p99_us=%u max_us=%u\n",
            total, errors, (double)total / elapsed, PCT(0.50), PCT(0.90), PCT(0.99), total ? all[total - 1] : 0);
+    if (once) return errors ? 1 : 0;
     return errors > total / 100 ? 1 : 0;
 }

@@ -121,6 +121,10 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let request = BrokerRequest(head: requestHead, body: body)
             body = ByteBuffer()
             let keepAlive = requestHead.isKeepAlive
+            if let response = router.handleImmediately(request, peer: peer) {
+                respond(context: context, response, keepAlive: keepAlive)
+                return
+            }
             responding = true
             let router = self.router
             let peer = self.peer

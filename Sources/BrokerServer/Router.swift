@@ -60,6 +60,7 @@ public struct Router: Sendable {
     let state: @Sendable () -> ServingState
     let metrics: ServerMetrics
     let audit: Logger
+    let bodies = TokenBodies()
 
     /// A router over `broker`, reading the serving state through `state` on each request.
     public init(broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, audit: Logger) {
@@ -121,47 +122,95 @@ public struct Router: Sendable {
 
     // MARK: - Tokens
 
-    private func token(profile name: String, _ request: BrokerRequest, peer: PeerCredentials, forced: Bool) async -> BrokerResponse {
+    /// What a token request needs before a token: the profile, the caller's right to it, and
+    /// `min_valid`; or the answer that ends it there.
+    private enum TokenRequest {
+        case answer(BrokerResponse)
+        case ready(cache: TokenCache, minValid: Int?, profile: String)
+    }
+
+    private func tokenRequest(profile name: String, _ request: BrokerRequest, peer: PeerCredentials) -> TokenRequest {
         let state = state()
         guard let profile = state.configuration.profile(named: name) else {
-            return .error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(name))\"")
+            return .answer(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(name))\""))
         }
         guard state.access[name]?.permits(peer) == true else {
             metrics.denied(profile: name)
             audit.notice("access denied", metadata: auditMetadata(profile: name, peer: peer))
-            return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\"")
+            return .answer(.error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\""))
         }
         guard let cache = broker.cache(for: name) else {
             let reason = state.unavailable[name] ?? "the profile is not loaded"
-            return .error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" cannot be served: \(reason)")
+            return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" cannot be served: \(reason)"))
         }
         var minValid: Int?
         if let text = request.query["min_valid"] {
             guard let value = Int(text), (0...86_400).contains(value) else {
-                return .error(.badRequest, "invalid_request", "min_valid must be a whole number of seconds between 0 and 86400")
+                return .answer(.error(.badRequest, "invalid_request", "min_valid must be a whole number of seconds between 0 and 86400"))
             }
             minValid = value
         }
-        let token: IssuedToken
-        do {
-            token = forced ? try await cache.refreshNow() : try await cache.token(minValid: minValid)
-        } catch {
-            return Self.response(for: error)
+        return .ready(cache: cache, minValid: minValid, profile: profile.name)
+    }
+
+    private func token(profile name: String, _ request: BrokerRequest, peer: PeerCredentials, forced: Bool) async -> BrokerResponse {
+        switch tokenRequest(profile: name, request, peer: peer) {
+        case .answer(let response):
+            return response
+        case .ready(let cache, let minValid, let profile):
+            let token: IssuedToken
+            do {
+                token = forced ? try await cache.refreshNow() : try await cache.token(minValid: minValid)
+            } catch {
+                return Self.response(for: error)
+            }
+            return tokenAnswer(token, profile: profile, request, peer: peer)
         }
-        metrics.tokenHandedOut(profile: name)
-        var metadata = auditMetadata(profile: name, peer: peer)
-        metadata["fingerprint"] = "\(token.fingerprint)"
-        metadata["expires_at"] = "\(JSONCoding.rfc3339(token.expiresAt))"
-        audit.info("token handed out", metadata: metadata)
+    }
+
+    /// The answer to a request served directly on the connection's event loop, when no waiting
+    /// is needed: `GET /v1/token/{profile}` while the cache holds a token good for the request
+    /// (and every answer that ends such a request before the token), and `GET /healthz`. Nil:
+    /// `handle` answers it. The hot path: no task, no actor hop, the JSON made once per token.
+    public func handleImmediately(_ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse? {
+        guard request.method == .GET else { return nil }
+        if request.path == "/healthz" {
+            metrics.request(route: "healthz", status: 200)
+            return .text(.ok, "ok\n")
+        }
+        let prefix = "/v1/token/"
+        guard request.path.hasPrefix(prefix) else { return nil }
+        let name = String(request.path.dropFirst(prefix.count))
+        guard !name.isEmpty, !name.contains("/") else { return nil }
+        let response: BrokerResponse
+        switch tokenRequest(profile: name, request, peer: peer) {
+        case .answer(let answer):
+            response = answer
+        case .ready(let cache, let minValid, let profile):
+            guard let token = cache.heldToken(minValid: minValid) else { return nil }
+            response = tokenAnswer(token, profile: profile, request, peer: peer)
+        }
+        metrics.request(route: "token", status: response.status.code)
+        return response
+    }
+
+    /// A token handed out: counted, audited, and answered as JSON or bare text.
+    private func tokenAnswer(_ token: IssuedToken, profile: String, _ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse {
+        metrics.tokenHandedOut(profile: profile)
+        let body = bodies.body(for: token, profile: profile)
+        if audit.logLevel <= .info {
+            var metadata = auditMetadata(profile: profile, peer: peer)
+            metadata["fingerprint"] = "\(token.fingerprint)"
+            metadata["expires_at"] = "\(body.expiresAt)"
+            audit.info("token handed out", metadata: metadata)
+        }
         if request.wantsPlainText {
             return .text(.ok, token.value, noStore: true)
         }
-        let expiresIn = max(0, Int(token.expiresAt.timeIntervalSinceNow))
-        return .json(.ok, TokenBody(
-            accessToken: token.value, tokenType: "Bearer", expiresIn: expiresIn, expiresAt: JSONCoding.rfc3339(token.expiresAt),
-            scope: token.scope, profile: profile.name, kind: token.kind.rawValue
-        ), noStore: true)
+        return BrokerResponse(status: .ok, headers: Self.tokenHeaders, body: body.render(expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow))))
     }
+
+    static let tokenHeaders: HTTPHeaders = ["Content-Type": "application/json", "Cache-Control": "no-store"]
 
     // MARK: - Platform Access Tokens and ID-porten
 
@@ -186,9 +235,11 @@ public struct Router: Sendable {
         } catch {
             return .error(.internalServerError, "internal_error", "the platform access token could not be signed")
         }
-        var metadata = auditMetadata(profile: "platform_access_token:\(name)", peer: peer)
-        metadata["fingerprint"] = "\(token.fingerprint)"
-        audit.info("platform access token handed out", metadata: metadata)
+        if audit.logLevel <= .info {
+            var metadata = auditMetadata(profile: "platform_access_token:\(name)", peer: peer)
+            metadata["fingerprint"] = "\(token.fingerprint)"
+            audit.info("platform access token handed out", metadata: metadata)
+        }
         metrics.tokenHandedOut(profile: "platform_access_token:\(name)")
         return .json(.ok, PlatformAccessTokenBody(
             accessToken: token.value, header: "PlatformAccessToken",
@@ -221,9 +272,11 @@ public struct Router: Sendable {
                 return Self.response(for: error)
             }
         }
-        var metadata = auditMetadata(profile: "id_porten_exchange", peer: peer)
-        metadata["fingerprint"] = "\(token.fingerprint)"
-        audit.info("ID-porten token exchanged", metadata: metadata)
+        if audit.logLevel <= .info {
+            var metadata = auditMetadata(profile: "id_porten_exchange", peer: peer)
+            metadata["fingerprint"] = "\(token.fingerprint)"
+            audit.info("ID-porten token exchanged", metadata: metadata)
+        }
         metrics.tokenHandedOut(profile: "id_porten_exchange")
         return .json(.ok, TokenBody(
             accessToken: token.value, tokenType: "Bearer", expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)),

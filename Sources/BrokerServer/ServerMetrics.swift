@@ -18,12 +18,35 @@ public final class ServerMetrics: Sendable {
         self.factory = PrometheusMetricsFactory(registry: registry)
     }
 
+    /// Counters already made, by label and dimension values: the request path looks them up
+    /// instead of asking the factory (which builds and hashes the label set) on every request.
+    private let counters = NIOLockedValueBox([CounterKey: Metrics.Counter]())
+
+    private struct CounterKey: Hashable {
+        var label: String
+        var first: String
+        var second: UInt
+    }
+
+    private func counter(_ key: CounterKey, make: () -> Metrics.Counter) -> Metrics.Counter {
+        counters.withLockedValue { counters in
+            if let counter = counters[key] { return counter }
+            let counter = make()
+            counters[key] = counter
+            return counter
+        }
+    }
+
     func request(route: String, status: UInt) {
-        Counter(label: "maskinporten_broker_requests_total", dimensions: [("route", route), ("status", "\(status)")], factory: factory).increment()
+        counter(CounterKey(label: "requests", first: route, second: status)) {
+            Counter(label: "maskinporten_broker_requests_total", dimensions: [("route", route), ("status", "\(status)")], factory: factory)
+        }.increment()
     }
 
     func tokenHandedOut(profile: String) {
-        Counter(label: "maskinporten_broker_tokens_served_total", dimensions: [("profile", profile)], factory: factory).increment()
+        counter(CounterKey(label: "tokens", first: profile, second: 0)) {
+            Counter(label: "maskinporten_broker_tokens_served_total", dimensions: [("profile", profile)], factory: factory)
+        }.increment()
     }
 
     func denied(profile: String) {

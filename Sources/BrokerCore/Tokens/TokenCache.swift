@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 import Metrics
+import NIOConcurrencyHelpers
 public import ServiceLifecycle
 
 /// What a profile's cache is doing, for `/readyz`, `/v1/profiles` and `STATUS=`.
@@ -38,11 +39,15 @@ public actor TokenCache {
     /// Its key material (for certificate expiry in readiness and metrics).
     public nonisolated var credentials: SigningCredentials { fetcher.builder.credentials }
     private nonisolated let fetcher: TokenFetcher
-    private let refresh: RefreshSettings
+    private nonisolated let refresh: RefreshSettings
     private let policy: RetryPolicy
     private let logger: Logger
 
-    private var current: IssuedToken?
+    private var current: IssuedToken? {
+        didSet { held.withLockedValue { $0 = current } }
+    }
+    /// `current`, readable without entering the actor: the request path answers from it.
+    private nonisolated let held = NIOLockedValueBox<IssuedToken?>(nil)
     private var inFlight: Task<Result<IssuedToken, TokenError>, Never>?
     private var lastError: TokenError?
     private var failures = 0
@@ -91,6 +96,14 @@ public actor TokenCache {
         let token = try result.get()
         guard token.remaining() >= needed else { throw insufficient(token, needed: needed) }
         return token
+    }
+
+    /// The held token if it has at least `min_valid_seconds` (and `minValid`, if given) left,
+    /// without waiting for the actor: what `token(minValid:)` answers first, for the request
+    /// path to serve on its own thread. Nil means: ask `token(minValid:)`.
+    public nonisolated func heldToken(minValid requested: Int? = nil) -> IssuedToken? {
+        guard let token = held.withLockedValue({ $0 }) else { return nil }
+        return token.remaining() >= max(.seconds(refresh.minValidSeconds), .seconds(requested ?? 0)) ? token : nil
     }
 
     /// A newly fetched token, at most once per `forcedRefreshInterval`; a fetch already under

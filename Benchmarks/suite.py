@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""The benchmark suite (issue 7): every row of the performance table, measured side by side with
+its reference in the same run (alternating A and B, medians over rounds), printed as a table
+and written to BENCHMARKS.md. Asserts nothing: these machines are shared and noisy.
+
+Run through Benchmarks/suite, which installs nginx and builds what this needs.
+"""
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SCOPE = "altinn:serviceowner/notifications.create"
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def b64url(number):
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def make_key(directory):
+    """An RSA-2048 key from openssl, as an EncodedJwk file (0600) and its public JWK."""
+    pem = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem],
+                   check=True, capture_output=True)
+    text = subprocess.run(["openssl", "pkey", "-in", pem, "-noout", "-text"], check=True, capture_output=True, text=True).stdout
+    os.unlink(pem)
+    parts = {}
+    current = None
+    for line in text.splitlines():
+        header = re.match(r"^(\w+):\s*(\S.*)?$", line)
+        if header:
+            current = header.group(1)
+            rest = header.group(2) or ""
+            if current == "publicExponent":
+                parts[current] = int(rest.split()[0])
+                current = None
+            else:
+                parts[current] = ""
+        elif current and line.startswith(" "):
+            parts[current] += line.strip().replace(":", "")
+    numbers = {name: int(value, 16) if isinstance(value, str) else value for name, value in parts.items() if value != ""}
+    jwk = {
+        "kty": "RSA", "kid": "bench", "alg": "RS256",
+        "n": b64url(numbers["modulus"]), "e": b64url(numbers["publicExponent"]),
+        "d": b64url(numbers["privateExponent"]), "p": b64url(numbers["prime1"]), "q": b64url(numbers["prime2"]),
+        "dp": b64url(numbers["exponent1"]), "dq": b64url(numbers["exponent2"]), "qi": b64url(numbers["coefficient"]),
+    }
+    path = os.path.join(directory, "bench.jwk")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(descriptor, base64.b64encode(json.dumps(jwk).encode()))
+    os.close(descriptor)
+    public = {key: jwk[key] for key in ("kty", "kid", "alg", "n", "e")}
+    return path, public
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+class Emulator:
+    """`maskinporten-broker emulator` on a free loopback port."""
+
+    def __init__(self, broker, directory):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([broker, "emulator", "--listen", f"127.0.0.1:{self.port}"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                self.stats()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the emulator did not start")
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read()
+            return json.loads(text) if text else None
+
+    def stats(self):
+        return self.call("GET", "/_emulator/stats")
+
+    def reset(self):
+        self.call("DELETE", "/_emulator/faults")
+        self.call("POST", "/_emulator/stats/reset")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+class Daemon:
+    """`maskinporten-broker serve` with N profiles against the emulator, started with a
+    NOTIFY_SOCKET so that the time to READY=1 is known."""
+
+    def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh=""):
+        self.directory = directory
+        self.socket_path = os.path.join(directory, "broker.sock")
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        config = os.path.join(directory, "broker.yaml")
+        lines = [
+            "socket:", f"  path: {self.socket_path}", '  mode: "0600"',
+            "refresh:", "  min_valid_seconds: 10" if not extra_refresh else extra_refresh,
+            "environments:", "  local:", f"    maskinporten_issuer: {emulator.base}/", f"    altinn_platform: {emulator.base}",
+            "profiles:",
+        ]
+        for index in range(profiles):
+            name = "demo" if index == 0 else f"p{index:04d}"
+            lines += [f"  {name}:", "    environment: local", "    client_id: bench", f"    scopes: [{SCOPE}]",
+                      "    key:", f"      encoded_jwk_file: {key_file}"]
+        with open(config, "w") as file:
+            file.write("\n".join(lines) + "\n")
+        notify_path = os.path.join(directory, "notify.sock")
+        if os.path.exists(notify_path):
+            os.unlink(notify_path)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(notify_path)
+        environment = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        self.started = time.monotonic()
+        self.process = subprocess.Popen([broker, "serve", "--config", config, "--log-level", "error"], env=environment,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.ready_after = None
+        if wait_ready:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=120):
+        self.notify.settimeout(timeout)
+        while True:
+            message = self.notify.recv(4096).decode()
+            if "READY=1" in message.split("\n"):
+                self.ready_after = time.monotonic() - self.started
+                return self.ready_after
+
+    def wait_listening(self, timeout=30):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.connect(self.socket_path)
+                    return
+            except OSError:
+                time.sleep(0.002)
+        raise RuntimeError("the daemon's socket never accepted")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.notify.close()
+
+
+class Nginx:
+    """nginx (Debian package) serving `body` on a Unix socket at the token's path."""
+
+    def __init__(self, directory, body):
+        self.directory = os.path.join(directory, "nginx")
+        os.makedirs(self.directory, exist_ok=True)
+        self.socket_path = os.path.join(self.directory, "nginx.sock")
+        with open(os.path.join(self.directory, "token.json"), "wb") as file:
+            file.write(body)
+        config = os.path.join(self.directory, "nginx.conf")
+        with open(config, "w") as file:
+            file.write(f"""
+worker_processes auto;
+daemon off;
+pid {self.directory}/nginx.pid;
+error_log {self.directory}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.directory};
+    proxy_temp_path {self.directory};
+    fastcgi_temp_path {self.directory};
+    uwsgi_temp_path {self.directory};
+    scgi_temp_path {self.directory};
+    keepalive_requests 1000000;
+    server {{
+        listen unix:{self.socket_path};
+        location = /v1/token/demo {{
+            default_type application/json;
+            add_header Cache-Control no-store;
+            alias {self.directory}/token.json;
+        }}
+    }}
+}}
+""")
+        self.process = subprocess.Popen(["nginx", "-c", config, "-p", self.directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.socket_path):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGQUIT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def uds_load(tool, socket_path, flags, seconds):
+    output = subprocess.run([tool, "-s", socket_path, "-p", "/v1/token/demo", "-d", str(seconds)] + flags,
+                            capture_output=True, text=True).stdout
+    return {key: float(value) for key, value in re.findall(r"(\w+)=([0-9.]+)", output)}
+
+
+def curl_body(socket_path):
+    return subprocess.run(["curl", "-sf", "--unix-socket", socket_path, "http://localhost/v1/token/demo"],
+                          check=True, capture_output=True).stdout
+
+
+class Suite:
+    def __init__(self, arguments):
+        self.arguments = arguments
+        self.broker = arguments.broker
+        self.rows = []
+        self.notes = []
+        self.work = tempfile.mkdtemp(prefix="broker-bench-")
+        self.key_file, self.public_jwk = make_key(self.work)
+        self.emulator = Emulator(self.broker, self.work)
+        self.emulator.call("POST", "/_emulator/clients", {"client_id": "bench", "scopes": [SCOPE], "keys": [self.public_jwk]})
+
+    def close(self):
+        self.emulator.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def row(self, measure, against, target, figure, reference, ratio, verdict, command):
+        self.rows.append((measure, against, target, figure, reference, ratio, verdict, command))
+        log(f"  {measure}: {figure} | {reference} | {ratio} | {verdict}")
+
+    # -- HTTP on the socket against nginx ------------------------------------------------------
+
+    def http(self):
+        rounds, seconds, tool = self.arguments.rounds, self.arguments.seconds, self.arguments.uds_load
+        log(f"HTTP: broker and nginx, {seconds} s runs, {rounds} alternating rounds")
+        daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, 1)
+        body = curl_body(daemon.socket_path)
+        nginx = Nginx(self.work, body)
+        results = {}
+        scenarios = [("keepalive64", ["-c", "64"]), ("newconn", ["-c", "1", "-n"])]
+        try:
+            for _ in range(rounds):
+                for name, flags in scenarios:
+                    for server, path in (("broker", daemon.socket_path), ("nginx", nginx.socket_path)):
+                        results.setdefault((name, server), []).append(uds_load(tool, path, flags, seconds))
+        finally:
+            nginx.stop()
+            daemon.stop()
+
+        def pick(name, server, field):
+            return median([run.get(field, 0) for run in results[(name, server)]])
+
+        command = f"Benchmarks/suite (uds-load -c 64 -d {seconds}, GET /v1/token/demo, {len(body)}-byte JSON body; nginx serves the same bytes)"
+        ours, theirs = pick("keepalive64", "broker", "rps"), pick("keepalive64", "nginx", "rps")
+        self.row("requests/s, keep-alive, 64 connections, cached token", "nginx, same bytes, same socket type and load generator", ">= 0.8x nginx",
+                 f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 0.8 * theirs else "missed", command)
+        ours, theirs = pick("newconn", "broker", "rps"), pick("newconn", "nginx", "rps")
+        self.row("requests/s, one new connection per request, sequential", "the same nginx", ">= 0.75x nginx",
+                 f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 0.75 * theirs else "missed",
+                 f"Benchmarks/suite (uds-load -c 1 -n -d {seconds})")
+        ours, theirs = pick("keepalive64", "broker", "p99_us"), pick("keepalive64", "nginx", "p99_us")
+        self.row("p99 latency, keep-alive, 64 connections", "the same nginx", "<= 2x nginx's",
+                 f"{ours:,.0f} us", f"{theirs:,.0f} us", f"{ours / theirs:.2f}", "met" if ours <= 2 * theirs else "missed", command)
+        for (name, server), runs in sorted(results.items()):
+            self.notes.append(f"{name} {server}: " + ", ".join(f"{run.get('rps', 0):,.0f} rps p50 {run.get('p50_us', 0):.0f} us p99 {run.get('p99_us', 0):.0f} us" for run in runs))
+
+    # -- grant signatures ------------------------------------------------------------------------
+
+    def signatures(self):
+        log("grant signatures against openssl speed")
+        output = subprocess.run([self.arguments.signatures, "--rounds", str(self.arguments.rounds)], capture_output=True, text=True, check=True).stdout
+        match = re.search(r"broker ([0-9.]+)\s+openssl ([0-9.]+)\s+ratio ([0-9.]+)", output)
+        ours, theirs, ratio = float(match.group(1)), float(match.group(2)), float(match.group(3))
+        self.row("grant signatures/s on one core", "`openssl speed -seconds 3 rsa2048` (sign/s)", ">= 0.9x",
+                 f"{ours:,.0f} /s", f"{theirs:,.0f} /s", f"{ratio:.2f}", "met" if ratio >= 0.9 else "missed", "Benchmarks/run --rounds N")
+
+    # -- the token command against curl ----------------------------------------------------------
+
+    def token_command(self):
+        log("`maskinporten-broker token` against `curl --unix-socket`, whole process per call")
+        daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, 1)
+        calls = self.arguments.calls
+        ours, theirs = [], []
+        spawn = self.arguments.spawn_time
+        try:
+            for _ in range(self.arguments.rounds):
+                for command, sink in (([self.broker, "token", "demo", "--socket", daemon.socket_path], ours),
+                                      (["curl", "-sf", "--unix-socket", daemon.socket_path, "-H", "Accept: text/plain", "http://localhost/v1/token/demo"], theirs)):
+                    output = subprocess.run([spawn, "-n", str(calls), "--"] + command, capture_output=True, text=True).stdout
+                    sink.append(float(re.search(r"per_call_us=([0-9.]+)", output).group(1)))
+        finally:
+            daemon.stop()
+        a, b = median(ours), median(theirs)
+        self.row("`maskinporten-broker token` per call, whole process", "`curl --unix-socket` per call", "<= 0.5x curl's time",
+                 f"{a / 1000:.2f} ms", f"{b / 1000:.2f} ms", f"{a / b:.2f}", "met" if a <= 0.5 * b else "missed",
+                 f"Benchmarks/spawn-time -n {calls} -- maskinporten-broker token demo (and curl)")
+
+    # -- memory ----------------------------------------------------------------------------------
+
+    def memory(self):
+        log("resident memory: 10 profiles idle, then 1,000")
+        figures = {}
+        for count in (10, self.arguments.profiles):
+            samples = []
+            for _ in range(max(1, self.arguments.rounds // 2)):
+                self.emulator.reset()
+                daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, count)
+                time.sleep(2)
+                samples.append(rss_kib(daemon.process.pid))
+                daemon.stop()
+            figures[count] = median(samples)
+        idle = figures[10]
+        many = figures[self.arguments.profiles]
+        per = (many - idle) / (self.arguments.profiles - 10)
+        self.row("resident memory, idle, 10 profiles (tokens held)", "-", "<= 24 MiB",
+                 f"{idle / 1024:.1f} MiB", "-", "-", "met" if idle <= 24 * 1024 else "missed", "Benchmarks/suite (VmRSS 2 s after READY=1)")
+        self.row(f"resident memory added per profile, at {self.arguments.profiles} profiles", "-", "<= 16 KiB",
+                 f"{per:.1f} KiB", "-", "-", "met" if per <= 16 else "missed",
+                 f"Benchmarks/suite ((VmRSS at {self.arguments.profiles} - VmRSS at 10) / {self.arguments.profiles - 10})")
+        self.notes.append(f"VmRSS: 10 profiles {idle:.0f} KiB, {self.arguments.profiles} profiles {many:.0f} KiB")
+
+    # -- start-up ----------------------------------------------------------------------------------
+
+    def ready(self):
+        log("start to READY=1")
+        samples = []
+        for _ in range(max(5, self.arguments.rounds)):
+            self.emulator.reset()
+            daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, 1)
+            samples.append(daemon.ready_after * 1000)
+            daemon.stop()
+        value = median(samples)
+        self.row("start to `READY=1`, emulator local, 1 profile (its first token fetched)", "-", "<= 150 ms",
+                 f"{value:.0f} ms", "-", "-", "met" if value <= 150 else "missed",
+                 "Benchmarks/suite (spawn of `serve` to READY=1 on NOTIFY_SOCKET, median of " + str(len(samples)) + ")")
+        self.notes.append("start to READY=1, ms: " + ", ".join(f"{sample:.0f}" for sample in samples))
+
+    # -- a cold profile under a thundering herd ------------------------------------------------
+
+    def cold(self):
+        log("cold profile, 1,000 concurrent requests")
+        self.emulator.reset()
+        # The first token fetch is held 1.5 s, so that all requests arrive while it is in flight.
+        self.emulator.call("POST", "/_emulator/faults/token", {"delay_ms": 1500, "count": 1})
+        daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, 1, wait_ready=False)
+        try:
+            daemon.wait_listening()
+            output = subprocess.run([self.arguments.uds_load, "-s", daemon.socket_path, "-p", "/v1/token/demo", "-c", "1000", "-o"],
+                                    capture_output=True, text=True)
+            figures = {key: float(value) for key, value in re.findall(r"(\w+)=([0-9.]+)", output.stdout)}
+            stats = self.emulator.stats()
+        finally:
+            daemon.stop()
+        answered = int(figures.get("requests", 0))
+        errors = int(figures.get("errors", 0))
+        token_calls, exchanges = stats["token_requests"], stats["exchange_requests"]
+        verdict = "met" if (token_calls, exchanges, errors, answered) == (1, 1, 0, 1000) else "missed"
+        self.row("cold profile, 1,000 concurrent requests", "-", "exactly 1 token call and 1 exchange; every request answered",
+                 f"{token_calls} token call, {exchanges} exchange; {answered} answered 200, {errors} failed", "-", "-", verdict,
+                 "Benchmarks/suite (uds-load -c 1000 -o while the first fetch is held 1.5 s)")
+
+    # -- many profiles refreshing -------------------------------------------------------------
+
+    def refreshing(self):
+        count = self.arguments.profiles
+        lifetime = self.arguments.lifetime
+        window = self.arguments.window
+        log(f"{count} profiles refreshing: tokens live {lifetime} s, watched for {window} s")
+        self.emulator.reset()
+        self.emulator.call("PUT", "/_emulator/settings", {"token_lifetime": lifetime, "altinn_token_lifetime": lifetime})
+        daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, count, extra_refresh="  min_valid_seconds: 5")
+        try:
+            start_cpu = cpu_seconds(daemon.process.pid)
+            start_calls = self.emulator.stats()["exchange_requests"]
+            per_second = []
+            previous = start_calls
+            for _ in range(window):
+                time.sleep(1)
+                now = self.emulator.stats()["exchange_requests"]
+                per_second.append(now - previous)
+                previous = now
+            cpu = cpu_seconds(daemon.process.pid) - start_cpu
+            refreshes = previous - start_calls
+            failing = subprocess.run(["curl", "-s", "--unix-socket", daemon.socket_path, "http://localhost/readyz"], capture_output=True, text=True).stdout
+        finally:
+            daemon.stop()
+            self.emulator.call("PUT", "/_emulator/settings", {"token_lifetime": 120, "altinn_token_lifetime": 1800})
+        busy = [value for value in per_second if value]
+        peak = max(per_second) if per_second else 0
+        spread = len(busy)
+        per_refresh = cpu / refreshes * 1000 if refreshes else float("nan")
+        self.row(f"{count} profiles refreshing", "-", "CPU time per refresh stated; refreshes spread, not in bursts",
+                 f"{per_refresh:.2f} ms CPU per refresh ({refreshes} refreshes in {window} s); busiest second {peak}, refreshes in {spread} of {window} s",
+                 "-", "-", "stated",
+                 f"Benchmarks/suite (tokens of {lifetime} s; daemon CPU from /proc over {window} s / exchanges counted by the emulator)")
+        self.notes.append(f"refreshes per second over {window} s: " + " ".join(str(value) for value in per_second))
+        self.notes.append("readyz at the end: " + failing.strip()[:200])
+
+    # -- report ----------------------------------------------------------------------------------
+
+    def report(self):
+        cpu = "unknown CPU"
+        try:
+            with open("/proc/cpuinfo") as info:
+                for line in info:
+                    if line.startswith("model name"):
+                        cpu = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+        curl = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        openssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+        lines = [
+            "# Benchmarks",
+            "",
+            f"Written by `Benchmarks/suite` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every comparison ran side by side",
+            f"in the same run, alternating A and B, median of {self.arguments.rounds} rounds.",
+            "",
+            f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "
+            f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB. "
+            f"Broker: release build, static Swift standard library (`Benchmarks/suite` builds it as the systemd unit's binary is built). "
+            f"References: {nginx}, {curl}, {openssl}.",
+            "",
+            "| measure | against | target | figure | reference | ratio | verdict | command |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        lines += ["", "## Details", ""] + [f"- {note}" for note in self.notes] + [""]
+        text = "\n".join(lines)
+        with open(self.arguments.out, "w") as file:
+            file.write(text)
+        print(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--uds-load", required=True)
+    parser.add_argument("--spawn-time", required=True)
+    parser.add_argument("--signatures", required=True, help="the BrokerBenchmarks executable")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--profiles", type=int, default=1000)
+    parser.add_argument("--lifetime", type=int, default=60)
+    parser.add_argument("--window", type=int, default=75)
+    parser.add_argument("--only", default="", help="comma-separated: http,signatures,token,memory,ready,cold,refresh")
+    parser.add_argument("--out", default="BENCHMARKS.md")
+    arguments = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    suite = Suite(arguments)
+    chosen = [name for name in arguments.only.split(",") if name] or ["http", "signatures", "token", "memory", "ready", "cold", "refresh"]
+    steps = {"http": suite.http, "signatures": suite.signatures, "token": suite.token_command, "memory": suite.memory,
+             "ready": suite.ready, "cold": suite.cold, "refresh": suite.refreshing}
+    try:
+        for name in chosen:
+            steps[name]()
+        suite.report()
+    finally:
+        suite.close()
+
+
+if __name__ == "__main__":
+    main()

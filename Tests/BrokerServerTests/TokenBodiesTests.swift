@@ -1,0 +1,35 @@
+import BrokerCore
+@testable import BrokerServer
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("Token answers built once per token")
+struct TokenBodiesTests {
+    static let token = IssuedToken(
+        value: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", kind: .altinn, scope: "altinn:serviceowner/notifications.create \"odd\" \\ \u{01}\n\u{00e6}",
+        expiresAt: Date(timeIntervalSince1970: 1_800_000_000), fingerprint: "0123456789abcdef"
+    )
+
+    @Test("byte for byte what JSONEncoder writes, escapes included", arguments: [0, 7, 1799, 86_400])
+    func sameAsEncoder(expiresIn: Int) throws {
+        let built = TokenBodies.make(Self.token, profile: "notifications").render(expiresIn: expiresIn)
+        let encoded = try JSONCoding.encoder.encode(TokenBody(
+            accessToken: Self.token.value, tokenType: "Bearer", expiresIn: expiresIn, expiresAt: JSONCoding.rfc3339(Self.token.expiresAt),
+            scope: Self.token.scope, profile: "notifications", kind: "altinn"
+        )) + Data("\n".utf8)
+        #expect(Array(built.readableBytesView) == Array(encoded), "\(String(buffer: built))")
+    }
+
+    @Test("a new token replaces the kept answer")
+    func newTokenNewBody() {
+        let bodies = TokenBodies()
+        let first = bodies.body(for: Self.token, profile: "p")
+        #expect(bodies.body(for: Self.token, profile: "p").head == first.head)
+        let next = IssuedToken(value: "eyJ.eyJ.bmV3", kind: .maskinporten, scope: "s", expiresAt: Date(timeIntervalSince1970: 1_900_000_000), fingerprint: "fedcba9876543210")
+        let second = String(buffer: bodies.body(for: next, profile: "p").render(expiresIn: 5))
+        #expect(second.contains("\"access_token\":\"eyJ.eyJ.bmV3\""))
+        #expect(second.contains("\"kind\":\"maskinporten\""))
+        #expect(second.contains("\"expires_in\":5,"))
+    }
+}
