@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-swift build -c release --static-swift-stdlib --product maskinporten-broker >&2
+scripts/build-release >&2
 broker=$PWD/.build/release/maskinporten-broker
 work=$(mktemp -d)
 trap 'kill "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -92,6 +92,13 @@ public final class Supervisor: Service, Sendable {
         self.logger = logger
     }
 
+    /// Hands the heap's free pages back to the system. The first fetches of every profile (and
+    /// a reload's) allocate and free a burst of buffers at once; glibc keeps what they freed
+    /// unless asked, and a daemon that then idles for days would hold it all that time.
+    static func releaseFreeMemory() {
+        ProcessMemory.releaseFree()
+    }
+
     public func run() async throws {
         // Trap SIGHUP first: its default action would end the daemon.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -100,11 +107,12 @@ public final class Supervisor: Service, Sendable {
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
         let start = ContinuousClock.now
         while ContinuousClock.now - start < readyTimeout, await anyStarting() {
-            try? await Task.sleep(for: .milliseconds(25))
+            try? await Task.sleep(for: .milliseconds(5))
         }
         let summary = await statusLine()
         notifier.ready(status: summary)
         logger.info("ready", metadata: ["status": "\(summary)"])
+        Self.releaseFreeMemory()
 
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -173,6 +181,7 @@ public final class Supervisor: Service, Sendable {
                 "stopped": "\(changes.stopped.joined(separator: ","))",
             ])
             notifier.ready(status: await statusLine())
+            Self.releaseFreeMemory()
         } catch {
             logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
             notifier.ready(status: "reload refused (\(error)); " + (await statusLine()))

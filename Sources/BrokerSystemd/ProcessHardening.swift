@@ -44,3 +44,11 @@ public enum ProcessHardening {
         CSystemShims_getDumpable() != 0
     }
 }
+
+/// The process's memory.
+public enum ProcessMemory {
+    /// Hands the heap's free pages back to the system (glibc's `malloc_trim`).
+    public static func releaseFree() {
+        _ = CSystemShims_releaseFreeHeap()
+    }
+}

@@ -1,7 +1,36 @@
 import ArgumentParser
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The entry point. The client commands (`token`, `health`) make one blocking request over the
+/// socket and need neither the concurrency runtime nor its threads, so they run synchronously:
+/// they are called once per token by scripts and services, and start-up is most of their time.
+/// Every other command runs asynchronously on the main actor, as `@main` on an
+/// `AsyncParsableCommand` would.
+@main
+enum Entry {
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, first == "token" || first == "health" {
+            do {
+                var command = try MaskinportenBroker.parseAsRoot(arguments)
+                try command.run()
+            } catch {
+                MaskinportenBroker.exit(withError: error)
+            }
+            exit(0)
+        }
+        Task { @MainActor in
+            await MaskinportenBroker.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
 
 /// The `maskinporten-broker` command line (SPEC.md "Command line").
-@main
 struct MaskinportenBroker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskinporten-broker",

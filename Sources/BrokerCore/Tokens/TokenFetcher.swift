@@ -15,8 +15,12 @@ public struct TokenFetcher: Sendable {
         self.upstream = upstream
     }
 
-    /// A new token from upstream.
+    /// A new token from upstream, once this client has a free fetch slot.
     public func fetch() async throws(TokenError) -> IssuedToken {
+        try await upstream.slots.run { () async throws(TokenError) -> IssuedToken in try await fetchNow() }
+    }
+
+    private func fetchNow() async throws(TokenError) -> IssuedToken {
         let profile = builder.profile
         if let leaf = builder.credentials.certificateChain?.first, leaf.notAfter <= Date() {
             throw TokenError(.rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")

@@ -26,6 +26,12 @@ public final class UpstreamClient: Sendable {
     private let client: HTTPClient
     private let timeouts: Timeouts
     private let logger: Logger
+    /// Whole fetches (grant, token, exchange) under way at once through this client: as many
+    /// as the connection pool keeps per host, so that no request's timeout runs while it queues.
+    public let slots = FetchSlots(UpstreamClient.connectionsPerHost)
+
+    /// Connections kept per upstream host (the HTTP library's default).
+    public static let connectionsPerHost = 8
 
     /// The largest answer read; Maskinporten's and Altinn's are a few KiB.
     static let maximumBody = 256 * 1024
