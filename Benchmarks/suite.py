@@ -206,7 +206,10 @@ class Nginx:
             file.write(body)
         config = os.path.join(self.directory, "nginx.conf")
         with open(config, "w") as file:
+            # As root nginx would hand its workers to nobody, who cannot read this private directory.
+            user = "user root;" if os.geteuid() == 0 else ""
             file.write(f"""
+{user}
 worker_processes auto;
 daemon off;
 pid {self.directory}/nginx.pid;

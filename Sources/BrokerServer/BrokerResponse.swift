@@ -43,7 +43,9 @@ public struct BrokerRequest: Sendable {
     /// Whether the client prefers `text/plain` (the bare token) to JSON.
     var wantsPlainText: Bool {
         guard let accept = headers.first(name: "Accept")?.lowercased() else { return false }
-        return accept.contains("text/plain") && !accept.contains("application/json")
+        // Byte searches: String.contains(String) would go through Foundation's NSString here.
+        let lowered = accept.lowercased().utf8
+        return lowered.firstRange(of: "text/plain".utf8) != nil && lowered.firstRange(of: "application/json".utf8) == nil
     }
 }
 

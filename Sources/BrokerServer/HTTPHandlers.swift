@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 public import NIOCore
 import NIOHTTP1
 
@@ -184,40 +185,56 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Keeps at most `limit` connections open: when one more arrives, the oldest is closed, so a
-/// flood of idle or slow connections cannot lock out the clients that come after it. Counts
-/// the open ones.
-final class ConnectionLimiter: ChannelInboundHandler {
-    typealias InboundIn = Channel
-    typealias InboundOut = Channel
-
+/// Keeps at most `limit` connections open across every acceptor: when one more arrives, the
+/// oldest is closed, so a flood of idle or slow connections cannot lock out the clients that
+/// come after it. Counts the open ones.
+final class ConnectionRegistry: Sendable {
     private let limit: Int
     private let metrics: ServerMetrics
     /// Open connections, oldest first.
-    private var open: [(id: ObjectIdentifier, channel: any Channel)] = []
+    private let open = NIOLockedValueBox<[(id: ObjectIdentifier, channel: any Channel)]>([])
 
     init(limit: Int, metrics: ServerMetrics) {
         self.limit = limit
         self.metrics = metrics
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let child = unwrapInboundIn(data)
-        if open.count >= limit {
-            let oldest = open.removeFirst()
-            metrics.connectionRefused()
-            oldest.channel.close(promise: nil)
-        }
+    /// Records `child`, closing the oldest connection if the limit is reached.
+    func accepted(_ child: any Channel) {
         let id = ObjectIdentifier(child)
-        open.append((id, child))
+        let evicted: (any Channel)? = open.withLockedValue { open in
+            let oldest = open.count >= limit ? open.removeFirst().channel : nil
+            open.append((id, child))
+            return oldest
+        }
+        if let evicted {
+            metrics.connectionRefused()
+            evicted.close(promise: nil)
+        }
         metrics.connectionOpened()
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let loop = context.eventLoop
         let metrics = self.metrics
         child.closeFuture.whenComplete { _ in
             metrics.connectionClosed()
-            loop.execute { bound.value.open.removeAll { $0.id == id } }
+            self.open.withLockedValue { open in
+                if let index = open.lastIndex(where: { $0.id == id }) { open.remove(at: index) }
+            }
         }
+    }
+}
+
+/// Hands each accepted connection to the registry.
+final class ConnectionLimiter: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    private let registry: ConnectionRegistry
+
+    init(registry: ConnectionRegistry) {
+        self.registry = registry
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        registry.accepted(unwrapInboundIn(data))
         context.fireChannelRead(data)
     }
 }

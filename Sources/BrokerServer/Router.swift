@@ -131,10 +131,11 @@ public struct Router: Sendable {
 
     private func tokenRequest(profile name: String, _ request: BrokerRequest, peer: PeerCredentials) -> TokenRequest {
         let state = state()
-        guard let profile = state.configuration.profile(named: name) else {
+        // `access` has an entry for each configured profile: one hash lookup, not a scan.
+        guard let policy = state.access[name] else {
             return .answer(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(name))\""))
         }
-        guard state.access[name]?.permits(peer) == true else {
+        guard policy.permits(peer) else {
             metrics.denied(profile: name)
             audit.notice("access denied", metadata: auditMetadata(profile: name, peer: peer))
             return .answer(.error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\""))
@@ -150,7 +151,7 @@ public struct Router: Sendable {
             }
             minValid = value
         }
-        return .ready(cache: cache, minValid: minValid, profile: profile.name)
+        return .ready(cache: cache, minValid: minValid, profile: name)
     }
 
     private func token(profile name: String, _ request: BrokerRequest, peer: PeerCredentials, forced: Bool) async -> BrokerResponse {
@@ -181,7 +182,7 @@ public struct Router: Sendable {
         let prefix = "/v1/token/"
         guard request.path.hasPrefix(prefix) else { return nil }
         let name = String(request.path.dropFirst(prefix.count))
-        guard !name.isEmpty, !name.contains("/") else { return nil }
+        guard !name.isEmpty, !name.utf8.contains(UInt8(ascii: "/")) else { return nil }
         let response: BrokerResponse
         switch tokenRequest(profile: name, request, peer: peer) {
         case .answer(let answer):

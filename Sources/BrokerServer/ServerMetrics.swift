@@ -57,12 +57,24 @@ public final class ServerMetrics: Sendable {
     func connectionClosed() { recordOpen(open.withLockedValue { $0 -= 1; return $0 }) }
 
     func connectionRefused() {
-        Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory).increment()
+        counter(CounterKey(label: "evicted", first: "", second: 0)) {
+            Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory)
+        }.increment()
     }
 
     private func recordOpen(_ count: Int) {
-        Gauge(label: "maskinporten_broker_open_connections", factory: factory).record(count)
+        openGauge.record(count)
     }
+
+    private var openGauge: Metrics.Gauge {
+        gauge.withLockedValue { gauge in
+            if let gauge { return gauge }
+            let made = Metrics.Gauge(label: "maskinporten_broker_open_connections", factory: factory)
+            gauge = made
+            return made
+        }
+    }
+    private let gauge = NIOLockedValueBox<Metrics.Gauge?>(nil)
 
     /// Open connections now.
     public var openConnections: Int { open.withLockedValue { $0 } }
