@@ -38,6 +38,20 @@ struct TokenCacheTests {
         #expect(Set(seconds).count > 100)
     }
 
+    @Test("the first tokens' refreshes spread over half the lifetime: profiles started together do not stay in step")
+    func firstSpread() {
+        let lifetime = 1800.0
+        let seconds = (0..<1000).map { _ in
+            let delay = TokenCache.refreshDelay(lifetime: .seconds(1800), atFraction: 0.75, minValid: .seconds(10), random: Double.random(in: 0...1), first: true)
+            return Double(delay.components.seconds)
+        }
+        #expect(seconds.min()! >= lifetime * 0.375 && seconds.max()! <= lifetime * 0.8)
+        // 1,000 refreshes over ~765 s: no minute holds more than a fifth of them.
+        let perMinute = Dictionary(grouping: seconds, by: { Int($0 / 60) }).mapValues(\.count)
+        #expect(perMinute.values.max()! < 200, "\(perMinute)")
+        #expect(perMinute.count >= 12)
+    }
+
     @Test("the refresher fetches ahead of expiry and the new token is served without a gap")
     func refreshAhead() async throws {
         try await EmulatorHarness.with { harness in

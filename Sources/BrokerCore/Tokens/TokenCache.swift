@@ -189,11 +189,12 @@ public actor TokenCache {
         }
         switch result {
         case .success(let token):
+            let first = current == nil
             current = token
             lastError = nil
             failures = 0
             retryAt = nil
-            refreshAt = scheduleRefresh(token)
+            refreshAt = scheduleRefresh(token, first: first)
             logger.info("token obtained", metadata: [
                 "kind": "\(token.kind.rawValue)", "fingerprint": "\(token.fingerprint)",
                 "expires_at": "\(token.expiresAt.formatted(.iso8601))", "lifetime_seconds": "\(token.lifetime.components.seconds)",
@@ -215,18 +216,27 @@ public actor TokenCache {
     }
 
     /// When to refresh: after `at_fraction` of the lifetime, give or take 5 % of it, and always
-    /// well before the token drops under `min_valid_seconds`.
-    private func scheduleRefresh(_ token: IssuedToken) -> ContinuousClock.Instant {
-        token.obtainedInstant + Self.refreshDelay(lifetime: token.lifetime, atFraction: refresh.atFraction, minValid: minValid, random: Double.random(in: 0...1))
+    /// well before the token drops under `min_valid_seconds`. The first token's refresh is
+    /// spread much wider, over half of `at_fraction` up to `at_fraction` + 5 %: every profile
+    /// fetches its first token at start, and ±5 % alone would keep a thousand of them
+    /// refreshing in the same few seconds for hours.
+    private func scheduleRefresh(_ token: IssuedToken, first: Bool) -> ContinuousClock.Instant {
+        token.obtainedInstant + Self.refreshDelay(lifetime: token.lifetime, atFraction: refresh.atFraction, minValid: minValid, random: Double.random(in: 0...1), first: first)
     }
 
     /// How long after obtaining a token of `lifetime` to refresh it; `random` in 0...1 picks the
-    /// jitter (-5 % to +5 % of the lifetime) so that profiles and hosts do not refresh in lockstep.
-    public static func refreshDelay(lifetime: Duration, atFraction: Double, minValid: Duration, random: Double) -> Duration {
+    /// jitter (-5 % to +5 % of the lifetime; for a cache's first token, anywhere from half of
+    /// `atFraction` to `atFraction` + 5 %) so that profiles and hosts do not refresh in lockstep.
+    public static func refreshDelay(lifetime: Duration, atFraction: Double, minValid: Duration, random: Double, first: Bool = false) -> Duration {
         let usable = lifetime - minValid
-        let jitter = lifetime * ((random - 0.5) / 10)
+        let target: Duration
+        if first {
+            target = lifetime * (atFraction / 2 + (atFraction / 2 + 0.05) * random)
+        } else {
+            target = lifetime * atFraction + lifetime * ((random - 0.5) / 10)
+        }
         let latest = usable * 0.9
-        return min(max(lifetime * atFraction + jitter, .milliseconds(100)), latest)
+        return min(max(target, .milliseconds(100)), latest)
     }
 
     private func insufficient(_ token: IssuedToken, needed: Duration) -> TokenError {
