@@ -74,7 +74,12 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var rejected = false
     private var responding = false
     private var quiescing = false
-    private var headDeadline: Scheduled<Void>?
+    /// While waiting for a request head: when it must have arrived. Nil while a request is
+    /// being read or answered.
+    private var headDueBy: NIODeadline?
+    /// The one timer that enforces `headDueBy`; moved lazily, so a keep-alive request costs
+    /// no timer of its own.
+    private var headTimer: Scheduled<Void>?
 
     init(router: Router, peer: PeerCredentials, limits: ServerLimits, byteGuard: RequestByteGuard, logger: Logger) {
         self.router = router
@@ -89,13 +94,14 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        headDeadline?.cancel()
+        headTimer?.cancel()
+        headTimer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
-            headDeadline?.cancel()
+            headDueBy = nil
             head = requestHead
             body.clear()
             rejected = false
@@ -159,12 +165,25 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Closes a connection whose next request head does not arrive in time (slowloris).
+    /// Closes a connection whose next request head does not arrive in time (slowloris). The
+    /// timer is scheduled only when none is pending; when it fires early (the deadline moved on
+    /// with later requests) it schedules itself again for the current deadline.
     private func armHeadDeadline(context: ChannelHandlerContext) {
-        headDeadline?.cancel()
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        headDeadline = context.eventLoop.scheduleTask(in: limits.headTimeout) {
-            bound.value.close(promise: nil)
+        headDueBy = .now() + limits.headTimeout
+        if headTimer == nil { scheduleHeadTimer(context: context, at: headDueBy!) }
+    }
+
+    private func scheduleHeadTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        headTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.headTimer = nil
+            guard let due = handler.headDueBy else { return }
+            if due <= .now() {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleHeadTimer(context: context, at: due)
+            }
         }
     }
 

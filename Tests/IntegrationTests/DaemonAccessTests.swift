@@ -119,10 +119,16 @@ struct DaemonAbuseTests {
         let metrics = try harness.request("/metrics").body
         #expect(metrics.contains("maskinporten_broker_open_connections "))
 
-        // Slowloris: a request head must arrive within 10 s, or the connection is closed.
+        // Slowloris: a request head must arrive within 10 s, or the connection is closed; on a
+        // kept-alive connection the 10 s start again after each answer.
+        let keptAlive = try RawSocket.connect(harness.socketPath)
+        keptAlive.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(keptAlive.receive(timeout: .seconds(3)).hasPrefix("HTTP/1.1 200"))
+        keptAlive.send("GET /heal")
         try await Task.sleep(for: .seconds(11))
         #expect(halfOpen[0].isClosedByPeer(timeout: .seconds(2)))
         #expect(halfOpen[299].isClosedByPeer(timeout: .seconds(2)))
+        #expect(keptAlive.isClosedByPeer(timeout: .seconds(2)))
         #expect(try harness.request("/healthz").status == 200)
         await harness.stop()
     }
