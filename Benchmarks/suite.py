@@ -478,6 +478,10 @@ class Suite:
         for row in self.rows:
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
         lines += ["", "## Details", ""] + [f"- {note}" for note in self.notes] + [""]
+        analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+        if os.path.exists(analysis):
+            with open(analysis) as file:
+                lines += [file.read()]
         text = "\n".join(lines)
         with open(self.arguments.out, "w") as file:
             file.write(text)
