@@ -13,8 +13,8 @@ public struct ServerLimits: Sendable {
     public var uriBytes = 4 * 1024
     /// Time allowed for a request's head to arrive, from connect or the previous answer.
     public var headTimeout: TimeAmount = .seconds(10)
-    /// A keep-alive connection with no traffic is closed after this long.
-    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Time allowed for a whole request (head and body) once its head has arrived.
+    public var requestTimeout: TimeAmount = .seconds(60)
     /// Open connections at most; beyond it the oldest connection is closed.
     public var maxConnections = 1024
 
@@ -74,11 +74,13 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var rejected = false
     private var responding = false
     private var quiescing = false
-    /// While waiting for a request head: when it must have arrived. Nil while a request is
-    /// being read or answered.
+    /// When the connection is closed unless it has moved on: while waiting for a request head,
+    /// when the head must have arrived (`headTimeout`); while reading a request, when all of it
+    /// must have arrived (`requestTimeout`). Nil while a request is answered.
     private var headDueBy: NIODeadline?
     /// The one timer that enforces `headDueBy`; moved lazily, so a keep-alive request costs
-    /// no timer of its own.
+    /// no timer of its own. (It also stands in for an idle-timeout handler: a connection
+    /// between requests has `headTimeout`.)
     private var headTimer: Scheduled<Void>?
 
     init(router: Router, peer: PeerCredentials, limits: ServerLimits, byteGuard: RequestByteGuard, logger: Logger) {
@@ -101,7 +103,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
-            headDueBy = nil
+            headDueBy = .now() + limits.requestTimeout
             head = requestHead
             body.clear()
             rejected = false
@@ -122,6 +124,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             body.writeBuffer(&chunk)
         case .end:
+            headDueBy = nil
             byteGuard.requestCompleted()
             guard !rejected, let requestHead = head else { return }
             head = nil
@@ -188,9 +191,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else if event is ChannelShouldQuiesceEvent {
+        if event is ChannelShouldQuiesceEvent {
             quiescing = true
             if !responding && head == nil { context.close(promise: nil) }
         } else {
