@@ -32,36 +32,14 @@ struct DevCommand: AsyncParsableCommand {
         // The emulator, with a demo client whose key exists only in this directory.
         let server = try await EmulatorServer.bind(host: "127.0.0.1", port: 0, logger: logger)
         let emulator = server.emulator
-        let key = try RSAPrivateKey.generate()
-        let kid = "demo-" + Digest.fingerprint(UUID().uuidString)
-        emulator.register(RegisteredClient(clientID: "demo-client", scopes: ["altinn:serviceowner/notifications.create"], keys: [try key.publicKey.jwk(kid: kid, algorithm: .rs256)]))
-        var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid))
-        let keyFile = directory.appendingPathComponent("demo.jwk")
-        guard FileManager.default.createFile(atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600]) else {
-            printError("error: cannot write \(keyFile.path)")
+        let socketPath = directory.appendingPathComponent("broker.sock").path
+        let configPath: String
+        do {
+            configPath = try DemoSetup.write(in: directory, for: emulator, socketPath: socketPath)
+        } catch {
+            printError("error: cannot write the demo key and configuration in \(directory.path): \(error)")
             throw ExitCode(1)
         }
-        jwk.resetBytes(in: 0..<jwk.count)
-
-        let socketPath = directory.appendingPathComponent("broker.sock").path
-        let configPath = directory.appendingPathComponent("broker.yaml").path
-        try """
-            # Written by `maskinporten-broker dev`: the emulator on \(emulator.altinnPlatform) and a demo key.
-            socket:
-              path: \(socketPath)
-              mode: "0600"
-            environments:
-              local:
-                maskinporten_issuer: \(emulator.issuer)
-                altinn_platform: \(emulator.altinnPlatform)
-            profiles:
-              demo:
-                environment: local
-                client_id: demo-client
-                scopes: [altinn:serviceowner/notifications.create]
-                key:
-                  encoded_jwk_file: demo.jwk
-            """.write(toFile: configPath, atomically: true, encoding: .utf8)
 
         let loaded = try LoadedConfiguration.load(path: configPath)
         let fd = try UnixListener.make(path: socketPath, mode: 0o600, group: nil)

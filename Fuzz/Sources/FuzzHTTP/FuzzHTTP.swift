@@ -63,26 +63,7 @@ func makeRouter() async throws -> Router {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-http-\(getpid())")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     defer { try? FileManager.default.removeItem(at: directory) }
-    let key = try RSAPrivateKey.generate()
-    let scope = "altinn:serviceowner/notifications.create"
-    emulator.emulator.register(RegisteredClient(clientID: "demo-client", scopes: [scope], keys: [try key.publicKey.jwk(kid: "fuzz", algorithm: .rs256)]))
-    let jwk = try JSONEncoder().encode(try key.privateJWK(kid: "fuzz"))
-    let keyFile = directory.appendingPathComponent("demo.jwk")
-    _ = FileManager.default.createFile(atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600])
-    let configPath = directory.appendingPathComponent("broker.yaml").path
-    try """
-        environments:
-          local:
-            maskinporten_issuer: \(emulator.emulator.issuer)
-            altinn_platform: \(emulator.emulator.altinnPlatform)
-        profiles:
-          demo:
-            environment: local
-            client_id: demo-client
-            scopes: [\(scope)]
-            key:
-              encoded_jwk_file: demo.jwk
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+    let configPath = try DemoSetup.write(in: directory, for: emulator.emulator)
     let loaded = try LoadedConfiguration.load(path: configPath)
     let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
     let state = try ServingState(loaded, logger: logger)

@@ -79,8 +79,8 @@ public actor TokenCache {
     /// one unless the last failure's backoff is still running, in which case that failure is
     /// the answer (so that callers cannot turn an outage into a storm).
     public func token(minValid requested: Int? = nil) async throws(TokenError) -> IssuedToken {
+        if let token = heldToken(minValid: requested) { return token }
         let needed = max(minValid, .seconds(requested ?? 0))
-        if let token = current, token.remaining() >= needed { return token }
         if let token = current, token.remaining() >= minValid, ContinuousClock.now - token.obtainedInstant < Self.forcedRefreshInterval {
             throw insufficient(token, needed: needed)
         }

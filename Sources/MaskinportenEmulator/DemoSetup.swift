@@ -1,0 +1,42 @@
+import BrokerCrypto
+public import Foundation
+
+/// A demo client for an emulator: a fresh RSA key registered as client `demo-client`, its
+/// EncodedJwk written 0600 as `demo.jwk`, and a `broker.yaml` with profile `demo` against the
+/// emulator, both in `directory`. What `maskinporten-broker dev` runs on, and what the HTTP
+/// fuzz target builds its router from.
+public enum DemoSetup {
+    /// The demo's scope.
+    public static let scope = "altinn:serviceowner/notifications.create"
+
+    /// Writes the key and the configuration; returns the configuration's path. With
+    /// `socketPath`, the configuration has a `socket` section (mode 0600).
+    public static func write(in directory: URL, for emulator: Emulator, socketPath: String? = nil) throws -> String {
+        let key = try RSAPrivateKey.generate()
+        let kid = "demo-" + Digest.fingerprint(UUID().uuidString)
+        emulator.register(RegisteredClient(clientID: "demo-client", scopes: [scope], keys: [try key.publicKey.jwk(kid: kid, algorithm: .rs256)]))
+        var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid))
+        defer { jwk.resetBytes(in: 0..<jwk.count) }
+        let keyFile = directory.appendingPathComponent("demo.jwk")
+        guard FileManager.default.createFile(atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: keyFile.path])
+        }
+        let socket = socketPath.map { "socket:\n  path: \($0)\n  mode: \"0600\"\n" } ?? ""
+        let configPath = directory.appendingPathComponent("broker.yaml").path
+        try """
+            # Written for the demo: the emulator on \(emulator.altinnPlatform) and a demo key.
+            \(socket)environments:
+              local:
+                maskinporten_issuer: \(emulator.issuer)
+                altinn_platform: \(emulator.altinnPlatform)
+            profiles:
+              demo:
+                environment: local
+                client_id: demo-client
+                scopes: [\(scope)]
+                key:
+                  encoded_jwk_file: demo.jwk
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return configPath
+    }
+}
