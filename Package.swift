@@ -13,6 +13,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "maskinporten-broker", targets: ["maskinporten-broker"]),
+        .executable(name: "maskinporten-brokerd", targets: ["maskinporten-brokerd"]),
+        .library(name: "BrokerClient", targets: ["BrokerClient"]),
         .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .library(name: "BrokerCrypto", targets: ["BrokerCrypto"]),
         .library(name: "BrokerServer", targets: ["BrokerServer"]),
@@ -98,9 +100,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The client, without Foundation or OpenSSL: `token` and `health` (SPEC.md), both
+        // executables.
+        .target(
+            name: "BrokerClient",
+            dependencies: ["BrokerSystemd"],
+            swiftSettings: swiftSettings
+        ),
+        // `maskinporten-broker`: runs `token` and `health` itself and hands every other command to
+        // `maskinporten-brokerd` next to it. Not a dependency on it: SwiftPM would link all of
+        // the daemon in. In release builds it is linked fully statically: no dynamic loading at
+        // start-up.
         .executableTarget(
             name: "maskinporten-broker",
+            dependencies: ["BrokerClient"],
+            swiftSettings: swiftSettings,
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release))]
+        ),
+        // `maskinporten-brokerd`: every command, the daemon among them.
+        .executableTarget(
+            name: "maskinporten-brokerd",
             dependencies: [
+                "BrokerClient",
                 "BrokerCore",
                 "BrokerCrypto",
                 "BrokerServer",
@@ -143,6 +164,11 @@ let package = Package(
         .testTarget(
             name: "BrokerServerTests",
             dependencies: ["BrokerServer", "BrokerCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BrokerClientTests",
+            dependencies: ["BrokerClient"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

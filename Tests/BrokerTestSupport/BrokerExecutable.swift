@@ -20,6 +20,14 @@ public enum BrokerExecutable {
         }
     }
 
+    /// `maskinporten-brokerd`, the executable with every command, next to `maskinporten-broker`
+    /// (which hands it every command but `token` and `health`).
+    public static var daemonPath: String {
+        get throws {
+            URL(fileURLWithPath: try path).deletingLastPathComponent().appendingPathComponent("maskinporten-brokerd").path
+        }
+    }
+
     /// Runs the executable with `arguments`.
     @discardableResult
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Command.Result {

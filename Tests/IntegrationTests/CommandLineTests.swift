@@ -123,5 +123,29 @@ struct CommandLineTests {
         #expect(top.output.contains("check-config") && top.output.contains("sign-grant"))
         let check = try BrokerExecutable.run(["check-config", "--help"])
         #expect(check.output.contains("--config"))
+        // token and health run in the small executable; their help and usage errors come from
+        // maskinporten-brokerd's parser, under the user's name for the command.
+        let tokenHelp = try BrokerExecutable.run(["token", "--help"])
+        #expect(tokenHelp.status == 0)
+        #expect(tokenHelp.output.contains("USAGE: maskinporten-broker token <profile>") && tokenHelp.output.contains("--min-valid"), "\(tokenHelp.output)")
+        let missing = try BrokerExecutable.run(["token"])
+        #expect(missing.status == 64)
+        #expect(missing.errorOutput.contains("Missing expected argument '<profile>'"), "\(missing.errorOutput)")
+        let badNumber = try BrokerExecutable.run(["token", "demo", "--min-valid", "soon"])
+        #expect(badNumber.status == 64)
+        #expect(badNumber.errorOutput.contains("--min-valid"), "\(badNumber.errorOutput)")
+    }
+
+    @Test("maskinporten-broker without maskinporten-brokerd next to it: token still runs, other commands say what is missing")
+    func frontAlone() throws {
+        let directory = try TemporaryDirectory(prefix: "front")
+        let copy = directory.path("maskinporten-broker")
+        try FileManager.default.copyItem(atPath: try BrokerExecutable.path, toPath: copy)
+        let check = try Command.run(copy, ["check-config", "--config", "/nonexistent.yaml"])
+        #expect(check.status == 1)
+        #expect(check.errorOutput == "maskinporten-broker: cannot run \(directory.path("maskinporten-brokerd")): No such file or directory (it is installed next to maskinporten-broker, from the same build)\n")
+        let token = try Command.run(copy, ["token", "demo", "--socket", directory.path("none.sock")])
+        #expect(token.status == 1)
+        #expect(token.errorOutput.hasPrefix("maskinporten-broker token: cannot connect to \(directory.path("none.sock")): No such file or directory"), "\(token.errorOutput)")
     }
 }

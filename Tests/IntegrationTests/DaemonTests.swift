@@ -155,6 +155,13 @@ struct DaemonTests {
         #expect(unknown.errorOutput == "maskinporten-broker token: nope: HTTP 404 unknown_profile: no profile named \"nope\"\n")
         #expect(try BrokerExecutable.run(["health"], environment: environment).output == "ok\n")
         #expect(try BrokerExecutable.run(["health", "--ready"], environment: environment).status == 0)
+        // maskinporten-brokerd answers the same, byte for byte (both run BrokerClient).
+        for arguments in [["token", "nope"], ["token", "notifications", "--json", "--min-valid=60"], ["health", "--ready"]] {
+            let front = try BrokerExecutable.run(arguments, environment: environment)
+            let full = try Command.run(try BrokerExecutable.daemonPath, arguments, environment: environment)
+            #expect(front.status == full.status && front.errorOutput == full.errorOutput, "\(arguments)")
+            #expect(front.output.prefix(40) == full.output.prefix(40), "\(arguments)")
+        }
 
         // SIGTERM: exit 0, socket file gone, probes fail with one line.
         #expect(try await harness.daemon!.stop() == 0)

@@ -7,13 +7,13 @@ import Testing
 struct SystemdUnitTests {
     static let unitDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd").standardizedFileURL
 
-    /// The units with ExecStart pointing at the built executable (systemd-analyze verify checks
+    /// The units with ExecStart pointing at the built daemon executable (systemd-analyze verify checks
     /// that it exists).
     func installedCopy() throws -> TemporaryDirectory {
         let directory = try TemporaryDirectory(prefix: "units")
         for name in ["maskinporten-broker.service", "maskinporten-broker.socket"] {
             let text = try String(contentsOf: Self.unitDirectory.appendingPathComponent(name), encoding: .utf8)
-            try directory.write(name, text.replacingOccurrences(of: "/usr/local/bin/maskinporten-broker", with: try BrokerExecutable.path), mode: 0o644)
+            try directory.write(name, text.replacingOccurrences(of: "/usr/local/bin/maskinporten-brokerd", with: try BrokerExecutable.daemonPath), mode: 0o644)
         }
         return directory
     }

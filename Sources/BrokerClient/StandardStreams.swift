@@ -1,7 +1,3 @@
-import BrokerServer
-import Logging
-import Metrics
-import Prometheus
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -12,13 +8,13 @@ import Darwin
 
 /// Writes one line to standard error in a single write(2), so lines from several threads never
 /// interleave.
-func printError(_ line: String) {
+public func printError(_ line: String) {
     writeAll(2, line + "\n")
 }
 
 /// Writes text to standard output at once, unbuffered: output that other programs wait for (the
 /// emulator's address) must not sit in a buffer.
-func printNow(_ text: String) {
+public func printNow(_ text: String) {
     writeAll(1, text.hasSuffix("\n") ? text : text + "\n")
 }
 
@@ -33,17 +29,4 @@ private func writeAll(_ descriptor: Int32, _ text: String) {
         }
         offset += written
     }
-}
-
-/// Log lines on standard error: journald priorities under systemd, logfmt otherwise.
-func bootstrapLogging(level: Logger.Level) {
-    let format = LineLogHandler.detectFormat()
-    LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
-}
-
-/// swift-metrics into one Prometheus registry, which `/metrics` renders.
-func bootstrapMetrics() -> ServerMetrics {
-    let registry = PrometheusCollectorRegistry()
-    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-    return ServerMetrics(registry: registry)
 }

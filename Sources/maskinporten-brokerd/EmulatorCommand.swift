@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerClient
 import Foundation
 import Logging
 import MaskinportenEmulator

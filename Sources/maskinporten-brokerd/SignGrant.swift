@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerClient
 import BrokerCore
 
 /// `sign-grant`: one signed JWT grant, for trying a profile against Maskinporten by hand.

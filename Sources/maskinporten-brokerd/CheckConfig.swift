@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerClient
 import BrokerCore
 
 /// `check-config`: validates the configuration and every key without starting anything.

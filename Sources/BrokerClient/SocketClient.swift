@@ -1,4 +1,4 @@
-import BrokerSystemd
+internal import BrokerSystemd
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -7,26 +7,30 @@ import Musl
 
 /// A minimal blocking HTTP/1.1 client over a Unix socket: one request, `Connection: close`, no
 /// event loop, so that `token` and `health` start and finish as fast as a small C program.
-struct SocketClient {
+public struct SocketClient: Sendable {
     /// The answer.
-    struct Response {
-        var status: Int
-        var headers: [(String, String)]
-        var body: [UInt8]
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: [UInt8]
 
-        var text: String { String(decoding: body, as: UTF8.self) }
+        public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
     /// Why no answer was had.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    let path: String
-    var timeoutSeconds = 30
+    public let path: String
+    public var timeoutSeconds = 30
+
+    public init(path: String) {
+        self.path = path
+    }
 
     /// `--socket`, else `$MASKINPORTEN_BROKER_SOCKET`, else the default path.
-    static func resolvePath(_ explicit: String?) -> String {
+    public static func resolvePath(_ explicit: String?) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
         if let fromEnvironment = getenv("MASKINPORTEN_BROKER_SOCKET").map({ String(cString: $0) }), !fromEnvironment.isEmpty {
             return fromEnvironment
@@ -34,7 +38,7 @@ struct SocketClient {
         return "/run/maskinporten-broker/broker.sock"
     }
 
-    func request(_ method: String, _ target: String, accept: String) throws -> Response {
+    public func request(_ method: String, _ target: String, accept: String) throws -> Response {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(Self.errorText())") }
         defer { close(fd) }
@@ -77,7 +81,7 @@ struct SocketClient {
         return try Self.parse(received)
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> Response {
+    public static func parse(_ bytes: [UInt8]) throws -> Response {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = bytes.indices.first(where: { bytes[$0...].starts(with: separator) }) else {
             throw Failure(description: "the daemon's answer is not HTTP")
@@ -109,8 +113,8 @@ extension Substring {
 }
 
 /// Reads `"error"` and `"error_description"` from an error body without Foundation.
-enum ErrorBodyText {
-    static func summary(_ body: String) -> String {
+public enum ErrorBodyText {
+    public static func summary(_ body: String) -> String {
         let error = value(of: "error", in: body)
         let description = value(of: "error_description", in: body)
         switch (error, description) {
@@ -121,7 +125,7 @@ enum ErrorBodyText {
     }
 
     /// The string value of a top-level key (simple scan: the daemon's error bodies are flat).
-    static func value(of key: String, in body: String) -> String? {
+    public static func value(of key: String, in body: String) -> String? {
         guard let range = body.firstRange(of: "\"\(key)\":\"") else { return nil }
         var result = ""
         var escaped = false

@@ -1,0 +1,61 @@
+/// The client commands, `token` and `health`, as both executables run them: the small
+/// `maskinporten-broker` front (which starts in under a millisecond) and `maskinporten-brokerd`
+/// (which has every command). Each returns the process's exit status.
+public enum ClientCommands {
+    /// `token PROFILE [--socket PATH] [--min-valid SECONDS] [--json]`: the bare token and a newline
+    /// (with `json` the whole answer) on standard output, exit 0; else one line on standard error,
+    /// exit 1.
+    public static func token(profile: String, socket: String?, minValid: Int?, json: Bool) -> Int32 {
+        let client = SocketClient(path: SocketClient.resolvePath(socket))
+        var target = "/v1/token/" + percentEncode(profile)
+        if let minValid { target += "?min_valid=\(minValid)" }
+        let response: SocketClient.Response
+        do {
+            response = try client.request("GET", target, accept: json ? "application/json" : "text/plain")
+        } catch {
+            printError("maskinporten-broker token: \(error)")
+            return 1
+        }
+        guard response.status == 200 else {
+            printError("maskinporten-broker token: \(profile): HTTP \(response.status) \(ErrorBodyText.summary(response.text))")
+            return 1
+        }
+        printNow(response.text)
+        return 0
+    }
+
+    /// `health [--socket PATH] [--ready] [--timeout SECONDS]`: one line of reason on standard
+    /// output; exit 0 healthy (with `ready`: ready), 1 not.
+    public static func health(socket: String?, ready: Bool, timeoutSeconds: Int) -> Int32 {
+        var client = SocketClient(path: SocketClient.resolvePath(socket))
+        client.timeoutSeconds = max(1, timeoutSeconds)
+        let route = ready ? "/readyz" : "/healthz"
+        do {
+            let response = try client.request("GET", route, accept: "application/json, text/plain")
+            if response.status == 200 {
+                printNow(ready ? "ready" : "ok")
+                return 0
+            }
+            printNow("not \(ready ? "ready" : "healthy"): HTTP \(response.status) \(response.text.split(separator: "\n").first.map(String.init) ?? "")")
+        } catch {
+            printNow("not \(ready ? "ready" : "healthy"): \(error)")
+        }
+        return 1
+    }
+
+    /// Keeps a profile name from changing the path or query.
+    public static func percentEncode(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                result.append(Character(UnicodeScalar(byte)))
+            default:
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (byte < 16 ? "0" + hex : hex)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import BrokerClient
+
+/// `token`: prints a token from the running daemon.
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Print a token for a profile from the running daemon.",
+        discussion: "Prints the bare token and a newline (with --json the whole answer). Exit 0, else one line on standard error and exit 1."
+    )
+
+    @Argument(help: "The profile.")
+    var profile: String
+
+    @Option(name: .long, help: ArgumentHelp("The daemon's socket (default: $MASKINPORTEN_BROKER_SOCKET, else /run/maskinporten-broker/broker.sock).", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .customLong("min-valid"), help: ArgumentHelp("The token must have at least this many seconds left.", valueName: "seconds"))
+    var minValid: Int?
+
+    @Flag(name: .long, help: "Print the whole JSON answer.")
+    var json = false
+
+    func run() throws {
+        let status = ClientCommands.token(profile: profile, socket: socket, minValid: minValid, json: json)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// `health`: the probe for systemd, containers and monitoring.
+struct HealthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Check the running daemon: exit 0 healthy (with --ready: every profile can hand out a token), 1 not.",
+        discussion: "Prints one line of reason. Usable as ExecStartPost=, a container HEALTHCHECK or a monitoring probe."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The daemon's socket.", valueName: "path"))
+    var socket: String?
+
+    @Flag(name: .long, help: "Check readiness (/readyz) instead of liveness (/healthz).")
+    var ready = false
+
+    @Option(name: .long, help: ArgumentHelp("Give up after this many seconds.", valueName: "seconds"))
+    var timeout: Int = 5
+
+    func run() throws {
+        let status = ClientCommands.health(socket: socket, ready: ready, timeoutSeconds: timeout)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
