@@ -125,8 +125,8 @@ enum JSONCoding {
         return encoder
     }()
 
-    /// RFC 3339 in UTC: `2026-11-25T00:51:29Z`.
+    /// RFC 3339 in UTC, whole seconds: `2026-11-25T00:51:29Z`.
     static func rfc3339(_ date: Date) -> String {
-        date.formatted(.iso8601)
+        UTCTimestamp.format(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
     }
 }

@@ -46,7 +46,7 @@ public struct LineLogHandler: LogHandler {
         case .journald:
             line = "<\(Self.priority(event.level))>\(Self.message("\(event.message)"))" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
         case .logfmt:
-            let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())
+            let timestamp = UTCTimestamp.now()
             line = (["ts=\(timestamp)", "level=\(event.level)", "msg=\(Self.value("\(event.message)"))"] + pairs).joined(separator: " ")
         }
         Self.write(line + "\n")

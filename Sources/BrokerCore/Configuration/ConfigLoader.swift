@@ -36,7 +36,10 @@ public enum ConfigLoader {
     public static func parse(yaml: String, file: String, baseDirectory: String) throws -> BrokerConfiguration {
         let root: Node
         do {
-            guard let composed = try Yams.compose(yaml: yaml) else {
+            // Resolver.basic: every scalar stays a string, which YAMLMapping converts and
+            // checks itself. The default resolver compiles seven NSRegularExpressions (ICU's regex
+            // engine and data, about a megabyte resident) only to guess tags nothing here reads.
+            guard let composed = try Yams.compose(yaml: yaml, .basic) else {
                 throw ConfigError(.empty, file: file, keyPath: "", "the configuration file is empty")
             }
             root = composed
