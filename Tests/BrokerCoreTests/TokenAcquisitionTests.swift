@@ -154,7 +154,9 @@ struct TokenAcquisitionTests {
     @Test("Retry-After is honoured: no call before it passes, even with callers asking")
     func retryAfter() async throws {
         try await EmulatorHarness.with { harness in
-            harness.emulator.inject(Fault(status: 429, retryAfter: 3, count: 1), into: .token)
+            // Retry-After 5 s, checked over the first 1.5 s: room for a loaded machine to resume
+            // this test late after the refusal.
+            harness.emulator.inject(Fault(status: 429, retryAfter: 5, count: 1), into: .token)
             let (broker, cache) = try harness.broker()
             let refresher = Task { try await broker.run() }
             defer { refresher.cancel() }
@@ -171,7 +173,7 @@ struct TokenAcquisitionTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(harness.emulator.stats.tokenRequests == 1, "called again before Retry-After passed")
-            try await Task.sleep(until: refusedAt + .seconds(3.5))
+            try await Task.sleep(until: refusedAt + .seconds(5.5))
             var token: IssuedToken?
             for _ in 0..<100 where token == nil {
                 token = try? await cache.token()

@@ -2,7 +2,6 @@ public import Foundation
 public import Logging
 import Metrics
 import NIOConcurrencyHelpers
-public import ServiceLifecycle
 
 /// What a profile's cache is doing, for `/readyz`, `/v1/profiles` and `STATUS=`.
 public struct ProfileStatus: Sendable {
@@ -40,6 +39,8 @@ public actor TokenCache {
     public nonisolated var credentials: SigningCredentials { fetcher.builder.credentials }
     private nonisolated let fetcher: TokenFetcher
     private nonisolated let refresh: RefreshSettings
+    /// Signalled when a fetch ends: the broker's refresh loop then looks at this cache again.
+    private nonisolated let wakeup: RefreshWakeup
     private let policy: RetryPolicy
     private let logger: Logger
 
@@ -59,7 +60,8 @@ public actor TokenCache {
     public static let forcedRefreshInterval: Duration = .seconds(10)
 
     /// A cache for `fetcher`'s profile.
-    public init(fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), logger: Logger) {
+    public init(fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), wakeup: RefreshWakeup = RefreshWakeup(), logger: Logger) {
+        self.wakeup = wakeup
         self.profile = fetcher.builder.profile
         self.fetcher = fetcher
         self.refresh = refresh
@@ -134,31 +136,21 @@ public actor TokenCache {
 
     // MARK: - Refreshing
 
-    /// Fetches at once, then keeps the token fresh until the task is cancelled.
-    public func run() async {
-        while !Task.isCancelled {
-            if let inFlight {
-                _ = await inFlight.value
-                continue
-            }
-            let now = ContinuousClock.now
-            let due: ContinuousClock.Instant
-            if let token = current, token.remaining() >= minValid {
-                due = max(refreshAt ?? now, retryAt ?? now)
-            } else {
-                due = retryAt ?? now
-            }
-            if due <= now {
-                _ = await fetch()
-                continue
-            }
-            // Wake at least once a minute: the schedule may have moved while asleep.
-            do {
-                try await Task.sleep(for: min(due - now, .seconds(60)))
-            } catch {
-                return
-            }
+    /// One step of the broker's refresh loop (`TokenBroker.run`), which keeps every cache fresh
+    /// from one task: starts a fetch when one is due (at once for a cache with no token, at the
+    /// scheduled refresh, or at the retry after a failure) and none is under way. Returns when
+    /// this cache is next due, or nil while a fetch is under way: its end signals `wakeup`.
+    public func refreshIfDue(now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
+        if inFlight != nil { return nil }
+        let due: ContinuousClock.Instant
+        if let token = current, token.remaining() >= minValid {
+            due = max(refreshAt ?? now, retryAt ?? now)
+        } else {
+            due = retryAt ?? now
         }
+        guard due <= now else { return due }
+        _ = startFetch()
+        return nil
     }
 
     // MARK: - Fetching
@@ -166,6 +158,11 @@ public actor TokenCache {
     /// Starts the one fetch that all callers share, and records its outcome before anyone
     /// waiting on it resumes.
     private func fetch() async -> Result<IssuedToken, TokenError> {
+        await startFetch().value
+    }
+
+    /// Starts the fetch; its outcome is recorded, and the refresh loop woken, when it ends.
+    private func startFetch() -> Task<Result<IssuedToken, TokenError>, Never> {
         let fetcher = self.fetcher
         let task = Task { () -> Result<IssuedToken, TokenError> in
             let result: Result<IssuedToken, TokenError>
@@ -177,11 +174,12 @@ public actor TokenCache {
             return self.record(result)
         }
         inFlight = task
-        return await task.value
+        return task
     }
 
     private func record(_ outcome: Result<IssuedToken, TokenError>) -> Result<IssuedToken, TokenError> {
         inFlight = nil
+        defer { wakeup.signal() }
         var result = outcome
         if case .success(let token) = outcome, token.lifetime <= minValid + .seconds(1) {
             result = .failure(TokenError(.malformed, endpoint: token.kind == .altinn ? .altinn : .maskinporten,
@@ -243,8 +241,6 @@ public actor TokenCache {
         TokenError(.insufficientLifetime, "the newest token of \(profile.name) has \(token.remaining().components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s")
     }
 }
-
-extension TokenCache: Service {}
 
 extension Duration {
     /// Whole milliseconds.
