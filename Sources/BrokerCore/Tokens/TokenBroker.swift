@@ -25,6 +25,8 @@ public final class TokenBroker: Service, Sendable {
         var entries: [String: Entry] = [:]
         var upstreams: [String: UpstreamClient] = [:]
         var running = false
+        /// Counts the changes to `entries`, so that the refresh loop knows to look at them again.
+        var generation = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -76,13 +78,37 @@ public final class TokenBroker: Service, Sendable {
     }
 
     private func refreshLoop() async {
+        // Every cache's next due time as last reported (nil: a fetch is under way, whose end
+        // signals). A wake asks only the caches that signalled or are due, so a thousand
+        // profiles do not cost a thousand actor calls per refresh.
+        var schedule: [ObjectIdentifier: (cache: TokenCache, due: ContinuousClock.Instant?)] = [:]
+        var generation = -1
         while !Task.isCancelled {
-            let caches = state.withLockedValue { $0.entries.values.map(\.cache) }
+            let changed = wakeup.takeChanged()
             let now = ContinuousClock.now
-            // Look again within a minute at most: a schedule may move without a fetch ending.
+            var ask: [TokenCache] = []
+            let current = state.withLockedValue { state -> (generation: Int, caches: [TokenCache])? in
+                state.generation == generation ? nil : (state.generation, state.entries.values.map(\.cache))
+            }
+            if let current {
+                generation = current.generation
+                let previous = schedule
+                schedule = [:]
+                for cache in current.caches {
+                    let id = ObjectIdentifier(cache)
+                    schedule[id] = previous[id] ?? (cache, now)
+                }
+            }
+            for (id, entry) in schedule where changed.contains(id) || entry.due.map({ $0 <= now }) ?? false {
+                ask.append(entry.cache)
+            }
+            for cache in ask {
+                schedule[ObjectIdentifier(cache)]?.due = await cache.refreshIfDue(now: now)
+            }
+            // Look again within a minute at most.
             var next = now + .seconds(60)
-            for cache in caches {
-                if let due = await cache.refreshIfDue(now: now), due < next { next = due }
+            for entry in schedule.values {
+                if let due = entry.due, due < next { next = due }
             }
             await wakeup.wait(until: next)
         }
@@ -144,6 +170,7 @@ public final class TokenBroker: Service, Sendable {
                 changes.started.append(name)
             }
             state.upstreams = upstreams
+            if !changes.started.isEmpty || !changes.stopped.isEmpty { state.generation += 1 }
             changes.kept.sort()
             changes.started.sort()
             changes.stopped.sort()

@@ -179,7 +179,7 @@ public actor TokenCache {
 
     private func record(_ outcome: Result<IssuedToken, TokenError>) -> Result<IssuedToken, TokenError> {
         inFlight = nil
-        defer { wakeup.signal() }
+        defer { wakeup.signal(changed: ObjectIdentifier(self)) }
         var result = outcome
         if case .success(let token) = outcome, token.lifetime <= minValid + .seconds(1) {
             result = .failure(TokenError(.malformed, endpoint: token.kind == .altinn ? .altinn : .maskinporten,
