@@ -24,6 +24,12 @@ public final class Daemon: Sendable {
     /// The services to run, in dependency order.
     public var services: [any Service] { [broker, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
 
+    /// Closes what outlives the services: the ID-porten exchanger's connections. Call once the
+    /// service group has ended (the socket server may use the exchanger until then).
+    public func close() async {
+        await supervisor.close()
+    }
+
     /// Builds the daemon for `loaded`, listening as `listener`.
     public init(
         configPath: String,
@@ -167,8 +173,15 @@ public final class Supervisor: Service, Sendable {
             let loaded = try LoadedConfiguration.load(path: configPath)
             let previous = state.withLockedValue { $0 }
             let serving = try ServingState(loaded, previous: previous, logger: logger)
-            let changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
+            let changes: TokenBroker.Changes
+            do {
+                changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
+            } catch {
+                await Self.shutDownExchanger(of: serving, unlessIn: previous)
+                throw error
+            }
             state.withLockedValue { $0 = serving }
+            await Self.shutDownExchanger(of: previous, unlessIn: serving)
             if previous.configuration.socket != loaded.configuration.socket {
                 logger.warning("socket settings changed; they take effect at the next restart")
             }
@@ -186,6 +199,18 @@ public final class Supervisor: Service, Sendable {
             logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
             notifier.ready(status: "reload refused (\(error)); " + (await statusLine()))
         }
+    }
+
+    /// Closes the current ID-porten exchanger (`Daemon.close`).
+    func close() async {
+        await Self.shutDownExchanger(of: state.withLockedValue { $0 }, unlessIn: nil)
+    }
+
+    /// Closes the ID-porten exchanger of `state` unless `other` still uses it (a reload keeps it
+    /// when its environment did not change).
+    static func shutDownExchanger(of state: ServingState?, unlessIn other: ServingState?) async {
+        guard let exchanger = state?.idPorten, exchanger !== other?.idPorten else { return }
+        await exchanger.shutdown()
     }
 
     // MARK: - Watchdog

@@ -21,6 +21,11 @@ public actor IDPortenExchanger {
         self.minValid = .seconds(minValidSeconds)
     }
 
+    /// Closes its upstream connections: when a reload replaces it, and when the daemon stops.
+    public func shutdown() async {
+        try? await upstream.shutdown()
+    }
+
     /// The Altinn token for `idPortenToken`.
     ///
     /// - Throws: `TokenError`: `.rejected` when the input is not a JWT or Altinn refuses it
