@@ -24,7 +24,6 @@ public final class TokenBroker: Service, Sendable {
     private struct State {
         var entries: [String: Entry] = [:]
         var upstreams: [String: UpstreamClient] = [:]
-        var running = false
         /// Counts the changes to `entries`, so that the refresh loop knows to look at them again.
         var generation = 0
     }
@@ -68,10 +67,8 @@ public final class TokenBroker: Service, Sendable {
     /// the next one is, or until a fetch ends or a reload adds profiles. (A task per profile
     /// cost 4.5 KiB of task stack each: `valgrind --tool=massif` at 1,000 profiles.)
     public func run() async throws {
-        state.withLockedValue { $0.running = true }
         let refresher = Task { await self.refreshLoop() }
         try? await gracefulShutdown()
-        state.withLockedValue { $0.running = false }
         refresher.cancel()
         await refresher.value
         await shutdown()
