@@ -24,6 +24,9 @@ public enum ClientCommands {
         return 0
     }
 
+    /// `health`'s `--timeout` when none is given, in both executables.
+    public static let defaultHealthTimeoutSeconds = 5
+
     /// `health [--socket PATH] [--ready] [--timeout SECONDS]`: one line of reason on standard
     /// output; exit 0 healthy (with `ready`: ready), 1 not.
     public static func health(socket: String?, ready: Bool, timeoutSeconds: Int) -> Int32 {

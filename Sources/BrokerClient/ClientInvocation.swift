@@ -57,7 +57,7 @@ public enum ClientInvocation: Equatable, Sendable {
             self = .token(profile: positional[0], socket: options["socket"], minValid: minValid, json: flags.contains("json"))
         default:
             guard positional.isEmpty else { return nil }
-            var timeout = 5
+            var timeout = ClientCommands.defaultHealthTimeoutSeconds
             if let text = options["timeout"] {
                 guard let value = Int(text) else { return nil }
                 timeout = value

@@ -42,7 +42,7 @@ struct HealthCommand: ParsableCommand {
     var ready = false
 
     @Option(name: .long, help: ArgumentHelp("Give up after this many seconds.", valueName: "seconds"))
-    var timeout: Int = 5
+    var timeout: Int = ClientCommands.defaultHealthTimeoutSeconds
 
     func run() throws {
         let status = ClientCommands.health(socket: socket, ready: ready, timeoutSeconds: timeout)
