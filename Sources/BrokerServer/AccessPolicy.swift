@@ -14,8 +14,8 @@ public struct AccessPolicy: Sendable, Equatable {
     /// Names in the list that do not exist on this host (logged at load).
     public var unknownNames: [String]
 
-    /// Root and the daemon's own user, who may use everything.
-    static var privileged: Set<UInt32> { [0, getuid()] }
+    /// The daemon's own user, who (with root) may use everything: read once, not per request.
+    static let ownUID: UInt32 = getuid()
 
     /// Resolves `list`; nil means no list: root and the daemon's own user only.
     public init(_ list: AccessList?) {
@@ -35,7 +35,7 @@ public struct AccessPolicy: Sendable, Equatable {
 
     /// Whether `peer` may use what this policy guards.
     public func permits(_ peer: PeerCredentials) -> Bool {
-        if Self.privileged.contains(peer.uid) || uids.contains(peer.uid) { return true }
+        if peer.uid == 0 || peer.uid == Self.ownUID || uids.contains(peer.uid) { return true }
         if gids.isEmpty { return false }
         if gids.contains(peer.gid) { return true }
         return peer.supplementaryGroups().contains { gids.contains($0) }

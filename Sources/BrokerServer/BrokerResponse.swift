@@ -17,16 +17,27 @@ public struct BrokerRequest: Sendable {
 
     /// A request from its head and body.
     public init(head: HTTPRequestHead, body: ByteBuffer) {
-        method = head.method
-        let uri = head.uri
-        if let mark = uri.firstIndex(of: "?") {
+        self.init(method: head.method, uri: head.uri, headers: head.headers, body: body)
+    }
+
+    /// A request the fast path read: a `GET` without a body. Of its headers only `Accept` is
+    /// kept, the one `Router.handleImmediately` reads.
+    init(_ simple: SimpleRequest) {
+        var headers = HTTPHeaders()
+        if let accept = simple.accept { headers.add(name: "Accept", value: accept) }
+        self.init(method: .GET, uri: simple.target, headers: headers, body: ByteBuffer())
+    }
+
+    private init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
+        self.method = method
+        if let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(uri[..<mark])
             query = Self.parseQuery(String(uri[uri.index(after: mark)...]))
         } else {
             path = uri
             query = [:]
         }
-        headers = head.headers
+        self.headers = headers
         self.body = body
     }
 

@@ -205,56 +205,78 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Keeps at most `limit` connections open across every acceptor: when one more arrives, the
-/// oldest is closed, so a flood of idle or slow connections cannot lock out the clients that
-/// come after it. Counts the open ones.
+/// Keeps at most `limit` connections open, whichever side serves them: when one more arrives, the
+/// oldest is closed, so a flood of idle or slow connections cannot lock out the clients that come
+/// after it. Counts the open ones.
 final class ConnectionRegistry: Sendable {
+    /// Who serves a connection, and so who can close it.
+    enum Owner: Sendable {
+        /// A fast-path loop: only its thread touches the descriptor, so it is asked to close it.
+        case fast(FastLoopControl)
+        /// A NIO channel (a connection the fast path handed over).
+        case channel(any Channel)
+
+        func close(id: UInt64) {
+            switch self {
+            case .fast(let loop): loop.evict(id)
+            case .channel(let channel): channel.close(promise: nil)
+            }
+        }
+    }
+
+    private struct State {
+        var nextID: UInt64 = 1
+        /// Open connections, oldest first.
+        var open: [(id: UInt64, owner: Owner)] = []
+    }
+
     private let limit: Int
     private let metrics: ServerMetrics
-    /// Open connections, oldest first.
-    private let open = NIOLockedValueBox<[(id: ObjectIdentifier, channel: any Channel)]>([])
+    private let state = NIOLockedValueBox(State())
 
     init(limit: Int, metrics: ServerMetrics) {
         self.limit = limit
         self.metrics = metrics
     }
 
-    /// Records `child`, closing the oldest connection if the limit is reached.
-    func accepted(_ child: any Channel) {
-        let id = ObjectIdentifier(child)
-        let evicted: (any Channel)? = open.withLockedValue { open in
-            let oldest = open.count >= limit ? open.removeFirst().channel : nil
-            open.append((id, child))
-            return oldest
+    /// Records a new connection served by `owner` and returns its id, closing the oldest
+    /// connection if the limit is reached.
+    func opened(by owner: Owner) -> UInt64 {
+        let (id, evicted) = state.withLockedValue { state in
+            let id = state.nextID
+            state.nextID += 1
+            let oldest = state.open.count >= limit ? state.open.removeFirst() : nil
+            state.open.append((id, owner))
+            return (id, oldest)
         }
         if let evicted {
             metrics.connectionRefused()
-            evicted.close(promise: nil)
+            evicted.owner.close(id: evicted.id)
         }
         metrics.connectionOpened()
-        let metrics = self.metrics
-        child.closeFuture.whenComplete { _ in
-            metrics.connectionClosed()
-            self.open.withLockedValue { open in
-                if let index = open.lastIndex(where: { $0.id == id }) { open.remove(at: index) }
-            }
+        return id
+    }
+
+    /// Connection `id` is now served by `channel`; it is forgotten when the channel closes.
+    func moved(_ id: UInt64, to channel: any Channel) {
+        state.withLockedValue { state in
+            if let index = state.open.lastIndex(where: { $0.id == id }) { state.open[index].owner = .channel(channel) }
         }
-    }
-}
-
-/// Hands each accepted connection to the registry.
-final class ConnectionLimiter: ChannelInboundHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
-
-    private let registry: ConnectionRegistry
-
-    init(registry: ConnectionRegistry) {
-        self.registry = registry
+        channel.closeFuture.whenComplete { _ in self.closed(id) }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        registry.accepted(unwrapInboundIn(data))
-        context.fireChannelRead(data)
+    /// Connection `id` is closed (evicted or not: each connection is reported once).
+    func closed(_ id: UInt64) {
+        state.withLockedValue { state in
+            if let index = state.open.lastIndex(where: { $0.id == id }) { state.open.remove(at: index) }
+        }
+        metrics.connectionClosed()
+    }
+
+    /// The open connections NIO serves (to quiesce at shutdown).
+    var channels: [any Channel] {
+        state.withLockedValue { state in
+            state.open.compactMap { if case .channel(let channel) = $0.owner { channel } else { nil } }
+        }
     }
 }

@@ -173,6 +173,8 @@ public struct Router: Sendable {
     /// is needed: `GET /v1/token/{profile}` while the cache holds a token good for the request
     /// (and every answer that ends such a request before the token). Nil: `handle` answers it,
     /// as it answers every other route. The hot path: no task, no actor hop, the JSON made once per token.
+    /// Called on NIO's event loops and on the fast path's threads (`FastServer`), which hand it
+    /// only the `Accept` header: it must read no other.
     public func handleImmediately(_ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse? {
         guard request.method == .GET else { return nil }
         let prefix = "/v1/token/"

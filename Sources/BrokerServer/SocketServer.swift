@@ -4,7 +4,6 @@ import Glibc
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
@@ -48,51 +47,65 @@ public final class SocketServer: Service, Sendable {
     /// Serves until graceful shutdown, then stops accepting, lets requests under way finish
     /// (for up to 5 s) and removes the socket file it created.
     ///
-    /// One channel accepts; the connections are spread over every event loop. (Measured: a
-    /// connection kept on the accepting loop makes one-request connections 30 % faster but
-    /// keep-alive traffic 20 % slower; NIO cannot share one listening socket between loops.)
+    /// `FastServer` accepts, on one thread per core, and answers cached-token requests itself;
+    /// every other connection it hands to NIO (`adopt`), on the event loop group's loops.
     public func run() async throws {
         let descriptor = listener.descriptor
         let group = MultiThreadedEventLoopGroup.singleton
-        let quiesce = ServerQuiescingHelper(group: group)
         let router = self.router
         let limits = self.limits
         let logger = self.logger
         let registry = ConnectionRegistry(limit: limits.maxConnections, metrics: metrics)
-        let channel: any Channel
+        let fast: FastServer
         do {
-            channel = try await ServerBootstrap(group: group)
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
-                        try channel.pipeline.syncOperations.addHandler(ConnectionLimiter(registry: registry))
-                    }
-                }
-                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
-                .childChannelInitializer { channel in
-                    Self.peerCredentials(of: channel).flatMapThrowing { peer in
-                        try Self.configureConnection(channel, peer: peer, router: router, limits: limits, logger: logger)
-                    }
-                }
-                .withBoundSocket(descriptor)
-                .get()
+            fast = try FastServer(listener: descriptor, threads: System.coreCount, router: router, limits: limits, registry: registry, logger: logger) { handOver in
+                Self.adopt(handOver, group: group, router: router, limits: limits, registry: registry, logger: logger)
+            }
         } catch {
             close(descriptor)
             throw error
         }
+        fast.start()
         onListening()
         try? await gracefulShutdown()
-        let done = channel.eventLoop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: done)
-        let finished = NIOLockedValueBox(false)
-        done.futureResult.whenComplete { _ in finished.withLockedValue { $0 = true } }
-        for _ in 0..<250 where !finished.withLockedValue({ $0 }) {
+        await fast.stop()
+        close(descriptor)
+        // What NIO serves: each connection answers what it is answering, then closes.
+        for channel in registry.channels {
+            channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
+        var finished = registry.channels.isEmpty
+        for _ in 0..<250 where !finished {
             try? await Task.sleep(for: .milliseconds(20))
+            finished = registry.channels.isEmpty
         }
         if let path = listener.removeOnExit {
             unlink(path)
         }
-        logger.info("socket closed", metadata: ["in_flight_finished": "\(finished.withLockedValue { $0 })"])
+        logger.info("socket closed", metadata: ["in_flight_finished": "\(finished)"])
+    }
+
+    /// Serves a connection the fast path handed over: the same pipeline as every NIO
+    /// connection, fed first with what the fast path had read and not answered.
+    static func adopt(_ handOver: FastServer.HandOver, group: MultiThreadedEventLoopGroup, router: Router, limits: ServerLimits, registry: ConnectionRegistry, logger: Logger) {
+        ClientBootstrap(group: group)
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: 4)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configureConnection(channel, peer: handOver.peer, router: router, limits: limits, logger: logger)
+                    try channel.pipeline.syncOperations.addHandler(Replay(input: handOver.input, output: handOver.output), position: .first)
+                }
+            }
+            .withConnectedSocket(handOver.descriptor)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    registry.moved(handOver.id, to: channel)
+                case .failure(let error):
+                    logger.debug("a connection could not be handed to NIO", metadata: ["error": "\(error)", "pid": "\(handOver.peer.pid)"])
+                    registry.closed(handOver.id)
+                }
+            }
     }
 
     /// The handlers of one accepted connection from `peer`, in order: the raw-byte guard, NIO's
@@ -127,6 +140,33 @@ public final class SocketServer: Service, Sendable {
         }
         let future: EventLoopFuture<RawPeerCredentials> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
         return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+    }
+}
+
+/// Replays, when a handed-over connection becomes active, what the fast path left: answers not
+/// yet written go out first, then the unanswered input goes up the pipeline as if just read.
+final class Replay: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let input: [UInt8]
+    private let output: [UInt8]
+
+    init(input: [UInt8], output: [UInt8]) {
+        self.input = input
+        self.output = output
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        if !output.isEmpty {
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: output)), promise: nil)
+        }
+        if !input.isEmpty {
+            context.fireChannelRead(NIOAny(ByteBuffer(bytes: input)))
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
 

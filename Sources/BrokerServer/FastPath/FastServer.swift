@@ -1,0 +1,416 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BrokerSystemd
+import CSystemShims
+import Dispatch
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// The socket's accepting side, and the hot path: one thread per core, each with its own epoll
+/// set, accepting from the shared listening socket (`EPOLLEXCLUSIVE`, so one connection wakes one
+/// thread) and answering, on that thread and without leaving it, the requests that need no
+/// waiting: `GET /v1/token/{profile}` while the token is cached (`Router.handleImmediately`).
+/// Every other request, and any input `SimpleRequestScanner` does not recognise, hands the
+/// connection to NIO with the bytes read so far (`handOver`), where the HTTP/1 codec and
+/// `BrokerHTTPHandler` serve it as they serve everything.
+///
+/// Why not NIO for all of it: a NIO channel costs a cross-thread hop at accept, a pipeline of five
+/// handlers and about 19 system calls per connection; measured, 200 µs of CPU per one-request
+/// connection and 0.3× nginx's rate. Here a one-request connection is accept4, getsockopt,
+/// epoll_ctl, read, write and close.
+final class FastServer: Sendable {
+    /// A connection leaving the fast path for NIO.
+    struct HandOver: Sendable {
+        var descriptor: Int32
+        var peer: PeerCredentials
+        var id: UInt64
+        /// Input read but not answered, starting at the first request the fast path did not answer.
+        var input: [UInt8]
+        /// Answers not yet written (a slow reader), to write before anything else.
+        var output: [UInt8]
+    }
+
+    private let loops: [FastLoopControl]
+    private let finished = DispatchGroup()
+    private let setup: FastLoop.Setup
+
+    /// `threads` loops on `listener`; nothing runs until `start`.
+    init(listener: Int32, threads: Int, router: Router, limits: ServerLimits, registry: ConnectionRegistry, logger: Logger, handOver: @escaping @Sendable (HandOver) -> Void) throws {
+        // Non-blocking: more than one loop may wake for one connection; the others must find the
+        // queue empty, not wait in accept4 for the next one.
+        let flags = fcntl(listener, F_GETFL)
+        guard flags >= 0, fcntl(listener, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SystemError("fcntl(O_NONBLOCK) on the listening socket") }
+        var loops: [FastLoopControl] = []
+        do {
+            for _ in 0..<max(1, threads) { loops.append(try FastLoopControl()) }
+        } catch {
+            for loop in loops { loop.closeDescriptors() }
+            throw error
+        }
+        self.loops = loops
+        setup = FastLoop.Setup(listener: listener, router: router, limits: limits, registry: registry, logger: logger, handOver: handOver)
+    }
+
+    /// Starts the threads; connections are accepted from now on.
+    func start() {
+        for (index, control) in loops.enumerated() {
+            finished.enter()
+            let setup = self.setup
+            let finished = self.finished
+            let thread = Thread {
+                FastLoop(setup: setup, control: control).run()
+                finished.leave()
+            }
+            thread.name = "broker-socket-\(index)"
+            thread.stackSize = 256 * 1024
+            thread.start()
+        }
+    }
+
+    /// Stops accepting and closes the connections the fast path holds (each is idle or has half a
+    /// request head: its answers are written synchronously); returns when every thread has ended.
+    func stop() async {
+        for loop in loops { loop.stop() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            finished.notify(queue: .global()) { continuation.resume() }
+        }
+        for loop in loops { loop.closeDescriptors() }
+    }
+}
+
+/// What other threads may do to a fast-path loop: wake it to close a connection (eviction) or to
+/// stop. Owns the loop's epoll and wake-up descriptors.
+final class FastLoopControl: Sendable {
+    let epoll: Int32
+    let wake: Int32
+    private struct Requests {
+        var evictions: [UInt64] = []
+        var stopping = false
+    }
+    private let requests = NIOLockedValueBox(Requests())
+
+    init() throws {
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw SystemError("epoll_create1") }
+        wake = CSystemShims_eventFD()
+        guard wake >= 0 else {
+            let error = SystemError("eventfd")
+            close(epoll)
+            throw error
+        }
+    }
+
+    /// Asks the loop to close connection `id` (the connection limit was reached).
+    func evict(_ id: UInt64) {
+        requests.withLockedValue { $0.evictions.append(id) }
+        signal()
+    }
+
+    func stop() {
+        requests.withLockedValue { $0.stopping = true }
+        signal()
+    }
+
+    /// Evictions asked for since the last call, and whether the loop must stop.
+    func take() -> (evictions: [UInt64], stopping: Bool) {
+        requests.withLockedValue { requests in
+            defer { requests.evictions = [] }
+            return (requests.evictions, requests.stopping)
+        }
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    func closeDescriptors() {
+        close(epoll)
+        close(wake)
+    }
+}
+
+/// One fast-path thread's state; touched only by that thread.
+final class FastLoop {
+    /// What every loop shares.
+    struct Setup: Sendable {
+        var listener: Int32
+        var router: Router
+        var limits: ServerLimits
+        var registry: ConnectionRegistry
+        var logger: Logger
+        var handOver: @Sendable (FastServer.HandOver) -> Void
+    }
+
+    private struct Connection {
+        var descriptor: Int32
+        var peer: PeerCredentials
+        var id: UInt64
+        /// Closed unless a request head is complete by then: `headTimeout` after connect or the
+        /// last answer (slowloris; also the idle timeout of a kept-alive connection).
+        var deadline: UInt64
+        /// Bytes of a request head not complete yet.
+        var pending: [UInt8] = []
+    }
+
+    private static let listenerTag = UInt64.max
+    private static let wakeTag = UInt64.max - 1
+    private static let readSize = 64 * 1024
+
+    private let setup: FastLoop.Setup
+    private let control: FastLoopControl
+    private let scanner: SimpleRequestScanner
+    private let headTimeout: UInt64
+    private var connections: [Int32: Connection] = [:]
+    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: FastLoop.readSize, alignment: 16)
+    private var output: [UInt8] = []
+    /// Accepting stopped until then (out of descriptors), or nil.
+    private var acceptPausedUntil: UInt64?
+    private var lastAcceptWarning: UInt64 = 0
+    private var nextSweep: UInt64 = 0
+
+    init(setup: Setup, control: FastLoopControl) {
+        self.setup = setup
+        self.control = control
+        scanner = SimpleRequestScanner(headerBytes: setup.limits.headerBytes, targetBytes: setup.limits.uriBytes)
+        headTimeout = UInt64(max(0, setup.limits.headTimeout.nanoseconds))
+        output.reserveCapacity(4096)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    private static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    func run() {
+        guard CSystemShims_epollAdd(control.epoll, control.wake, CSystemShims_EPOLLIN, Self.wakeTag) == 0,
+              CSystemShims_epollAdd(control.epoll, setup.listener, CSystemShims_EPOLLIN | CSystemShims_EPOLLEXCLUSIVE, Self.listenerTag) == 0 else {
+            setup.logger.critical("the socket's accepting thread cannot watch its descriptors", metadata: ["error": "\(SystemError("epoll_ctl"))"])
+            return
+        }
+        var tags = [UInt64](repeating: 0, count: 64)
+        var events = [UInt32](repeating: 0, count: 64)
+        while true {
+            // Deadlines are checked once a second: a connection outlives its deadline by at most that.
+            let timeout: Int32 = connections.isEmpty && acceptPausedUntil == nil ? -1 : 1000
+            let count = tags.withUnsafeMutableBufferPointer { tags in
+                events.withUnsafeMutableBufferPointer { events in
+                    CSystemShims_epollWait(control.epoll, tags.baseAddress, events.baseAddress, timeout)
+                }
+            }
+            if count < 0 && errno != EINTR {
+                setup.logger.critical("the socket's accepting thread stopped", metadata: ["error": "\(SystemError("epoll_wait"))"])
+                break
+            }
+            var stopping = false
+            for index in 0..<max(0, Int(count)) {
+                switch tags[index] {
+                case Self.listenerTag:
+                    acceptOne()
+                case Self.wakeTag:
+                    var value: UInt64 = 0
+                    _ = read(control.wake, &value, 8)
+                    let (evictions, stop) = control.take()
+                    for id in evictions { evict(id) }
+                    stopping = stopping || stop
+                default:
+                    readable(Int32(truncatingIfNeeded: tags[index]))
+                }
+            }
+            if stopping { break }
+            let now = Self.now()
+            if now >= nextSweep {
+                sweep(now: now)
+                nextSweep = now + 1_000_000_000
+            }
+        }
+        _ = CSystemShims_epollRemove(control.epoll, setup.listener)
+        for descriptor in Array(connections.keys) { closeConnection(descriptor) }
+    }
+
+    // MARK: - Accepting
+
+    /// Accepts one connection: with one per wake-up, a burst of connections spreads over the
+    /// loops, and no accept4 is spent on finding the queue empty.
+    private func acceptOne() {
+        let descriptor = CSystemShims_acceptNonBlocking(setup.listener)
+        guard descriptor >= 0 else {
+            switch errno {
+            case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
+                return
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                // The queue stays readable: stop watching it for a moment instead of spinning.
+                let now = Self.now()
+                if now - lastAcceptWarning > 10_000_000_000 || lastAcceptWarning == 0 {
+                    lastAcceptWarning = now
+                    setup.logger.warning("cannot accept connections: out of descriptors or memory", metadata: ["error": "\(SystemError("accept4"))"])
+                }
+                _ = CSystemShims_epollRemove(control.epoll, setup.listener)
+                acceptPausedUntil = now + 100_000_000
+                nextSweep = min(nextSweep, acceptPausedUntil!)
+            default:
+                setup.logger.error("accepting a connection failed", metadata: ["error": "\(SystemError("accept4"))"])
+            }
+            return
+        }
+        var credentials = RawPeerCredentials(pid: 0, uid: UInt32.max, gid: UInt32.max)
+        var length = socklen_t(MemoryLayout<RawPeerCredentials>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
+              CSystemShims_epollAdd(control.epoll, descriptor, CSystemShims_EPOLLIN, UInt64(descriptor)) == 0 else {
+            close(descriptor)
+            return
+        }
+        let id = setup.registry.opened(by: .fast(control))
+        let peer = PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+        connections[descriptor] = Connection(descriptor: descriptor, peer: peer, id: id, deadline: Self.now() + headTimeout)
+    }
+
+    private func sweep(now: UInt64) {
+        if let paused = acceptPausedUntil, paused <= now {
+            acceptPausedUntil = nil
+            _ = CSystemShims_epollAdd(control.epoll, setup.listener, CSystemShims_EPOLLIN | CSystemShims_EPOLLEXCLUSIVE, Self.listenerTag)
+        }
+        var expired: [Int32] = []
+        for (descriptor, connection) in connections where connection.deadline <= now { expired.append(descriptor) }
+        for descriptor in expired { closeConnection(descriptor) }
+    }
+
+    private func evict(_ id: UInt64) {
+        guard let descriptor = connections.first(where: { $0.value.id == id })?.key else { return }
+        closeConnection(descriptor)
+    }
+
+    private func closeConnection(_ descriptor: Int32) {
+        guard let connection = connections.removeValue(forKey: descriptor) else { return }
+        close(descriptor)
+        setup.registry.closed(connection.id)
+    }
+
+    // MARK: - Requests
+
+    /// One read per readiness (epoll is level-triggered: what is left wakes the loop again).
+    private func readable(_ descriptor: Int32) {
+        guard connections[descriptor] != nil else { return }
+        var count: Int
+        repeat {
+            count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
+        } while count < 0 && errno == EINTR
+        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+        guard count > 0 else {
+            closeConnection(descriptor)
+            return
+        }
+        if connections[descriptor]!.pending.isEmpty {
+            serve(descriptor, UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+        } else {
+            var input = connections[descriptor]!.pending
+            connections[descriptor]!.pending = []
+            input.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+            input.withUnsafeBytes { serve(descriptor, $0) }
+        }
+    }
+
+    /// Answers every whole request in `input` that the fast path can, in order; keeps a partial
+    /// head for the next read; hands the connection over at the first request it cannot answer.
+    private func serve(_ descriptor: Int32, _ input: UnsafeRawBufferPointer) {
+        let peer = connections[descriptor]!.peer
+        output.removeAll(keepingCapacity: true)
+        var offset = 0
+        var close = false
+        var handOver = false
+        scanning: while offset < input.count {
+            switch scanner.scan(UnsafeRawBufferPointer(rebasing: input[offset...])) {
+            case .incomplete:
+                break scanning
+            case .other:
+                handOver = true
+                break scanning
+            case .simple(let request):
+                guard let response = setup.router.handleImmediately(BrokerRequest(request), peer: peer) else {
+                    handOver = true
+                    break scanning
+                }
+                Self.append(response, keepAlive: request.keepAlive, to: &output)
+                offset += request.length
+                if !request.keepAlive {
+                    close = true
+                    break scanning
+                }
+            }
+        }
+        var written = 0
+        if !output.isEmpty {
+            written = output.withUnsafeBytes { Self.writeSome(descriptor, $0) }
+            if written < 0 {
+                closeConnection(descriptor)
+                return
+            }
+        }
+        if close {
+            closeConnection(descriptor)
+            return
+        }
+        if handOver || written < output.count {
+            giveUp(descriptor, input: Array(input[offset...]), output: Array(output[written...]))
+            return
+        }
+        if !output.isEmpty { connections[descriptor]!.deadline = Self.now() + headTimeout }
+        if offset < input.count { connections[descriptor]!.pending = Array(input[offset...]) }
+    }
+
+    /// Hands the connection to NIO: it no longer belongs to this loop.
+    private func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8]) {
+        guard let connection = connections.removeValue(forKey: descriptor) else { return }
+        _ = CSystemShims_epollRemove(control.epoll, descriptor)
+        setup.handOver(FastServer.HandOver(descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output))
+    }
+
+    /// Writes as much of `bytes` as the socket takes now; -1 when the connection is gone.
+    private static func writeSome(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var written = 0
+        while written < bytes.count {
+            let count = write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+            if count > 0 {
+                written += count
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break
+            } else {
+                return -1
+            }
+        }
+        return written
+    }
+
+    // MARK: - Answers
+
+    private static let okLine = Array("HTTP/1.1 200 OK\r\n".utf8)
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+
+    /// `response` as HTTP/1.1 bytes, with the headers `BrokerHTTPHandler` writes: the response's
+    /// own, then Content-Length and Connection.
+    static func append(_ response: BrokerResponse, keepAlive: Bool, to output: inout [UInt8]) {
+        if response.status == .ok {
+            output.append(contentsOf: okLine)
+        } else {
+            output.append(contentsOf: "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n".utf8)
+        }
+        for (name, value) in response.headers {
+            output.append(contentsOf: name.utf8)
+            output.append(UInt8(ascii: ":"))
+            output.append(UInt8(ascii: " "))
+            output.append(contentsOf: value.utf8)
+            output.append(contentsOf: crlf)
+        }
+        output.append(contentsOf: "Content-Length: ".utf8)
+        output.append(contentsOf: String(response.body.readableBytes).utf8)
+        output.append(contentsOf: keepAlive ? "\r\nConnection: keep-alive\r\n\r\n".utf8 : "\r\nConnection: close\r\n\r\n".utf8)
+        response.body.withUnsafeReadableBytes { output.append(contentsOf: $0) }
+    }
+}
