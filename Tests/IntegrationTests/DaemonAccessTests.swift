@@ -176,3 +176,71 @@ struct DaemonFloodTests {
         await harness.stop()
     }
 }
+
+/// The socket's two servers on one connection: the fast path answers cached-token GETs on the
+/// accepting thread, and hands the connection to NIO at the first request it does not answer.
+@Suite("Daemon's fast path and NIO on one connection", .serialized, .timeLimit(.minutes(2)))
+struct DaemonFastPathTests {
+    static func answers(_ text: String) -> [String] {
+        text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { "HTTP/1.1 " + $0 }
+    }
+
+    @Test("pipelined, split, closing and handed-over requests are answered in order, alike on both paths")
+    func bothPaths() async throws {
+        let harness = try await DaemonHarness()
+        try await harness.startDaemon()
+        #expect(try harness.request("/v1/token/notifications").status == 200)
+
+        // Pipelined in one write: the fast path answers the first, NIO the rest, in order.
+        let pipelined = try RawSocket.connect(harness.socketPath)
+        pipelined.send("GET /v1/token/notifications HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/token/notifications HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n")
+        var received = ""
+        for _ in 0..<20 where Self.answers(received).count < 3 { received += pipelined.receive(timeout: .seconds(1)) }
+        let three = Self.answers(received)
+        try #require(three.count == 3, "\(received.prefix(300))")
+        #expect(three[0].hasPrefix("HTTP/1.1 200 OK\r\n") && three[0].contains("\"access_token\":"))
+        #expect(three[1].hasPrefix("HTTP/1.1 200 OK\r\n") && three[1].hasSuffix("\r\n\r\nok\n"))
+        #expect(three[2].hasPrefix("HTTP/1.1 200 OK\r\n") && three[2].contains("Content-Type: text/plain") && !three[2].contains("{"))
+        #expect(!pipelined.isClosedByPeer(timeout: .milliseconds(200)))
+
+        // A head in pieces.
+        let split = try RawSocket.connect(harness.socketPath)
+        for piece in ["GET /v1/tok", "en/notifications HTTP/1.1\r\nHo", "st: x\r\n", "\r", "\n"] {
+            split.send(piece)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let splitAnswer = split.receive(timeout: .seconds(3))
+        #expect(splitAnswer.hasPrefix("HTTP/1.1 200 OK\r\n") && splitAnswer.contains("Connection: keep-alive\r\n"), "\(splitAnswer.prefix(200))")
+
+        // Kept alive on the fast path; then a POST hands it to NIO; then a GET there.
+        let keptAlive = try RawSocket.connect(harness.socketPath)
+        for request in ["GET /v1/token/notifications HTTP/1.1\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\n\r\n",
+                        "POST /v1/token/notifications/refresh HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\n\r\n"] {
+            keptAlive.send(request)
+            let answer = keptAlive.receive(timeout: .seconds(5))
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.contains("\"access_token\":"), "\(request.prefix(40)): \(answer.prefix(200))")
+        }
+
+        // Closing: HTTP/1.0 without keep-alive, and Connection: close.
+        for request in ["GET /v1/token/notifications HTTP/1.0\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\nConnection: close\r\n\r\n"] {
+            let closing = try RawSocket.connect(harness.socketPath)
+            closing.send(request)
+            let answer = closing.receive(timeout: .seconds(3))
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.contains("Connection: close\r\n"), "\(answer.prefix(200))")
+            #expect(closing.isClosedByPeer(timeout: .seconds(2)))
+        }
+
+        // The same refusal from the fast path and from NIO, byte for byte.
+        let unknown = "GET /v1/token/nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        let fast = try RawSocket.connect(harness.socketPath)
+        fast.send(unknown)
+        let fastAnswer = fast.receive(timeout: .seconds(3))
+        let handed = try RawSocket.connect(harness.socketPath)
+        handed.send("GET /healthz HTTP/1.1\r\n\r\n" + unknown)
+        var handedAnswers = ""
+        for _ in 0..<20 where Self.answers(handedAnswers).count < 2 { handedAnswers += handed.receive(timeout: .seconds(1)) }
+        #expect(fastAnswer.hasPrefix("HTTP/1.1 404 Not Found\r\n"), "\(fastAnswer.prefix(200))")
+        #expect(Self.answers(handedAnswers).last == fastAnswer)
+        await harness.stop()
+    }
+}
