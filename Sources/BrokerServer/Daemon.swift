@@ -58,7 +58,7 @@ public final class Daemon: Sendable {
         }
         supervisor = Supervisor(
             configPath: configPath, broker: broker, state: state, notifier: notifier, listening: listening.stream,
-            readyTimeout: readyTimeout, logger: logger
+            readyTimeout: readyTimeout, server: server, logger: logger
         )
         self.broker = broker
         metricsListener = loaded.configuration.metricsListen.map { address in
@@ -86,9 +86,11 @@ public final class Supervisor: Service, Sendable {
     private let notifier: SystemdNotifier
     private let listening: AsyncStream<Void>
     private let readyTimeout: Duration
+    private let server: SocketServer
     private let logger: Logger
 
-    init(configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>, readyTimeout: Duration, logger: Logger) {
+    init(configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>, readyTimeout: Duration, server: SocketServer, logger: Logger) {
+        self.server = server
         self.configPath = configPath
         self.broker = broker
         self.state = state
@@ -222,7 +224,7 @@ public final class Supervisor: Service, Sendable {
             if await isHealthy(within: interval / 2) {
                 notifier.watchdog()
             } else {
-                logger.error("watchdog: the event loop or a token cache did not respond; not notifying systemd")
+                logger.error("watchdog: an event loop, an accepting thread or a token cache did not respond; not notifying systemd")
             }
             try? await Task.sleep(for: interval)
         }
@@ -233,6 +235,7 @@ public final class Supervisor: Service, Sendable {
             group.addTask {
                 let loop = MultiThreadedEventLoopGroup.singleton.any()
                 _ = try? await loop.submit {}.get()
+                await self.server.respond()
                 for cache in self.broker.caches.values { _ = await cache.status() }
                 return true
             }

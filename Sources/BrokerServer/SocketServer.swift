@@ -33,6 +33,8 @@ public final class SocketServer: Service, Sendable {
     private let metrics: ServerMetrics
     private let logger: Logger
     private let onListening: @Sendable () -> Void
+    /// The accepting threads, while they run.
+    private let fast = NIOLockedValueBox<FastServer?>(nil)
 
     /// A server for `router` on `listener`; `onListening` runs once connections can be accepted.
     public init(listener: Listener, router: Router, limits: ServerLimits = ServerLimits(), metrics: ServerMetrics, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) {
@@ -66,9 +68,11 @@ public final class SocketServer: Service, Sendable {
             throw error
         }
         fast.start()
+        self.fast.withLockedValue { $0 = fast }
         onListening()
         try? await gracefulShutdown()
         await fast.stop()
+        self.fast.withLockedValue { $0 = nil }
         close(descriptor)
         // What NIO serves: each connection answers what it is answering, then closes.
         for channel in registry.channels {
@@ -85,6 +89,12 @@ public final class SocketServer: Service, Sendable {
         logger.info("socket closed", metadata: ["in_flight_finished": "\(finished)"])
     }
 
+    /// Returns once every accepting thread has come round its loop (for the watchdog): a thread
+    /// stuck in a request would never answer.
+    public func respond() async {
+        await fast.withLockedValue { $0 }?.respond()
+    }
+
     /// Serves a connection the fast path handed over: the same pipeline as every NIO
     /// connection, fed first with what the fast path had read and not answered.
     static func adopt(_ handOver: FastServer.HandOver, group: MultiThreadedEventLoopGroup, router: Router, limits: ServerLimits, registry: ConnectionRegistry, logger: Logger) {
@@ -93,7 +103,7 @@ public final class SocketServer: Service, Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try configureConnection(channel, peer: handOver.peer, router: router, limits: limits, logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(Replay(input: handOver.input, output: handOver.output), position: .first)
+                    try channel.pipeline.syncOperations.addHandler(Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.closeAfterOutput), position: .first)
                 }
             }
             .withConnectedSocket(handOver.descriptor)
@@ -151,14 +161,21 @@ final class Replay: ChannelInboundHandler, RemovableChannelHandler {
 
     private let input: [UInt8]
     private let output: [UInt8]
+    private let closeAfterOutput: Bool
 
-    init(input: [UInt8], output: [UInt8]) {
+    init(input: [UInt8], output: [UInt8], closeAfterOutput: Bool) {
         self.input = input
         self.output = output
+        self.closeAfterOutput = closeAfterOutput
     }
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
+        if closeAfterOutput {
+            let channel = context.channel
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: output))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
         if !output.isEmpty {
             context.writeAndFlush(NIOAny(ByteBuffer(bytes: output)), promise: nil)
         }

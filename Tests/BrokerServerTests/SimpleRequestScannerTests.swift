@@ -1,4 +1,4 @@
-@testable import BrokerServer
+@_spi(Fuzzing) @testable import BrokerServer
 import Testing
 
 @Suite("The fast path's request scanner")

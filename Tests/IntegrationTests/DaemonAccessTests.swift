@@ -230,6 +230,15 @@ struct DaemonFastPathTests {
             #expect(closing.isClosedByPeer(timeout: .seconds(2)))
         }
 
+        // A reader slower than the answers: 1,500 pipelined requests (63 KB, which the socket
+        // takes at once) make 2 MB of answers; the socket fills, NIO writes the rest, in order.
+        let flood = try RawSocket.connect(harness.socketPath)
+        flood.send(String(repeating: "GET /v1/token/notifications HTTP/1.1\r\n\r\n", count: 1_500))
+        var flooded = ""
+        for _ in 0..<30 where Self.answers(flooded).count < 1_500 { flooded += flood.receive(timeout: .seconds(1)) }
+        #expect(Self.answers(flooded).count == 1_500)
+        #expect(Self.answers(flooded).allSatisfy { $0.hasPrefix("HTTP/1.1 200 OK\r\n") && $0.hasSuffix("}\n") })
+
         // The same refusal from the fast path and from NIO, byte for byte.
         let unknown = "GET /v1/token/nope HTTP/1.1\r\nHost: x\r\n\r\n"
         let fast = try RawSocket.connect(harness.socketPath)

@@ -14,6 +14,8 @@ import NIOHTTP1
 /// The daemon's request handling: any bytes arriving on a connection go through the same
 /// pipeline as on the socket (byte guard, NIO's HTTP/1 codec with the broker's limits, the
 /// broker's handler and router), and must get answers or a closed connection, never a crash.
+/// And every request head the fast path's scanner takes must be the request NIO's parser reads
+/// from the same bytes.
 @_cdecl("FuzzHTTP_main")
 public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzHTTP)
@@ -27,6 +29,7 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
 let fuzzHTTP: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
     let input = bytes(data, size)
+    FastPathAgreement.check(input)
     let done = DispatchSemaphore(value: 0)
     Task {
         await Connection.serve(input)
@@ -126,5 +129,43 @@ final class Counter: ChannelDuplexHandler, Sendable {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) { counts.withLockedValue { $0.responses += 1 } }
         context.write(data, promise: promise)
+    }
+}
+
+/// The fast path answers what `SimpleRequestScanner` takes without NIO's parser ever seeing it:
+/// for each head it takes, NIO's decoder must read the same method, target, keep-alive, first
+/// `Accept` and no body from the same bytes, or the fuzzer stops with both readings.
+enum FastPathAgreement {
+    static let scanner = SimpleRequestScanner(headerBytes: ServerLimits().headerBytes, targetBytes: ServerLimits().uriBytes)
+
+    static func check(_ input: [UInt8]) {
+        var offset = 0
+        while offset < input.count {
+            let scan = input[offset...].withUnsafeBytes { scanner.scan($0) }
+            guard case .simple(let request) = scan else { return }
+            let head = Array(input[offset..<(offset + request.length)])
+            let parts = nioParts(head)
+            guard parts.count == 2, case .head(let nio) = parts[0], case .end(nil) = parts[1],
+                  nio.method == .GET, nio.uri == request.target, nio.isKeepAlive == request.keepAlive,
+                  nio.headers.first(name: "Accept") == request.accept else {
+                fatalError("the fast path and NIO read \(String(decoding: head, as: UTF8.self).debugDescription) differently: \(request) against \(parts)")
+            }
+            offset += request.length
+        }
+    }
+
+    /// What NIO's HTTP/1 server decoder makes of `head`, with the daemon's limits.
+    static func nioParts(_ head: [UInt8]) -> [HTTPServerRequestPart] {
+        let channel = EmbeddedChannel()
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = ServerLimits().headerBytes
+        limits.maxHeaderFieldSize = ServerLimits().headerBytes
+        limits.maxHeaderFieldCount = 100
+        try? channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+        try? channel.writeInbound(ByteBuffer(bytes: head))
+        var parts: [HTTPServerRequestPart] = []
+        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+        _ = try? channel.finish()
+        return parts
     }
 }

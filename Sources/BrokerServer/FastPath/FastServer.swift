@@ -32,6 +32,8 @@ final class FastServer: Sendable {
         var input: [UInt8]
         /// Answers not yet written (a slow reader), to write before anything else.
         var output: [UInt8]
+        /// Close once `output` is written (its last answer said `Connection: close`).
+        var closeAfterOutput = false
     }
 
     private let loops: [FastLoopControl]
@@ -63,12 +65,18 @@ final class FastServer: Sendable {
             let finished = self.finished
             let thread = Thread {
                 FastLoop(setup: setup, control: control).run()
+                control.ended()
                 finished.leave()
             }
             thread.name = "broker-socket-\(index)"
-            thread.stackSize = 256 * 1024
+            thread.stackSize = 1024 * 1024
             thread.start()
         }
+    }
+
+    /// Returns once every loop has come round (the watchdog's question: is anyone stuck?).
+    func respond() async {
+        for loop in loops { await loop.ping() }
     }
 
     /// Stops accepting and closes the connections the fast path holds (each is idle or has half a
@@ -89,7 +97,9 @@ final class FastLoopControl: Sendable {
     let wake: Int32
     private struct Requests {
         var evictions: [UInt64] = []
+        var pings: [CheckedContinuation<Void, Never>] = []
         var stopping = false
+        var stopped = false
     }
     private let requests = NIOLockedValueBox(Requests())
 
@@ -115,12 +125,38 @@ final class FastLoopControl: Sendable {
         signal()
     }
 
-    /// Evictions asked for since the last call, and whether the loop must stop.
-    func take() -> (evictions: [UInt64], stopping: Bool) {
-        requests.withLockedValue { requests in
-            defer { requests.evictions = [] }
-            return (requests.evictions, requests.stopping)
+    /// Returns when the loop has next come round its wake-ups (at once if it has ended).
+    func ping() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = requests.withLockedValue { requests in
+                if !requests.stopped { requests.pings.append(continuation) }
+                return requests.stopped
+            }
+            if ended { continuation.resume() } else { signal() }
         }
+    }
+
+    /// Evictions asked for since the last call, and whether the loop must stop; answers pings.
+    func take() -> (evictions: [UInt64], stopping: Bool) {
+        let (evictions, pings, stopping) = requests.withLockedValue { requests in
+            defer {
+                requests.evictions = []
+                requests.pings = []
+            }
+            return (requests.evictions, requests.pings, requests.stopping)
+        }
+        for ping in pings { ping.resume() }
+        return (evictions, stopping)
+    }
+
+    /// The loop has ended: pings from now on are answered at once.
+    func ended() {
+        let pings = requests.withLockedValue { requests in
+            requests.stopped = true
+            defer { requests.pings = [] }
+            return requests.pings
+        }
+        for ping in pings { ping.resume() }
     }
 
     private func signal() {
@@ -351,12 +387,14 @@ final class FastLoop {
                 return
             }
         }
-        if close {
-            closeConnection(descriptor)
+        if written < output.count || handOver {
+            // NIO writes the rest as the reader takes it (and closes after it if the last answer
+            // said so: then there is no input to go on with).
+            giveUp(descriptor, input: close ? [] : Array(input[offset...]), output: Array(output[written...]), closeAfterOutput: close)
             return
         }
-        if handOver || written < output.count {
-            giveUp(descriptor, input: Array(input[offset...]), output: Array(output[written...]))
+        if close {
+            closeConnection(descriptor)
             return
         }
         if !output.isEmpty { connections[descriptor]!.deadline = Self.now() + headTimeout }
@@ -364,17 +402,18 @@ final class FastLoop {
     }
 
     /// Hands the connection to NIO: it no longer belongs to this loop.
-    private func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8]) {
+    private func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8], closeAfterOutput: Bool = false) {
         guard let connection = connections.removeValue(forKey: descriptor) else { return }
         _ = CSystemShims_epollRemove(control.epoll, descriptor)
-        setup.handOver(FastServer.HandOver(descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output))
+        setup.handOver(FastServer.HandOver(descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output, closeAfterOutput: closeAfterOutput))
     }
 
     /// Writes as much of `bytes` as the socket takes now; -1 when the connection is gone.
     private static func writeSome(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
         var written = 0
         while written < bytes.count {
-            let count = write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+            // MSG_NOSIGNAL: a reader that has gone is an EPIPE here, not a SIGPIPE for the daemon.
+            let count = send(descriptor, bytes.baseAddress! + written, bytes.count - written, Int32(MSG_NOSIGNAL))
             if count > 0 {
                 written += count
             } else if count < 0 && errno == EINTR {

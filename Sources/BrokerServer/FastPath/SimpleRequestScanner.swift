@@ -1,18 +1,20 @@
 /// A whole `GET` request head with no body, in the one shape the fast path answers itself.
-struct SimpleRequest: Equatable, Sendable {
+@_spi(Fuzzing)
+public struct SimpleRequest: Equatable, Sendable {
     /// The request target as sent (path and query).
-    var target: String
+    public var target: String
     /// Whether the connection stays open after the answer (HTTP/1.1 unless `Connection: close`;
     /// HTTP/1.0 only with `Connection: keep-alive`), as NIO's `HTTPRequestHead.isKeepAlive`.
-    var keepAlive: Bool
+    public var keepAlive: Bool
     /// The first `Accept` header's value, if any (the router picks JSON or bare text by it).
-    var accept: String?
+    public var accept: String?
     /// Bytes of the head, up to and including its closing empty line.
-    var length: Int
+    public var length: Int
 }
 
 /// What the fast path makes of the bytes at the start of a connection's unread input.
-enum SimpleRequestScan: Equatable, Sendable {
+@_spi(Fuzzing)
+public enum SimpleRequestScan: Equatable, Sendable {
     /// No end of the head yet, and nothing so far rules the fast path out: read more.
     case incomplete
     /// A request the fast path may answer.
@@ -28,17 +30,25 @@ enum SimpleRequestScan: Equatable, Sendable {
 /// carries no body or framing (`Content-Length`, `Transfer-Encoding`), no `Upgrade` and no
 /// `Expect`. Whatever it does not recognise it leaves to NIO's parser, so it never has to be
 /// as complete as one: being too strict costs a hand-over, never a wrong answer.
-struct SimpleRequestScanner: Sendable {
+@_spi(Fuzzing)
+public struct SimpleRequestScanner: Sendable {
     /// The most bytes a head may have (request line and fields), as NIO's decoder is configured.
-    var headerBytes: Int
+    public var headerBytes: Int
     /// The longest request target.
-    var targetBytes: Int
+    public var targetBytes: Int
     /// The most header fields.
-    var maxFields = 100
+    public var maxFields = 100
+
+    /// A scanner for these limits.
+    public init(headerBytes: Int, targetBytes: Int) {
+        self.headerBytes = headerBytes
+        self.targetBytes = targetBytes
+    }
 
     static let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
 
-    func scan(_ bytes: UnsafeRawBufferPointer) -> SimpleRequestScan {
+    /// What `bytes`, a connection's unread input, starts with.
+    public func scan(_ bytes: UnsafeRawBufferPointer) -> SimpleRequestScan {
         // "GET " first: anything else goes to NIO at once, without waiting for the whole head.
         let get: [UInt8] = [0x47, 0x45, 0x54, 0x20]
         for index in 0..<min(4, bytes.count) where bytes[index] != get[index] { return .other }
