@@ -53,10 +53,10 @@ public struct BrokerRequest: Sendable {
 
     /// Whether the client prefers `text/plain` (the bare token) to JSON.
     var wantsPlainText: Bool {
-        guard let accept = headers.first(name: "Accept")?.lowercased() else { return false }
-        // Byte searches: String.contains(String) would go through Foundation's NSString here.
-        let lowered = accept.lowercased().utf8
-        return lowered.firstRange(of: "text/plain".utf8) != nil && lowered.firstRange(of: "application/json".utf8) == nil
+        guard let accept = headers.first(name: "Accept") else { return false }
+        // Byte searches: String.contains(String) would go through Foundation's NSString, and
+        // the generic `firstRange(of:)` was 18 % of a fast-path request.
+        return ASCIIText.contains(accept, ignoringCase: "text/plain") && !ASCIIText.contains(accept, ignoringCase: "application/json")
     }
 }
 

@@ -77,3 +77,15 @@ struct SimpleRequestScannerTests {
         #expect(Self.scan("GET / HTTP/1.1\r\n" + fields + "X-101: v\r\n") == .other, "unfinished, and already too many fields")
     }
 }
+
+@Suite("Accept: JSON or the bare token")
+struct AcceptTests {
+    @Test("text/plain alone (any letter case) asks for the bare token; with application/json, or none, JSON", arguments: [
+        ("text/plain", true), ("TEXT/Plain; charset=utf-8", true), ("text/html, text/plain;q=0.9", true),
+        ("application/json", false), ("text/plain, Application/JSON", false), ("*/*", false), ("text/plai", false), (nil, false),
+    ] as [(String?, Bool)])
+    func plainText(accept: String?, expected: Bool) {
+        let request = BrokerRequest(SimpleRequest(target: "/v1/token/x", keepAlive: true, accept: accept, length: 0))
+        #expect(request.wantsPlainText == expected)
+    }
+}

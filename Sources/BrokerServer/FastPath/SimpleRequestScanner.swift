@@ -147,12 +147,12 @@ public struct SimpleRequestScanner: Sendable {
     }
 
     private static func field(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Field {
-        if equalsIgnoringCase(bytes, name, "content-length") || equalsIgnoringCase(bytes, name, "transfer-encoding")
-            || equalsIgnoringCase(bytes, name, "upgrade") || equalsIgnoringCase(bytes, name, "expect") {
+        if ASCIIText.equalsIgnoringCase(bytes, name, "content-length") || ASCIIText.equalsIgnoringCase(bytes, name, "transfer-encoding")
+            || ASCIIText.equalsIgnoringCase(bytes, name, "upgrade") || ASCIIText.equalsIgnoringCase(bytes, name, "expect") {
             return .framing
         }
-        if equalsIgnoringCase(bytes, name, "connection") { return .connection }
-        if equalsIgnoringCase(bytes, name, "accept") { return .accept }
+        if ASCIIText.equalsIgnoringCase(bytes, name, "connection") { return .connection }
+        if ASCIIText.equalsIgnoringCase(bytes, name, "accept") { return .accept }
         return .other
     }
 
@@ -171,11 +171,11 @@ public struct SimpleRequestScanner: Sendable {
             while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
             while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
             let option = low..<high
-            if equalsIgnoringCase(bytes, option, "close") {
+            if ASCIIText.equalsIgnoringCase(bytes, option, "close") {
                 options.append(.close)
-            } else if equalsIgnoringCase(bytes, option, "keep-alive") {
+            } else if ASCIIText.equalsIgnoringCase(bytes, option, "keep-alive") {
                 options.append(.keepAlive)
-            } else if equalsIgnoringCase(bytes, option, "upgrade") {
+            } else if ASCIIText.equalsIgnoringCase(bytes, option, "upgrade") {
                 options.append(.upgrade)
             } else {
                 options.append(.other)
@@ -183,18 +183,6 @@ public struct SimpleRequestScanner: Sendable {
             start = end + 1
         }
         return options
-    }
-
-    /// Whether `bytes[range]` is `lowercase` in any letter case (`lowercase` is ASCII lower case).
-    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for offset in 0..<range.count {
-            var byte = bytes[range.lowerBound + offset]
-            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
-            guard byte == expected[offset] else { return false }
-        }
-        return true
     }
 
     /// RFC 9110 `tchar`.
@@ -207,6 +195,36 @@ public struct SimpleRequestScanner: Sendable {
              UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
+            return false
+        }
+    }
+}
+
+/// Case-insensitive ASCII comparisons over bytes, without Foundation or generic searching (both
+/// cost more than the rest of a cached-token request).
+enum ASCIIText {
+    /// Whether `bytes[range]` is `lowercase` in any letter case (`lowercase` is ASCII lower case).
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for offset in 0..<range.count {
+            var byte = bytes[range.lowerBound + offset]
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+            guard byte == expected[offset] else { return false }
+        }
+        return true
+    }
+
+    /// Whether `text` contains `lowercase` in any letter case.
+    static func contains(_ text: String, ignoringCase lowercase: StaticString) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            let length = lowercase.utf8CodeUnitCount
+            guard bytes.count >= length else { return false }
+            for start in 0...(bytes.count - length) where equalsIgnoringCase(bytes, start..<(start + length), lowercase) {
+                return true
+            }
             return false
         }
     }
