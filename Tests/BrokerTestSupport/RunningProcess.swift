@@ -50,7 +50,13 @@ public final class RunningProcess: @unchecked Sendable {
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { env.forEach { free($0) } }
         var child: pid_t = 0
-        let result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
+        var result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
+        // A binary a test has just copied can be busy for a moment: another test's child, forked
+        // while the copy was open for writing, holds that descriptor until it execs.
+        for _ in 0..<50 where result == ETXTBSY {
+            usleep(20_000)
+            result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
+        }
         guard result == 0 else { throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(result)))") }
         pid = child
     }

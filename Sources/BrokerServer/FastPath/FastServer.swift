@@ -304,6 +304,9 @@ final class FastLoop {
         let id = setup.registry.opened(by: .fast(control))
         let peer = PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
         connections[descriptor] = Connection(descriptor: descriptor, peer: peer, id: id, deadline: Self.now() + headTimeout)
+        // A client writes its request right after connecting: it is usually there already, and
+        // reading it now saves a round through epoll_wait.
+        readable(descriptor)
     }
 
     private func sweep(now: UInt64) {
