@@ -65,6 +65,11 @@ static inline int CSystemShims_setDumpable(int value) {
     return prctl(PR_SET_DUMPABLE, (unsigned long)value, 0UL, 0UL, 0UL);
 }
 
+/// prctl(PR_SET_NAME, name): the calling thread's name (15 bytes at most), as `top -H` shows it.
+static inline int CSystemShims_setThreadName(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
+
 /// prctl(PR_GET_DUMPABLE).
 static inline int CSystemShims_getDumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);

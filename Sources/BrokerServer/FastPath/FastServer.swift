@@ -64,11 +64,11 @@ final class FastServer: Sendable {
             let setup = self.setup
             let finished = self.finished
             let thread = Thread {
+                _ = CSystemShims_setThreadName("broker-accept-\(index)")
                 FastLoop(setup: setup, control: control).run()
                 control.ended()
                 finished.leave()
             }
-            thread.name = "broker-socket-\(index)"
             thread.stackSize = 1024 * 1024
             thread.start()
         }
