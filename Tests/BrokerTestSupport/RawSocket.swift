@@ -81,6 +81,42 @@ public final class RawSocket: @unchecked Sendable {
         return String(decoding: result, as: UTF8.self)
     }
 
+    /// Reads until `marker` has arrived `count` times (or the peer closes, or `timeout` passes),
+    /// then what follows within 100 ms: counted as the bytes come, so that megabytes of answers
+    /// cost one pass.
+    public func receive(untilCount count: Int, of marker: String, timeout: Duration = .seconds(10)) -> String {
+        let needle = Array(marker.utf8)
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var found = 0
+        var scanned = 0
+        let end = ContinuousClock.now + timeout
+        while found < count, ContinuousClock.now < end {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) >= 0 else { break }
+            if poller.revents == 0 { continue }
+            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received <= 0 { break }
+            result.append(contentsOf: buffer[0..<received])
+            while scanned + needle.count <= result.count {
+                if result[scanned] == needle[0] && result[scanned..<(scanned + needle.count)].elementsEqual(needle) {
+                    found += 1
+                    scanned += needle.count
+                } else {
+                    scanned += 1
+                }
+            }
+        }
+        // The last one's rest: what follows within 100 ms.
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&poller, 1, 100) > 0 {
+            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received <= 0 { break }
+            result.append(contentsOf: buffer[0..<received])
+        }
+        return String(decoding: result, as: UTF8.self)
+    }
+
     /// Whether the peer has closed the connection (reads EOF or an error within `timeout`).
     public func isClosedByPeer(timeout: Duration = .seconds(5)) -> Bool {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -194,8 +194,7 @@ struct DaemonFastPathTests {
         // Pipelined in one write: the fast path answers the first, NIO the rest, in order.
         let pipelined = try RawSocket.connect(harness.socketPath)
         pipelined.send("GET /v1/token/notifications HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/token/notifications HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n")
-        var received = ""
-        for _ in 0..<20 where Self.answers(received).count < 3 { received += pipelined.receive(timeout: .seconds(1)) }
+        let received = pipelined.receive(untilCount: 3, of: "HTTP/1.1 ")
         let three = Self.answers(received)
         try #require(three.count == 3, "\(received.prefix(300))")
         #expect(three[0].hasPrefix("HTTP/1.1 200 OK\r\n") && three[0].contains("\"access_token\":"))
@@ -230,14 +229,14 @@ struct DaemonFastPathTests {
             #expect(closing.isClosedByPeer(timeout: .seconds(2)))
         }
 
-        // A reader slower than the answers: 1,500 pipelined requests (63 KB, which the socket
-        // takes at once) make 2 MB of answers; the socket fills, NIO writes the rest, in order.
+        // A reader slower than the answers: 400 pipelined requests (17 KB, which the socket takes
+        // at once) make 500 KB of answers, more than the socket holds (about 200 KB): it fills,
+        // and NIO writes the rest, in order.
         let flood = try RawSocket.connect(harness.socketPath)
-        flood.send(String(repeating: "GET /v1/token/notifications HTTP/1.1\r\n\r\n", count: 1_500))
-        var flooded = ""
-        for _ in 0..<30 where Self.answers(flooded).count < 1_500 { flooded += flood.receive(timeout: .seconds(1)) }
-        #expect(Self.answers(flooded).count == 1_500)
-        #expect(Self.answers(flooded).allSatisfy { $0.hasPrefix("HTTP/1.1 200 OK\r\n") && $0.hasSuffix("}\n") })
+        flood.send(String(repeating: "GET /v1/token/notifications HTTP/1.1\r\n\r\n", count: 400))
+        let flooded = Self.answers(flood.receive(untilCount: 400, of: "HTTP/1.1 ", timeout: .seconds(20)))
+        #expect(flooded.count == 400)
+        #expect(flooded.allSatisfy { $0.hasPrefix("HTTP/1.1 200 OK\r\n") && $0.hasSuffix("}\n") })
 
         // The same refusal from the fast path and from NIO, byte for byte.
         let unknown = "GET /v1/token/nope HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -246,8 +245,7 @@ struct DaemonFastPathTests {
         let fastAnswer = fast.receive(timeout: .seconds(3))
         let handed = try RawSocket.connect(harness.socketPath)
         handed.send("GET /healthz HTTP/1.1\r\n\r\n" + unknown)
-        var handedAnswers = ""
-        for _ in 0..<20 where Self.answers(handedAnswers).count < 2 { handedAnswers += handed.receive(timeout: .seconds(1)) }
+        let handedAnswers = handed.receive(untilCount: 2, of: "HTTP/1.1 ")
         #expect(fastAnswer.hasPrefix("HTTP/1.1 404 Not Found\r\n"), "\(fastAnswer.prefix(200))")
         #expect(Self.answers(handedAnswers).last == fastAnswer)
         await harness.stop()
