@@ -142,15 +142,6 @@ public final class SocketServer: Service, Sendable {
         )
         try sync.addHandler(BrokerHTTPHandler(router: router, peer: peer, limits: limits, byteGuard: byteGuard, logger: logger))
     }
-
-    /// `SO_PEERCRED` of an accepted connection.
-    static func peerCredentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials> {
-        guard let provider = channel as? any SocketOptionProvider else {
-            return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
-        }
-        let future: EventLoopFuture<RawPeerCredentials> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-        return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
-    }
 }
 
 /// Replays, when a handed-over connection becomes active, what the fast path left: answers not

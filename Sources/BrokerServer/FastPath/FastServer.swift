@@ -182,8 +182,8 @@ final class FastLoop {
         var handOver: @Sendable (FastServer.HandOver) -> Void
     }
 
+    /// A connection this loop serves (kept by its descriptor in `connections`).
     private struct Connection {
-        var descriptor: Int32
         var peer: PeerCredentials
         var id: UInt64
         /// Closed unless a request head is complete by then: `headTimeout` after connect or the
@@ -303,7 +303,7 @@ final class FastLoop {
         }
         let id = setup.registry.opened(by: .fast(control))
         let peer = PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
-        connections[descriptor] = Connection(descriptor: descriptor, peer: peer, id: id, deadline: Self.now() + headTimeout)
+        connections[descriptor] = Connection(peer: peer, id: id, deadline: Self.now() + headTimeout)
         // A client writes its request right after connecting: it is usually there already, and
         // reading it now saves a round through epoll_wait.
         readable(descriptor)
