@@ -55,7 +55,22 @@ final class RequestByteGuard: ChannelInboundHandler, RemovableChannelHandler {
         }
         context.fireChannelRead(data)
     }
+
+    /// Shutdown while part of a request is buffered: NIO's pipelining handler would take the
+    /// connection for idle (it only sees whole heads), close it, and then assert when its own
+    /// error handler answers the cut-off head with a 400 (debug builds). The broker's handler
+    /// takes this one instead (`QuiesceWithPartialRequest`) and closes when it can.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent && count > 0 {
+            context.fireUserInboundEventTriggered(QuiesceWithPartialRequest())
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
 }
+
+/// `ChannelShouldQuiesceEvent` for a connection holding part of a request (see `RequestByteGuard`).
+struct QuiesceWithPartialRequest {}
 
 /// One connection's HTTP exchange: collects a request within the limits, asks the router, writes
 /// the answer; keep-alive, head timeout and graceful quiescing.
@@ -191,7 +206,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
+        if event is ChannelShouldQuiesceEvent || event is QuiesceWithPartialRequest {
             quiescing = true
             if !responding && head == nil { context.close(promise: nil) }
         } else {

@@ -250,4 +250,20 @@ struct DaemonFastPathTests {
         #expect(Self.answers(handedAnswers).last == fastAnswer)
         await harness.stop()
     }
+
+    @Test("shutdown while NIO holds half a request head, and the fast path another: both closed, exit 0")
+    func shutdownWithHalfHeads() async throws {
+        let harness = try await DaemonHarness()
+        try await harness.startDaemon()
+        let nio = try RawSocket.connect(harness.socketPath)
+        nio.send("POST /v1/token/notifications/refresh HTTP/1.1\r\nHost: x\r\n")
+        let fast = try RawSocket.connect(harness.socketPath)
+        fast.send("GET /v1/token/notifications HTTP/1.1\r\nHost: x\r\n")
+        try await Task.sleep(for: .milliseconds(300))
+        // (NIO's pipelining handler used to assert here in debug builds: the daemon died of SIGILL.)
+        #expect(try await harness.daemon!.stop() == 0, "\(harness.daemon!.errorOutput.suffix(600))")
+        #expect(nio.isClosedByPeer(timeout: .seconds(2)))
+        #expect(fast.isClosedByPeer(timeout: .seconds(2)))
+        await harness.stop()
+    }
 }
