@@ -23,7 +23,7 @@ struct SimpleRequestScannerTests {
         let request = try Self.simple(head + "GET /next HTTP/1.1\r\n")
         #expect(request.target == "/v1/token/notifications?min_valid=60")
         #expect(request.length == head.utf8.count)
-        #expect(request.accept == "text/plain")
+        #expect(request.accept == "text/plain ", "leading white space dropped, trailing kept, as NIO's parser reads it")
         #expect(request.keepAlive)
         #expect(try Self.simple("GET / HTTP/1.1\r\n\r\n").accept == nil)
     }

@@ -129,7 +129,8 @@ public struct SimpleRequestScanner: Sendable {
                 }
             case .accept:
                 if accept == nil {
-                    accept = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+                    // Trailing white space kept, as NIO's parser keeps it (FuzzHTTP compares them).
+                    accept = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<line.upperBound]), as: UTF8.self)
                 }
             case .other:
                 break
