@@ -162,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerServerTests",
-            dependencies: ["BrokerServer", "BrokerCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["BrokerServer", "BrokerCore", "BrokerSystemd", "BrokerTestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -172,7 +172,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerSystemdTests",
-            dependencies: ["BrokerSystemd"],
+            dependencies: ["BrokerSystemd", "BrokerTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

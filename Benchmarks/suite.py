@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -131,17 +132,50 @@ class Emulator:
         self.process.wait()
 
 
+class Drain:
+    """A reader that keeps up with a pipe, as journald keeps up with a service's standard output:
+    the daemon's log lines are written for real, and read as fast as they come."""
+
+    def __init__(self):
+        self.read_end, self.write_end = os.pipe()
+        self.bytes = 0
+        self.lines = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            chunk = os.read(self.read_end, 1 << 16)
+            if not chunk:
+                return
+            self.bytes += len(chunk)
+            self.lines += chunk.count(b"\n")
+
+    def close(self):
+        os.close(self.write_end)
+        self.thread.join(timeout=5)
+        os.close(self.read_end)
+
+
 class Daemon:
     """`maskinporten-broker serve` with N profiles against the emulator, started with a
-    NOTIFY_SOCKET so that the time to READY=1 is known."""
+    NOTIFY_SOCKET so that the time to READY=1 is known.
 
-    def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh=""):
+    Run as users run it: the shipped configuration's log level (info) with audit lines on, under
+    systemd's log format (JOURNAL_STREAM set), its standard output and error read by a `Drain`.
+    `audit_off` runs it at log level error instead, for a labelled comparison row only."""
+
+    def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh="", audit_off=False):
         self.directory = directory
+        os.makedirs(directory, exist_ok=True)
         self.socket_path = os.path.join(directory, "broker.sock")
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
         config = os.path.join(directory, "broker.yaml")
         lines = [
+            # What config/broker.example.yaml ships: log level info, audit lines dropped (not
+            # refused) if the log cannot keep up.
+            "log_level: info", "audit:", "  on_overflow: drop",
             "socket:", f"  path: {self.socket_path}", '  mode: "0600"',
             "refresh:", "  min_valid_seconds: 10" if not extra_refresh else extra_refresh,
             "environments:", "  local:", f"    maskinporten_issuer: {emulator.base}/", f"    altinn_platform: {emulator.base}",
@@ -158,10 +192,11 @@ class Daemon:
             os.unlink(notify_path)
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(notify_path)
-        environment = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        environment = dict(os.environ, NOTIFY_SOCKET=notify_path, JOURNAL_STREAM="8:12345")
+        self.drain = Drain()
         self.started = time.monotonic()
-        self.process = subprocess.Popen([broker, "serve", "--config", config, "--log-level", "error"], env=environment,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        arguments = [broker, "serve", "--config", config] + (["--log-level", "error"] if audit_off else [])
+        self.process = subprocess.Popen(arguments, env=environment, stdout=self.drain.write_end, stderr=self.drain.write_end)
         self.ready_after = None
         if wait_ready:
             self.wait_ready()
@@ -193,6 +228,7 @@ class Daemon:
             self.process.kill()
             self.process.wait()
         self.notify.close()
+        self.drain.close()
 
 
 class Nginx:
@@ -282,35 +318,44 @@ class Suite:
 
     def http(self):
         rounds, seconds, tool = self.arguments.rounds, self.arguments.seconds, self.arguments.uds_load
-        log(f"HTTP: broker and nginx, {seconds} s runs, {rounds} alternating rounds")
+        log(f"HTTP: broker (shipped configuration, and audit off for comparison) and nginx, {seconds} s runs, {rounds} alternating rounds")
         daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, 1)
+        quiet = Daemon(self.broker, os.path.join(self.work, "quiet"), self.emulator, self.key_file, 1, audit_off=True)
         body = curl_body(daemon.socket_path)
         nginx = Nginx(self.work, body)
         results = {}
         scenarios = [("keepalive64", ["-c", "64"]), ("newconn", ["-c", "1", "-n"])]
+        servers = (("broker", daemon.socket_path), ("nginx", nginx.socket_path), ("broker-audit-off", quiet.socket_path))
         try:
             for _ in range(rounds):
                 for name, flags in scenarios:
-                    for server, path in (("broker", daemon.socket_path), ("nginx", nginx.socket_path)):
+                    for server, path in servers:
                         results.setdefault((name, server), []).append(uds_load(tool, path, flags, seconds))
         finally:
             nginx.stop()
             daemon.stop()
+            quiet.stop()
+        self.notes.append(f"log lines the shipped-configuration daemon wrote during the HTTP runs (read from its pipe): {daemon.drain.lines:,}")
 
         def pick(name, server, field):
             return median([run.get(field, 0) for run in results[(name, server)]])
 
+        shipped = "shipped configuration (log level info, audit on, journald format, stdout read as journald reads it)"
         command = f"Benchmarks/suite (uds-load -c 64 -d {seconds}, GET /v1/token/demo, {len(body)}-byte JSON body; nginx serves the same bytes)"
         ours, theirs = pick("keepalive64", "broker", "rps"), pick("keepalive64", "nginx", "rps")
-        self.row("requests/s, keep-alive, 64 connections, cached token", "nginx, same bytes, same socket type and load generator", ">= 0.8x nginx",
-                 f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 0.8 * theirs else "missed", command)
+        self.row(f"requests/s, keep-alive, 64 connections, cached token; {shipped}", "nginx, same bytes, same socket type and load generator", ">= 1.0x nginx",
+                 f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 1.0 * theirs else "missed", command)
         ours, theirs = pick("newconn", "broker", "rps"), pick("newconn", "nginx", "rps")
-        self.row("requests/s, one new connection per request, sequential", "the same nginx", ">= 0.75x nginx",
-                 f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 0.75 * theirs else "missed",
+        self.row(f"requests/s, one new connection per request, sequential; {shipped}", "the same nginx", ">= 0.9x nginx",
+                 f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 0.9 * theirs else "missed",
                  f"Benchmarks/suite (uds-load -c 1 -n -d {seconds})")
         ours, theirs = pick("keepalive64", "broker", "p99_us"), pick("keepalive64", "nginx", "p99_us")
-        self.row("p99 latency, keep-alive, 64 connections", "the same nginx", "<= 2x nginx's",
-                 f"{ours:,.0f} us", f"{theirs:,.0f} us", f"{ours / theirs:.2f}", "met" if ours <= 2 * theirs else "missed", command)
+        self.row(f"p99 latency, keep-alive, 64 connections; {shipped}", "the same nginx", "<= 1.5x nginx's",
+                 f"{ours:,.0f} us", f"{theirs:,.0f} us", f"{ours / theirs:.2f}", "met" if ours <= 1.5 * theirs else "missed", command)
+        for name, label, flags in (("keepalive64", "keep-alive, 64 connections", "-c 64"), ("newconn", "one new connection per request", "-c 1 -n")):
+            ours, theirs = pick(name, "broker-audit-off", "rps"), pick(name, "nginx", "rps")
+            self.row(f"for comparison only: requests/s, {label}, audit off (`--log-level error`)", "the same nginx", "-",
+                     f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "-", f"Benchmarks/suite (uds-load {flags} -d {seconds})")
         for (name, server), runs in sorted(results.items()):
             self.notes.append(f"{name} {server}: " + ", ".join(f"{run.get('rps', 0):,.0f} rps p50 {run.get('p50_us', 0):.0f} us p99 {run.get('p99_us', 0):.0f} us" for run in runs))
 
@@ -362,7 +407,7 @@ class Suite:
         idle = figures[10]
         many = figures[self.arguments.profiles]
         per = (many - idle) / (self.arguments.profiles - 10)
-        self.row("resident memory, idle, 10 profiles (tokens held)", "-", "<= 24 MiB",
+        self.row("resident memory, idle, 10 profiles (tokens held); shipped configuration", "-", "<= 24 MiB",
                  f"{idle / 1024:.1f} MiB", "-", "-", "met" if idle <= 24 * 1024 else "missed", "Benchmarks/suite (VmRSS 2 s after READY=1)")
         self.row(f"resident memory added per profile, at {self.arguments.profiles} profiles", "-", "<= 16 KiB",
                  f"{per:.1f} KiB", "-", "-", "met" if per <= 16 else "missed",
@@ -466,6 +511,11 @@ class Suite:
             "",
             f"Written by `Benchmarks/suite` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every comparison ran side by side",
             f"in the same run, alternating A and B, median of {self.arguments.rounds} rounds.",
+            "",
+            "Every row measures the daemon in the shipped configuration (`config/broker.example.yaml`: log level info, audit",
+            "lines on, `audit.on_overflow: drop`), in systemd's log format (`JOURNAL_STREAM` set), with its standard output and",
+            "error on a pipe that a reader drains as fast as lines come, as journald does. The rows marked \"for comparison",
+            "only\" run it at `--log-level error`, which turns the audit lines off.",
             "",
             f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "
             f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB. "

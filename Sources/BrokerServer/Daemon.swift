@@ -20,9 +20,12 @@ public final class Daemon: Sendable {
 
     /// The TCP metrics listener, when `metrics_listen` is set.
     public let metricsListener: MetricsListener?
+    /// The audit trail's count lines.
+    public let auditor: Auditor
 
-    /// The services to run, in dependency order.
-    public var services: [any Service] { [broker, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
+    /// The services to run, in dependency order: the auditor before the server, so that its
+    /// last count lines are written once the server has stopped handing out tokens.
+    public var services: [any Service] { [broker, auditor, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
 
     /// Closes what outlives the services: the ID-porten exchanger's connections. Call once the
     /// service group has ended (the socket server may use the exchanger until then).
@@ -40,6 +43,7 @@ public final class Daemon: Sendable {
         notifier: SystemdNotifier = SystemdNotifier(),
         readyTimeout: Duration = .seconds(10),
         metrics: ServerMetrics = ServerMetrics(),
+        output: LineLogHandler.Output,
         logger: Logger
     ) throws {
         for (name, problem) in loaded.problems.merging(loaded.platformAccessTokenProblems, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
@@ -48,9 +52,11 @@ public final class Daemon: Sendable {
         Self.warnAboutNames(loaded.configuration, logger: logger)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
         let state = NIOLockedValueBox(try ServingState(loaded, logger: logger))
-        var audit = logger
-        audit[metadataKey: "audit"] = "true"
-        let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, audit: audit)
+        let auditor = Auditor(output: output, level: logger.logLevel) { state.withLockedValue { $0.configuration.audit.summaryIntervalSeconds } }
+        if loaded.configuration.audit.onOverflow == .refuse && logger.logLevel > .info {
+            logger.warning("audit.on_overflow is refuse, but the log level \(logger.logLevel) turns audit lines off: tokens are handed out unaudited; use log level info or lower")
+        }
+        let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, auditor: auditor)
         let listening = AsyncStream<Void>.makeStream()
         server = SocketServer(listener: listener, router: router, limits: limits, metrics: metrics, logger: logger) {
             listening.continuation.yield()
@@ -61,6 +67,7 @@ public final class Daemon: Sendable {
             readyTimeout: readyTimeout, server: server, logger: logger
         )
         self.broker = broker
+        self.auditor = auditor
         metricsListener = loaded.configuration.metricsListen.map { address in
             MetricsListener(host: address.host, port: address.port, render: { await router.metricsText() }, logger: logger)
         }

@@ -1,9 +1,11 @@
+public import BrokerSystemd
 import Foundation
 public import Logging
 
-/// One log line per event on standard error, written with a single `write(2)`:
-/// with `$JOURNAL_STREAM` (systemd) a syslog priority prefix (`<3>`…`<7>`) and no timestamp,
-/// since journald adds its own; otherwise logfmt with a UTC timestamp. Values are quoted and
+/// One log line per event, handed to a `LineSink` (standard output, written by a thread of its
+/// own; a stalled destination drops lines instead of stopping the daemon): with
+/// `$JOURNAL_STREAM` (systemd) a syslog priority prefix (`<3>`…`<7>`) and no timestamp, since
+/// journald adds its own; otherwise logfmt, stamped by the sink's writer. Values are quoted and
 /// escaped so that nothing a caller sends can forge a line.
 public struct LineLogHandler: LogHandler {
     /// How lines are written.
@@ -14,7 +16,27 @@ public struct LineLogHandler: LogHandler {
         case logfmt
     }
 
-    /// The format for this process: journald when stderr is the journal.
+    /// Where lines go and how they look: shared by every handler of the process and by the
+    /// `Auditor`, which writes its lines into the same sink.
+    public struct Output: Sendable {
+        /// The buffer and its writer.
+        public let sink: LineSink
+        /// The line format.
+        public let format: Format
+
+        /// Lines in `format` to a new sink on `descriptor` (standard output unless told).
+        public init(format: Format, descriptor: Int32 = 1, capacity: Int = LineSink.defaultCapacity) throws {
+            self.format = format
+            sink = try LineSink(descriptor: descriptor, capacity: capacity, timestamps: format == .logfmt) { drops in
+                LineLogHandler.line(
+                    level: .warning, message: "log lines dropped: their destination did not take them in time",
+                    metadata: ["dropped_log_lines": "\(drops.log)", "dropped_audit_lines": "\(drops.audit)"], format: format
+                )
+            }
+        }
+    }
+
+    /// The format for this process: journald when standard output is the journal.
     public static func detectFormat(environment: [String: String]? = nil) -> Format {
         let environment = environment ?? ProcessInfo.processInfo.environment
         return environment["JOURNAL_STREAM"].map { $0.isEmpty ? .logfmt : .journald } ?? .logfmt
@@ -22,14 +44,14 @@ public struct LineLogHandler: LogHandler {
 
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
-    let format: Format
+    let output: Output
     let label: String
 
     /// A handler for `label` at `level`.
-    public init(label: String, level: Logger.Level, format: Format) {
+    public init(label: String, level: Logger.Level, output: Output) {
         self.label = label
         self.logLevel = level
-        self.format = format
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -40,16 +62,19 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = metadata
         if let explicit = event.metadata { fields.merge(explicit) { $1 } }
-        let pairs = fields.sorted { $0.key < $1.key }.map { "\(Self.key($0.key))=\(Self.value("\($0.value)"))" }
-        let line: String
+        output.sink.append(Self.line(level: event.level, message: "\(event.message)", metadata: fields, format: output.format), stream: .log)
+    }
+
+    /// A line without its newline (and, in logfmt, without the timestamp the sink adds): the one
+    /// serialiser of log and audit lines. Metadata in key order.
+    public static func line(level: Logger.Level, message: String, metadata: Logger.Metadata, format: Format) -> String {
+        let pairs = metadata.sorted { $0.key < $1.key }.map { "\(key($0.key))=\(value("\($0.value)"))" }
         switch format {
         case .journald:
-            line = "<\(Self.priority(event.level))>\(Self.message("\(event.message)"))" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
+            return "<\(priority(level))>\(Self.message(message))" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
         case .logfmt:
-            let timestamp = UTCTimestamp.now()
-            line = (["ts=\(timestamp)", "level=\(event.level)", "msg=\(Self.value("\(event.message)"))"] + pairs).joined(separator: " ")
+            return (["level=\(level)", "msg=\(value(message))"] + pairs).joined(separator: " ")
         }
-        Self.write(line + "\n")
     }
 
     /// syslog priorities: critical 2, error 3, warning 4, notice 5, info 6, debug and trace 7.
@@ -95,18 +120,5 @@ public struct LineLogHandler: LogHandler {
     static func message(_ text: String) -> String {
         let value = value(text)
         return value.hasPrefix("\"") ? String(value.dropFirst().dropLast()) : value
-    }
-
-    static func write(_ line: String) {
-        var bytes = Array(line.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { Foundation.write(2, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += written
-        }
     }
 }

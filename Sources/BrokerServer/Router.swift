@@ -59,15 +59,15 @@ public struct Router: Sendable {
     let broker: TokenBroker
     let state: @Sendable () -> ServingState
     let metrics: ServerMetrics
-    let audit: Logger
+    let auditor: Auditor
     let bodies = TokenBodies()
 
     /// A router over `broker`, reading the serving state through `state` on each request.
-    public init(broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, audit: Logger) {
+    public init(broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, auditor: Auditor) {
         self.broker = broker
         self.state = state
         self.metrics = metrics
-        self.audit = audit
+        self.auditor = auditor
     }
 
     /// The answer to `request` from `peer`.
@@ -126,7 +126,7 @@ public struct Router: Sendable {
     /// `min_valid`; or the answer that ends it there.
     private enum TokenRequest {
         case answer(BrokerResponse)
-        case ready(cache: TokenCache, minValid: Int?, profile: String)
+        case ready(cache: TokenCache, minValid: Int?, profile: String, overflow: AuditSettings.Overflow)
     }
 
     private func tokenRequest(profile name: String, _ request: BrokerRequest, peer: PeerCredentials) -> TokenRequest {
@@ -135,9 +135,7 @@ public struct Router: Sendable {
         guard let policy = state.access[name] else {
             return .answer(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(name))\""))
         }
-        guard policy.permits(peer) else {
-            metrics.denied(profile: name)
-            audit.notice("access denied", metadata: auditMetadata(profile: name, peer: peer))
+        guard permits(policy, peer, name) else {
             return .answer(.error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\""))
         }
         guard let cache = broker.cache(for: name) else {
@@ -151,21 +149,21 @@ public struct Router: Sendable {
             }
             minValid = value
         }
-        return .ready(cache: cache, minValid: minValid, profile: name)
+        return .ready(cache: cache, minValid: minValid, profile: name, overflow: state.configuration.audit.onOverflow)
     }
 
     private func token(profile name: String, _ request: BrokerRequest, peer: PeerCredentials, forced: Bool) async -> BrokerResponse {
         switch tokenRequest(profile: name, request, peer: peer) {
         case .answer(let response):
             return response
-        case .ready(let cache, let minValid, let profile):
+        case .ready(let cache, let minValid, let profile, let overflow):
             let token: IssuedToken
             do {
                 token = forced ? try await cache.refreshNow() : try await cache.token(minValid: minValid)
             } catch {
                 return Self.response(for: error)
             }
-            return tokenAnswer(token, profile: profile, request, peer: peer)
+            return tokenAnswer(token, profile: profile, request, peer: peer, overflow: overflow)
         }
     }
 
@@ -185,24 +183,18 @@ public struct Router: Sendable {
         switch tokenRequest(profile: name, request, peer: peer) {
         case .answer(let answer):
             response = answer
-        case .ready(let cache, let minValid, let profile):
+        case .ready(let cache, let minValid, let profile, let overflow):
             guard let token = cache.heldToken(minValid: minValid) else { return nil }
-            response = tokenAnswer(token, profile: profile, request, peer: peer)
+            response = tokenAnswer(token, profile: profile, request, peer: peer, overflow: overflow)
         }
         metrics.request(route: "token", status: response.status.code)
         return response
     }
 
-    /// A token handed out: counted, audited, and answered as JSON or bare text.
-    private func tokenAnswer(_ token: IssuedToken, profile: String, _ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse {
-        metrics.tokenHandedOut(profile: profile)
+    /// A token handed out: audited, counted, and answered as JSON or bare text.
+    private func tokenAnswer(_ token: IssuedToken, profile: String, _ request: BrokerRequest, peer: PeerCredentials, overflow: AuditSettings.Overflow) -> BrokerResponse {
         let body = bodies.body(for: token, profile: profile)
-        if audit.logLevel <= .info {
-            var metadata = auditMetadata(profile: profile, peer: peer)
-            metadata["fingerprint"] = "\(token.fingerprint)"
-            metadata["expires_at"] = "\(body.expiresAt)"
-            audit.info("token handed out", metadata: metadata)
-        }
+        if let refused = audited(.token, name: profile, token, expiresAt: body.expiresAt, peer: peer, overflow: overflow) { return refused }
         if request.wantsPlainText {
             return .text(.ok, token.value, noStore: true)
         }
@@ -211,6 +203,28 @@ public struct Router: Sendable {
 
     static let tokenHeaders: HTTPHeaders = ["Content-Type": "application/json", "Cache-Control": "no-store"]
 
+    /// Every token handed out passes here: audited (nil), or refused because the audit trail
+    /// cannot take its line and `audit.on_overflow` is refuse (the answer to send instead).
+    private func audited(_ kind: Auditor.Kind, name: String, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials, overflow: AuditSettings.Overflow) -> BrokerResponse? {
+        guard auditor.handOut(kind, name: name, token: token, expiresAt: expiresAt, peer: peer, overflow: overflow) else {
+            return .error(
+                .serviceUnavailable, "audit_unavailable",
+                "the audit log is not being written (its destination does not take lines) and audit.on_overflow is refuse: no token is handed out until it is",
+                retryAfter: .seconds(1)
+            )
+        }
+        metrics.tokenHandedOut(profile: name)
+        return nil
+    }
+
+    /// The allow list's verdict on `peer` for `name`; a refusal is counted and audited.
+    private func permits(_ policy: AccessPolicy?, _ peer: PeerCredentials, _ name: String) -> Bool {
+        if policy?.permits(peer) == true { return true }
+        metrics.denied(profile: name)
+        auditor.denied(name, peer: peer)
+        return false
+    }
+
     // MARK: - Platform Access Tokens and ID-porten
 
     private func platformAccessToken(name: String, peer: PeerCredentials) -> BrokerResponse {
@@ -218,9 +232,7 @@ public struct Router: Sendable {
         guard state.configuration.platformAccessTokens.contains(where: { $0.name == name }) else {
             return .error(.notFound, "unknown_profile", "no platform access token named \"\(Self.printable(name))\"")
         }
-        guard state.platformAccessTokenAccess[name]?.permits(peer) == true else {
-            metrics.denied(profile: "platform_access_token:\(name)")
-            audit.notice("access denied", metadata: auditMetadata(profile: "platform_access_token:\(name)", peer: peer))
+        guard permits(state.platformAccessTokenAccess[name], peer, "platform_access_token:\(name)") else {
             return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use platform access token \"\(name)\"")
         }
         guard let issuer = state.platformAccessTokens[name] else {
@@ -234,12 +246,9 @@ public struct Router: Sendable {
         } catch {
             return .error(.internalServerError, "internal_error", "the platform access token could not be signed")
         }
-        if audit.logLevel <= .info {
-            var metadata = auditMetadata(profile: "platform_access_token:\(name)", peer: peer)
-            metadata["fingerprint"] = "\(token.fingerprint)"
-            audit.info("platform access token handed out", metadata: metadata)
+        if let refused = audited(.platformAccessToken, name: "platform_access_token:\(name)", token, peer: peer, overflow: state.configuration.audit.onOverflow) {
+            return refused
         }
-        metrics.tokenHandedOut(profile: "platform_access_token:\(name)")
         return .json(.ok, PlatformAccessTokenBody(
             accessToken: token.value, header: "PlatformAccessToken",
             expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)), expiresAt: JSONCoding.rfc3339(token.expiresAt)
@@ -251,9 +260,7 @@ public struct Router: Sendable {
         guard let exchanger = state.idPorten else {
             return .error(.notFound, "unknown_profile", "the ID-porten exchange is not enabled (id_porten_exchange in the configuration)")
         }
-        guard state.idPortenAccess?.permits(peer) == true else {
-            metrics.denied(profile: "id_porten_exchange")
-            audit.notice("access denied", metadata: auditMetadata(profile: "id_porten_exchange", peer: peer))
+        guard permits(state.idPortenAccess, peer, "id_porten_exchange") else {
             return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use the ID-porten exchange")
         }
         let input = String(buffer: request.body)
@@ -271,22 +278,13 @@ public struct Router: Sendable {
                 return Self.response(for: error)
             }
         }
-        if audit.logLevel <= .info {
-            var metadata = auditMetadata(profile: "id_porten_exchange", peer: peer)
-            metadata["fingerprint"] = "\(token.fingerprint)"
-            audit.info("ID-porten token exchanged", metadata: metadata)
+        if let refused = audited(.idPortenExchange, name: "id_porten_exchange", token, peer: peer, overflow: state.configuration.audit.onOverflow) {
+            return refused
         }
-        metrics.tokenHandedOut(profile: "id_porten_exchange")
         return .json(.ok, TokenBody(
             accessToken: token.value, tokenType: "Bearer", expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)),
             expiresAt: JSONCoding.rfc3339(token.expiresAt), scope: token.scope, profile: "id-porten", kind: "altinn"
         ), noStore: true)
-    }
-
-    private func auditMetadata(profile: String, peer: PeerCredentials) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["profile": "\(profile)", "pid": "\(peer.pid)", "uid": "\(peer.uid)", "gid": "\(peer.gid)"]
-        if let executable = peer.executable() { metadata["exe"] = "\(executable)" }
-        return metadata
     }
 
     /// The client's answer for a token failure.
@@ -370,7 +368,7 @@ public struct Router: Sendable {
         for (name, issuer) in state.platformAccessTokens.sorted(by: { $0.key < $1.key }) {
             certificates.append(("platform_access_token:\(name)", issuer.daysUntilCertificateExpiry()))
         }
-        return metrics.render(profiles: profiles, certificates: certificates)
+        return metrics.render(profiles: profiles, certificates: certificates, droppedLines: auditor.drops)
     }
 
     // MARK: - Helpers

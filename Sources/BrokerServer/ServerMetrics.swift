@@ -1,3 +1,4 @@
+import BrokerSystemd
 import Metrics
 import NIOConcurrencyHelpers
 public import Prometheus
@@ -81,8 +82,22 @@ public final class ServerMetrics: Sendable {
 
     static let states = ["starting", "ready", "refreshing", "degraded", "failing", "unavailable"]
 
+    /// Log lines dropped so far, as last rendered: the sink counts, the counters follow.
+    private let droppedRendered = NIOLockedValueBox(LineSink.Drops())
+
+    /// Brings `maskinporten_broker_log_lines_dropped_total` up to `drops` (the sink's own
+    /// counts: dropping a line must not take the metrics' locks on a full buffer's path).
+    private func recordDropped(_ drops: LineSink.Drops) {
+        let (log, audit) = droppedRendered.withLockedValue { rendered in
+            defer { rendered = drops }
+            return (drops.log - min(drops.log, rendered.log), drops.audit - min(drops.audit, rendered.audit))
+        }
+        Counter(label: "maskinporten_broker_log_lines_dropped_total", dimensions: [("stream", "log")], factory: factory).increment(by: Int64(log))
+        Counter(label: "maskinporten_broker_log_lines_dropped_total", dimensions: [("stream", "audit")], factory: factory).increment(by: Int64(audit))
+    }
+
     /// The exposition text, after setting the per-profile gauges from the given snapshot.
-    func render(profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = []) -> String {
+    func render(profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = [], droppedLines: LineSink.Drops = LineSink.Drops()) -> String {
         for profile in profiles {
             for state in Self.states {
                 Gauge(label: "maskinporten_broker_profile_state", dimensions: [("profile", profile.name), ("state", state)], factory: factory)
@@ -97,6 +112,7 @@ public final class ServerMetrics: Sendable {
         }
         recordOpen(openConnections)
         Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory).increment(by: 0)
+        recordDropped(droppedLines)
         return registry.emitToString()
     }
 }

@@ -1,12 +1,31 @@
+import BrokerClient
 import BrokerServer
+import BrokerSystemd
+import Foundation
 import Logging
 import Metrics
 import Prometheus
 
-/// Log lines on standard error: journald priorities under systemd, logfmt otherwise.
+/// Where this process's log lines go: standard output, through a buffer with a writer thread of
+/// its own (journald priorities under systemd, logfmt otherwise). Made at first use, once.
+let logOutput: LineLogHandler.Output = {
+    do {
+        return try LineLogHandler.Output(format: LineLogHandler.detectFormat())
+    } catch {
+        printError("error: cannot start the log writer: \(error)")
+        exit(1)
+    }
+}()
+
+/// swift-log into `logOutput` at `level`. Lines still waiting when the process exits are
+/// written first, for at most 2 s: a stalled destination delays the exit no longer than that.
 func bootstrapLogging(level: Logger.Level) {
-    let format = LineLogHandler.detectFormat()
-    LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
+    // A log destination that goes away must not kill the daemon: its write fails with EPIPE
+    // (and the lines are counted as dropped) instead of raising SIGPIPE.
+    signal(SIGPIPE, SIG_IGN)
+    let output = logOutput
+    LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, output: output) }
+    atexit { logOutput.sink.flush(timeout: .seconds(2)) }
 }
 
 /// swift-metrics into one Prometheus registry, which `/metrics` renders.

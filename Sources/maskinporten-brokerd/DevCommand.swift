@@ -46,7 +46,7 @@ struct DevCommand: AsyncParsableCommand {
         let fd = try UnixListener.make(path: socketPath, mode: 0o600, group: nil)
         let daemon = try Daemon(
             configPath: configPath, loaded: loaded, listener: SocketServer.Listener(descriptor: fd, removeOnExit: socketPath),
-            notifier: SystemdNotifier(environment: [:]), metrics: bootstrapMetrics(), logger: logger
+            notifier: SystemdNotifier(environment: [:]), metrics: bootstrapMetrics(), output: logOutput, logger: logger
         )
         printNow("""
             maskinporten-broker dev: the daemon and a local Maskinporten + Altinn emulator, profile "demo"

@@ -52,7 +52,7 @@ struct Serve: AsyncParsableCommand {
             logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         do {
-            let daemon = try Daemon(configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), metrics: bootstrapMetrics(), logger: logger)
+            let daemon = try Daemon(configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), metrics: bootstrapMetrics(), output: logOutput, logger: logger)
             let group = ServiceGroup(services: daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             await daemon.close()

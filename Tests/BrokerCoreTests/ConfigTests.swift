@@ -28,6 +28,7 @@ struct ConfigTests {
         #expect(configuration.platformAccessTokens.map(\.name) == ["my-app"])
         #expect(configuration.platformAccessTokens.first?.lifetimeSeconds == 300)
         #expect(configuration.idPortenExchange?.environment.name == "tt02")
+        #expect(configuration.audit == AuditSettings(onOverflow: .drop, summaryIntervalSeconds: 60))
     }
 
     @Test("the built-in environments are SPEC.md's table")
@@ -150,6 +151,12 @@ struct ConfigTests {
                 code: .invalidValue, keyPath: "refresh.at_fraction", mentions: "between 0.1 and 0.95"),
         Invalid(name: "min_valid_seconds not a number", yaml: "refresh:\n  min_valid_seconds: ten\n" + base,
                 code: .wrongType, keyPath: "refresh.min_valid_seconds", mentions: "whole number"),
+        Invalid(name: "unknown audit overflow choice", yaml: "audit:\n  on_overflow: block\n" + base,
+                code: .invalidValue, keyPath: "audit.on_overflow", mentions: "use drop (lines that cannot be buffered are dropped and counted) or refuse"),
+        Invalid(name: "audit summary interval out of range", yaml: "audit:\n  summary_interval_seconds: 0\n" + base,
+                code: .invalidValue, keyPath: "audit.summary_interval_seconds", mentions: "between 1 and 3600"),
+        Invalid(name: "misspelt audit key", yaml: "audit:\n  on_overflw: refuse\n" + base,
+                code: .unknownKey, keyPath: "audit.on_overflw", mentions: "did you mean \"on_overflow\""),
         Invalid(name: "uid not a number", yaml: base + "\n    allow:\n      uids: [notifier]",
                 code: .invalidValue, keyPath: "profiles.notifications.allow.uids", mentions: "not a numeric user id"),
         Invalid(name: "profiles is a list", yaml: "profiles:\n  - notifications\n",

@@ -21,6 +21,12 @@ struct TokenBodiesTests {
         #expect(Array(built.readableBytesView) == Array(encoded), "\(String(buffer: built))")
     }
 
+    @Test("expires_at is RFC 3339 in whole seconds, rounded down", arguments: [0, 1_764_032_489, 4_102_444_800])
+    func expiresAt(seconds: Int) {
+        let date = Date(timeIntervalSince1970: TimeInterval(seconds))
+        #expect(JSONCoding.rfc3339(date.addingTimeInterval(0.999)) == date.formatted(.iso8601))
+    }
+
     @Test("a new token replaces the kept answer")
     func newTokenNewBody() {
         let bodies = TokenBodies()

@@ -117,6 +117,17 @@ public final class RawSocket: @unchecked Sendable {
         return String(decoding: result, as: UTF8.self)
     }
 
+    /// The datagrams waiting now, without waiting for more (a `NOTIFY_SOCKET`).
+    public func receiveWaitingDatagrams() -> [String] {
+        var datagrams: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count <= 0 { return datagrams }
+            datagrams.append(String(decoding: buffer[0..<count], as: UTF8.self))
+        }
+    }
+
     /// Whether the peer has closed the connection (reads EOF or an error within `timeout`).
     public func isClosedByPeer(timeout: Duration = .seconds(5)) -> Bool {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -19,8 +19,9 @@ public final class RunningProcess: @unchecked Sendable {
     private var exitStatus: Int32?
 
     /// Starts `executable` (a path) with `arguments` and `environment` (default: this
-    /// process's), standard input from `stdinPath` (default /dev/null).
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdinPath: String = "/dev/null", currentDirectory: String? = nil) throws {
+    /// process's), standard input from `stdinPath` (default /dev/null); standard output and error
+    /// into files the test reads, or both into `outputDescriptor` (a pipe the test holds).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdinPath: String = "/dev/null", currentDirectory: String? = nil, outputDescriptor: Int32? = nil) throws {
         scratch = try TemporaryDirectory(prefix: "proc")
         outPath = scratch.path("stdout")
         errPath = scratch.path("stderr")
@@ -28,8 +29,13 @@ public final class RunningProcess: @unchecked Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        if let outputDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 1)
+            posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

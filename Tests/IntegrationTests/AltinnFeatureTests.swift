@@ -158,8 +158,7 @@ struct AltinnFeatureTests {
         #expect(foreign.body.contains("the token was not issued by ID-porten"))
         #expect(try harness.request("/v1/exchange/id-porten").status == 405)
 
-        let log = harness.daemon!.errorOutput
-        #expect(log.contains("ID-porten token exchanged"))
+        let log = try await harness.waitForLog(containing: "ID-porten token exchanged")
         #expect(!log.contains(personToken.prefix(40)))
         #expect(!log.contains(altinn.prefix(40)))
         await harness.stop()

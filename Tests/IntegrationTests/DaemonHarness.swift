@@ -67,11 +67,11 @@ final class DaemonHarness: @unchecked Sendable {
     }
 
     /// Starts `serve` and waits until it answers on the socket.
-    func startDaemon(environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true) async throws {
+    func startDaemon(environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true, outputDescriptor: Int32? = nil) async throws {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         environment.merge(extra) { $1 }
-        daemon = try RunningProcess(executable ?? (try BrokerExecutable.path), arguments ?? ["serve", "--config", configPath], environment: environment)
+        daemon = try RunningProcess(executable ?? (try BrokerExecutable.path), arguments ?? ["serve", "--config", configPath], environment: environment, outputDescriptor: outputDescriptor)
         if waitForSocket { try await waitUntilServing() }
     }
 
@@ -81,7 +81,17 @@ final class DaemonHarness: @unchecked Sendable {
             if let result = try? curl("/healthz"), result.output == "ok\n" { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestSupportError("the daemon did not answer on \(socketPath): \(daemon?.errorOutput ?? "")")
+        throw TestSupportError("the daemon did not answer on \(socketPath): \(logs)")
+    }
+
+    /// The daemon's log lines so far (standard output) and anything it printed on standard error.
+    var logs: String { daemon.map { $0.output + $0.errorOutput } ?? "" }
+
+    /// The daemon's log once it holds `text`: lines are written by a thread of their own, a
+    /// moment after the request that made them.
+    @discardableResult
+    func waitForLog(containing text: String) async throws -> String {
+        try await daemon!.waitForOutput(containing: text)
     }
 
     /// `curl --unix-socket` to the daemon; `-w` appends the status on its own line.
@@ -126,7 +136,7 @@ final class DaemonHarness: @unchecked Sendable {
     func stop() async {
         if let daemon { _ = try? await daemon.stop() }
         _ = try? await emulator.stop()
-        let logs = (daemon.map { $0.output + $0.errorOutput } ?? "") + emulator.errorOutput
+        let logs = (daemon.map { $0.output + $0.errorOutput } ?? "") + emulator.output + emulator.errorOutput
         for leak in LeakCheck.findings(in: logs, tokens: seenTokens.values, key: Self.key) {
             Issue.record("secret in a log line: \(leak)")
         }

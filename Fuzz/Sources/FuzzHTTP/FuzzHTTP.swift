@@ -70,7 +70,10 @@ func makeRouter() async throws -> Router {
     let loaded = try LoadedConfiguration.load(path: configPath)
     let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
     let state = try ServingState(loaded, logger: logger)
-    return Router(broker: broker, state: { state }, metrics: ServerMetrics(), audit: logger)
+    // Audit lines are made and buffered as the daemon makes them, then written to /dev/null.
+    let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY))
+    let auditor = Auditor(output: output, level: .info) { 60 }
+    return Router(broker: broker, state: { state }, metrics: ServerMetrics(), auditor: auditor)
 }
 
 /// One connection carrying the input.

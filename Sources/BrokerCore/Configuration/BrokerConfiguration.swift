@@ -21,6 +21,8 @@ public struct BrokerConfiguration: Sendable {
     public var logLevel: String = "info"
     /// `metrics_listen`: a TCP address serving nothing but `/metrics`, for Prometheus.
     public var metricsListen: (host: String, port: Int)?
+    /// `audit:`: what happens when audit lines cannot be written, and how repeats are folded.
+    public var audit = AuditSettings()
 
     /// The profile called `name`.
     public func profile(named name: String) -> Profile? {
@@ -58,6 +60,29 @@ public struct RefreshSettings: Sendable, Hashable {
     public init(atFraction: Double = 0.75, minValidSeconds: Int = 10) {
         self.atFraction = atFraction
         self.minValidSeconds = minValidSeconds
+    }
+}
+
+/// `audit:`.
+public struct AuditSettings: Sendable, Hashable {
+    /// What a token request meets when its audit line cannot be buffered.
+    public enum Overflow: String, Sendable, Hashable, CaseIterable {
+        /// The line is dropped and counted; the token is handed out.
+        case drop
+        /// Fail closed: no token (503 `audit_unavailable`) until audit lines can be buffered again.
+        case refuse
+    }
+
+    /// `on_overflow` (default `drop`).
+    public var onOverflow: Overflow = .drop
+    /// `summary_interval_seconds`: how often repeated hand-outs of a token to a process are
+    /// written as one count line (default 60).
+    public var summaryIntervalSeconds: Int = 60
+
+    /// Settings with the given values; the defaults are SPEC.md's.
+    public init(onOverflow: Overflow = .drop, summaryIntervalSeconds: Int = 60) {
+        self.onOverflow = onOverflow
+        self.summaryIntervalSeconds = summaryIntervalSeconds
     }
 }
 

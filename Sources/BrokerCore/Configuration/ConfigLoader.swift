@@ -81,7 +81,7 @@ private struct ConfigParser {
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
-        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen"])
+        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit"])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
         let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
@@ -121,12 +121,13 @@ private struct ConfigParser {
             guard !host.isEmpty else { throw top.error(.invalidValue, "metrics_listen", "\"\(text)\" has no host") }
             metricsListen = (host, port)
         }
+        let audit = try parseAudit(top.mapping("audit", known: ["on_overflow", "summary_interval_seconds"]))
         if profiles.isEmpty && platformAccessTokens.isEmpty && idPorten == nil {
             throw ConfigError(.empty, file: file, keyPath: "profiles", "nothing to serve: define at least one profile under profiles")
         }
         return BrokerConfiguration(
             file: file, socket: socket, refresh: refresh, environments: environments,
-            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel, metricsListen: metricsListen
+            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel, metricsListen: metricsListen, audit: audit
         )
     }
 
@@ -168,6 +169,24 @@ private struct ConfigParser {
             refresh.minValidSeconds = seconds
         }
         return refresh
+    }
+
+    func parseAudit(_ section: YAMLMapping?) throws -> AuditSettings {
+        var audit = AuditSettings()
+        guard let section else { return audit }
+        if let text = try section.string("on_overflow") {
+            guard let overflow = AuditSettings.Overflow(rawValue: text) else {
+                throw section.error(.invalidValue, "on_overflow", "\"\(text)\" is not a choice: use drop (lines that cannot be buffered are dropped and counted) or refuse (no token is handed out while audit lines cannot be buffered)")
+            }
+            audit.onOverflow = overflow
+        }
+        if let seconds = try section.integer("summary_interval_seconds") {
+            guard (1...3600).contains(seconds) else {
+                throw section.error(.invalidValue, "summary_interval_seconds", "must be between 1 and 3600 seconds (how often repeated hand-outs are counted in one line), found \(seconds)")
+            }
+            audit.summaryIntervalSeconds = seconds
+        }
+        return audit
     }
 
     func parseEnvironment(name: String, _ section: YAMLMapping) throws -> MaskinportenEnvironment {
