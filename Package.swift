@@ -47,6 +47,7 @@ let package = Package(
             name: "BrokerCore",
             dependencies: [
                 "BrokerCrypto",
+                "BrokerSystemd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

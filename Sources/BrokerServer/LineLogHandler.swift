@@ -62,19 +62,38 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = metadata
         if let explicit = event.metadata { fields.merge(explicit) { $1 } }
-        output.sink.append(Self.line(level: event.level, message: "\(event.message)", metadata: fields, format: output.format), stream: .log)
+        let line = Self.line(level: event.level, message: "\(event.message)", metadata: fields, format: output.format)
+        line.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .log) }
     }
 
     /// A line without its newline (and, in logfmt, without the timestamp the sink adds): the one
     /// serialiser of log and audit lines. Metadata in key order.
-    public static func line(level: Logger.Level, message: String, metadata: Logger.Metadata, format: Format) -> String {
-        let pairs = metadata.sorted { $0.key < $1.key }.map { "\(key($0.key))=\(value("\($0.value)"))" }
+    ///
+    /// Built byte by byte: the Unicode-aware string operations it replaced (scalar properties,
+    /// scalar views) live in the Swift runtime's code, which cannot be ordered with ours, and
+    /// every host logging at info paid for them in resident memory (BENCHMARKS.md, idle memory).
+    public static func line(level: Logger.Level, message: String, metadata: Logger.Metadata, format: Format) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
         switch format {
         case .journald:
-            return "<\(priority(level))>\(Self.message(message))" + (pairs.isEmpty ? "" : " " + pairs.joined(separator: " "))
+            line.append(UInt8(ascii: "<"))
+            line.append(UInt8(ascii: "0") + UInt8(priority(level)))
+            line.append(UInt8(ascii: ">"))
+            appendEscaped(message, quoted: false, to: &line)
         case .logfmt:
-            return (["level=\(level)", "msg=\(value(message))"] + pairs).joined(separator: " ")
+            line.append(contentsOf: "level=".utf8)
+            line.append(contentsOf: level.rawValue.utf8)
+            line.append(contentsOf: " msg=".utf8)
+            appendValue(message, to: &line)
         }
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            line.append(UInt8(ascii: " "))
+            appendKey(key, to: &line)
+            line.append(UInt8(ascii: "="))
+            appendValue("\(value)", to: &line)
+        }
+        return line
     }
 
     /// syslog priorities: critical 2, error 3, warning 4, notice 5, info 6, debug and trace 7.
@@ -89,36 +108,55 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    static func key(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == ".") ? Character($0) : "_" })
-    }
-
-    /// A logfmt value: bare when safe, else quoted with `"`, `\` and control characters escaped.
-    static func value(_ text: String) -> String {
-        let safe = !text.isEmpty && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\" }
-        if safe { return text }
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
+    /// A key: ASCII letters, digits, `_` and `.` kept, anything else (each character) `_`.
+    static func appendKey(_ text: String, to line: inout [UInt8]) {
+        for byte in text.utf8 where byte & 0xC0 != 0x80 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                line.append(byte)
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+                line.append(UInt8(ascii: "_"))
             }
         }
-        return out + "\""
     }
 
-    /// A journald message: one line, control characters escaped.
-    static func message(_ text: String) -> String {
-        let value = value(text)
-        return value.hasPrefix("\"") ? String(value.dropFirst().dropLast()) : value
+    /// A logfmt value: bare when safe (printable ASCII without space, `"`, `=` or `\`), else
+    /// quoted with `"`, `\` and control characters escaped, so that no value can end the line or
+    /// forge a field.
+    static func appendValue(_ text: String, to line: inout [UInt8]) {
+        let safe = !text.isEmpty && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: "\\") }
+        if safe {
+            line.append(contentsOf: text.utf8)
+        } else {
+            appendEscaped(text, quoted: true, to: &line)
+        }
+    }
+
+    /// `text` with `"`, `\` and control characters escaped; in quotes when `quoted` (a journald
+    /// message is not: journald takes the whole line as the message).
+    static func appendEscaped(_ text: String, quoted: Bool, to line: inout [UInt8]) {
+        if quoted { line.append(UInt8(ascii: "\"")) }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): line.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): line.append(contentsOf: "\\\\".utf8)
+            case UInt8(ascii: "\n"): line.append(contentsOf: "\\n".utf8)
+            case UInt8(ascii: "\r"): line.append(contentsOf: "\\r".utf8)
+            case UInt8(ascii: "\t"): line.append(contentsOf: "\\t".utf8)
+            case 0..<0x20, 0x7F:
+                line.append(contentsOf: "\\u{".utf8)
+                if byte >= 0x10 { line.append(hexDigit(byte >> 4)) }
+                line.append(hexDigit(byte & 0x0F))
+                line.append(UInt8(ascii: "}"))
+            default:
+                // UTF-8 of any other character, as it came.
+                line.append(byte)
+            }
+        }
+        if quoted { line.append(UInt8(ascii: "\"")) }
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 }

@@ -7,7 +7,7 @@ import Testing
 struct LineSinkTests {
     static func sink(_ pipe: TestPipe, capacity: Int = LineSink.defaultCapacity, timestamps: Bool = false) throws -> LineSink {
         try LineSink(descriptor: pipe.writeEnd, capacity: capacity, timestamps: timestamps) { drops in
-            "dropped log=\(drops.log) audit=\(drops.audit)"
+            Array("dropped log=\(drops.log) audit=\(drops.audit)".utf8)
         }
     }
 

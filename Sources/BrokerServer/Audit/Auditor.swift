@@ -119,7 +119,7 @@ public final class Auditor: Service, Sendable {
         if let fingerprint { metadata["fingerprint"] = "\(fingerprint)" }
         if let expiresAt { metadata["expires_at"] = "\(expiresAt)" }
         let line = LineLogHandler.line(level: key.kind.level, message: key.kind.message, metadata: metadata, format: output.format)
-        guard output.sink.append(line, stream: .audit) else { return false }
+        guard line.withUnsafeBufferPointer({ output.sink.append(bytes: $0, stream: .audit) }) else { return false }
         pairs.withLockedValue { pairs in
             if pairs.count < Self.maximumPairs, pairs[key] == nil {
                 pairs[key] = Pair(name: name, executable: executable)
@@ -168,7 +168,7 @@ public final class Auditor: Service, Sendable {
             if key.kind != .denied { metadata["fingerprint"] = "\(key.subject)" }
             metadata["count"] = "\(pair.repeats)"
             let line = LineLogHandler.line(level: key.kind.level, message: key.kind.message + " again", metadata: metadata, format: output.format)
-            if !output.sink.append(line, stream: .audit) {
+            if !line.withUnsafeBufferPointer({ output.sink.append(bytes: $0, stream: .audit) }) {
                 // Kept for the next interval: a count is never lost to a full buffer.
                 pairs.withLockedValue { pairs in
                     if let index = pairs.index(forKey: key) {

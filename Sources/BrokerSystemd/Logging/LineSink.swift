@@ -88,7 +88,7 @@ public final class LineSink: Sendable {
     /// Starts a writer thread for `descriptor` (standard output unless told). With `timestamps`
     /// each line is written behind `ts=<RFC 3339 UTC, milliseconds> ` (logfmt; journald stamps
     /// lines itself). `dropReport` makes the line that tells how many lines were dropped.
-    public init(descriptor: Int32 = 1, capacity: Int = LineSink.defaultCapacity, timestamps: Bool, dropReport: @escaping @Sendable (Drops) -> String) throws {
+    public init(descriptor: Int32 = 1, capacity: Int = LineSink.defaultCapacity, timestamps: Bool, dropReport: @escaping @Sendable (Drops) -> [UInt8]) throws {
         let state = ConditionLock(State())
         self.state = state
         self.capacity = capacity
@@ -169,7 +169,7 @@ public final class LineSink: Sendable {
     private struct Writer: Sendable {
         let descriptor: Int32
         let timestamps: Bool
-        let dropReport: @Sendable (Drops) -> String
+        let dropReport: @Sendable (Drops) -> [UInt8]
 
         func run(_ state: ConditionLock<State>) {
             var batch: [UInt8] = []
@@ -193,8 +193,7 @@ public final class LineSink: Sendable {
                     // after every line in it.
                     var now = timespec()
                     clock_gettime(CLOCK_REALTIME, &now)
-                    var report = dropReport(unreported)
-                    report.withUTF8 { line(UnsafeRawBufferPointer($0), seconds: Int(now.tv_sec), nanoseconds: Int(now.tv_nsec), into: &output) }
+                    dropReport(unreported).withUnsafeBytes { line($0, seconds: Int(now.tv_sec), nanoseconds: Int(now.tv_nsec), into: &output) }
                 }
                 let written = writeAll(output)
                 state.withLock { state in
