@@ -217,9 +217,11 @@ public struct Router: Sendable {
         return nil
     }
 
-    /// The allow list's verdict on `peer` for `name`; a refusal is counted and audited.
-    private func permits(_ policy: AccessPolicy?, _ peer: PeerCredentials, _ name: String) -> Bool {
+    /// The allow list's verdict on `peer` for `name` (made only for a refusal, which is counted
+    /// and audited).
+    private func permits(_ policy: AccessPolicy?, _ peer: PeerCredentials, _ name: @autoclosure () -> String) -> Bool {
         if policy?.permits(peer) == true { return true }
+        let name = name()
         metrics.denied(profile: name)
         auditor.denied(name, peer: peer)
         return false
