@@ -22,7 +22,11 @@ enum Entry {
             }
             exit(0)
         }
-        Task { @MainActor in
+        // At default priority: a task made on the main thread would take the main thread's class,
+        // user-initiated, and so would everything it starts. libdispatch gives user-initiated work
+        // threads a nice value of -2, which a daemon without CAP_SYS_NICE or RLIMIT_NICE may not
+        // take: its refusal went to syslog at every new worker thread.
+        Task(priority: .medium) { @MainActor in
             await MaskinportenBroker.main()
             exit(0)
         }

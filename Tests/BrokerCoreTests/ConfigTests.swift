@@ -21,7 +21,7 @@ struct ConfigTests {
         #expect(profile.environment.tokenEndpoint == "https://test.maskinporten.no/token")
         #expect(profile.environment.altinnPlatform == "https://platform.tt02.altinn.no")
         #expect(profile.scopes == ["altinn:serviceowner/notifications.create"])
-        #expect(profile.keySource == .encodedJwkFile(path: "/etc/maskinporten-broker/notifications.jwk"))
+        #expect(profile.keySource == .encodedJwkCredential(name: "notifications-jwk"), "the credential the systemd unit loads")
         #expect(profile.algorithm == .rs256)
         #expect(profile.exchange == .altinn)
         #expect(profile.allow == AccessList(users: ["notifier"], groups: ["notifier"], uids: [1001]))

@@ -13,7 +13,7 @@ struct SystemdUnitTests {
         let directory = try TemporaryDirectory(prefix: "units")
         for name in ["maskinporten-broker.service", "maskinporten-broker.socket"] {
             let text = try String(contentsOf: Self.unitDirectory.appendingPathComponent(name), encoding: .utf8)
-            try directory.write(name, text.replacingOccurrences(of: "/usr/local/bin/maskinporten-brokerd", with: try BrokerExecutable.daemonPath), mode: 0o644)
+            try directory.write(name, text.replacingOccurrences(of: "/usr/bin/maskinporten-brokerd", with: try BrokerExecutable.daemonPath), mode: 0o644)
         }
         return directory
     }
@@ -38,11 +38,15 @@ struct SystemdUnitTests {
     @Test("the service is Type=notify with watchdog, reload, credentials and its own user; the socket is 0660 for group maskinporten")
     func contents() throws {
         let service = try String(contentsOf: Self.unitDirectory.appendingPathComponent("maskinporten-broker.service"), encoding: .utf8)
-        for line in ["Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "User=maskinporten-broker", "RuntimeDirectory=maskinporten-broker",
+        for line in ["Type=notify", "WatchdogSec=", "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'", "User=maskinporten-broker",
                      "ConfigurationDirectory=maskinporten-broker", "LoadCredential=notifications-jwk:", "NoNewPrivileges=yes"] {
             #expect(service.contains(line), "\(line)")
         }
         #expect(!service.contains("PrivateUsers=yes"), "PrivateUsers would hide callers' uids from SO_PEERCRED")
+        let settings = service.split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(!settings.contains { $0.hasPrefix("RuntimeDirectory") }, "a RuntimeDirectory would take the socket from its group at every start")
+        #expect(!settings.contains { $0.contains("/bin/kill") }, "procps is not on a minimal system")
+        #expect(settings.contains("SystemCallFilter=setpriority") && settings.contains("LimitNICE=-4"), "libdispatch may set its threads' nice values")
         let socket = try String(contentsOf: Self.unitDirectory.appendingPathComponent("maskinporten-broker.socket"), encoding: .utf8)
         for line in ["ListenStream=/run/maskinporten-broker/broker.sock", "SocketMode=0660", "SocketGroup=maskinporten"] {
             #expect(socket.contains(line), "\(line)")
