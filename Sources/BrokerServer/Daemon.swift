@@ -27,12 +27,6 @@ public final class Daemon: Sendable {
     /// last count lines are written once the server has stopped handing out tokens.
     public var services: [any Service] { [broker, auditor, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
 
-    /// Closes what outlives the services: the ID-porten exchanger's connections. Call once the
-    /// service group has ended (the socket server may use the exchanger until then).
-    public func close() async {
-        await supervisor.close()
-    }
-
     /// Builds the daemon for `loaded`, listening as `listener`.
     public init(
         configPath: String,
@@ -46,12 +40,9 @@ public final class Daemon: Sendable {
         output: LineLogHandler.Output,
         logger: Logger
     ) throws {
-        for (name, problem) in loaded.problems.merging(loaded.platformAccessTokenProblems, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
-            logger.error("cannot be served", metadata: ["name": "\(name)", "error": "\(problem)"])
-        }
-        Self.warnAboutNames(loaded.configuration, logger: logger)
+        Self.report(loaded, logger: logger)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
-        let state = NIOLockedValueBox(try ServingState(loaded, logger: logger))
+        let state = NIOLockedValueBox(ServingState(loaded))
         let auditor = Auditor(output: output, level: logger.logLevel) { state.withLockedValue { $0.configuration.audit.summaryIntervalSeconds } }
         if loaded.configuration.audit.onOverflow == .refuse && logger.logLevel > .info {
             logger.warning("audit.on_overflow is refuse, but the log level \(logger.logLevel) turns audit lines off: tokens are handed out unaudited; use log level info or lower")
@@ -73,14 +64,18 @@ public final class Daemon: Sendable {
         }
     }
 
-    static func warnAboutNames(_ configuration: BrokerConfiguration, logger: Logger) {
-        for profile in configuration.profiles {
+    /// What start-up and every reload say about a loaded configuration: each part that cannot
+    /// be served and why, and allow lists naming users or groups this host does not have.
+    static func report(_ loaded: LoadedConfiguration, logger: Logger) {
+        for (name, problem) in loaded.allProblems {
+            logger.error("cannot be served", metadata: ["name": "\(name)", "error": "\(problem)"])
+        }
+        for profile in loaded.configuration.profiles {
             let unknown = AccessPolicy(profile.allow).unknownNames
             if !unknown.isEmpty {
                 logger.warning("allow list names that do not exist on this host are ignored", metadata: ["profile": "\(profile.name)", "names": "\(unknown.joined(separator: ", "))"])
             }
         }
-
     }
 }
 
@@ -180,24 +175,15 @@ public final class Supervisor: Service, Sendable {
         logger.info("reloading", metadata: ["config": "\(configPath)"])
         do {
             let loaded = try LoadedConfiguration.load(path: configPath)
-            let previous = state.withLockedValue { $0 }
-            let serving = try ServingState(loaded, previous: previous, logger: logger)
-            let changes: TokenBroker.Changes
-            do {
-                changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
-            } catch {
-                await Self.shutDownExchanger(of: serving, unlessIn: previous)
-                throw error
+            let changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
+            let previous = state.withLockedValue { state in
+                defer { state = ServingState(loaded) }
+                return state
             }
-            state.withLockedValue { $0 = serving }
-            await Self.shutDownExchanger(of: previous, unlessIn: serving)
             if previous.configuration.socket != loaded.configuration.socket {
                 logger.warning("socket settings changed; they take effect at the next restart")
             }
-            for (name, problem) in loaded.problems.sorted(by: { $0.key < $1.key }) {
-                logger.error("profile cannot be served", metadata: ["profile": "\(name)", "error": "\(problem)"])
-            }
-            Daemon.warnAboutNames(loaded.configuration, logger: logger)
+            Daemon.report(loaded, logger: logger)
             logger.info("reloaded", metadata: [
                 "kept": "\(changes.kept.joined(separator: ","))", "started": "\(changes.started.joined(separator: ","))",
                 "stopped": "\(changes.stopped.joined(separator: ","))",
@@ -208,18 +194,6 @@ public final class Supervisor: Service, Sendable {
             logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
             notifier.ready(status: "reload refused (\(error)); " + (await statusLine()))
         }
-    }
-
-    /// Closes the current ID-porten exchanger (`Daemon.close`).
-    func close() async {
-        await Self.shutDownExchanger(of: state.withLockedValue { $0 }, unlessIn: nil)
-    }
-
-    /// Closes the ID-porten exchanger of `state` unless `other` still uses it (a reload keeps it
-    /// when its environment did not change).
-    static func shutDownExchanger(of state: ServingState?, unlessIn other: ServingState?) async {
-        guard let exchanger = state?.idPorten, exchanger !== other?.idPorten else { return }
-        await exchanger.shutdown()
     }
 
     // MARK: - Watchdog

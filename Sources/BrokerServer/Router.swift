@@ -5,55 +5,6 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 
-/// What the daemon serves right now: replaced whole on reload.
-public struct ServingState: Sendable {
-    /// The configuration in force.
-    public var configuration: BrokerConfiguration
-    /// Who may use each profile.
-    public var access: [String: AccessPolicy]
-    /// Profiles that cannot be served (their keys did not load), with the reason.
-    public var unavailable: [String: String]
-    /// Platform Access Token issuers, by name.
-    public var platformAccessTokens: [String: PlatformAccessTokenIssuer]
-    /// Who may fetch each Platform Access Token.
-    public var platformAccessTokenAccess: [String: AccessPolicy]
-    /// Platform Access Tokens that cannot be served, with the reason.
-    public var unavailablePlatformAccessTokens: [String: String]
-    /// The ID-porten exchange, when enabled.
-    public var idPorten: IDPortenExchanger?
-    /// Who may use the ID-porten exchange.
-    public var idPortenAccess: AccessPolicy?
-
-    /// The state for `loaded`, with its allow lists resolved; the ID-porten exchanger of
-    /// `previous` is kept (with its cache) when its environment did not change.
-    public init(_ loaded: LoadedConfiguration, previous: ServingState? = nil, logger: Logger) throws {
-        configuration = loaded.configuration
-        var access: [String: AccessPolicy] = [:]
-        for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
-        self.access = access
-        unavailable = loaded.problems.mapValues(\.description)
-        platformAccessTokens = loaded.platformAccessTokens
-        var tokenAccess: [String: AccessPolicy] = [:]
-        for settings in configuration.platformAccessTokens { tokenAccess[settings.name] = AccessPolicy(settings.allow) }
-        platformAccessTokenAccess = tokenAccess
-        unavailablePlatformAccessTokens = loaded.platformAccessTokenProblems.mapValues(\.description)
-        if let settings = configuration.idPortenExchange {
-            idPortenAccess = AccessPolicy(settings.allow)
-            if let kept = previous?.idPorten, kept.settings.environment == settings.environment {
-                idPorten = kept
-            } else {
-                let upstream: UpstreamClient
-                do {
-                    upstream = try UpstreamClient(caFile: settings.environment.caFile, logger: logger)
-                } catch {
-                    throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(settings.environment.name).ca_file", "\(settings.environment.caFile ?? ""): \(error)")
-                }
-                idPorten = IDPortenExchanger(settings: settings, upstream: upstream, minValidSeconds: configuration.refresh.minValidSeconds)
-            }
-        }
-    }
-}
-
 /// Maps requests to answers (SPEC.md "Socket API").
 public struct Router: Sendable {
     let broker: TokenBroker
@@ -259,7 +210,7 @@ public struct Router: Sendable {
 
     private func idPortenExchange(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
         let state = state()
-        guard let exchanger = state.idPorten else {
+        guard let exchanger = broker.idPorten else {
             return .error(.notFound, "unknown_profile", "the ID-porten exchange is not enabled (id_porten_exchange in the configuration)")
         }
         guard permits(state.idPortenAccess, peer, "id_porten_exchange") else {

@@ -62,7 +62,6 @@ struct DevCommand: AsyncParsableCommand {
             """)
         let group = ServiceGroup(services: [EmulatorService(server: server)] + daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
-        await daemon.close()
     }
 
     /// A fresh private directory: `$XDG_RUNTIME_DIR/maskinporten-broker-dev-XXXX`, else the same

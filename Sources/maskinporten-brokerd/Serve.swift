@@ -55,7 +55,6 @@ struct Serve: AsyncParsableCommand {
             let daemon = try Daemon(configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), metrics: bootstrapMetrics(), output: logOutput, logger: logger)
             let group = ServiceGroup(services: daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
-            await daemon.close()
         } catch let error as ExitCode {
             throw error
         } catch {

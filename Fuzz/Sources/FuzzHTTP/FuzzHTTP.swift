@@ -69,7 +69,7 @@ func makeRouter() async throws -> Router {
     let configPath = try DemoSetup.write(in: directory, for: emulator.emulator)
     let loaded = try LoadedConfiguration.load(path: configPath)
     let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
-    let state = try ServingState(loaded, logger: logger)
+    let state = ServingState(loaded)
     // Audit lines are made and buffered as the daemon makes them, then written to /dev/null.
     let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY))
     let auditor = Auditor(output: output, level: .info) { 60 }

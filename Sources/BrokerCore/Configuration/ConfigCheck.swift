@@ -11,53 +11,40 @@ public struct ConfigCheck: Sendable {
     /// Checks the file at `path`, loading keys with `loader`. Problems with one profile's key do
     /// not stop the others from being checked.
     public static func run(path: String, loader: KeyLoader = KeyLoader()) -> ConfigCheck {
-        let configuration: BrokerConfiguration
+        let loaded: LoadedConfiguration
         do {
-            configuration = try ConfigLoader.load(path: path)
+            loaded = try LoadedConfiguration.load(path: path, loader: loader)
         } catch let error as ConfigError {
             return ConfigCheck(report: "", errors: [error])
         } catch {
             return ConfigCheck(report: "", errors: [ConfigError(.unreadableFile, file: path, keyPath: "", "\(error)")])
         }
+        let configuration = loaded.configuration
         var lines = ["configuration \(path)"]
-        var errors: [ConfigError] = []
         for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
             lines.append("environment \(environment.name): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")")
-            guard let caFile = environment.caFile else { continue }
-            do {
-                let roots = try Certificate.chain(pem: Array(try Data(contentsOf: URL(fileURLWithPath: caFile))))
-                lines.append("  ca_file:      \(caFile): \(roots.count) certificate\(roots.count == 1 ? "" : "s")")
-            } catch {
-                let reason = (error as? BrokerCryptoError)?.reason ?? "cannot be read"
-                let problem = ConfigError(.invalidValue, file: path, keyPath: "environments.\(environment.name).ca_file", "\(caFile): \(reason)")
-                errors.append(problem)
+            if let problem = loaded.environmentProblems[environment.name] {
                 lines.append("  error:        \(problem.message)")
+            } else if let caFile = environment.caFile, let roots = loaded.trustRoots[environment.name] {
+                lines.append("  ca_file:      \(caFile): \(roots) certificate\(roots == 1 ? "" : "s")")
             }
         }
         for profile in configuration.profiles {
             lines.append("profile \(profile.name)")
-            do {
-                let credentials = try loader.load(profile, file: path)
+            if let credentials = loaded.credentials[profile.name] {
                 lines += describe(profile, credentials)
-            } catch let error as ConfigError {
-                errors.append(error)
-                lines.append("  error:        \(error.message)")
-            } catch {
-                errors.append(ConfigError(.invalidKey, file: path, keyPath: "profiles.\(profile.name).key", "\(error)"))
+            } else if let problem = loaded.problems[profile.name] {
+                lines.append("  error:        \(problem.message)")
             }
         }
         for settings in configuration.platformAccessTokens {
             lines.append("platform access token \(settings.name)")
-            do {
-                let (key, chain) = try loader.load(settings, file: path)
+            if let issuer = loaded.platformAccessTokens[settings.name] {
                 lines.append("  issuer:       \(settings.issuer), app \(settings.app), lifetime \(settings.lifetimeSeconds) s")
-                lines.append("  key:          RSA \(key.bits) bits, certificate \(chain[0].subject), expires \(day(chain[0].notAfter))")
+                lines.append("  key:          RSA \(issuer.keyBits) bits, certificate \(issuer.certificate.subject), expires \(day(issuer.certificate.notAfter))")
                 lines.append("  allowed:      \(describe(settings.allow))")
-            } catch let error as ConfigError {
-                errors.append(error)
-                lines.append("  error:        \(error.message)")
-            } catch {
-                errors.append(ConfigError(.invalidKey, file: path, keyPath: "platform_access_tokens.\(settings.name)", "\(error)"))
+            } else if let problem = loaded.platformAccessTokenProblems[settings.name] {
+                lines.append("  error:        \(problem.message)")
             }
         }
         if let exchange = configuration.idPortenExchange {
@@ -65,6 +52,7 @@ public struct ConfigCheck: Sendable {
             lines.append("  environment:  \(exchange.environment.name) (\(exchange.environment.altinnPlatform ?? "-"))")
             lines.append("  allowed:      \(describe(exchange.allow))")
         }
+        let errors = loaded.allProblems.map(\.error)
         let counted = "\(configuration.profiles.count) profile\(configuration.profiles.count == 1 ? "" : "s")"
         lines.append(errors.isEmpty ? "ok: \(counted)" : "\(errors.count) error\(errors.count == 1 ? "" : "s") in \(counted)")
         return ConfigCheck(report: lines.joined(separator: "\n") + "\n", errors: errors)

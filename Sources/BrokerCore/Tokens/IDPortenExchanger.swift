@@ -14,16 +14,11 @@ public actor IDPortenExchanger {
     /// Entries kept at most; expired ones go first, then the soonest to expire.
     public static let capacity = 10_000
 
-    /// An exchanger for `settings` over `upstream`.
+    /// An exchanger for `settings` over `upstream` (the token broker's, which closes it).
     public init(settings: IDPortenExchangeSettings, upstream: UpstreamClient, minValidSeconds: Int) {
         self.settings = settings
         self.upstream = upstream
         self.minValid = .seconds(minValidSeconds)
-    }
-
-    /// Closes its upstream connections: when a reload replaces it, and when the daemon stops.
-    public func shutdown() async {
-        try? await upstream.shutdown()
     }
 
     /// The Altinn token for `idPortenToken`.

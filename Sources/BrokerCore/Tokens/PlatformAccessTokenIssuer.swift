@@ -11,6 +11,8 @@ public final class PlatformAccessTokenIssuer: Sendable {
     /// The signing certificate (leaf).
     public let certificate: Certificate
     private let key: RSAPrivateKey
+    /// The signing key's size in bits (`check-config`).
+    public var keyBits: Int { key.bits }
     private let header: Header
     private let cached = NIOLockedValueBox<IssuedToken?>(nil)
 

@@ -5,6 +5,7 @@ public import ServiceLifecycle
 
 /// Every profile's token cache, kept fresh together as one service, and replaced profile by
 /// profile on reload: a profile whose settings and key did not change keeps its cache and token.
+/// It owns the upstream HTTP clients (one per trust setting), which the ID-porten exchange shares.
 public final class TokenBroker: Service, Sendable {
     /// What a reload changed.
     public struct Changes: Sendable, Equatable {
@@ -24,6 +25,7 @@ public final class TokenBroker: Service, Sendable {
     private struct State {
         var entries: [String: Entry] = [:]
         var upstreams: [String: UpstreamClient] = [:]
+        var idPorten: IDPortenExchanger?
         /// Counts the changes to `entries`, so that the refresh loop knows to look at them again.
         var generation = 0
     }
@@ -59,6 +61,11 @@ public final class TokenBroker: Service, Sendable {
         state.withLockedValue { $0.entries.mapValues(\.cache) }
     }
 
+    /// The ID-porten exchange, when the configuration enables it.
+    public var idPorten: IDPortenExchanger? {
+        state.withLockedValue { $0.idPorten }
+    }
+
     // MARK: - Running
 
     /// Fetches every profile's first token and keeps them fresh until graceful shutdown.
@@ -67,10 +74,7 @@ public final class TokenBroker: Service, Sendable {
     /// the next one is, or until a fetch ends or a reload adds profiles. (A task per profile
     /// cost 4.5 KiB of task stack each: `valgrind --tool=massif` at 1,000 profiles.)
     public func run() async throws {
-        let refresher = Task { await self.refreshLoop() }
-        try? await gracefulShutdown()
-        refresher.cancel()
-        await refresher.value
+        await cancelWhenGracefulShutdown { await self.refreshLoop() }
         await shutdown()
     }
 
@@ -122,37 +126,50 @@ public final class TokenBroker: Service, Sendable {
     // MARK: - Reloading
 
     /// Brings the caches in line with a new configuration: unchanged profiles keep their caches
-    /// (and tokens), changed and new ones get new caches, removed ones stop.
+    /// (and tokens), changed and new ones get new caches, removed ones stop. The ID-porten
+    /// exchange keeps its cache while its environment stays the same.
     ///
     /// - Throws: `ConfigError` for a `ca_file` that cannot be used; nothing is changed then.
     @discardableResult
     public func apply(configuration: BrokerConfiguration, credentials: [String: SigningCredentials]) throws -> Changes {
         // Build everything that can fail before touching the running state.
         var upstreams = state.withLockedValue { $0.upstreams }
+        let timeouts = self.timeouts
+        let logger = self.logger
+        func client(for environment: MaskinportenEnvironment) throws -> UpstreamClient {
+            let trust = environment.caFile ?? ""
+            if let upstream = upstreams[trust] { return upstream }
+            do {
+                let upstream = try UpstreamClient(caFile: environment.caFile, timeouts: timeouts, logger: logger)
+                upstreams[trust] = upstream
+                return upstream
+            } catch {
+                throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(environment.name).ca_file",
+                                  "\(environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
+            }
+        }
         var planned: [String: (identity: String, make: () -> TokenCache)] = [:]
         for profile in configuration.profiles {
             guard let credentials = credentials[profile.name] else { continue }
-            let trust = profile.environment.caFile ?? ""
-            if upstreams[trust] == nil {
-                do {
-                    upstreams[trust] = try UpstreamClient(caFile: profile.environment.caFile, timeouts: timeouts, logger: logger)
-                } catch {
-                    throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(profile.environment.name).ca_file",
-                                      "\(profile.environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
-                }
-            }
-            let upstream = upstreams[trust]!
+            let upstream = try client(for: profile.environment)
             let refresh = configuration.refresh
             let policy = self.policy
-            let logger = self.logger
             let wakeup = self.wakeup
             planned[profile.name] = (
                 Self.identity(profile, credentials, refresh),
                 { TokenCache(fetcher: TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream), refresh: refresh, policy: policy, wakeup: wakeup, logger: logger) }
             )
         }
+        let exchange = try configuration.idPortenExchange.map { settings in (settings, try client(for: settings.environment)) }
         let changes = state.withLockedValue { state in
             var changes = Changes()
+            if let (settings, upstream) = exchange {
+                if state.idPorten?.settings.environment != settings.environment {
+                    state.idPorten = IDPortenExchanger(settings: settings, upstream: upstream, minValidSeconds: configuration.refresh.minValidSeconds)
+                }
+            } else {
+                state.idPorten = nil
+            }
             for (name, entry) in state.entries where planned[name]?.identity != entry.identity {
                 state.entries[name] = nil
                 if planned[name] == nil { changes.stopped.append(name) }

@@ -1,0 +1,68 @@
+import BrokerCrypto
+import Foundation
+
+/// A configuration with every key, certificate and trust file loaded: what `serve` starts with,
+/// what a reload swaps in, and what `check-config` reports on. The one place where the
+/// configuration and its keys are read, so that the three cannot drift apart.
+public struct LoadedConfiguration: Sendable {
+    /// The configuration.
+    public var configuration: BrokerConfiguration
+    /// Keys of the profiles that loaded.
+    public var credentials: [String: SigningCredentials]
+    /// Profiles whose keys did not load, with why; they answer 503 until fixed.
+    public var problems: [String: ConfigError]
+    /// Platform Access Token issuers whose certificate and key loaded.
+    public var platformAccessTokens: [String: PlatformAccessTokenIssuer] = [:]
+    /// Platform Access Token issuers that did not load, with why.
+    public var platformAccessTokenProblems: [String: ConfigError] = [:]
+    /// The number of certificates in each environment's `ca_file`, by environment name.
+    public var trustRoots: [String: Int] = [:]
+    /// Environments whose `ca_file` cannot be used, with why. The daemon does not start with one
+    /// (its upstream client could not be built); `check-config` reports it with the rest.
+    public var environmentProblems: [String: ConfigError] = [:]
+
+    /// Every problem, each under the key path that names it (`profiles.NAME`,
+    /// `platform_access_tokens.NAME`, `environments.NAME`), in that order and by name: what start-up,
+    /// a reload and `check-config` report alike.
+    public var allProblems: [(name: String, error: ConfigError)] {
+        problems.sorted { $0.key < $1.key }.map { ("profiles.\($0.key)", $0.value) }
+            + platformAccessTokenProblems.sorted { $0.key < $1.key }.map { ("platform_access_tokens.\($0.key)", $0.value) }
+            + environmentProblems.sorted { $0.key < $1.key }.map { ("environments.\($0.key)", $0.value) }
+    }
+
+    /// Reads the file and everything it names. A file that does not parse throws; a profile,
+    /// token issuer or trust file that does not load is recorded with why, and the rest is kept.
+    public static func load(path: String, loader: KeyLoader = KeyLoader()) throws -> LoadedConfiguration {
+        let configuration = try ConfigLoader.load(path: path)
+        var loaded = LoadedConfiguration(configuration: configuration, credentials: [:], problems: [:])
+        for profile in configuration.profiles {
+            do {
+                loaded.credentials[profile.name] = try loader.load(profile, file: path)
+            } catch {
+                loaded.problems[profile.name] = Self.configError(error, file: path, keyPath: "profiles.\(profile.name).key")
+            }
+        }
+        for settings in configuration.platformAccessTokens {
+            do {
+                let (key, chain) = try loader.load(settings, file: path)
+                loaded.platformAccessTokens[settings.name] = PlatformAccessTokenIssuer(settings: settings, key: key, chain: chain)
+            } catch {
+                loaded.platformAccessTokenProblems[settings.name] = Self.configError(error, file: path, keyPath: "platform_access_tokens.\(settings.name)")
+            }
+        }
+        for environment in configuration.environments.values {
+            guard let caFile = environment.caFile else { continue }
+            do {
+                loaded.trustRoots[environment.name] = try Certificate.chain(pem: Array(try Data(contentsOf: URL(fileURLWithPath: caFile)))).count
+            } catch {
+                let reason = (error as? BrokerCryptoError)?.reason ?? "cannot be read"
+                loaded.environmentProblems[environment.name] = ConfigError(.invalidValue, file: path, keyPath: "environments.\(environment.name).ca_file", "\(caFile): \(reason)")
+            }
+        }
+        return loaded
+    }
+
+    private static func configError(_ error: any Error, file: String, keyPath: String) -> ConfigError {
+        (error as? ConfigError) ?? ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(error)")
+    }
+}
