@@ -24,50 +24,24 @@ public struct Router: Sendable {
     /// The answer to `request` from `peer`.
     public func handle(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
         let (route, response) = await dispatch(request, peer: peer)
-        metrics.request(route: route, status: response.status.code)
+        metrics.request(route: route.rawValue, status: response.status.code)
         return response
     }
 
-    private func dispatch(_ request: BrokerRequest, peer: PeerCredentials) async -> (String, BrokerResponse) {
-        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-        switch segments.first {
-        case "healthz":
-            guard segments.count == 1 else { return ("unknown", notFound(request)) }
-            return ("healthz", only(.GET, request) ?? .text(.ok, "ok\n"))
-        case "readyz":
-            guard segments.count == 1 else { return ("unknown", notFound(request)) }
-            if let wrong = only(.GET, request) { return ("readyz", wrong) }
-            return ("readyz", await readiness())
-        case "metrics":
-            guard segments.count == 1 else { return ("unknown", notFound(request)) }
-            if let wrong = only(.GET, request) { return ("metrics", wrong) }
-            return ("metrics", .text(.ok, await metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
-        case "v1":
-            return await version1(Array(segments.dropFirst()), request, peer: peer)
-        default:
-            return ("unknown", notFound(request))
-        }
-    }
-
-    private func version1(_ segments: [String], _ request: BrokerRequest, peer: PeerCredentials) async -> (String, BrokerResponse) {
-        switch (segments.first, segments.count) {
-        case ("token", 2):
-            if let wrong = only(.GET, request) { return ("token", wrong) }
-            return ("token", await token(profile: segments[1], request, peer: peer, forced: false))
-        case ("token", 3) where segments[2] == "refresh":
-            if let wrong = only(.POST, request) { return ("refresh", wrong) }
-            return ("refresh", await token(profile: segments[1], request, peer: peer, forced: true))
-        case ("profiles", 1):
-            if let wrong = only(.GET, request) { return ("profiles", wrong) }
-            return ("profiles", await profiles(peer: peer))
-        case ("platform-access-token", 2):
-            if let wrong = only(.GET, request) { return ("platform_access_token", wrong) }
-            return ("platform_access_token", platformAccessToken(name: segments[1], peer: peer))
-        case ("exchange", 2) where segments[1] == "id-porten":
-            if let wrong = only(.POST, request) { return ("id_porten_exchange", wrong) }
-            return ("id_porten_exchange", await idPortenExchange(request, peer: peer))
-        default:
-            return ("unknown", notFound(request))
+    private func dispatch(_ request: BrokerRequest, peer: PeerCredentials) async -> (Route, BrokerResponse) {
+        let (route, name) = Route.match(request.path)
+        if route == .unknown { return (route, notFound(request)) }
+        if let wrong = only(route.method, request) { return (route, wrong) }
+        switch route {
+        case .healthz: return (route, .text(.ok, "ok\n"))
+        case .readyz: return (route, await readiness())
+        case .metrics: return (route, .text(.ok, await metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+        case .token: return (route, await token(profile: String(name), request, peer: peer, forced: false))
+        case .refresh: return (route, await token(profile: String(name), request, peer: peer, forced: true))
+        case .profiles: return (route, await profiles(peer: peer))
+        case .platformAccessToken: return (route, platformAccessToken(name: String(name), peer: peer))
+        case .idPortenExchange: return (route, await idPortenExchange(request, peer: peer))
+        case .unknown: return (route, notFound(request))
         }
     }
 
@@ -126,19 +100,17 @@ public struct Router: Sendable {
     /// only the `Accept` header: it must read no other.
     public func handleImmediately(_ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse? {
         guard request.method == .GET else { return nil }
-        let prefix = "/v1/token/"
-        guard request.path.hasPrefix(prefix) else { return nil }
-        let name = String(request.path.dropFirst(prefix.count))
-        guard !name.isEmpty, !name.utf8.contains(UInt8(ascii: "/")) else { return nil }
+        let (route, name) = Route.match(request.path)
+        guard route == .token, !name.isEmpty else { return nil }
         let response: BrokerResponse
-        switch tokenRequest(profile: name, request, peer: peer) {
+        switch tokenRequest(profile: String(name), request, peer: peer) {
         case .answer(let answer):
             response = answer
         case .ready(let cache, let minValid, let profile, let overflow):
             guard let token = cache.heldToken(minValid: minValid) else { return nil }
             response = tokenAnswer(token, profile: profile, request, peer: peer, overflow: overflow)
         }
-        metrics.request(route: "token", status: response.status.code)
+        metrics.request(route: Route.token.rawValue, status: response.status.code)
         return response
     }
 
@@ -341,71 +313,5 @@ public struct Router: Sendable {
     static func printable(_ text: String) -> String {
         let cleaned = String(text.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
         return text.unicodeScalars.count > 64 ? cleaned + "…" : cleaned
-    }
-}
-
-// MARK: - Bodies
-
-struct TokenBody: Encodable {
-    var accessToken: String
-    var tokenType: String
-    var expiresIn: Int
-    var expiresAt: String
-    var scope: String
-    var profile: String
-    var kind: String
-
-    enum CodingKeys: String, CodingKey {
-        case accessToken = "access_token"
-        case tokenType = "token_type"
-        case expiresIn = "expires_in"
-        case expiresAt = "expires_at"
-        case scope, profile, kind
-    }
-}
-
-struct PlatformAccessTokenBody: Encodable {
-    var accessToken: String
-    var header: String
-    var expiresIn: Int
-    var expiresAt: String
-
-    enum CodingKeys: String, CodingKey {
-        case accessToken = "access_token"
-        case header
-        case expiresIn = "expires_in"
-        case expiresAt = "expires_at"
-    }
-}
-
-struct ProfileBody: Encodable {
-    var profile: String
-    var environment: String
-    var kind: String
-    var scopes: [String]
-    var state: String
-    var expiresAt: String?
-    var lastError: String?
-
-    enum CodingKeys: String, CodingKey {
-        case profile, environment, kind, scopes, state
-        case expiresAt = "expires_at"
-        case lastError = "last_error"
-    }
-}
-
-struct ReadinessProblem: Encodable {
-    var state: String
-    var error: String?
-}
-
-struct ReadinessBody: Encodable {
-    var status: String
-    var failing: [String: ReadinessProblem]?
-    var certificateDaysLeft: [String: Int]?
-
-    enum CodingKeys: String, CodingKey {
-        case status, failing
-        case certificateDaysLeft = "certificate_days_left"
     }
 }
