@@ -77,6 +77,45 @@ public struct BrokerResponse: Sendable {
         self.body = body
     }
 
+    // MARK: - On the wire
+
+    /// The headers that go out with the answer: its own, then Content-Length and Connection.
+    /// NIO's encoder writes them for `BrokerHTTPHandler`; `append` writes the same bytes itself.
+    func wireHeaders(keepAlive: Bool) -> HTTPHeaders {
+        var headers = self.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        return headers
+    }
+
+    /// The whole answer as HTTP/1.1 bytes, as NIO's encoder writes it with `wireHeaders`: for
+    /// the fast path, which writes without NIO, and for the byte guard's refusal, written before
+    /// NIO's codec. (Built without an `HTTPHeaders` copy: the fast path's per-request cost.)
+    /// FuzzHTTP checks that both paths answer byte for byte alike.
+    func append(keepAlive: Bool, to output: inout [UInt8]) {
+        if status == .ok {
+            output.append(contentsOf: Self.okLine)
+        } else {
+            output.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n".utf8)
+        }
+        for (name, value) in headers {
+            output.append(contentsOf: name.utf8)
+            output.append(UInt8(ascii: ":"))
+            output.append(UInt8(ascii: " "))
+            output.append(contentsOf: value.utf8)
+            output.append(contentsOf: Self.crlf)
+        }
+        output.append(contentsOf: "Content-Length: ".utf8)
+        output.append(contentsOf: String(body.readableBytes).utf8)
+        output.append(contentsOf: keepAlive ? "\r\nConnection: keep-alive\r\n\r\n".utf8 : "\r\nConnection: close\r\n\r\n".utf8)
+        body.withUnsafeReadableBytes { output.append(contentsOf: $0) }
+    }
+
+    private static let okLine = Array("HTTP/1.1 200 OK\r\n".utf8)
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+
+    // MARK: - Answers
+
     /// A JSON answer from an encodable value.
     static func json(_ status: HTTPResponseStatus, _ value: some Encodable, noStore: Bool = false) -> BrokerResponse {
         let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)

@@ -47,10 +47,11 @@ final class RequestByteGuard: ChannelInboundHandler, RemovableChannelHandler {
         count += buffer.readableBytes
         if count > limit {
             tripped = true
-            let body = #"{"error":"invalid_request","error_description":"the request is larger than this socket allows"}"# + "\n"
-            let answer = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            // Ahead of NIO's codec, so written as bytes, by the fast path's serialiser.
+            var answer: [UInt8] = []
+            BrokerResponse.error(.requestHeaderFieldsTooLarge, "invalid_request", "the request is larger than this socket allows").append(keepAlive: false, to: &answer)
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(NIOAny(ByteBuffer(string: answer))).whenComplete { _ in bound.value.close(promise: nil) }
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: answer))).whenComplete { _ in bound.value.close(promise: nil) }
             return
         }
         context.fireChannelRead(data)
@@ -169,10 +170,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         responding = false
         guard context.channel.isActive else { return }
         let keepOpen = keepAlive && !quiescing
-        var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
-        headers.replaceOrAdd(name: "Connection", value: keepOpen ? "keep-alive" : "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.wireHeaders(keepAlive: keepOpen)))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         if keepOpen {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -217,81 +215,5 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)", "pid": "\(peer.pid)"])
         context.close(promise: nil)
-    }
-}
-
-/// Keeps at most `limit` connections open, whichever side serves them: when one more arrives, the
-/// oldest is closed, so a flood of idle or slow connections cannot lock out the clients that come
-/// after it. Counts the open ones.
-final class ConnectionRegistry: Sendable {
-    /// Who serves a connection, and so who can close it.
-    enum Owner: Sendable {
-        /// A fast-path loop: only its thread touches the descriptor, so it is asked to close it.
-        case fast(FastLoopControl)
-        /// A NIO channel (a connection the fast path handed over).
-        case channel(any Channel)
-
-        func close(id: UInt64) {
-            switch self {
-            case .fast(let loop): loop.evict(id)
-            case .channel(let channel): channel.close(promise: nil)
-            }
-        }
-    }
-
-    private struct State {
-        var nextID: UInt64 = 1
-        /// Open connections, oldest first.
-        var open: [(id: UInt64, owner: Owner)] = []
-    }
-
-    private let limit: Int
-    private let metrics: ServerMetrics
-    private let state = NIOLockedValueBox(State())
-
-    init(limit: Int, metrics: ServerMetrics) {
-        self.limit = limit
-        self.metrics = metrics
-    }
-
-    /// Records a new connection served by `owner` and returns its id, closing the oldest
-    /// connection if the limit is reached.
-    func opened(by owner: Owner) -> UInt64 {
-        let (id, evicted) = state.withLockedValue { state in
-            let id = state.nextID
-            state.nextID += 1
-            let oldest = state.open.count >= limit ? state.open.removeFirst() : nil
-            state.open.append((id, owner))
-            return (id, oldest)
-        }
-        if let evicted {
-            metrics.connectionRefused()
-            evicted.owner.close(id: evicted.id)
-        }
-        metrics.connectionOpened()
-        return id
-    }
-
-    /// Connection `id` is now served by `channel`; it is forgotten when the channel closes.
-    func moved(_ id: UInt64, to channel: any Channel) {
-        state.withLockedValue { state in
-            if let index = state.open.lastIndex(where: { $0.id == id }) { state.open[index].owner = .channel(channel) }
-        }
-        channel.closeFuture.whenComplete { _ in self.closed(id) }
-    }
-
-    /// Connection `id` is closed (evicted or not: each connection is reported once).
-    func closed(_ id: UInt64) {
-        state.withLockedValue { state in
-            if let index = state.open.lastIndex(where: { $0.id == id }) { state.open.remove(at: index) }
-        }
-        metrics.connectionClosed()
-    }
-
-    /// The open connections NIO serves (to quiesce at shutdown).
-    var channels: [any Channel] {
-        state.withLockedValue { state in
-            state.open.compactMap { if case .channel(let channel) = $0.owner { channel } else { nil } }
-        }
     }
 }

@@ -61,7 +61,7 @@ public final class SocketServer: Service, Sendable {
         let fast: FastServer
         do {
             fast = try FastServer(listener: descriptor, threads: System.coreCount, router: router, limits: limits, registry: registry, logger: logger) { handOver in
-                Self.adopt(handOver, group: group, router: router, limits: limits, registry: registry, logger: logger)
+                handOver.adopt(group: group, router: router, limits: limits, registry: registry, logger: logger)
             }
         } catch {
             close(descriptor)
@@ -78,11 +78,7 @@ public final class SocketServer: Service, Sendable {
         for channel in registry.channels {
             channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         }
-        var finished = registry.channels.isEmpty
-        for _ in 0..<250 where !finished {
-            try? await Task.sleep(for: .milliseconds(20))
-            finished = registry.channels.isEmpty
-        }
+        let finished = await registry.channelsClosed(within: .seconds(5))
         if let path = listener.removeOnExit {
             unlink(path)
         }
@@ -93,29 +89,6 @@ public final class SocketServer: Service, Sendable {
     /// stuck in a request would never answer.
     public func respond() async {
         await fast.withLockedValue { $0 }?.respond()
-    }
-
-    /// Serves a connection the fast path handed over: the same pipeline as every NIO
-    /// connection, fed first with what the fast path had read and not answered.
-    static func adopt(_ handOver: FastServer.HandOver, group: MultiThreadedEventLoopGroup, router: Router, limits: ServerLimits, registry: ConnectionRegistry, logger: Logger) {
-        ClientBootstrap(group: group)
-            .channelOption(ChannelOptions.maxMessagesPerRead, value: 4)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try configureConnection(channel, peer: handOver.peer, router: router, limits: limits, logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.closeAfterOutput), position: .first)
-                }
-            }
-            .withConnectedSocket(handOver.descriptor)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    registry.moved(handOver.id, to: channel)
-                case .failure(let error):
-                    logger.debug("a connection could not be handed to NIO", metadata: ["error": "\(error)", "pid": "\(handOver.peer.pid)"])
-                    registry.closed(handOver.id)
-                }
-            }
     }
 
     /// The handlers of one accepted connection from `peer`, in order: the raw-byte guard, NIO's
@@ -142,46 +115,4 @@ public final class SocketServer: Service, Sendable {
         )
         try sync.addHandler(BrokerHTTPHandler(router: router, peer: peer, limits: limits, byteGuard: byteGuard, logger: logger))
     }
-}
-
-/// Replays, when a handed-over connection becomes active, what the fast path left: answers not
-/// yet written go out first, then the unanswered input goes up the pipeline as if just read.
-final class Replay: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    private let input: [UInt8]
-    private let output: [UInt8]
-    private let closeAfterOutput: Bool
-
-    init(input: [UInt8], output: [UInt8], closeAfterOutput: Bool) {
-        self.input = input
-        self.output = output
-        self.closeAfterOutput = closeAfterOutput
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.fireChannelActive()
-        if closeAfterOutput {
-            let channel = context.channel
-            context.writeAndFlush(NIOAny(ByteBuffer(bytes: output))).whenComplete { _ in channel.close(promise: nil) }
-            return
-        }
-        if !output.isEmpty {
-            context.writeAndFlush(NIOAny(ByteBuffer(bytes: output)), promise: nil)
-        }
-        if !input.isEmpty {
-            context.fireChannelRead(NIOAny(ByteBuffer(bytes: input)))
-            context.fireChannelReadComplete()
-        }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-    }
-}
-
-/// The layout of Linux's `struct ucred`, which Swift's Glibc module does not export (it needs
-/// `_GNU_SOURCE`).
-struct RawPeerCredentials: Sendable {
-    var pid: Int32
-    var uid: UInt32
-    var gid: UInt32
 }

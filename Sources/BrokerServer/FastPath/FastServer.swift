@@ -23,19 +23,6 @@ import NIOHTTP1
 /// connection and 0.3× nginx's rate. Here a one-request connection is accept4, getsockopt,
 /// epoll_ctl, read, write and close.
 final class FastServer: Sendable {
-    /// A connection leaving the fast path for NIO.
-    struct HandOver: Sendable {
-        var descriptor: Int32
-        var peer: PeerCredentials
-        var id: UInt64
-        /// Input read but not answered, starting at the first request the fast path did not answer.
-        var input: [UInt8]
-        /// Answers not yet written (a slow reader), to write before anything else.
-        var output: [UInt8]
-        /// Close once `output` is written (its last answer said `Connection: close`).
-        var closeAfterOutput = false
-    }
-
     private let loops: [FastLoopControl]
     private let finished = DispatchGroup()
     private let setup: FastLoop.Setup
@@ -376,7 +363,7 @@ final class FastLoop {
                     handOver = true
                     break scanning
                 }
-                Self.append(response, keepAlive: request.keepAlive, to: &output)
+                response.append(keepAlive: request.keepAlive, to: &output)
                 offset += request.length
                 if !request.keepAlive {
                     close = true
@@ -430,31 +417,5 @@ final class FastLoop {
             }
         }
         return written
-    }
-
-    // MARK: - Answers
-
-    private static let okLine = Array("HTTP/1.1 200 OK\r\n".utf8)
-    private static let crlf: [UInt8] = [0x0D, 0x0A]
-
-    /// `response` as HTTP/1.1 bytes, with the headers `BrokerHTTPHandler` writes: the response's
-    /// own, then Content-Length and Connection.
-    static func append(_ response: BrokerResponse, keepAlive: Bool, to output: inout [UInt8]) {
-        if response.status == .ok {
-            output.append(contentsOf: okLine)
-        } else {
-            output.append(contentsOf: "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n".utf8)
-        }
-        for (name, value) in response.headers {
-            output.append(contentsOf: name.utf8)
-            output.append(UInt8(ascii: ":"))
-            output.append(UInt8(ascii: " "))
-            output.append(contentsOf: value.utf8)
-            output.append(contentsOf: crlf)
-        }
-        output.append(contentsOf: "Content-Length: ".utf8)
-        output.append(contentsOf: String(response.body.readableBytes).utf8)
-        output.append(contentsOf: keepAlive ? "\r\nConnection: keep-alive\r\n\r\n".utf8 : "\r\nConnection: close\r\n\r\n".utf8)
-        response.body.withUnsafeReadableBytes { output.append(contentsOf: $0) }
     }
 }
