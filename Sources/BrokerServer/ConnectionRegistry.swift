@@ -1,3 +1,4 @@
+import BrokerCore
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -24,10 +25,8 @@ final class ConnectionRegistry: Sendable {
         var nextID: UInt64 = 1
         /// Open connections, oldest first.
         var open: [(id: UInt64, owner: Owner)] = []
-        /// Resumed once no NIO channel is open (`channelsClosed`).
-        var waiters: [CheckedContinuation<Void, Never>] = []
-        /// `channelsClosed` stopped waiting: later waiters return at once.
-        var gaveUp = false
+        /// Shutdown waits for the last NIO channel to close (`channelsClosed`).
+        var draining = false
 
         var hasChannels: Bool { open.contains { $0.owner.isChannel } }
     }
@@ -35,6 +34,7 @@ final class ConnectionRegistry: Sendable {
     private let limit: Int
     private let metrics: ServerMetrics
     private let state = NIOLockedValueBox(State())
+    private let lastChannelClosed = OneTimeEvent()
 
     init(limit: Int, metrics: ServerMetrics) {
         self.limit = limit
@@ -69,48 +69,26 @@ final class ConnectionRegistry: Sendable {
 
     /// Connection `id` is closed (evicted or not: each connection is reported once).
     func closed(_ id: UInt64) {
-        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+        let drained = state.withLockedValue { state -> Bool in
             if let index = state.open.lastIndex(where: { $0.id == id }) { state.open.remove(at: index) }
-            guard !state.waiters.isEmpty, !state.hasChannels else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
+            return state.draining && !state.hasChannels
         }
         metrics.connectionClosed()
-        for waiter in waiters { waiter.resume() }
+        if drained { lastChannelClosed.signal() }
     }
 
     /// Returns once no connection is served by NIO any more, or after `limit`; true when they
-    /// all closed. Shutdown waits on this: each closing channel reports itself (`moved`), so
-    /// nothing polls. (NIO's `ServerQuiescingHelper` cannot: it follows the children of a server
-    /// channel, and these channels were accepted by the fast path and adopted one by one.)
+    /// all closed. For shutdown, once nothing is accepted any more: each closing channel reports
+    /// itself (`moved`), so nothing polls. (NIO's `ServerQuiescingHelper` cannot do it: it follows
+    /// the children of a server channel, and these channels were accepted by the fast path and
+    /// adopted one by one.)
     func channelsClosed(within limit: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let done = self.state.withLockedValue { state -> Bool in
-                        if !state.hasChannels || state.gaveUp { return true }
-                        state.waiters.append(continuation)
-                        return false
-                    }
-                    if done { continuation.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            // The waiter, if still waiting, is resumed so that the group can end.
-            let waiters = self.state.withLockedValue { state in
-                state.gaveUp = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume() }
-            return first
+        let drained = state.withLockedValue { state -> Bool in
+            state.draining = true
+            return !state.hasChannels
         }
+        if drained { lastChannelClosed.signal() }
+        return await lastChannelClosed.wait(within: limit)
     }
 
     /// The open connections NIO serves (to quiesce at shutdown).

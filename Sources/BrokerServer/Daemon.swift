@@ -115,10 +115,7 @@ public final class Supervisor: Service, Sendable {
         // Ready once the socket listens and every profile's first fetch has ended (or the wait ran out).
         for await _ in listening.cancelOnGracefulShutdown() { break }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < readyTimeout, await anyStarting() {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        _ = await broker.firstFetchesEnded(within: readyTimeout)
         let summary = await statusLine()
         notifier.ready(status: summary)
         logger.info("ready", metadata: ["status": "\(summary)"])
@@ -143,13 +140,6 @@ public final class Supervisor: Service, Sendable {
             logger.info("stopping")
             group.cancelAll()
         }
-    }
-
-    private func anyStarting() async -> Bool {
-        for cache in broker.caches.values where await cache.status().state == .starting {
-            return true
-        }
-        return false
     }
 
     /// `serving 3 profiles: 2 ready, 1 failing`.

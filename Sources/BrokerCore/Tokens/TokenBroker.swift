@@ -31,7 +31,9 @@ public final class TokenBroker: Service, Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
-    private let wakeup = RefreshWakeup()
+    private let wakeup: RefreshWakeup
+    /// Happens when every cache made at start has ended its first fetch, well or not.
+    private let started = OneTimeEvent()
     private let policy: RetryPolicy
     private let timeouts: UpstreamClient.Timeouts
     private let logger: Logger
@@ -48,7 +50,27 @@ public final class TokenBroker: Service, Sendable {
         self.policy = policy
         self.timeouts = timeouts
         self.logger = logger
+        // Each fetch's end signals the wakeup with its cache: the first fetches are counted off
+        // the same signal.
+        let starting = NIOLockedValueBox<Set<ObjectIdentifier>?>(nil)
+        let started = self.started
+        wakeup = RefreshWakeup { changed in
+            let done = starting.withLockedValue { starting -> Bool in
+                guard let changed, starting != nil, starting!.remove(changed) != nil else { return false }
+                return starting!.isEmpty
+            }
+            if done { started.signal() }
+        }
         _ = try apply(configuration: configuration, credentials: credentials)
+        let caches = Set(state.withLockedValue { $0.entries.values.map { ObjectIdentifier($0.cache) } })
+        starting.withLockedValue { $0 = caches }
+        if caches.isEmpty { started.signal() }
+    }
+
+    /// Returns when every profile configured at start has ended its first fetch (true), or
+    /// after `limit` (false): readiness, signalled by the fetches themselves.
+    public func firstFetchesEnded(within limit: Duration) async -> Bool {
+        await started.wait(within: limit)
     }
 
     /// The cache of `profile`.

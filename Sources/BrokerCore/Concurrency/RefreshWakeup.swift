@@ -12,12 +12,18 @@ public final class RefreshWakeup: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let observe: @Sendable (ObjectIdentifier?) -> Void
 
-    public init() {}
+    /// A wakeup; `observe` sees every signal, with the cache that sent it (the broker counts
+    /// the first fetches off them).
+    public init(observe: @escaping @Sendable (ObjectIdentifier?) -> Void = { _ in }) {
+        self.observe = observe
+    }
 
     /// Wakes the waiting loop, or the next wait if none is waiting; `changed` names the cache
     /// whose schedule changed.
     public func signal(changed: ObjectIdentifier? = nil) {
+        observe(changed)
         let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
             if let changed { state.changed.insert(changed) }
             if let waiter = state.waiter {
@@ -40,10 +46,15 @@ public final class RefreshWakeup: Sendable {
 
     /// Returns at `deadline`, on a signal, or when the task is cancelled, whichever comes first.
     func wait(until deadline: ContinuousClock.Instant) async {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            if !Task.isCancelled { self?.signal() }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForSignal() }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            await group.next()
+            group.cancelAll()
         }
+    }
+
+    private func waitForSignal() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLockedValue { state -> Bool in
@@ -51,14 +62,18 @@ public final class RefreshWakeup: Sendable {
                         state.pending = false
                         return true
                     }
+                    if Task.isCancelled { return true }
                     state.waiter = continuation
                     return false
                 }
                 if now { continuation.resume() }
             }
         } onCancel: {
-            signal()
+            // Only the waiting loop's own wait is ended; a signal that comes with it is kept.
+            state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }?.resume()
         }
-        timer.cancel()
     }
 }

@@ -1,0 +1,65 @@
+import NIOConcurrencyHelpers
+
+/// Something that happens once (the first fetches have ended, the last connection has closed),
+/// which tasks wait for, each for at most a given time. Waiting is signalled, never polled.
+public final class OneTimeEvent: Sendable {
+    private struct State {
+        var happened = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// An event that has not happened yet.
+    public init() {}
+
+    /// Whether it has happened.
+    public var hasHappened: Bool { state.withLockedValue { $0.happened } }
+
+    /// It happens: every waiter returns, and later waits return at once.
+    public func signal() {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.happened = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when the event has happened (true) or `limit` has passed or the task is cancelled
+    /// (false).
+    public func wait(within limit: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.wait() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Returns when the event has happened (true) or the task is cancelled (false).
+    public func wait() async -> Bool {
+        let id = state.withLockedValue { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLockedValue { state -> Bool in
+                    if state.happened || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+        return hasHappened
+    }
+}
