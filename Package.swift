@@ -163,7 +163,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerServerTests",
-            dependencies: ["BrokerServer", "BrokerCore", "BrokerSystemd", "BrokerTestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "BrokerServer", "BrokerCore", "BrokerSystemd", "BrokerTestSupport", "MaskinportenEmulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -73,6 +73,41 @@ final class RequestByteGuard: ChannelInboundHandler, RemovableChannelHandler {
 /// `ChannelShouldQuiesceEvent` for a connection holding part of a request (see `RequestByteGuard`).
 struct QuiesceWithPartialRequest {}
 
+/// Answers a request NIO's HTTP decoder refused (it closes the connection next): as NIO's
+/// `HTTPServerProtocolErrorHandler` does, but with the broker's error body, and 431 for a head
+/// over the limit (NIO answers every parser error with an empty 400).
+final class ProtocolErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// A response has begun and not ended: no second one may start.
+    private var responding = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError, !responding {
+            let response: BrokerResponse = switch error {
+            case .headerOverflow: .error(.requestHeaderFieldsTooLarge, "invalid_request", "the request line and headers are larger than this socket allows")
+            default: .error(.badRequest, "invalid_request", "the request is not valid HTTP/1.1")
+            }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.wireHeaders(keepAlive: false)))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: responding = true
+        case .end: responding = false
+        default: break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
 /// One connection's HTTP exchange: collects a request within the limits, asks the router, writes
 /// the answer; keep-alive, head timeout and graceful quiescing.
 final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -119,7 +154,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
-            headDueBy = .now() + limits.requestTimeout
+            headDueBy = context.eventLoop.now + limits.requestTimeout
             head = requestHead
             body.clear()
             rejected = false
@@ -185,7 +220,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// timer is scheduled only when none is pending; when it fires early (the deadline moved on
     /// with later requests) it schedules itself again for the current deadline.
     private func armHeadDeadline(context: ChannelHandlerContext) {
-        headDueBy = .now() + limits.headTimeout
+        headDueBy = context.eventLoop.now + limits.headTimeout
         if headTimer == nil { scheduleHeadTimer(context: context, at: headDueBy!) }
     }
 
@@ -195,7 +230,7 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let (handler, context) = bound.value
             handler.headTimer = nil
             guard let due = handler.headDueBy else { return }
-            if due <= .now() {
+            if due <= context.eventLoop.now {
                 context.close(promise: nil)
             } else {
                 handler.scheduleHeadTimer(context: context, at: due)

@@ -92,8 +92,8 @@ public final class SocketServer: Service, Sendable {
     }
 
     /// The handlers of one accepted connection from `peer`, in order: the raw-byte guard, NIO's
-    /// HTTP/1 codec with the head limits, and the broker's request handler (which also keeps
-    /// the connection's deadlines).
+    /// HTTP/1 codec with the head limits and pipelining, the answer to what the codec refuses,
+    /// and the broker's request handler (which also keeps the connection's deadlines).
     /// Must run on the channel's event loop. (Also used by the HTTP fuzz target, on a testing
     /// channel.)
     @_spi(Fuzzing)
@@ -106,13 +106,15 @@ public final class SocketServer: Service, Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(byteGuard)
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withErrorHandling: true,
+            // Errors are answered by the broker's own handler, with its error body.
+            withPipeliningAssistance: true, withErrorHandling: false,
             // Every response header is the broker's own (no caller text): validating them again
             // on the way out would cost a handler crossing per response part.
             withOutboundHeaderValidation: false,
             withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
             withDecoderLimitConfiguration: decoderLimits
         )
+        try sync.addHandler(ProtocolErrorAnswer())
         try sync.addHandler(BrokerHTTPHandler(router: router, peer: peer, limits: limits, byteGuard: byteGuard, logger: logger))
     }
 }

@@ -88,7 +88,7 @@ enum Connection {
             try await channel.eventLoop.submit {
                 try SocketServer.configureConnection(channel, peer: peer, router: router, limits: ServerLimits(), logger: logger)
                 let sync = channel.pipeline.syncOperations
-                try sync.addHandler(counter, position: .after(try sync.handler(type: HTTPServerProtocolErrorHandler.self)))
+                try sync.addHandler(counter, position: .after(try sync.handler(type: HTTPServerPipelineHandler.self)))
             }.get()
             try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/fuzz"))
             // In two writes, so that a request split across reads is exercised too.
