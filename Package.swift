@@ -47,7 +47,7 @@ let package = Package(
             name: "BrokerCore",
             dependencies: [
                 "BrokerCrypto",
-                "BrokerSystemd",
+                "BrokerPOSIX",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -65,7 +65,7 @@ let package = Package(
             path: "Sources/CSystemShims"
         ),
         .target(
-            name: "BrokerSystemd",
+            name: "BrokerPOSIX",
             dependencies: ["CSystemShims"],
             swiftSettings: swiftSettings
         ),
@@ -74,7 +74,7 @@ let package = Package(
             dependencies: [
                 "BrokerCore",
                 "BrokerCrypto",
-                "BrokerSystemd",
+                "BrokerPOSIX",
                 "CSystemShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -104,7 +104,7 @@ let package = Package(
         // executables.
         .target(
             name: "BrokerClient",
-            dependencies: ["BrokerSystemd"],
+            dependencies: ["BrokerPOSIX"],
             swiftSettings: swiftSettings
         ),
         // `maskinporten-broker`: runs `token` and `health` itself and hands every other command to
@@ -125,7 +125,7 @@ let package = Package(
                 "BrokerCore",
                 "BrokerCrypto",
                 "BrokerServer",
-                "BrokerSystemd",
+                "BrokerPOSIX",
                 "MaskinportenEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "BrokerServerTests",
             dependencies: [
-                "BrokerServer", "BrokerCore", "BrokerSystemd", "BrokerTestSupport", "MaskinportenEmulator",
+                "BrokerServer", "BrokerCore", "BrokerPOSIX", "BrokerTestSupport", "MaskinportenEmulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -178,8 +178,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "BrokerSystemdTests",
-            dependencies: ["BrokerSystemd", "BrokerTestSupport"],
+            name: "BrokerPOSIXTests",
+            dependencies: ["BrokerPOSIX", "BrokerTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

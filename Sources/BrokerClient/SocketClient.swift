@@ -1,4 +1,4 @@
-internal import BrokerSystemd
+internal import BrokerPOSIX
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,6 +1,6 @@
 public import NIOCore
 public import NIOHTTP1
-import BrokerSystemd
+import BrokerPOSIX
 import Foundation
 
 /// One HTTP request as the router sees it.

@@ -1,5 +1,5 @@
 public import BrokerCore
-public import BrokerSystemd
+public import BrokerPOSIX
 public import Logging
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,4 +1,4 @@
-public import BrokerSystemd
+public import BrokerPOSIX
 import Foundation
 public import Logging
 

@@ -1,4 +1,4 @@
-import BrokerSystemd
+import BrokerPOSIX
 import Metrics
 import NIOConcurrencyHelpers
 public import Prometheus

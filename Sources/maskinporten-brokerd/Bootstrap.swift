@@ -1,6 +1,6 @@
 import BrokerClient
 import BrokerServer
-import BrokerSystemd
+import BrokerPOSIX
 import Foundation
 import Logging
 import Metrics

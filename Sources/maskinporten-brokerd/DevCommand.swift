@@ -3,7 +3,7 @@ import BrokerClient
 import BrokerCore
 import BrokerCrypto
 import BrokerServer
-import BrokerSystemd
+import BrokerPOSIX
 import Foundation
 import Logging
 import MaskinportenEmulator

@@ -2,7 +2,7 @@ import ArgumentParser
 import BrokerClient
 import BrokerCore
 import BrokerServer
-import BrokerSystemd
+import BrokerPOSIX
 import Logging
 import ServiceLifecycle
 import UnixSignals

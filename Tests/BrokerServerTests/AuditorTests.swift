@@ -1,6 +1,6 @@
 import BrokerCore
 @testable import BrokerServer
-import BrokerSystemd
+import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Logging

@@ -1,6 +1,6 @@
 import BrokerCore
 @_spi(Fuzzing) @testable import BrokerServer
-import BrokerSystemd
+import BrokerPOSIX
 import Foundation
 import Logging
 import MaskinportenEmulator

@@ -1,4 +1,4 @@
-import BrokerSystemd
+import BrokerPOSIX
 public import Foundation
 public import Logging
 import Metrics

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import BrokerSystemd
+import BrokerPOSIX
 import CSystemShims
 import Dispatch
 import Foundation

@@ -1,4 +1,4 @@
-import BrokerSystemd
+import BrokerPOSIX
 import Foundation
 import Testing
 

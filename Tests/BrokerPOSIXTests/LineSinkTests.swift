@@ -1,4 +1,4 @@
-@testable import BrokerSystemd
+@testable import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Testing
