@@ -1,16 +1,22 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// One set of settings for every Swift target (house style, see DESIGN.md).
+/// One set of settings for every Swift target (house style: docs/architecture.md).
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Linux only: the daemon is built on epoll, eventfd, SO_PEERCRED and systemd's protocols, and
+// is built and tested on Debian 12 with Swift 6.3. (SwiftPM's `platforms` lists Apple's systems
+// only, so it is left out.)
+#if !os(Linux)
+#error("maskinporten-broker builds on Linux only")
+#endif
+
 let package = Package(
     name: "maskinporten-broker",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "maskinporten-broker", targets: ["maskinporten-broker"]),
         .executable(name: "maskinporten-brokerd", targets: ["maskinporten-brokerd"]),
@@ -100,7 +106,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The client, without Foundation or OpenSSL: `token` and `health` (SPEC.md), both
+        // The client, without Foundation or OpenSSL: `token` and `health`, both
         // executables.
         .target(
             name: "BrokerClient",

@@ -131,7 +131,7 @@ public struct BrokerResponse: Sendable {
         return BrokerResponse(status: status, headers: headers, body: ByteBuffer(string: text))
     }
 
-    /// SPEC.md's error body: `{"error","error_description"}`, with `upstream` when an upstream
+    /// The error body (docs/socket-api.md): `{"error","error_description"}`, with `upstream` when an upstream
     /// answered.
     static func error(_ status: HTTPResponseStatus, _ code: String, _ description: String, upstream: UpstreamAnswerBody? = nil, retryAfter: Duration? = nil) -> BrokerResponse {
         var response = json(status, ErrorBody(error: code, errorDescription: description, upstream: upstream), noStore: true)

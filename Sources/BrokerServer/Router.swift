@@ -5,7 +5,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Maps requests to answers (SPEC.md "Socket API").
+/// Maps requests to answers (docs/socket-api.md).
 public struct Router: Sendable {
     let broker: TokenBroker
     let state: @Sendable () -> ServingState

@@ -34,7 +34,7 @@ enum Entry {
     }
 }
 
-/// The `maskinporten-broker` command line (SPEC.md "Command line").
+/// The `maskinporten-broker` command line (README, "Commands").
 struct MaskinportenBroker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskinporten-broker",

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Configuration")
 struct ConfigTests {
-    @Test("the example from SPEC.md parses with every section")
+    @Test("config/broker.example.yaml parses with every section")
     func exampleParses() throws {
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/broker.example.yaml").standardizedFileURL.path
         let configuration = try ConfigLoader.load(path: example)
@@ -31,7 +31,7 @@ struct ConfigTests {
         #expect(configuration.audit == AuditSettings(onOverflow: .drop, summaryIntervalSeconds: 60))
     }
 
-    @Test("the built-in environments are SPEC.md's table")
+    @Test("the built-in environments are Digdir's and Altinn's addresses")
     func builtInEnvironments() {
         let table = MaskinportenEnvironment.builtIn.mapValues { "\($0.issuer) \($0.tokenEndpoint) \($0.altinnPlatform ?? "")" }
         #expect(table == [

@@ -21,7 +21,7 @@ struct GrantTests {
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    @Test("a grant has exactly SPEC.md's claims and header, and openssl verifies it", arguments: SigningAlgorithm.allCases)
+    @Test("a grant has exactly Maskinporten's claims and header, and openssl verifies it", arguments: SigningAlgorithm.allCases)
     func grantShape(_ algorithm: SigningAlgorithm) throws {
         let builder = try builder(extra: "\n    algorithm: \(algorithm)")
         let before = Int(Date().timeIntervalSince1970)
@@ -67,7 +67,7 @@ struct GrantTests {
         #expect(claims == GrantClaims(aud: "https://maskinporten.no/", iss: profile.clientID, iat: 1_700_000_000, exp: 1_700_000_120, jti: "j", scope: "a:one b:two c:three"))
     }
 
-    @Test("resource, consumer_org and authorization_details have SPEC.md's exact shapes")
+    @Test("resource, consumer_org and authorization_details have the exact shapes Maskinporten takes")
     func delegationClaims() throws {
         let builder = try builder(extra: """
 

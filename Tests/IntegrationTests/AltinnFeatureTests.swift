@@ -67,7 +67,7 @@ struct AltinnFeatureTests {
         await harness.stop()
     }
 
-    @Test("Platform Access Tokens: RS256 with the certificate's key, kid and x5t from its SHA-1 thumbprint, SPEC.md's claims, cached, verified by openssl")
+    @Test("Platform Access Tokens: RS256 with the certificate's key, kid and x5t from its SHA-1 thumbprint, Altinn's claims, cached, verified by openssl")
     func platformAccessTokens() async throws {
         let harness = try await DaemonHarness()
         try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"), "-days", "60", "-subj", "/CN=ttd platform access")

@@ -5,7 +5,7 @@ import Testing
 /// `serve` as users meet it: curl over the socket, the CLI client, signals, systemd notify.
 @Suite("Daemon over the Unix socket", .serialized, .timeLimit(.minutes(3)))
 struct DaemonTests {
-    @Test("every route answers as SPEC.md says, over curl --unix-socket")
+    @Test("every route answers as docs/socket-api.md says, over curl --unix-socket")
     func routes() async throws {
         let harness = try await DaemonHarness(extraProfiles: DaemonHarness.refusedProfile)
         try await harness.startDaemon()

@@ -52,7 +52,7 @@ func makeEmulator() throws -> Emulator {
 
 @Suite("Emulator: grant rules")
 struct GrantRuleTests {
-    @Test("a valid grant gets a token with SPEC.md's answer fields", arguments: SigningAlgorithm.allCases)
+    @Test("a valid grant gets a token with Maskinporten's answer fields", arguments: SigningAlgorithm.allCases)
     func validGrant(_ algorithm: SigningAlgorithm) throws {
         let emulator = try makeEmulator()
         let forge = GrantForge(issuer: emulator.issuer, algorithm: algorithm)

@@ -41,7 +41,7 @@ public struct SocketSettings: Sendable, Hashable {
     /// The socket file's group, if not the daemon's.
     public var group: String?
 
-    /// Settings with the given values; the defaults are SPEC.md's.
+    /// Settings with the given values; the defaults are docs/configuration.md's.
     public init(path: String = SocketSettings.defaultPath, mode: UInt32 = 0o660, group: String? = nil) {
         self.path = path
         self.mode = mode
@@ -56,7 +56,7 @@ public struct RefreshSettings: Sendable, Hashable {
     /// A token with less than this many seconds left is never handed out.
     public var minValidSeconds: Int = 10
 
-    /// Settings with the given values; the defaults are SPEC.md's.
+    /// Settings with the given values; the defaults are docs/configuration.md's.
     public init(atFraction: Double = 0.75, minValidSeconds: Int = 10) {
         self.atFraction = atFraction
         self.minValidSeconds = minValidSeconds
@@ -79,7 +79,7 @@ public struct AuditSettings: Sendable, Hashable {
     /// written as one count line (default 60).
     public var summaryIntervalSeconds: Int = 60
 
-    /// Settings with the given values; the defaults are SPEC.md's.
+    /// Settings with the given values; the defaults are docs/configuration.md's.
     public init(onOverflow: Overflow = .drop, summaryIntervalSeconds: Int = 60) {
         self.onOverflow = onOverflow
         self.summaryIntervalSeconds = summaryIntervalSeconds

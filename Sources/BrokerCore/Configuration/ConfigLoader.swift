@@ -2,7 +2,7 @@ import BrokerCrypto
 import Foundation
 import Yams
 
-/// Reads and validates the configuration file (SPEC.md "Config file").
+/// Reads and validates the configuration file (docs/configuration.md).
 public enum ConfigLoader {
     /// Where the configuration lives when neither `--config` nor the environment says otherwise.
     public static let defaultPath = "/etc/maskinporten-broker/broker.yaml"

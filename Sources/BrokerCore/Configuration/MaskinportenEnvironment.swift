@@ -1,4 +1,4 @@
-/// Where one Maskinporten and one Altinn platform live: the built-in ones of SPEC.md, or one
+/// Where one Maskinporten and one Altinn platform live: the built-in ones (Digdir's and Altinn's addresses), or one
 /// defined under `environments` (such as the local emulator).
 public struct MaskinportenEnvironment: Sendable, Hashable {
     /// The name used in profiles (`prod`, `tt02`, `local`, ...).

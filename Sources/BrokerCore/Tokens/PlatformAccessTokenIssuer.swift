@@ -26,7 +26,7 @@ public final class PlatformAccessTokenIssuer: Sendable {
         var x5t: String
     }
 
-    /// The claims, exactly as SPEC.md lists them.
+    /// The claims, exactly those Altinn's platform checks.
     public struct Claims: Codable, Sendable, Equatable {
         /// The organisation (such as `ttd`) or `platform`.
         public var iss: String
