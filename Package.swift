@@ -12,7 +12,7 @@ let swiftSettings: [SwiftSetting] = [
 // is built and tested on Debian 12 with Swift 6.3. (SwiftPM's `platforms` lists Apple's systems
 // only, so it is left out.)
 #if !os(Linux)
-#error("maskinporten-broker builds on Linux only")
+    #error("maskinporten-broker builds on Linux only")
 #endif
 
 let package = Package(

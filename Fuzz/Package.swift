@@ -6,7 +6,6 @@
 //   Fuzz/run [SECONDS]          # builds every target and fuzzes each for SECONDS (default 30)
 import PackageDescription
 
-
 let package = Package(
     name: "maskinporten-broker-fuzz",
     dependencies: [
@@ -19,17 +18,19 @@ let package = Package(
         .executableTarget(name: "FuzzKeys", dependencies: ["FuzzSupport", .product(name: "BrokerCrypto", package: "maskinporten-broker")]),
         .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", .product(name: "BrokerCore", package: "maskinporten-broker")]),
         .executableTarget(name: "FuzzUpstream", dependencies: ["FuzzSupport", .product(name: "BrokerCore", package: "maskinporten-broker")]),
-        .executableTarget(name: "FuzzHTTP", dependencies: [
-            "FuzzSupport",
-            .product(name: "BrokerServer", package: "maskinporten-broker"),
-            .product(name: "BrokerCore", package: "maskinporten-broker"),
-            .product(name: "BrokerCrypto", package: "maskinporten-broker"),
-            .product(name: "MaskinportenEmulator", package: "maskinporten-broker"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOEmbedded", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(
+            name: "FuzzHTTP",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "BrokerServer", package: "maskinporten-broker"),
+                .product(name: "BrokerCore", package: "maskinporten-broker"),
+                .product(name: "BrokerCrypto", package: "maskinporten-broker"),
+                .product(name: "MaskinportenEmulator", package: "maskinporten-broker"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

@@ -46,7 +46,9 @@ func run(_ executable: String, _ arguments: [String]) throws -> String {
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw NSError(domain: "bench", code: Int(process.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "\(executable) \(arguments.joined(separator: " ")) failed"])
+        throw NSError(
+            domain: "bench", code: Int(process.terminationStatus),
+            userInfo: [NSLocalizedDescriptionKey: "\(executable) \(arguments.joined(separator: " ")) failed"])
     }
     return String(decoding: data, as: UTF8.self)
 }
@@ -114,5 +116,7 @@ for round in 1...rounds {
     print(String(format: "  round %d: broker %.1f grants/s, openssl speed %.1f sign/s", round, a, b))
 }
 let ratio = median(ours) / median(theirs)
-print(String(format: "grant signatures/s (median)  broker %.1f  openssl %.1f  ratio %.3f  target >= 0.900  %@",
-             median(ours), median(theirs), ratio, ratio >= 0.9 ? "met" : "MISSED"))
+print(
+    String(
+        format: "grant signatures/s (median)  broker %.1f  openssl %.1f  ratio %.3f  target >= 0.900  %@",
+        median(ours), median(theirs), ratio, ratio >= 0.9 ? "met" : "MISSED"))

@@ -10,7 +10,8 @@ public enum ClientInvocation: Equatable, Sendable {
         var positional: [String] = []
         var options: [String: String] = [:]
         var flags: Set<String> = []
-        let valued: Set<String>, flagNames: Set<String>
+        let valued: Set<String>
+        let flagNames: Set<String>
         switch command {
         case "token": (valued, flagNames) = (["socket", "min-valid"], ["json"])
         case "health": (valued, flagNames) = (["socket", "timeout"], ["ready"])
@@ -26,7 +27,8 @@ public enum ClientInvocation: Equatable, Sendable {
             }
             guard argument.hasPrefix("--"), argument.count > 2 else { return nil }  // -h, -, --
             let body = argument.dropFirst(2)
-            let name: String, inline: String?
+            let name: String
+            let inline: String?
             if let equals = body.firstIndex(of: "=") {
                 (name, inline) = (String(body[..<equals]), String(body[body.index(after: equals)...]))
             } else {

@@ -1,8 +1,9 @@
 internal import BrokerPOSIX
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A minimal blocking HTTP/1.1 client over a Unix socket: one request, `Connection: close`, no
@@ -51,11 +52,15 @@ public struct SocketClient: Sendable {
         }
         if let failure = address.connect(fd) {
             errno = failure
-            let hint = errno == ENOENT || errno == ECONNREFUSED ? " (is maskinporten-broker running?)" : (errno == EACCES ? " (is this user in the socket's group?)" : "")
+            let hint =
+                errno == ENOENT || errno == ECONNREFUSED
+                ? " (is maskinporten-broker running?)" : (errno == EACCES ? " (is this user in the socket's group?)" : "")
             throw Failure(description: "cannot connect to \(path): \(Self.errorText())\(hint)")
         }
 
-        let request = Array("\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: maskinporten-broker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array(
+            "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: maskinporten-broker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .utf8)
         var sent = 0
         while sent < request.count {
             let written = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -72,7 +77,8 @@ public struct SocketClient: Sendable {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw Failure(description: errno == EAGAIN ? "no answer from \(path) within \(timeoutSeconds) s" : "cannot read from \(path): \(Self.errorText())")
+                throw Failure(
+                    description: errno == EAGAIN ? "no answer from \(path) within \(timeoutSeconds) s" : "cannot read from \(path): \(Self.errorText())")
             }
             if count == 0 { break }
             received.append(contentsOf: chunk[0..<count])
@@ -118,8 +124,8 @@ public enum ErrorBodyText {
         let error = value(of: "error", in: body)
         let description = value(of: "error_description", in: body)
         switch (error, description) {
-        case let (error?, description?): return "\(error): \(description)"
-        case let (error?, nil): return error
+        case (let error?, let description?): return "\(error): \(description)"
+        case (let error?, nil): return error
         default: return body.split(separator: "\n").first.map(String.init) ?? "no details"
         }
     }

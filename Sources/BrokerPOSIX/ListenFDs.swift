@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// sd_listen_fds(3): sockets passed in by systemd (`$LISTEN_FDS`, `$LISTEN_PID`), starting at
@@ -22,7 +22,8 @@ public enum ListenFDs {
             }
         }
         guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
-              let count = environment["LISTEN_FDS"].flatMap(Int32.init), count > 0 else { return [] }
+            let count = environment["LISTEN_FDS"].flatMap(Int32.init), count > 0
+        else { return [] }
         return (0..<count).map { start + $0 }
     }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CSystemShims
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Keeps key material out of core dumps and away from other processes of the same user:
 /// `PR_SET_DUMPABLE` 0 (no core dumps, no ptrace by same-uid processes, /proc files root-owned)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-public import Glibc
+    public import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Creates the daemon's listening Unix socket by hand, so that its mode and group are set before
@@ -56,7 +56,8 @@ public enum UnixListener {
             throw Failure(description: "\(path) exists and is not a socket; remove it or choose another socket.path")
         }
         if isLive(path) {
-            throw Failure(description: "another process is already serving on \(path) (a second maskinporten-broker?); stop it first or choose another socket.path")
+            throw Failure(
+                description: "another process is already serving on \(path) (a second maskinporten-broker?); stop it first or choose another socket.path")
         }
         guard unlink(path) == 0 else { throw Failure(description: "cannot remove the stale socket \(path): \(SystemError("unlink"))") }
     }
@@ -77,7 +78,8 @@ public enum UnixListener {
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "\(directory) is not a directory") }
         if info.st_mode & 0o002 != 0 {
-            throw Failure(description: "\(directory) is writable by everyone, so anyone could replace the socket; use a directory such as /run/maskinporten-broker")
+            throw Failure(
+                description: "\(directory) is writable by everyone, so anyone could replace the socket; use a directory such as /run/maskinporten-broker")
         }
     }
 

@@ -1,7 +1,7 @@
-public import NIOCore
-public import NIOHTTP1
 import BrokerPOSIX
 import Foundation
+public import NIOCore
+public import NIOHTTP1
 
 /// One HTTP request as the router sees it.
 public struct BrokerRequest: Sendable {
@@ -133,7 +133,9 @@ public struct BrokerResponse: Sendable {
 
     /// The error body (docs/socket-api.md): `{"error","error_description"}`, with `upstream` when an upstream
     /// answered.
-    static func error(_ status: HTTPResponseStatus, _ code: String, _ description: String, upstream: UpstreamAnswerBody? = nil, retryAfter: Duration? = nil) -> BrokerResponse {
+    static func error(_ status: HTTPResponseStatus, _ code: String, _ description: String, upstream: UpstreamAnswerBody? = nil, retryAfter: Duration? = nil)
+        -> BrokerResponse
+    {
         var response = json(status, ErrorBody(error: code, errorDescription: description, upstream: upstream), noStore: true)
         if let retryAfter {
             let seconds = max(1, Int((Double(retryAfter.components.seconds) + Double(retryAfter.components.attoseconds) / 1e18).rounded(.up)))

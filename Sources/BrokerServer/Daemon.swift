@@ -45,7 +45,9 @@ public final class Daemon: Sendable {
         let state = NIOLockedValueBox(ServingState(loaded))
         let auditor = Auditor(output: output, level: logger.logLevel) { state.withLockedValue { $0.configuration.audit.summaryIntervalSeconds } }
         if loaded.configuration.audit.onOverflow == .refuse && logger.logLevel > .info {
-            logger.warning("audit.on_overflow is refuse, but the log level \(logger.logLevel) turns audit lines off: tokens are handed out unaudited; use log level info or lower")
+            logger.warning(
+                "audit.on_overflow is refuse, but the log level \(logger.logLevel) turns audit lines off: tokens are handed out unaudited; use log level info or lower"
+            )
         }
         let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, auditor: auditor)
         let listening = AsyncStream<Void>.makeStream()
@@ -73,7 +75,9 @@ public final class Daemon: Sendable {
         for profile in loaded.configuration.profiles {
             let unknown = AccessPolicy(profile.allow).unknownNames
             if !unknown.isEmpty {
-                logger.warning("allow list names that do not exist on this host are ignored", metadata: ["profile": "\(profile.name)", "names": "\(unknown.joined(separator: ", "))"])
+                logger.warning(
+                    "allow list names that do not exist on this host are ignored",
+                    metadata: ["profile": "\(profile.name)", "names": "\(unknown.joined(separator: ", "))"])
             }
         }
     }
@@ -91,7 +95,10 @@ public final class Supervisor: Service, Sendable {
     private let server: SocketServer
     private let logger: Logger
 
-    init(configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>, readyTimeout: Duration, server: SocketServer, logger: Logger) {
+    init(
+        configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>,
+        readyTimeout: Duration, server: SocketServer, logger: Logger
+    ) {
         self.server = server
         self.configPath = configPath
         self.broker = broker
@@ -174,10 +181,12 @@ public final class Supervisor: Service, Sendable {
                 logger.warning("socket settings changed; they take effect at the next restart")
             }
             Daemon.report(loaded, logger: logger)
-            logger.info("reloaded", metadata: [
-                "kept": "\(changes.kept.joined(separator: ","))", "started": "\(changes.started.joined(separator: ","))",
-                "stopped": "\(changes.stopped.joined(separator: ","))",
-            ])
+            logger.info(
+                "reloaded",
+                metadata: [
+                    "kept": "\(changes.kept.joined(separator: ","))", "started": "\(changes.started.joined(separator: ","))",
+                    "stopped": "\(changes.stopped.joined(separator: ","))",
+                ])
             notifier.ready(status: await statusLine())
             Self.releaseFreeMemory()
         } catch {

@@ -49,7 +49,8 @@ final class RequestByteGuard: ChannelInboundHandler, RemovableChannelHandler {
             tripped = true
             // Ahead of NIO's codec, so written as bytes, by the fast path's serialiser.
             var answer: [UInt8] = []
-            BrokerResponse.error(.requestHeaderFieldsTooLarge, "invalid_request", "the request is larger than this socket allows").append(keepAlive: false, to: &answer)
+            BrokerResponse.error(.requestHeaderFieldsTooLarge, "invalid_request", "the request is larger than this socket allows").append(
+                keepAlive: false, to: &answer)
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(NIOAny(ByteBuffer(bytes: answer))).whenComplete { _ in bound.value.close(promise: nil) }
             return
@@ -87,11 +88,14 @@ final class ProtocolErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? HTTPParserError, !responding {
-            let response: BrokerResponse = switch error {
-            case .headerOverflow: .error(.requestHeaderFieldsTooLarge, "invalid_request", "the request line and headers are larger than this socket allows")
-            default: .error(.badRequest, "invalid_request", "the request is not valid HTTP/1.1")
-            }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.wireHeaders(keepAlive: false)))), promise: nil)
+            let response: BrokerResponse =
+                switch error {
+                case .headerOverflow: .error(.requestHeaderFieldsTooLarge, "invalid_request", "the request line and headers are larger than this socket allows")
+                default: .error(.badRequest, "invalid_request", "the request is not valid HTTP/1.1")
+                }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.wireHeaders(keepAlive: false)))),
+                promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
@@ -160,17 +164,21 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             rejected = false
             if requestHead.uri.utf8.count > limits.uriBytes {
                 rejected = true
-                respond(context: context, .error(.uriTooLong, "invalid_request", "the request target is longer than \(limits.uriBytes) bytes"), keepAlive: false)
+                respond(
+                    context: context, .error(.uriTooLong, "invalid_request", "the request target is longer than \(limits.uriBytes) bytes"), keepAlive: false)
             } else if requestHead.headers.contains(name: "Transfer-Encoding") && requestHead.headers.contains(name: "Content-Length") {
                 // A classic request-smuggling shape: refuse it rather than pick one framing.
                 rejected = true
-                respond(context: context, .error(.badRequest, "invalid_request", "Content-Length together with Transfer-Encoding is not allowed"), keepAlive: false)
+                respond(
+                    context: context, .error(.badRequest, "invalid_request", "Content-Length together with Transfer-Encoding is not allowed"), keepAlive: false)
             }
         case .body(var chunk):
             guard !rejected else { return }
             if body.readableBytes + chunk.readableBytes > limits.bodyBytes {
                 rejected = true
-                respond(context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(limits.bodyBytes) bytes"), keepAlive: false)
+                respond(
+                    context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(limits.bodyBytes) bytes"), keepAlive: false
+                )
                 return
             }
             body.writeBuffer(&chunk)
@@ -205,7 +213,9 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         responding = false
         guard context.channel.isActive else { return }
         let keepOpen = keepAlive && !quiescing
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.wireHeaders(keepAlive: keepOpen)))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.wireHeaders(keepAlive: keepOpen)))),
+            promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         if keepOpen {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -112,7 +112,8 @@ public struct LineLogHandler: LogHandler {
     static func appendKey(_ text: String, to line: inout [UInt8]) {
         for byte in text.utf8 where byte & 0xC0 != 0x80 {
             switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."):
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"),
+                UInt8(ascii: "."):
                 line.append(byte)
             default:
                 line.append(UInt8(ascii: "_"))
@@ -124,7 +125,8 @@ public struct LineLogHandler: LogHandler {
     /// quoted with `"`, `\` and control characters escaped, so that no value can end the line or
     /// forge a field.
     static func appendValue(_ text: String, to line: inout [UInt8]) {
-        let safe = !text.isEmpty && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: "\\") }
+        let safe =
+            !text.isEmpty && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: "\\") }
         if safe {
             line.append(contentsOf: text.utf8)
         } else {

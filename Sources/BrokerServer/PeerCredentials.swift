@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Who is on the other end of a Unix socket connection, from `SO_PEERCRED` at accept time.
 public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
@@ -25,7 +26,8 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     /// process is gone.
     public func supplementaryGroups() -> [UInt32] {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) else { return [] }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") })
+        else { return [] }
         return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
     }
 

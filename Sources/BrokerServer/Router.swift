@@ -115,7 +115,9 @@ public struct Router: Sendable {
     }
 
     /// A token handed out: audited, counted, and answered as JSON or bare text.
-    private func tokenAnswer(_ token: IssuedToken, profile: String, _ request: BrokerRequest, peer: PeerCredentials, overflow: AuditSettings.Overflow) -> BrokerResponse {
+    private func tokenAnswer(_ token: IssuedToken, profile: String, _ request: BrokerRequest, peer: PeerCredentials, overflow: AuditSettings.Overflow)
+        -> BrokerResponse
+    {
         let body = bodies.body(for: token, profile: profile)
         if let refused = audited(.token, name: profile, token, expiresAt: body.expiresAt, peer: peer, overflow: overflow) { return refused }
         if request.wantsPlainText {
@@ -128,7 +130,9 @@ public struct Router: Sendable {
 
     /// Every token handed out passes here: audited (nil), or refused because the audit trail
     /// cannot take its line and `audit.on_overflow` is refuse (the answer to send instead).
-    private func audited(_ kind: Auditor.Kind, name: String, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials, overflow: AuditSettings.Overflow) -> BrokerResponse? {
+    private func audited(
+        _ kind: Auditor.Kind, name: String, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials, overflow: AuditSettings.Overflow
+    ) -> BrokerResponse? {
         guard auditor.handOut(kind, name: name, token: token, expiresAt: expiresAt, peer: peer, overflow: overflow) else {
             return .error(
                 .serviceUnavailable, "audit_unavailable",
@@ -161,7 +165,9 @@ public struct Router: Sendable {
             return .error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use platform access token \"\(name)\"")
         }
         guard let issuer = state.platformAccessTokens[name] else {
-            return .error(.serviceUnavailable, "profile_unavailable", "platform access token \"\(name)\" cannot be served: \(state.unavailablePlatformAccessTokens[name] ?? "not loaded")")
+            return .error(
+                .serviceUnavailable, "profile_unavailable",
+                "platform access token \"\(name)\" cannot be served: \(state.unavailablePlatformAccessTokens[name] ?? "not loaded")")
         }
         let token: IssuedToken
         do {
@@ -171,13 +177,16 @@ public struct Router: Sendable {
         } catch {
             return .error(.internalServerError, "internal_error", "the platform access token could not be signed")
         }
-        if let refused = audited(.platformAccessToken, name: "platform_access_token:\(name)", token, peer: peer, overflow: state.configuration.audit.onOverflow) {
+        if let refused = audited(.platformAccessToken, name: "platform_access_token:\(name)", token, peer: peer, overflow: state.configuration.audit.onOverflow)
+        {
             return refused
         }
-        return .json(.ok, PlatformAccessTokenBody(
-            accessToken: token.value, header: "PlatformAccessToken",
-            expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)), expiresAt: JSONCoding.rfc3339(token.expiresAt)
-        ), noStore: true)
+        return .json(
+            .ok,
+            PlatformAccessTokenBody(
+                accessToken: token.value, header: "PlatformAccessToken",
+                expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)), expiresAt: JSONCoding.rfc3339(token.expiresAt)
+            ), noStore: true)
     }
 
     private func idPortenExchange(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
@@ -197,7 +206,8 @@ public struct Router: Sendable {
             switch error.kind {
             case .rejected:
                 // The person's token was refused: the caller's input is at fault.
-                let status: HTTPResponseStatus = error.upstream.map { $0.status == 401 ? .unauthorized : ($0.status == 403 ? .forbidden : .badRequest) } ?? .badRequest
+                let status: HTTPResponseStatus =
+                    error.upstream.map { $0.status == 401 ? .unauthorized : ($0.status == 403 ? .forbidden : .badRequest) } ?? .badRequest
                 return .error(status, "invalid_request", error.reason + (error.upstream?.errorDescription.map { ": \($0)" } ?? ""), upstream: upstream)
             default:
                 return Self.response(for: error)
@@ -206,10 +216,12 @@ public struct Router: Sendable {
         if let refused = audited(.idPortenExchange, name: "id_porten_exchange", token, peer: peer, overflow: state.configuration.audit.onOverflow) {
             return refused
         }
-        return .json(.ok, TokenBody(
-            accessToken: token.value, tokenType: "Bearer", expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)),
-            expiresAt: JSONCoding.rfc3339(token.expiresAt), scope: token.scope, profile: "id-porten", kind: "altinn"
-        ), noStore: true)
+        return .json(
+            .ok,
+            TokenBody(
+                accessToken: token.value, tokenType: "Bearer", expiresIn: max(0, Int(token.expiresAt.timeIntervalSinceNow)),
+                expiresAt: JSONCoding.rfc3339(token.expiresAt), scope: token.scope, profile: "id-porten", kind: "altinn"
+            ), noStore: true)
     }
 
     /// The client's answer for a token failure.
@@ -234,11 +246,12 @@ public struct Router: Sendable {
         var list: [ProfileBody] = []
         for profile in state.configuration.profiles where state.access[profile.name]?.permits(peer) == true {
             let status = await broker.cache(for: profile.name)?.status()
-            list.append(ProfileBody(
-                profile: profile.name, environment: profile.environment.name, kind: profile.exchange == .altinn ? "altinn" : "maskinporten",
-                scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
-                expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name]
-            ))
+            list.append(
+                ProfileBody(
+                    profile: profile.name, environment: profile.environment.name, kind: profile.exchange == .altinn ? "altinn" : "maskinporten",
+                    scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
+                    expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name]
+                ))
         }
         return .json(.ok, ["profiles": list])
     }
@@ -256,7 +269,8 @@ public struct Router: Sendable {
             if let days = cache.credentials.daysUntilCertificateExpiry() {
                 certificates["profiles.\(profile.name)"] = days
                 if let leaf = cache.credentials.certificateChain?.first, leaf.notAfter <= Date() {
-                    failing[profile.name] = ReadinessProblem(state: "failing", error: "the business certificate \(leaf.subject) expired on \(JSONCoding.rfc3339(leaf.notAfter))")
+                    failing[profile.name] = ReadinessProblem(
+                        state: "failing", error: "the business certificate \(leaf.subject) expired on \(JSONCoding.rfc3339(leaf.notAfter))")
                     continue
                 }
             }
@@ -268,14 +282,16 @@ public struct Router: Sendable {
             let days = issuer.daysUntilCertificateExpiry()
             certificates["platform_access_tokens.\(name)"] = days
             if days < 0 || issuer.certificate.notAfter <= Date() {
-                failing["platform_access_tokens.\(name)"] = ReadinessProblem(state: "failing", error: "the certificate \(issuer.certificate.subject) expired on \(JSONCoding.rfc3339(issuer.certificate.notAfter))")
+                failing["platform_access_tokens.\(name)"] = ReadinessProblem(
+                    state: "failing", error: "the certificate \(issuer.certificate.subject) expired on \(JSONCoding.rfc3339(issuer.certificate.notAfter))")
             }
         }
         for (name, reason) in state.unavailablePlatformAccessTokens {
             failing["platform_access_tokens.\(name)"] = ReadinessProblem(state: "unavailable", error: reason)
         }
-        let body = ReadinessBody(status: failing.isEmpty ? "ready" : "not_ready", failing: failing.isEmpty ? nil : failing,
-                                 certificateDaysLeft: certificates.isEmpty ? nil : certificates)
+        let body = ReadinessBody(
+            status: failing.isEmpty ? "ready" : "not_ready", failing: failing.isEmpty ? nil : failing,
+            certificateDaysLeft: certificates.isEmpty ? nil : certificates)
         return .json(failing.isEmpty ? .ok : .serviceUnavailable, body)
     }
 

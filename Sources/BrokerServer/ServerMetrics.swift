@@ -54,8 +54,20 @@ public final class ServerMetrics: Sendable {
         Counter(label: "maskinporten_broker_access_denied_total", dimensions: [("profile", profile)], factory: factory).increment()
     }
 
-    func connectionOpened() { recordOpen(open.withLockedValue { $0 += 1; return $0 }) }
-    func connectionClosed() { recordOpen(open.withLockedValue { $0 -= 1; return $0 }) }
+    func connectionOpened() {
+        recordOpen(
+            open.withLockedValue {
+                $0 += 1
+                return $0
+            })
+    }
+    func connectionClosed() {
+        recordOpen(
+            open.withLockedValue {
+                $0 -= 1
+                return $0
+            })
+    }
 
     func connectionRefused() {
         counter(CounterKey(label: "evicted", first: "", second: 0)) {
@@ -97,7 +109,10 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The exposition text, after setting the per-profile gauges from the given snapshot.
-    func render(profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = [], droppedLines: LineSink.Drops = LineSink.Drops()) -> String {
+    func render(
+        profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = [],
+        droppedLines: LineSink.Drops = LineSink.Drops()
+    ) -> String {
         for profile in profiles {
             for state in Self.states {
                 Gauge(label: "maskinporten_broker_profile_state", dimensions: [("profile", profile.name), ("state", state)], factory: factory)

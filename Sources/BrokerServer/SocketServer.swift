@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore
 import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The HTTP/1.1 server on the daemon's Unix socket: bound by the daemon (mode and group set
 /// before `listen`) or handed in by systemd, with peer credentials on every connection.
@@ -37,7 +38,10 @@ public final class SocketServer: Service, Sendable {
     private let fast = NIOLockedValueBox<FastServer?>(nil)
 
     /// A server for `router` on `listener`; `onListening` runs once connections can be accepted.
-    public init(listener: Listener, router: Router, limits: ServerLimits = ServerLimits(), metrics: ServerMetrics, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) {
+    public init(
+        listener: Listener, router: Router, limits: ServerLimits = ServerLimits(), metrics: ServerMetrics, logger: Logger,
+        onListening: @escaping @Sendable () -> Void = {}
+    ) {
         self.listener = listener
         self.router = router
         self.limits = limits
@@ -60,7 +64,8 @@ public final class SocketServer: Service, Sendable {
         let registry = ConnectionRegistry(limit: limits.maxConnections, metrics: metrics)
         let fast: FastServer
         do {
-            fast = try FastServer(listener: descriptor, threads: System.coreCount, router: router, limits: limits, registry: registry, logger: logger) { handOver in
+            fast = try FastServer(listener: descriptor, threads: System.coreCount, router: router, limits: limits, registry: registry, logger: logger) {
+                handOver in
                 handOver.adopt(group: group, router: router, limits: limits, registry: registry, logger: logger)
             }
         } catch {

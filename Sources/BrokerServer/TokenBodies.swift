@@ -41,7 +41,8 @@ final class TokenBodies: Sendable {
     static func make(_ token: IssuedToken, profile: String) -> Body {
         let expiresAt = JSONCoding.rfc3339(token.expiresAt)
         let head = "{\"access_token\":" + JSONText.quoted(token.value) + ",\"expires_at\":" + JSONText.quoted(expiresAt) + ",\"expires_in\":"
-        let tail = ",\"kind\":" + JSONText.quoted(token.kind.rawValue) + ",\"profile\":" + JSONText.quoted(profile)
+        let tail =
+            ",\"kind\":" + JSONText.quoted(token.kind.rawValue) + ",\"profile\":" + JSONText.quoted(profile)
             + ",\"scope\":" + JSONText.quoted(token.scope) + ",\"token_type\":\"Bearer\"}\n"
         return Body(token: token.value, expiresAt: expiresAt, head: Array(head.utf8), tail: Array(tail.utf8))
     }

@@ -18,25 +18,28 @@ public enum DemoSetup {
         var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid))
         defer { jwk.resetBytes(in: 0..<jwk.count) }
         let keyFile = directory.appendingPathComponent("demo.jwk")
-        guard FileManager.default.createFile(atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600])
+        else {
             throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: keyFile.path])
         }
         let socket = socketPath.map { "socket:\n  path: \($0)\n  mode: \"0600\"\n" } ?? ""
         let configPath = directory.appendingPathComponent("broker.yaml").path
         try """
-            # Written for the demo: the emulator on \(emulator.altinnPlatform) and a demo key.
-            \(socket)environments:
-              local:
-                maskinporten_issuer: \(emulator.issuer)
-                altinn_platform: \(emulator.altinnPlatform)
-            profiles:
-              demo:
-                environment: local
-                client_id: demo-client
-                scopes: [\(scope)]
-                key:
-                  encoded_jwk_file: demo.jwk
-            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        # Written for the demo: the emulator on \(emulator.altinnPlatform) and a demo key.
+        \(socket)environments:
+          local:
+            maskinporten_issuer: \(emulator.issuer)
+            altinn_platform: \(emulator.altinnPlatform)
+        profiles:
+          demo:
+            environment: local
+            client_id: demo-client
+            scopes: [\(scope)]
+            key:
+              encoded_jwk_file: demo.jwk
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
         return configPath
     }
 }

@@ -68,7 +68,9 @@ public final class Emulator: Sendable {
             return Array(state.clients.values)
         }
         persist(clients)
-        logger.info("registered client", metadata: ["client_id": "\(client.clientID)", "kids": "\(client.keys.compactMap(\.kid))", "certificates": "\(client.certificates.count)"])
+        logger.info(
+            "registered client",
+            metadata: ["client_id": "\(client.clientID)", "kids": "\(client.keys.compactMap(\.kid))", "certificates": "\(client.certificates.count)"])
     }
 
     /// The registered clients.
@@ -114,7 +116,12 @@ public final class Emulator: Sendable {
         state.withLockedValue { state in
             guard var fault = state.faults[target] else { return nil }
             if let count = fault.count {
-                if count <= 1 { state.faults[target] = nil } else { fault.count = count - 1; state.faults[target] = fault }
+                if count <= 1 {
+                    state.faults[target] = nil
+                } else {
+                    fault.count = count - 1
+                    state.faults[target] = fault
+                }
             }
             state.stats.faultsInjected += 1
             return fault
@@ -254,14 +261,17 @@ public final class Emulator: Sendable {
 
     /// The claims of a bearer token this emulator signed as `issuer`, not yet expired; else
     /// Altinn's 401.
-    private func verifiedClaims(_ bearer: String?, issuer expected: String, issuerName: String, tokenName: String, now: Date) -> Result<[String: JSONValue], ExchangeRefusal> {
+    private func verifiedClaims(_ bearer: String?, issuer expected: String, issuerName: String, tokenName: String, now: Date) -> Result<
+        [String: JSONValue], ExchangeRefusal
+    > {
         guard let bearer else {
             return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "no Bearer token in the Authorization header"))
         }
         guard let parts = try? JWS.split(bearer),
-              verifyingKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
-              let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object,
-              claims["iss"]?.string == expected else {
+            verifyingKey.verify(parts.signature, for: parts.signingInput, algorithm: .rs256),
+            let claims = (try? JSONDecoder().decode(JSONValue.self, from: Data(parts.payload)))?.object,
+            claims["iss"]?.string == expected
+        else {
             return .failure(ExchangeRefusal(status: 401, title: "Unauthorized", detail: "the token was not issued by \(issuerName)"))
         }
         guard let exp = claims["exp"]?.number, exp > now.timeIntervalSince1970 else {

@@ -19,7 +19,9 @@ public final class EmulatorServer: Sendable {
     private let logger: Logger
 
     /// Binds `host:port` (port 0 picks a free one) and returns once listening; `run()` serves.
-    public static func bind(host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, logger: Logger = Logger(label: "maskinporten-emulator")) async throws -> EmulatorServer {
+    public static func bind(host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, logger: Logger = Logger(label: "maskinporten-emulator"))
+        async throws -> EmulatorServer
+    {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 512)
@@ -37,7 +39,10 @@ public final class EmulatorServer: Sendable {
         return EmulatorServer(emulator: emulator, port: boundPort, host: host, channel: channel, logger: logger)
     }
 
-    private init(emulator: Emulator, port: Int, host: String, channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>, logger: Logger) {
+    private init(
+        emulator: Emulator, port: Int, host: String, channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
+        logger: Logger
+    ) {
         self.emulator = emulator
         self.port = port
         self.host = host
@@ -59,7 +64,7 @@ public final class EmulatorServer: Sendable {
             } onCancel: {
                 channel.channel.close(promise: nil)
             }
-        } catch where Task.isCancelled {
+        } catch  where Task.isCancelled {
             return
         }
     }
@@ -93,7 +98,8 @@ public final class EmulatorServer: Sendable {
                         case .respond:
                             var headers = reply.headers
                             headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
-                            headers.replaceOrAdd(name: "Date", value: Self.httpDate(emulator.now.addingTimeInterval(TimeInterval(emulator.settings.dateOffset))))
+                            headers.replaceOrAdd(
+                                name: "Date", value: Self.httpDate(emulator.now.addingTimeInterval(TimeInterval(emulator.settings.dateOffset))))
                             if !requestHead.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
                             try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
                             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body))))
@@ -125,16 +131,20 @@ public final class EmulatorServer: Sendable {
             }
             let ask = request.decode(Ask.self)
             guard let pid = ask?.pid, let token = try? emulator.mintIDPortenToken(pid: pid, lifetime: ask?.lifetime ?? 600) else {
-                return .json(.badRequest, ["error": "invalid_request", "error_description": "expected {\"pid\": \"11-digit national identity number\", \"lifetime\": seconds}"])
+                return .json(
+                    .badRequest,
+                    ["error": "invalid_request", "error_description": "expected {\"pid\": \"11-digit national identity number\", \"lifetime\": seconds}"])
             }
             return .json(.ok, ["access_token": .string(token), "token_type": "Bearer"])
         case (.GET, "/.well-known/oauth-authorization-server"):
-            return .json(.ok, [
-                "issuer": .string(emulator.issuer), "token_endpoint": .string(emulator.tokenEndpoint),
-                "jwks_uri": .string(emulator.issuer + "jwk"),
-                "grant_types_supported": .array([.string("urn:ietf:params:oauth:grant-type:jwt-bearer")]),
-                "token_endpoint_auth_signing_alg_values_supported": .array(["RS256", "RS384", "RS512"].map(JSONValue.string)),
-            ])
+            return .json(
+                .ok,
+                [
+                    "issuer": .string(emulator.issuer), "token_endpoint": .string(emulator.tokenEndpoint),
+                    "jwks_uri": .string(emulator.issuer + "jwk"),
+                    "grant_types_supported": .array([.string("urn:ietf:params:oauth:grant-type:jwt-bearer")]),
+                    "token_endpoint_auth_signing_alg_values_supported": .array(["RS256", "RS384", "RS512"].map(JSONValue.string)),
+                ])
         case (.GET, "/jwk"):
             return .encodable(.ok, ["keys": emulator.jwks])
         case (.GET, "/healthz"):
@@ -148,7 +158,12 @@ public final class EmulatorServer: Sendable {
             return .encodable(.ok, emulator.clients.sorted { $0.clientID < $1.clientID })
         case (.POST, "/_emulator/clients"):
             guard let client = request.decode(RegisteredClient.self) else {
-                return .json(.badRequest, ["error": "invalid_request", "error_description": "expected {\"client_id\", \"scopes\": [...], \"keys\": [JWK...], \"certificates\": [base64 DER...]}"])
+                return .json(
+                    .badRequest,
+                    [
+                        "error": "invalid_request",
+                        "error_description": "expected {\"client_id\", \"scopes\": [...], \"keys\": [JWK...], \"certificates\": [base64 DER...]}",
+                    ])
             }
             emulator.register(client)
             return .encodable(.created, client)
@@ -159,15 +174,24 @@ public final class EmulatorServer: Sendable {
             return .encodable(.ok, emulator.settings)
         case (.PUT, "/_emulator/settings"):
             guard let settings = request.decode(EmulatorSettings.self) else {
-                return .json(.badRequest, ["error": "invalid_request", "error_description": "expected {\"token_lifetime\", \"altinn_token_lifetime\", \"altinn_exp_offset\"}"])
+                return .json(
+                    .badRequest,
+                    ["error": "invalid_request", "error_description": "expected {\"token_lifetime\", \"altinn_token_lifetime\", \"altinn_exp_offset\"}"])
             }
             emulator.settings = settings
             return .encodable(.ok, settings)
         default:
             if request.method == .POST, request.path.hasPrefix("/_emulator/faults/") {
                 guard let target = FaultTarget(rawValue: String(request.path.dropFirst("/_emulator/faults/".count))),
-                      let fault = request.decode(Fault.self) else {
-                    return .json(.badRequest, ["error": "invalid_request", "error_description": "POST /_emulator/faults/{token|exchange} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}"])
+                    let fault = request.decode(Fault.self)
+                else {
+                    return .json(
+                        .badRequest,
+                        [
+                            "error": "invalid_request",
+                            "error_description":
+                                "POST /_emulator/faults/{token|exchange} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}",
+                        ])
                 }
                 emulator.inject(fault, into: target)
                 return .encodable(.created, fault)
@@ -189,7 +213,8 @@ public final class EmulatorServer: Sendable {
         let form = request.form
         guard form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer" else {
             emulator.count { $0.grantsRefused += 1 }
-            return .json(.badRequest, ["error": "unsupported_grant_type", "error_description": "grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer"])
+            return .json(
+                .badRequest, ["error": "unsupported_grant_type", "error_description": "grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer"])
         }
         guard let assertion = form["assertion"], !assertion.isEmpty else {
             emulator.count { $0.grantsRefused += 1 }
@@ -202,13 +227,16 @@ public final class EmulatorServer: Sendable {
             reply.headers.add(name: "Cache-Control", value: "no-store")
             return reply
         case .failure(let refusal):
-            let violation = refusal.violation, detail = refusal.detail
+            let violation = refusal.violation
+            let detail = refusal.detail
             emulator.count { $0.grantsRefused += 1 }
             emulator.logger.info("grant refused", metadata: ["code": "\(violation.rawValue)", "detail": "\(detail ?? "")"])
-            return .json(.badRequest, [
-                "error": .string(violation.error), "error_description": .string(violation.description(detail: detail)),
-                "error_uri": "https://docs.digdir.no/docs/Maskinporten/maskinporten_feilsoking",
-            ])
+            return .json(
+                .badRequest,
+                [
+                    "error": .string(violation.error), "error_description": .string(violation.description(detail: detail)),
+                    "error_uri": "https://docs.digdir.no/docs/Maskinporten/maskinporten_feilsoking",
+                ])
         }
     }
 
@@ -235,10 +263,12 @@ public final class EmulatorServer: Sendable {
             return EmulatorReply(status: .ok, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(token.utf8))
         case .failure(let refusal):
             emulator.count { $0.exchangesRefused += 1 }
-            return .json(HTTPResponseStatus(statusCode: refusal.status), [
-                "type": "https://tools.ietf.org/html/rfc9110#section-15.5.2", "title": .string(refusal.title),
-                "status": .number(Double(refusal.status)), "detail": .string(refusal.detail),
-            ])
+            return .json(
+                HTTPResponseStatus(statusCode: refusal.status),
+                [
+                    "type": "https://tools.ietf.org/html/rfc9110#section-15.5.2", "title": .string(refusal.title),
+                    "status": .number(Double(refusal.status)), "detail": .string(refusal.detail),
+                ])
         }
     }
 
@@ -309,7 +339,8 @@ struct EmulatorReply {
         } else if fault.hang == true {
             reply = EmulatorReply(status: .ok, action: .hang)
         } else if fault.garbage == true {
-            reply = EmulatorReply(status: .ok, headers: ["Content-Type": "application/json"], body: Array("<html><body>502 Bad Gateway</body></html>\u{0}\u{7f}".utf8))
+            reply = EmulatorReply(
+                status: .ok, headers: ["Content-Type": "application/json"], body: Array("<html><body>502 Bad Gateway</body></html>\u{0}\u{7f}".utf8))
         } else if let status = fault.status {
             reply = .json(HTTPResponseStatus(statusCode: status), ["error": "server_error", "error_description": .string("injected fault: HTTP \(status)")])
             if let retryAfter = fault.retryAfter { reply.headers.add(name: "Retry-After", value: String(retryAfter)) }

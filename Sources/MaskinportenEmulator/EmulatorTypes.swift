@@ -59,7 +59,9 @@ public struct Fault: Sendable, Codable, Equatable {
     public var count: Int?
 
     /// Creates a fault.
-    public init(status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil, count: Int? = nil) {
+    public init(
+        status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil, count: Int? = nil
+    ) {
         self.status = status
         self.retryAfter = retryAfter
         self.delayMilliseconds = delayMilliseconds

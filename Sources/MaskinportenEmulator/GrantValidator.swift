@@ -42,8 +42,9 @@ struct GrantValidator {
             publicKey = key
         } else if let chain = header["x5c"]?.array {
             guard let leaf = chain.first?.string, client.certificates.contains(leaf),
-                  let der = try? Base64.decode(leaf.utf8), let certificate = try? Certificate(der: der),
-                  let key = try? certificate.publicKey else {
+                let der = try? Base64.decode(leaf.utf8), let certificate = try? Certificate(der: der),
+                let key = try? certificate.publicKey
+            else {
                 return .failure(GrantRefusal(.untrustedCertificate, nil))
             }
             if certificate.notAfter < now || certificate.notBefore > now {
@@ -92,17 +93,19 @@ struct GrantValidator {
                 return .failure(GrantRefusal(.invalidAuthorizationDetails, nil))
             }
         }
-        return .success(ValidatedGrant(
-            clientID: clientID, scopes: scopes, jti: claims["jti"]?.string, expiresAt: Int(exp),
-            consumerOrg: consumerOrg, resource: resource
-        ))
+        return .success(
+            ValidatedGrant(
+                clientID: clientID, scopes: scopes, jti: claims["jti"]?.string, expiresAt: Int(exp),
+                consumerOrg: consumerOrg, resource: resource
+            ))
     }
 
     /// `{"type":"urn:altinn:systemuser","systemuser_org":{"authority":"iso6523-actorid-upis","ID":"0192:<orgno>"}}`.
     static func isSystemUserAuthorization(_ value: JSONValue) -> Bool {
         guard let entry = value.object, entry["type"]?.string == "urn:altinn:systemuser",
-              let org = entry["systemuser_org"]?.object, org["authority"]?.string == "iso6523-actorid-upis",
-              let id = org["ID"]?.string, id.hasPrefix("0192:"), id.count == 14 else { return false }
+            let org = entry["systemuser_org"]?.object, org["authority"]?.string == "iso6523-actorid-upis",
+            let id = org["ID"]?.string, id.hasPrefix("0192:"), id.count == 14
+        else { return false }
         return Set(entry.keys).isSubset(of: ["type", "systemuser_org", "externalRef"])
     }
 

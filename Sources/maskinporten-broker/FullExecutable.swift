@@ -1,10 +1,11 @@
 import BrokerClient
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `maskinporten-brokerd`, the executable with every command, installed next to this one.

@@ -7,19 +7,20 @@
 // unknown options, a missing profile), is handed on with execv(2), same process and arguments, to
 // `maskinporten-brokerd` next to this executable, which has every command and explains errors.
 import BrokerClient
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch ClientInvocation(arguments) {
-case let .token(profile, socket, minValid, json)?:
+case .token(let profile, let socket, let minValid, let json)?:
     exit(ClientCommands.token(profile: profile, socket: socket, minValid: minValid, json: json))
-case let .health(socket, ready, timeoutSeconds)?:
+case .health(let socket, let ready, let timeoutSeconds)?:
     exit(ClientCommands.health(socket: socket, ready: ready, timeoutSeconds: timeoutSeconds))
 case nil:
     exit(FullExecutable.exec(arguments))

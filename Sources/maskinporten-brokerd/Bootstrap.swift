@@ -1,6 +1,6 @@
 import BrokerClient
-import BrokerServer
 import BrokerPOSIX
+import BrokerServer
 import Foundation
 import Logging
 import Metrics

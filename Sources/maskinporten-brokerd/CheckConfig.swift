@@ -7,7 +7,8 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Validate the configuration file and every key, without starting anything.",
-        discussion: "Prints each profile's environment, client id, kid, key size and algorithm. On error, names the file, the key path and what is wrong, and exits 1."
+        discussion:
+            "Prints each profile's environment, client id, kid, key size and algorithm. On error, names the file, the key path and what is wrong, and exits 1."
     )
 
     @OptionGroup var options: ConfigOption

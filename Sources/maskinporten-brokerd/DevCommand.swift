@@ -2,8 +2,8 @@ import ArgumentParser
 import BrokerClient
 import BrokerCore
 import BrokerCrypto
-import BrokerServer
 import BrokerPOSIX
+import BrokerServer
 import Foundation
 import Logging
 import MaskinportenEmulator
@@ -16,7 +16,8 @@ struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
         abstract: "Run the emulator and the daemon together with a demo key and profile \"demo\".",
-        discussion: "Prints the socket path and a ready curl line. Everything lives in a private directory under $XDG_RUNTIME_DIR (or the temporary directory) that is removed on exit."
+        discussion:
+            "Prints the socket path and a ready curl line. Everything lives in a private directory under $XDG_RUNTIME_DIR (or the temporary directory) that is removed on exit."
     )
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
@@ -48,7 +49,8 @@ struct DevCommand: AsyncParsableCommand {
             configPath: configPath, loaded: loaded, listener: SocketServer.Listener(descriptor: fd, removeOnExit: socketPath),
             notifier: SystemdNotifier(environment: [:]), metrics: bootstrapMetrics(), output: logOutput, logger: logger
         )
-        printNow("""
+        printNow(
+            """
             maskinporten-broker dev: the daemon and a local Maskinporten + Altinn emulator, profile "demo"
               socket:    \(socketPath)
               config:    \(configPath)

@@ -53,7 +53,8 @@ struct EmulatorCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let emulator = server.emulator
-        printNow("""
+        printNow(
+            """
             maskinporten-emulator listening on \(emulator.altinnPlatform)
               issuer (aud):    \(emulator.issuer)
               token endpoint:  \(emulator.tokenEndpoint)

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The entry point. The client commands (`token`, `health`) make one blocking request over the
@@ -45,10 +46,12 @@ struct MaskinportenBroker: AsyncParsableCommand {
 
 /// `--config PATH`, shared by the commands that read the configuration.
 struct ConfigOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "The configuration file.",
-        discussion: "Default: $MASKINPORTEN_BROKER_CONFIG, else /etc/maskinporten-broker/broker.yaml.",
-        valueName: "path"
-    ))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The configuration file.",
+            discussion: "Default: $MASKINPORTEN_BROKER_CONFIG, else /etc/maskinporten-broker/broker.yaml.",
+            valueName: "path"
+        ))
     var config: String?
 }

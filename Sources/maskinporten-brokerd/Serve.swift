@@ -1,13 +1,14 @@
 import ArgumentParser
 import BrokerClient
 import BrokerCore
-import BrokerServer
 import BrokerPOSIX
+import BrokerServer
 import Logging
 import ServiceLifecycle
 import UnixSignals
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `serve`: the daemon.
@@ -23,7 +24,9 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
-    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: log_level in the configuration, else info).", valueName: "level"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: log_level in the configuration, else info).", valueName: "level"))
     var logLevel: String?
 
     func validate() throws {
@@ -52,7 +55,9 @@ struct Serve: AsyncParsableCommand {
             logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         do {
-            let daemon = try Daemon(configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), metrics: bootstrapMetrics(), output: logOutput, logger: logger)
+            let daemon = try Daemon(
+                configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), metrics: bootstrapMetrics(), output: logOutput,
+                logger: logger)
             let group = ServiceGroup(services: daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
         } catch let error as ExitCode {

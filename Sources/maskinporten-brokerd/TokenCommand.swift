@@ -12,7 +12,9 @@ struct TokenCommand: ParsableCommand {
     @Argument(help: "The profile.")
     var profile: String
 
-    @Option(name: .long, help: ArgumentHelp("The daemon's socket (default: $MASKINPORTEN_BROKER_SOCKET, else /run/maskinporten-broker/broker.sock).", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The daemon's socket (default: $MASKINPORTEN_BROKER_SOCKET, else /run/maskinporten-broker/broker.sock).", valueName: "path"))
     var socket: String?
 
     @Option(name: .customLong("min-valid"), help: ArgumentHelp("The token must have at least this many seconds left.", valueName: "seconds"))

@@ -8,8 +8,9 @@ struct ClientInvocationTests {
     @Test("well-formed token calls, options in either form and order, the last repeat wins")
     func token() {
         #expect(ClientInvocation(["token", "demo"]) == .token(profile: "demo", socket: nil, minValid: nil, json: false))
-        #expect(ClientInvocation(["token", "--json", "demo", "--socket", "/s", "--min-valid=60"])
-            == .token(profile: "demo", socket: "/s", minValid: 60, json: true))
+        #expect(
+            ClientInvocation(["token", "--json", "demo", "--socket", "/s", "--min-valid=60"])
+                == .token(profile: "demo", socket: "/s", minValid: 60, json: true))
         #expect(ClientInvocation(["token", "--socket=/a", "demo", "--socket", "/b"]) == .token(profile: "demo", socket: "/b", minValid: nil, json: false))
         #expect(ClientInvocation(["token", "a b/c?d"]) == .token(profile: "a b/c?d", socket: nil, minValid: nil, json: false))
     }
@@ -20,13 +21,15 @@ struct ClientInvocationTests {
         #expect(ClientInvocation(["health", "--ready", "--timeout", "2", "--socket=/s"]) == .health(socket: "/s", ready: true, timeoutSeconds: 2))
     }
 
-    @Test("anything else is handed on", arguments: [
-        [], ["serve"], ["dev"], ["--help"], ["token"], ["token", "a", "b"], ["token", "demo", "--help"], ["token", "demo", "-h"],
-        ["token", "demo", "--min-valid", "soon"], ["token", "demo", "--min-valid"], ["token", "demo", "--socket"],
-        ["token", "demo", "--socket", "--json"], ["token", "demo", "--json=yes"], ["token", "demo", "--ready"], ["token", "--", "demo"],
-        ["token", "-"], ["token", "demo", "--min-valid", "-5"], ["health", "extra"], ["health", "--timeout", "x"], ["health", "--json"],
-        ["Token", "demo"],
-    ])
+    @Test(
+        "anything else is handed on",
+        arguments: [
+            [], ["serve"], ["dev"], ["--help"], ["token"], ["token", "a", "b"], ["token", "demo", "--help"], ["token", "demo", "-h"],
+            ["token", "demo", "--min-valid", "soon"], ["token", "demo", "--min-valid"], ["token", "demo", "--socket"],
+            ["token", "demo", "--socket", "--json"], ["token", "demo", "--json=yes"], ["token", "demo", "--ready"], ["token", "--", "demo"],
+            ["token", "-"], ["token", "demo", "--min-valid", "-5"], ["health", "extra"], ["health", "--timeout", "x"], ["health", "--json"],
+            ["Token", "demo"],
+        ])
     func handedOn(arguments: [String]) {
         #expect(ClientInvocation(arguments) == nil)
     }

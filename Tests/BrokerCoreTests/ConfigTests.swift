@@ -8,7 +8,8 @@ import Testing
 struct ConfigTests {
     @Test("config/broker.example.yaml parses with every section")
     func exampleParses() throws {
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/broker.example.yaml").standardizedFileURL.path
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/broker.example.yaml").standardizedFileURL
+            .path
         let configuration = try ConfigLoader.load(path: example)
         #expect(configuration.socket == SocketSettings(path: "/run/maskinporten-broker/broker.sock", mode: 0o660, group: "maskinporten"))
         #expect(configuration.refresh == RefreshSettings(atFraction: 0.75, minValidSeconds: 10))
@@ -34,14 +35,15 @@ struct ConfigTests {
     @Test("the built-in environments are Digdir's and Altinn's addresses")
     func builtInEnvironments() {
         let table = MaskinportenEnvironment.builtIn.mapValues { "\($0.issuer) \($0.tokenEndpoint) \($0.altinnPlatform ?? "")" }
-        #expect(table == [
-            "prod": "https://maskinporten.no/ https://maskinporten.no/token https://platform.altinn.no",
-            "tt02": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.tt02.altinn.no",
-            "at22": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.at22.altinn.cloud",
-            "at23": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.at23.altinn.cloud",
-            "at24": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.at24.altinn.cloud",
-            "yt01": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.yt01.altinn.cloud",
-        ])
+        #expect(
+            table == [
+                "prod": "https://maskinporten.no/ https://maskinporten.no/token https://platform.altinn.no",
+                "tt02": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.tt02.altinn.no",
+                "at22": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.at22.altinn.cloud",
+                "at23": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.at23.altinn.cloud",
+                "at24": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.at24.altinn.cloud",
+                "yt01": "https://test.maskinporten.no/ https://test.maskinporten.no/token https://platform.yt01.altinn.cloud",
+            ])
     }
 
     @Test("defaults, relative paths and the path search order")
@@ -61,13 +63,14 @@ struct ConfigTests {
     @Test("delegation and system user settings are read and organisation numbers checked")
     func delegationSettings() throws {
         let fixture = try ConfigFixture()
-        let configuration = try fixture.load(ConfigFixture.profile + """
+        let configuration = try fixture.load(
+            ConfigFixture.profile + """
 
-                resource: [https://example.no/api]
-                consumer_org: "991825827"
-                system_user_org: 991825827
-                system_user_external_ref: ref-1
-            """)
+                    resource: [https://example.no/api]
+                    consumer_org: "991825827"
+                    system_user_org: 991825827
+                    system_user_external_ref: ref-1
+                """)
         let profile = try #require(configuration.profiles.first)
         #expect(profile.resource == ["https://example.no/api"])
         #expect(profile.consumerOrg?.digits == "991825827")
@@ -89,84 +92,130 @@ struct ConfigTests {
     static let base = ConfigFixture.profile
 
     static let invalid: [Invalid] = [
-        Invalid(name: "unknown top-level key", yaml: base + "\nsockets:\n  path: /run/x.sock",
-                code: .unknownKey, keyPath: "sockets", mentions: "did you mean \"socket\""),
-        Invalid(name: "unknown profile key", yaml: base.replacingOccurrences(of: "scopes:", with: "scope:"),
-                code: .unknownKey, keyPath: "profiles.notifications.scope", mentions: "did you mean \"scopes\""),
-        Invalid(name: "unknown key source", yaml: base.replacingOccurrences(of: "encoded_jwk_file:", with: "jwk_file:"),
-                code: .unknownKey, keyPath: "profiles.notifications.key.jwk_file", mentions: "unknown key"),
-        Invalid(name: "missing client id", yaml: base.replacingOccurrences(of: "    client_id: 2f3c9a1e-0000-4000-8000-000000000000\n", with: ""),
-                code: .missingKey, keyPath: "profiles.notifications.client_id", mentions: "client id is required"),
-        Invalid(name: "empty client id", yaml: base.replacingOccurrences(of: "2f3c9a1e-0000-4000-8000-000000000000", with: "\"\""),
-                code: .invalidValue, keyPath: "profiles.notifications.client_id", mentions: "must not be empty"),
-        Invalid(name: "empty scope list", yaml: base.replacingOccurrences(of: "[altinn:serviceowner/notifications.create]", with: "[]"),
-                code: .invalidValue, keyPath: "profiles.notifications.scopes", mentions: "the list is empty"),
-        Invalid(name: "scopes as one string", yaml: base.replacingOccurrences(of: "[altinn:serviceowner/notifications.create]", with: "a b"),
-                code: .wrongType, keyPath: "profiles.notifications.scopes", mentions: "expected a list"),
-        Invalid(name: "missing scopes", yaml: base.replacingOccurrences(of: "    scopes: [altinn:serviceowner/notifications.create]\n", with: ""),
-                code: .missingKey, keyPath: "profiles.notifications.scopes", mentions: "at least one scope"),
-        Invalid(name: "two key sources", yaml: base + "\n      encoded_jwk_env: NOTIFICATIONS_JWK",
-                code: .keySource, keyPath: "profiles.notifications.key", mentions: "exactly one key source is allowed, found encoded_jwk_file and encoded_jwk_env"),
-        Invalid(name: "no key source", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "kid: abc"),
-                code: .keySource, keyPath: "profiles.notifications.key", mentions: "no key source"),
-        Invalid(name: "no key at all", yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: ""),
-                code: .keySource, keyPath: "profiles.notifications.key", mentions: "a key is required"),
-        Invalid(name: "certificate without its key", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "certificate_file: cert.pem"),
-                code: .keySource, keyPath: "profiles.notifications.key.certificate_file", mentions: "needs private_key_file"),
-        Invalid(name: "certificate with kid", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "certificate_file: c.pem\n      private_key_file: k.pem\n      kid: x"),
-                code: .keySource, keyPath: "profiles.notifications.key.kid", mentions: "x5c, not kid"),
-        Invalid(name: "unknown environment", yaml: base.replacingOccurrences(of: "environment: tt02", with: "environment: tt03"),
-                code: .unknownEnvironment, keyPath: "profiles.notifications.environment", mentions: "unknown environment \"tt03\" (known: at22, at23, at24, prod, tt02, yt01"),
-        Invalid(name: "http to a non-loopback host", yaml: "environments:\n  lab:\n    maskinporten_issuer: http://maskinporten.example.com/\n    altinn_platform: https://a.example.com\n" + base.replacingOccurrences(of: "tt02", with: "lab"),
-                code: .insecureEndpoint, keyPath: "environments.lab.maskinporten_issuer", mentions: "plain http:// is allowed only to loopback hosts"),
-        Invalid(name: "http to a private address", yaml: "environments:\n  lab:\n    maskinporten_issuer: https://m.example.com/\n    altinn_platform: http://10.0.0.5:8080\n" + base,
-                code: .insecureEndpoint, keyPath: "environments.lab.altinn_platform", mentions: "use https:// for 10.0.0.5"),
-        Invalid(name: "redefined built-in environment", yaml: "environments:\n  prod:\n    maskinporten_issuer: https://m.example.com/\n" + base,
-                code: .invalidValue, keyPath: "environments.prod", mentions: "built-in environment"),
-        Invalid(name: "not a URL", yaml: "environments:\n  lab:\n    maskinporten_issuer: maskinporten\n" + base,
-                code: .invalidValue, keyPath: "environments.lab.maskinporten_issuer", mentions: "not an absolute URL"),
-        Invalid(name: "exchange to an environment without Altinn", yaml: "environments:\n  lab:\n    maskinporten_issuer: http://127.0.0.1:1/\n" + base.replacingOccurrences(of: "tt02", with: "lab"),
-                code: .invalidValue, keyPath: "profiles.notifications.exchange", mentions: "has no altinn_platform"),
-        Invalid(name: "unknown algorithm", yaml: base + "\n    algorithm: HS256",
-                code: .invalidValue, keyPath: "profiles.notifications.algorithm", mentions: "use RS256, RS384 or RS512"),
-        Invalid(name: "unknown exchange", yaml: base + "\n    exchange: idporten",
-                code: .invalidValue, keyPath: "profiles.notifications.exchange", mentions: "use altinn or none"),
-        Invalid(name: "test org without exchange", yaml: base + "\n    exchange: none\n    altinn_test_org: true",
-                code: .invalidValue, keyPath: "profiles.notifications.altinn_test_org", mentions: "exchange is none"),
-        Invalid(name: "not a boolean", yaml: base + "\n    altinn_test_org: yes",
-                code: .wrongType, keyPath: "profiles.notifications.altinn_test_org", mentions: "expected true or false"),
-        Invalid(name: "bad organisation number", yaml: base + "\n    consumer_org: \"991825828\"",
-                code: .invalidValue, keyPath: "profiles.notifications.consumer_org", mentions: "check digit is wrong"),
-        Invalid(name: "short organisation number", yaml: base + "\n    system_user_org: \"12345\"",
-                code: .invalidValue, keyPath: "profiles.notifications.system_user_org", mentions: "exactly 9 digits"),
-        Invalid(name: "external ref without system user", yaml: base + "\n    system_user_external_ref: x",
-                code: .invalidValue, keyPath: "profiles.notifications.system_user_external_ref", mentions: "needs system_user_org"),
-        Invalid(name: "bad profile name", yaml: base.replacingOccurrences(of: "  notifications:", with: "  \"bad/name\":"),
-                code: .invalidValue, keyPath: "profiles.bad/name", mentions: "not a usable name"),
-        Invalid(name: "relative socket path", yaml: "socket:\n  path: broker.sock\n" + base,
-                code: .invalidValue, keyPath: "socket.path", mentions: "must be absolute"),
-        Invalid(name: "socket mode not octal", yaml: "socket:\n  mode: \"rw-rw----\"\n" + base,
-                code: .invalidValue, keyPath: "socket.mode", mentions: "in octal"),
-        Invalid(name: "refresh fraction out of range", yaml: "refresh:\n  at_fraction: 1.5\n" + base,
-                code: .invalidValue, keyPath: "refresh.at_fraction", mentions: "between 0.1 and 0.95"),
-        Invalid(name: "min_valid_seconds not a number", yaml: "refresh:\n  min_valid_seconds: ten\n" + base,
-                code: .wrongType, keyPath: "refresh.min_valid_seconds", mentions: "whole number"),
-        Invalid(name: "unknown audit overflow choice", yaml: "audit:\n  on_overflow: block\n" + base,
-                code: .invalidValue, keyPath: "audit.on_overflow", mentions: "use drop (lines that cannot be buffered are dropped and counted) or refuse"),
-        Invalid(name: "audit summary interval out of range", yaml: "audit:\n  summary_interval_seconds: 0\n" + base,
-                code: .invalidValue, keyPath: "audit.summary_interval_seconds", mentions: "between 1 and 3600"),
-        Invalid(name: "misspelt audit key", yaml: "audit:\n  on_overflw: refuse\n" + base,
-                code: .unknownKey, keyPath: "audit.on_overflw", mentions: "did you mean \"on_overflow\""),
-        Invalid(name: "uid not a number", yaml: base + "\n    allow:\n      uids: [notifier]",
-                code: .invalidValue, keyPath: "profiles.notifications.allow.uids", mentions: "not a numeric user id"),
-        Invalid(name: "profiles is a list", yaml: "profiles:\n  - notifications\n",
-                code: .wrongType, keyPath: "profiles", mentions: "expected a mapping"),
-        Invalid(name: "nothing to serve", yaml: "socket:\n  path: /run/x.sock\n",
-                code: .empty, keyPath: "profiles", mentions: "nothing to serve"),
-        Invalid(name: "broken YAML", yaml: "profiles:\n  notifications: [\n",
-                code: .yamlSyntax, keyPath: "", mentions: "YAML syntax error"),
-        Invalid(name: "duplicate key", yaml: base + "\n    client_id: again",
-                code: .yamlSyntax, keyPath: "", mentions: "\"client_id\" appears twice"),
+        Invalid(
+            name: "unknown top-level key", yaml: base + "\nsockets:\n  path: /run/x.sock",
+            code: .unknownKey, keyPath: "sockets", mentions: "did you mean \"socket\""),
+        Invalid(
+            name: "unknown profile key", yaml: base.replacingOccurrences(of: "scopes:", with: "scope:"),
+            code: .unknownKey, keyPath: "profiles.notifications.scope", mentions: "did you mean \"scopes\""),
+        Invalid(
+            name: "unknown key source", yaml: base.replacingOccurrences(of: "encoded_jwk_file:", with: "jwk_file:"),
+            code: .unknownKey, keyPath: "profiles.notifications.key.jwk_file", mentions: "unknown key"),
+        Invalid(
+            name: "missing client id", yaml: base.replacingOccurrences(of: "    client_id: 2f3c9a1e-0000-4000-8000-000000000000\n", with: ""),
+            code: .missingKey, keyPath: "profiles.notifications.client_id", mentions: "client id is required"),
+        Invalid(
+            name: "empty client id", yaml: base.replacingOccurrences(of: "2f3c9a1e-0000-4000-8000-000000000000", with: "\"\""),
+            code: .invalidValue, keyPath: "profiles.notifications.client_id", mentions: "must not be empty"),
+        Invalid(
+            name: "empty scope list", yaml: base.replacingOccurrences(of: "[altinn:serviceowner/notifications.create]", with: "[]"),
+            code: .invalidValue, keyPath: "profiles.notifications.scopes", mentions: "the list is empty"),
+        Invalid(
+            name: "scopes as one string", yaml: base.replacingOccurrences(of: "[altinn:serviceowner/notifications.create]", with: "a b"),
+            code: .wrongType, keyPath: "profiles.notifications.scopes", mentions: "expected a list"),
+        Invalid(
+            name: "missing scopes", yaml: base.replacingOccurrences(of: "    scopes: [altinn:serviceowner/notifications.create]\n", with: ""),
+            code: .missingKey, keyPath: "profiles.notifications.scopes", mentions: "at least one scope"),
+        Invalid(
+            name: "two key sources", yaml: base + "\n      encoded_jwk_env: NOTIFICATIONS_JWK",
+            code: .keySource, keyPath: "profiles.notifications.key", mentions: "exactly one key source is allowed, found encoded_jwk_file and encoded_jwk_env"),
+        Invalid(
+            name: "no key source", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "kid: abc"),
+            code: .keySource, keyPath: "profiles.notifications.key", mentions: "no key source"),
+        Invalid(
+            name: "no key at all", yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: ""),
+            code: .keySource, keyPath: "profiles.notifications.key", mentions: "a key is required"),
+        Invalid(
+            name: "certificate without its key", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "certificate_file: cert.pem"),
+            code: .keySource, keyPath: "profiles.notifications.key.certificate_file", mentions: "needs private_key_file"),
+        Invalid(
+            name: "certificate with kid",
+            yaml: base.replacingOccurrences(
+                of: "encoded_jwk_file: notifications.jwk", with: "certificate_file: c.pem\n      private_key_file: k.pem\n      kid: x"),
+            code: .keySource, keyPath: "profiles.notifications.key.kid", mentions: "x5c, not kid"),
+        Invalid(
+            name: "unknown environment", yaml: base.replacingOccurrences(of: "environment: tt02", with: "environment: tt03"),
+            code: .unknownEnvironment, keyPath: "profiles.notifications.environment",
+            mentions: "unknown environment \"tt03\" (known: at22, at23, at24, prod, tt02, yt01"),
+        Invalid(
+            name: "http to a non-loopback host",
+            yaml: "environments:\n  lab:\n    maskinporten_issuer: http://maskinporten.example.com/\n    altinn_platform: https://a.example.com\n"
+                + base.replacingOccurrences(of: "tt02", with: "lab"),
+            code: .insecureEndpoint, keyPath: "environments.lab.maskinporten_issuer", mentions: "plain http:// is allowed only to loopback hosts"),
+        Invalid(
+            name: "http to a private address",
+            yaml: "environments:\n  lab:\n    maskinporten_issuer: https://m.example.com/\n    altinn_platform: http://10.0.0.5:8080\n" + base,
+            code: .insecureEndpoint, keyPath: "environments.lab.altinn_platform", mentions: "use https:// for 10.0.0.5"),
+        Invalid(
+            name: "redefined built-in environment", yaml: "environments:\n  prod:\n    maskinporten_issuer: https://m.example.com/\n" + base,
+            code: .invalidValue, keyPath: "environments.prod", mentions: "built-in environment"),
+        Invalid(
+            name: "not a URL", yaml: "environments:\n  lab:\n    maskinporten_issuer: maskinporten\n" + base,
+            code: .invalidValue, keyPath: "environments.lab.maskinporten_issuer", mentions: "not an absolute URL"),
+        Invalid(
+            name: "exchange to an environment without Altinn",
+            yaml: "environments:\n  lab:\n    maskinporten_issuer: http://127.0.0.1:1/\n" + base.replacingOccurrences(of: "tt02", with: "lab"),
+            code: .invalidValue, keyPath: "profiles.notifications.exchange", mentions: "has no altinn_platform"),
+        Invalid(
+            name: "unknown algorithm", yaml: base + "\n    algorithm: HS256",
+            code: .invalidValue, keyPath: "profiles.notifications.algorithm", mentions: "use RS256, RS384 or RS512"),
+        Invalid(
+            name: "unknown exchange", yaml: base + "\n    exchange: idporten",
+            code: .invalidValue, keyPath: "profiles.notifications.exchange", mentions: "use altinn or none"),
+        Invalid(
+            name: "test org without exchange", yaml: base + "\n    exchange: none\n    altinn_test_org: true",
+            code: .invalidValue, keyPath: "profiles.notifications.altinn_test_org", mentions: "exchange is none"),
+        Invalid(
+            name: "not a boolean", yaml: base + "\n    altinn_test_org: yes",
+            code: .wrongType, keyPath: "profiles.notifications.altinn_test_org", mentions: "expected true or false"),
+        Invalid(
+            name: "bad organisation number", yaml: base + "\n    consumer_org: \"991825828\"",
+            code: .invalidValue, keyPath: "profiles.notifications.consumer_org", mentions: "check digit is wrong"),
+        Invalid(
+            name: "short organisation number", yaml: base + "\n    system_user_org: \"12345\"",
+            code: .invalidValue, keyPath: "profiles.notifications.system_user_org", mentions: "exactly 9 digits"),
+        Invalid(
+            name: "external ref without system user", yaml: base + "\n    system_user_external_ref: x",
+            code: .invalidValue, keyPath: "profiles.notifications.system_user_external_ref", mentions: "needs system_user_org"),
+        Invalid(
+            name: "bad profile name", yaml: base.replacingOccurrences(of: "  notifications:", with: "  \"bad/name\":"),
+            code: .invalidValue, keyPath: "profiles.bad/name", mentions: "not a usable name"),
+        Invalid(
+            name: "relative socket path", yaml: "socket:\n  path: broker.sock\n" + base,
+            code: .invalidValue, keyPath: "socket.path", mentions: "must be absolute"),
+        Invalid(
+            name: "socket mode not octal", yaml: "socket:\n  mode: \"rw-rw----\"\n" + base,
+            code: .invalidValue, keyPath: "socket.mode", mentions: "in octal"),
+        Invalid(
+            name: "refresh fraction out of range", yaml: "refresh:\n  at_fraction: 1.5\n" + base,
+            code: .invalidValue, keyPath: "refresh.at_fraction", mentions: "between 0.1 and 0.95"),
+        Invalid(
+            name: "min_valid_seconds not a number", yaml: "refresh:\n  min_valid_seconds: ten\n" + base,
+            code: .wrongType, keyPath: "refresh.min_valid_seconds", mentions: "whole number"),
+        Invalid(
+            name: "unknown audit overflow choice", yaml: "audit:\n  on_overflow: block\n" + base,
+            code: .invalidValue, keyPath: "audit.on_overflow", mentions: "use drop (lines that cannot be buffered are dropped and counted) or refuse"),
+        Invalid(
+            name: "audit summary interval out of range", yaml: "audit:\n  summary_interval_seconds: 0\n" + base,
+            code: .invalidValue, keyPath: "audit.summary_interval_seconds", mentions: "between 1 and 3600"),
+        Invalid(
+            name: "misspelt audit key", yaml: "audit:\n  on_overflw: refuse\n" + base,
+            code: .unknownKey, keyPath: "audit.on_overflw", mentions: "did you mean \"on_overflow\""),
+        Invalid(
+            name: "uid not a number", yaml: base + "\n    allow:\n      uids: [notifier]",
+            code: .invalidValue, keyPath: "profiles.notifications.allow.uids", mentions: "not a numeric user id"),
+        Invalid(
+            name: "profiles is a list", yaml: "profiles:\n  - notifications\n",
+            code: .wrongType, keyPath: "profiles", mentions: "expected a mapping"),
+        Invalid(
+            name: "nothing to serve", yaml: "socket:\n  path: /run/x.sock\n",
+            code: .empty, keyPath: "profiles", mentions: "nothing to serve"),
+        Invalid(
+            name: "broken YAML", yaml: "profiles:\n  notifications: [\n",
+            code: .yamlSyntax, keyPath: "", mentions: "YAML syntax error"),
+        Invalid(
+            name: "duplicate key", yaml: base + "\n    client_id: again",
+            code: .yamlSyntax, keyPath: "", mentions: "\"client_id\" appears twice"),
     ]
 
     @Test("each validation error names the file, the key path and what is wrong", arguments: invalid)
@@ -190,10 +239,12 @@ struct ConfigTests {
         #expect(error?.description == "/nonexistent/broker.yaml: the configuration file does not exist")
     }
 
-    @Test("organisation numbers: mod-11 check digit", arguments: [
-        ("991825827", true), ("974760673", true), ("910825496", true), ("991825828", false),
-        ("123456789", false), ("99182582", false), ("9918258270", false), ("99182582x", false),
-    ])
+    @Test(
+        "organisation numbers: mod-11 check digit",
+        arguments: [
+            ("991825827", true), ("974760673", true), ("910825496", true), ("991825828", false),
+            ("123456789", false), ("99182582", false), ("9918258270", false), ("99182582x", false),
+        ])
     func organisationNumbers(_ text: String, _ valid: Bool) {
         #expect(((try? OrganisationNumber(text)) != nil) == valid, "\(text)")
     }

@@ -19,10 +19,11 @@ struct EmulatorHarness {
         let server = try await EmulatorServer.bind(logger: Logger(label: "test-emulator", factory: { _ in SwiftLogNoOpLogHandler() }))
         let task = Task { try await server.run() }
         defer { task.cancel() }
-        server.emulator.register(RegisteredClient(
-            clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [scope],
-            keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid", alg: nil).utf8)).publicOnly()]
-        ))
+        server.emulator.register(
+            RegisteredClient(
+                clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [scope],
+                keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid", alg: nil).utf8)).publicOnly()]
+            ))
         return try await body(EmulatorHarness(server: server, fixture: try ConfigFixture()))
     }
 
@@ -46,9 +47,11 @@ struct EmulatorHarness {
     }
 
     /// A broker for the configuration, with a fast retry policy and short timeouts.
-    func broker(exchange: String = "altinn", minValid: Int = 10, policy: RetryPolicy = RetryPolicy().scaled(by: 0.1),
-                timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(10)),
-                logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> (TokenBroker, TokenCache) {
+    func broker(
+        exchange: String = "altinn", minValid: Int = 10, policy: RetryPolicy = RetryPolicy().scaled(by: 0.1),
+        timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(10)),
+        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) throws -> (TokenBroker, TokenCache) {
         let (configuration, credentials) = try configuration(exchange: exchange, minValid: minValid)
         let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: policy, timeouts: timeouts, logger: logger)
         return (broker, broker.cache(for: "notifications")!)

@@ -23,7 +23,9 @@ struct FaultMatrixTests {
         Case(name: "HTTP 429 with Retry-After", kind: .unavailable) { $0.inject(Fault(status: 429, retryAfter: 1), into: .token) },
         Case(name: "dropped connection", kind: .unavailable) { $0.inject(Fault(drop: true), into: .token) },
         Case(name: "Maskinporten hangs (timeout)", kind: .unavailable, timeout: .milliseconds(1500)) { $0.inject(Fault(hang: true), into: .token) },
-        Case(name: "Altinn answers after the timeout", kind: .unavailable, timeout: .milliseconds(1500)) { $0.inject(Fault(delayMilliseconds: 3000), into: .exchange) },
+        Case(name: "Altinn answers after the timeout", kind: .unavailable, timeout: .milliseconds(1500)) {
+            $0.inject(Fault(delayMilliseconds: 3000), into: .exchange)
+        },
         Case(name: "upstream's wall clock jumps an hour ahead", kind: .rejected) { $0.settings = EmulatorSettings(altinnTokenLifetime: 4, clockOffset: 3600) },
         Case(name: "upstream's wall clock jumps an hour back", kind: .rejected) { $0.settings = EmulatorSettings(altinnTokenLifetime: 4, clockOffset: -3600) },
         Case(name: "garbage body", kind: .malformed) { $0.inject(Fault(garbage: true), into: .exchange) },
@@ -35,7 +37,8 @@ struct FaultMatrixTests {
         try await EmulatorHarness.with { harness in
             let policy = RetryPolicy().scaled(by: 0.05)
             harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 4)
-            let (broker, cache) = try harness.broker(minValid: 1, policy: policy, timeouts: UpstreamClient.Timeouts(connect: fault.timeout, total: fault.timeout))
+            let (broker, cache) = try harness.broker(
+                minValid: 1, policy: policy, timeouts: UpstreamClient.Timeouts(connect: fault.timeout, total: fault.timeout))
 
             // Cold: the first request gets the fault's error kind.
             fault.apply(harness.emulator)

@@ -12,9 +12,15 @@ struct FetchSlotsTests {
             for index in 0..<40 {
                 group.addTask {
                     try await slots.run { () async throws(TokenError) -> Int in
-                        counts.withLockedValue { $0.running += 1; $0.peak = max($0.peak, $0.running) }
+                        counts.withLockedValue {
+                            $0.running += 1
+                            $0.peak = max($0.peak, $0.running)
+                        }
                         try? await Task.sleep(for: .milliseconds(5))
-                        counts.withLockedValue { $0.running -= 1; $0.done += 1 }
+                        counts.withLockedValue {
+                            $0.running -= 1
+                            $0.done += 1
+                        }
                         return index
                     }
                 }
@@ -49,7 +55,12 @@ struct FetchSlotsTests {
                 return 1
             }
         }
-        let waiter = Task { try await slots.run { () async throws(TokenError) -> Int in Issue.record("a cancelled waiter ran"); return 2 } }
+        let waiter = Task {
+            try await slots.run { () async throws(TokenError) -> Int in
+                Issue.record("a cancelled waiter ran")
+                return 2
+            }
+        }
         while await slots.waiting == 0 { await Task.yield() }
         waiter.cancel()
         let error = await #expect(throws: TokenError.self) { try await waiter.value }

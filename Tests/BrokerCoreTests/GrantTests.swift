@@ -64,31 +64,39 @@ struct GrantTests {
         profile.environment = MaskinportenEnvironment.builtIn["prod"]!
         let credentials = try self.builder().credentials
         let claims = GrantBuilder(profile: profile, credentials: credentials).claims(now: Date(timeIntervalSince1970: 1_700_000_000), jti: "j")
-        #expect(claims == GrantClaims(aud: "https://maskinporten.no/", iss: profile.clientID, iat: 1_700_000_000, exp: 1_700_000_120, jti: "j", scope: "a:one b:two c:three"))
+        #expect(
+            claims
+                == GrantClaims(
+                    aud: "https://maskinporten.no/", iss: profile.clientID, iat: 1_700_000_000, exp: 1_700_000_120, jti: "j", scope: "a:one b:two c:three"))
     }
 
     @Test("resource, consumer_org and authorization_details have the exact shapes Maskinporten takes")
     func delegationClaims() throws {
-        let builder = try builder(extra: """
+        let builder = try builder(
+            extra: """
 
-                resource: [https://example.no/api]
-                consumer_org: "991825827"
-                system_user_org: "974760673"
-                system_user_external_ref: my-ref
-            """)
+                    resource: [https://example.no/api]
+                    consumer_org: "991825827"
+                    system_user_org: "974760673"
+                    system_user_external_ref: my-ref
+                """)
         let grant = try builder.makeGrant()
         let payload = try TestKey.decodeBase64url(String(grant.split(separator: ".")[1]))
         let text = String(decoding: payload, as: UTF8.self)
         #expect(text.contains(#""resource":["https://example.no/api"]"#))
         #expect(text.contains(#""consumer_org":"991825827""#))
-        #expect(text.contains(#""authorization_details":[{"externalRef":"my-ref","systemuser_org":{"ID":"0192:974760673","authority":"iso6523-actorid-upis"},"type":"urn:altinn:systemuser"}]"#), "\(text)")
+        #expect(
+            text.contains(
+                #""authorization_details":[{"externalRef":"my-ref","systemuser_org":{"ID":"0192:974760673","authority":"iso6523-actorid-upis"},"type":"urn:altinn:systemuser"}]"#
+            ), "\(text)")
         try Keys.rsa2048.opensslVerify(jws: grant)
     }
 
     @Test("a certificate grant carries x5c (leaf first, standard Base64 DER) and no kid; openssl verifies it against the certificate")
     func x5cGrant() throws {
         let scratch = try TemporaryDirectory()
-        try Command.openssl("req", "-x509", "-key", Keys.rsa2048.pkcs8Path, "-out", scratch.path("cert.pem"), "-days", "5", "-subj", "/CN=Org/serialNumber=991825827")
+        try Command.openssl(
+            "req", "-x509", "-key", Keys.rsa2048.pkcs8Path, "-out", scratch.path("cert.pem"), "-days", "5", "-subj", "/CN=Org/serialNumber=991825827")
         try scratch.write("key.pem", Data(contentsOf: URL(fileURLWithPath: Keys.rsa2048.pkcs8Path)), mode: 0o600)
         let builder = try builder(key: "      certificate_file: \(scratch.path("cert.pem"))\n      private_key_file: \(scratch.path("key.pem"))")
         let grant = try builder.makeGrant()

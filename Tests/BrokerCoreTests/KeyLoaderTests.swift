@@ -109,9 +109,12 @@ struct KeyLoaderTests {
     func certificateSource() throws {
         let fixture = try ConfigFixture()
         let dir = fixture.directory
-        try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "30", "-subj", "/CN=Test CA")
+        try Command.openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "30", "-subj", "/CN=Test CA")
         try Command.openssl("req", "-new", "-key", Keys.rsa2048.pkcs8Path, "-out", dir.path("leaf.csr"), "-subj", "/CN=Leaf/serialNumber=991825827")
-        try Command.openssl("x509", "-req", "-in", dir.path("leaf.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial", "-out", dir.path("leaf.pem"), "-days", "10")
+        try Command.openssl(
+            "x509", "-req", "-in", dir.path("leaf.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial", "-out",
+            dir.path("leaf.pem"), "-days", "10")
         let leaf = try String(contentsOfFile: dir.path("leaf.pem"), encoding: .utf8)
         let ca = try String(contentsOfFile: dir.path("ca.pem"), encoding: .utf8)
         try dir.write("chain.pem", leaf + ca, mode: 0o644)

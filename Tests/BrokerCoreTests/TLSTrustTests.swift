@@ -17,11 +17,14 @@ struct TLSTrustTests {
 
     func startServer() async throws -> TLSServer {
         let dir = try TemporaryDirectory(prefix: "tls")
-        try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "2", "-subj", "/CN=Broker Test CA")
+        try Command.openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "2", "-subj",
+            "/CN=Broker Test CA")
         try Command.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("server.key"), "-out", dir.path("server.csr"), "-subj", "/CN=127.0.0.1")
         try dir.write("san.cnf", "subjectAltName=IP:127.0.0.1\n")
-        try Command.openssl("x509", "-req", "-in", dir.path("server.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial",
-                            "-out", dir.path("server.pem"), "-days", "2", "-extfile", dir.path("san.cnf"))
+        try Command.openssl(
+            "x509", "-req", "-in", dir.path("server.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial",
+            "-out", dir.path("server.pem"), "-days", "2", "-extfile", dir.path("san.cnf"))
         try dir.write("server.py", Self.serverScript)
         let python = try Command.run("sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         let process = try RunningProcess(python, [dir.path("server.py"), dir.path("server.pem"), dir.path("server.key")])
@@ -56,7 +59,8 @@ struct TLSTrustTests {
 
     func fetch(server: TLSServer, caFile: String?) async throws -> TokenError? {
         let fixture = try ConfigFixture()
-        let path = try fixture.write("""
+        let path = try fixture.write(
+            """
             environments:
               tls:
                 maskinporten_issuer: https://127.0.0.1:\(server.port)/
@@ -64,8 +68,9 @@ struct TLSTrustTests {
             """ + "\n" + ConfigFixture.profile.replacingOccurrences(of: "environment: tt02", with: "environment: tls") + "\n    exchange: none")
         let configuration = try ConfigLoader.load(path: path)
         let credentials = try KeyLoader(environment: [:]).load(configuration.profiles[0], file: path)
-        let broker = try TokenBroker(configuration: configuration, credentials: ["notifications": credentials],
-                                     timeouts: .init(connect: .seconds(2), total: .seconds(4)), logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let broker = try TokenBroker(
+            configuration: configuration, credentials: ["notifications": credentials],
+            timeouts: .init(connect: .seconds(2), total: .seconds(4)), logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
         defer { Task { await broker.shutdown() } }
         do {
             _ = try await broker.cache(for: "notifications")!.token()
@@ -92,7 +97,8 @@ struct TLSTrustTests {
     func badCAFile() async throws {
         let fixture = try ConfigFixture()
         try fixture.directory.write("ca.pem", "not a certificate")
-        let path = try fixture.write("""
+        let path = try fixture.write(
+            """
             environments:
               tls:
                 maskinporten_issuer: https://127.0.0.1:1/

@@ -53,7 +53,8 @@ struct TokenAcquisitionTests {
     func testOrganisation() async throws {
         try await EmulatorHarness.with { harness in
             let (configuration, credentials) = try harness.configuration(extra: "\n    altinn_test_org: true")
-            let broker = try TokenBroker(configuration: configuration, credentials: credentials, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let broker = try TokenBroker(
+                configuration: configuration, credentials: credentials, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { Task { await broker.shutdown() } }
             let token = try await #require(broker.cache(for: "notifications")).token()
             #expect(try claims(of: token.value)["urn:altinn:org"] as? String == "ttd")
@@ -211,14 +212,16 @@ struct TokenAcquisitionTests {
         }
     }
 
-    @Test("faults become the right kind of error", arguments: [
-        ("garbage body", Fault(garbage: true), FaultTarget.token, TokenError.Kind.malformed),
-        ("dropped connection", Fault(drop: true), .token, .unavailable),
-        ("hang past the timeout", Fault(hang: true), .token, .unavailable),
-        ("HTTP 400", Fault(status: 400), .token, .rejected),
-        ("HTTP 502 at Altinn", Fault(status: 502), .exchange, .unavailable),
-        ("garbage from Altinn", Fault(garbage: true), .exchange, .malformed),
-    ])
+    @Test(
+        "faults become the right kind of error",
+        arguments: [
+            ("garbage body", Fault(garbage: true), FaultTarget.token, TokenError.Kind.malformed),
+            ("dropped connection", Fault(drop: true), .token, .unavailable),
+            ("hang past the timeout", Fault(hang: true), .token, .unavailable),
+            ("HTTP 400", Fault(status: 400), .token, .rejected),
+            ("HTTP 502 at Altinn", Fault(status: 502), .exchange, .unavailable),
+            ("garbage from Altinn", Fault(garbage: true), .exchange, .malformed),
+        ])
     func faults(_ name: String, _ fault: Fault, _ target: FaultTarget, _ kind: TokenError.Kind) async throws {
         try await EmulatorHarness.with { harness in
             harness.emulator.inject(fault, into: target)
@@ -233,8 +236,10 @@ struct TokenAcquisitionTests {
     @Test("a refused grant carries Maskinporten's error, code and all")
     func refusedGrant() async throws {
         try await EmulatorHarness.with { harness in
-            harness.emulator.register(RegisteredClient(clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: ["other:scope"],
-                                                       keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicOnly()]))
+            harness.emulator.register(
+                RegisteredClient(
+                    clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: ["other:scope"],
+                    keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicOnly()]))
             let (broker, cache) = try harness.broker()
             defer { Task { await broker.shutdown() } }
             let error = await #expect(throws: TokenError.self) { try await cache.token() }
@@ -266,7 +271,10 @@ struct TokenAcquisitionTests {
             let (broker, cache) = try harness.broker(logger: logs.logger)
             defer { Task { await broker.shutdown() } }
             let token = try await cache.token()
-            #expect(logs.lines.contains { $0.contains("clock differs") && ($0.contains("skew_seconds=-29") || $0.contains("skew_seconds=-30") || $0.contains("skew_seconds=-31")) }, "\(logs.lines)")
+            #expect(
+                logs.lines.contains {
+                    $0.contains("clock differs") && ($0.contains("skew_seconds=-29") || $0.contains("skew_seconds=-30") || $0.contains("skew_seconds=-31"))
+                }, "\(logs.lines)")
             #expect(logs.lines.contains { $0.contains("token obtained") && $0.contains(token.fingerprint) })
             for line in logs.lines {
                 #expect(!line.contains(token.value.prefix(40)), "a token reached the log: \(line)")

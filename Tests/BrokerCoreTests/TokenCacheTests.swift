@@ -9,7 +9,9 @@ struct TokenCacheTests {
     func bothClocks() {
         let obtained = Date(timeIntervalSince1970: 1_800_000_000)
         let instant = ContinuousClock.now
-        let token = IssuedToken(value: "x", kind: .altinn, scope: "s", expiresAt: obtained.addingTimeInterval(1800), obtainedAt: obtained, obtainedInstant: instant, fingerprint: "f")
+        let token = IssuedToken(
+            value: "x", kind: .altinn, scope: "s", expiresAt: obtained.addingTimeInterval(1800), obtainedAt: obtained, obtainedInstant: instant,
+            fingerprint: "f")
         #expect(token.lifetime == .seconds(1800))
         // Both clocks agree: 1000 s in, 800 s left.
         #expect(token.remaining(now: obtained.addingTimeInterval(1000), instant: instant + .seconds(1000)) == .seconds(800))
@@ -42,7 +44,8 @@ struct TokenCacheTests {
     func firstSpread() {
         let lifetime = 1800.0
         let seconds = (0..<1000).map { _ in
-            let delay = TokenCache.refreshDelay(lifetime: .seconds(1800), atFraction: 0.75, minValid: .seconds(10), random: Double.random(in: 0...1), first: true)
+            let delay = TokenCache.refreshDelay(
+                lifetime: .seconds(1800), atFraction: 0.75, minValid: .seconds(10), random: Double.random(in: 0...1), first: true)
             return Double(delay.components.seconds)
         }
         #expect(seconds.min()! >= lifetime * 0.375 && seconds.max()! <= lifetime * 0.8)

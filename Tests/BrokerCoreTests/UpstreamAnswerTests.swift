@@ -25,37 +25,51 @@ struct UpstreamAnswerTests {
         #expect(token.scope == "a:b c:d")
     }
 
-    @Test("a 200 without the protocol's fields is malformed", arguments: [
-        "not json", "[]", #"{"token_type":"Bearer","expires_in":120}"#, #"{"access_token":"x","expires_in":120}"#,
-        #"{"access_token":"x","token_type":"Bearer"}"#, #"{"access_token":"x","token_type":"Bearer","expires_in":-5}"#,
-        #"{"access_token":"x","token_type":"Bearer","expires_in":"120"}"#, #"{"access_token":"","token_type":"Bearer","expires_in":120}"#,
-    ])
+    @Test(
+        "a 200 without the protocol's fields is malformed",
+        arguments: [
+            "not json", "[]", #"{"token_type":"Bearer","expires_in":120}"#, #"{"access_token":"x","expires_in":120}"#,
+            #"{"access_token":"x","token_type":"Bearer"}"#, #"{"access_token":"x","token_type":"Bearer","expires_in":-5}"#,
+            #"{"access_token":"x","token_type":"Bearer","expires_in":"120"}"#, #"{"access_token":"","token_type":"Bearer","expires_in":120}"#,
+        ])
     func maskinportenMalformed(_ body: String) {
         let result = UpstreamAnswers.maskinporten(status: 200, headers: [], body: Array(body.utf8))
-        guard case .failure(let error) = result else { Issue.record("accepted \(body)"); return }
+        guard case .failure(let error) = result else {
+            Issue.record("accepted \(body)")
+            return
+        }
         #expect(error.kind == .malformed)
         #expect(error.endpoint == .maskinporten)
     }
 
     @Test("Maskinporten's error answer is kept: error, description with its MP code, error_uri")
     func maskinportenError() {
-        let body = #"{"error":"invalid_grant","error_description":"Invalid assertion. Client authentication failed. Invalid JWT claim aud (MP-110)","error_uri":"https://docs.digdir.no/x"}"#
+        let body =
+            #"{"error":"invalid_grant","error_description":"Invalid assertion. Client authentication failed. Invalid JWT claim aud (MP-110)","error_uri":"https://docs.digdir.no/x"}"#
         guard case .failure(let error) = UpstreamAnswers.maskinporten(status: 400, headers: [], body: Array(body.utf8)) else {
-            Issue.record("accepted an error"); return
+            Issue.record("accepted an error")
+            return
         }
         #expect(error.kind == .rejected)
-        #expect(error.upstream == UpstreamAnswer(status: 400, error: "invalid_grant", errorDescription: "Invalid assertion. Client authentication failed. Invalid JWT claim aud (MP-110)", errorURI: "https://docs.digdir.no/x"))
+        #expect(
+            error.upstream
+                == UpstreamAnswer(
+                    status: 400, error: "invalid_grant", errorDescription: "Invalid assertion. Client authentication failed. Invalid JWT claim aud (MP-110)",
+                    errorURI: "https://docs.digdir.no/x"))
         #expect(error.description.contains("MP-110"))
     }
 
-    @Test("statuses are classified: 4xx rejected, 408/429/5xx unavailable, others malformed", arguments: [
-        (400, TokenError.Kind.rejected), (401, .rejected), (403, .rejected), (404, .rejected),
-        (408, .unavailable), (429, .unavailable), (500, .unavailable), (502, .unavailable), (503, .unavailable), (504, .unavailable),
-        (301, .malformed), (204, .malformed),
-    ])
+    @Test(
+        "statuses are classified: 4xx rejected, 408/429/5xx unavailable, others malformed",
+        arguments: [
+            (400, TokenError.Kind.rejected), (401, .rejected), (403, .rejected), (404, .rejected),
+            (408, .unavailable), (429, .unavailable), (500, .unavailable), (502, .unavailable), (503, .unavailable), (504, .unavailable),
+            (301, .malformed), (204, .malformed),
+        ])
     func classification(_ status: Int, _ kind: TokenError.Kind) {
         guard case .failure(let error) = UpstreamAnswers.maskinporten(status: status, headers: [], body: []) else {
-            Issue.record("accepted \(status)"); return
+            Issue.record("accepted \(status)")
+            return
         }
         #expect(error.kind == kind)
     }
@@ -63,7 +77,10 @@ struct UpstreamAnswerTests {
     @Test("Retry-After as seconds or as an HTTP date")
     func retryAfter() {
         let seconds = UpstreamAnswers.maskinporten(status: 429, headers: [("Retry-After", "30")], body: [])
-        guard case .failure(let error) = seconds else { Issue.record("accepted"); return }
+        guard case .failure(let error) = seconds else {
+            Issue.record("accepted")
+            return
+        }
         #expect(error.retryAfter == .seconds(30))
         let date = Date(timeIntervalSince1970: 1_800_000_045)
         let formatted = "Fri, 15 Jan 2027 08:00:45 GMT"
@@ -82,7 +99,8 @@ struct UpstreamAnswerTests {
     func cleaned() {
         let long = String(repeating: "x", count: 1000) + "\u{1b}[31m"
         guard case .failure(let error) = UpstreamAnswers.maskinporten(status: 500, headers: [], body: Array(long.utf8)) else {
-            Issue.record("accepted"); return
+            Issue.record("accepted")
+            return
         }
         let text = error.upstream?.errorDescription ?? ""
         #expect(text.count <= 301)
@@ -100,17 +118,20 @@ struct UpstreamAnswerTests {
         #expect(token.expiresAt == Date(timeIntervalSince1970: 1_800_001_800))
     }
 
-    @Test("an Altinn answer that is not a usable JWT is malformed", arguments: [
-        ("not a JWT", "<html>oops</html>"),
-        ("a JSON object", #"{"token":"x"}"#),
-        ("a broken JSON string", "\"abc"),
-        ("no exp", jwt(#"{"iss":"x"}"#)),
-        ("already expired", jwt(#"{"exp":1799999990}"#)),
-        ("payload not JSON", Base64.urlEncoded(Array("{}".utf8)) + "." + Base64.urlEncoded(Array("nope".utf8)) + ".sig"),
-    ])
+    @Test(
+        "an Altinn answer that is not a usable JWT is malformed",
+        arguments: [
+            ("not a JWT", "<html>oops</html>"),
+            ("a JSON object", #"{"token":"x"}"#),
+            ("a broken JSON string", "\"abc"),
+            ("no exp", jwt(#"{"iss":"x"}"#)),
+            ("already expired", jwt(#"{"exp":1799999990}"#)),
+            ("payload not JSON", Base64.urlEncoded(Array("{}".utf8)) + "." + Base64.urlEncoded(Array("nope".utf8)) + ".sig"),
+        ])
     func altinnMalformed(_ name: String, _ body: String) {
         guard case .failure(let error) = UpstreamAnswers.altinn(status: 200, headers: [], body: Array(body.utf8), now: Self.now) else {
-            Issue.record("accepted \(name)"); return
+            Issue.record("accepted \(name)")
+            return
         }
         #expect(error.kind == .malformed, "\(name)")
         #expect(error.endpoint == .altinn)
@@ -120,7 +141,8 @@ struct UpstreamAnswerTests {
     func altinnProblem() {
         let body = #"{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.2","title":"Unauthorized","status":401,"detail":"token expired"}"#
         guard case .failure(let error) = UpstreamAnswers.altinn(status: 401, headers: [], body: Array(body.utf8), now: Self.now) else {
-            Issue.record("accepted"); return
+            Issue.record("accepted")
+            return
         }
         #expect(error.kind == .rejected)
         #expect(error.upstream == UpstreamAnswer(status: 401, error: "Unauthorized", errorDescription: "token expired"))

@@ -22,11 +22,17 @@ struct EncodedJwkTests {
         ("standard Base64, padded", { Data($0.utf8).base64EncodedString() }),
         ("standard Base64, unpadded", { Data($0.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "") }),
         ("URL-safe Base64, unpadded", { TestKey.base64url(Array($0.utf8)) }),
-        ("URL-safe Base64, padded", {
-            Data($0.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        }),
+        (
+            "URL-safe Base64, padded",
+            {
+                Data($0.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            }
+        ),
         ("Base64 wrapped at 64 columns", { Data($0.utf8).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed]) }),
-        ("Base64 wrapped at 76 columns with CRLF", { Data($0.utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]) }),
+        (
+            "Base64 wrapped at 76 columns with CRLF",
+            { Data($0.utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]) }
+        ),
         ("Base64 with surrounding white space and trailing newline", { "  \n" + Data($0.utf8).base64EncodedString() + "\n\n" }),
         ("plain JSON, not encoded", { $0 }),
     ]
@@ -71,58 +77,88 @@ struct EncodedJwkTests {
     }
 
     static let badKeys: [BadKey] = [
-        BadKey(name: "truncated Base64 (cut mid-byte)", text: {
-            let full = Keys.rsa2048.encodedJwk().replacingOccurrences(of: "=", with: "")
-            return String(full.prefix(full.count / 4 * 4 - 3))
-        }, code: .truncated, mentions: "truncated"),
-        BadKey(name: "truncated Base64 (cut on a byte boundary)", text: {
-            String(Keys.rsa2048.encodedJwk().prefix(400))
-        }, code: .truncated, mentions: "truncated"),
+        BadKey(
+            name: "truncated Base64 (cut mid-byte)",
+            text: {
+                let full = Keys.rsa2048.encodedJwk().replacingOccurrences(of: "=", with: "")
+                return String(full.prefix(full.count / 4 * 4 - 3))
+            }, code: .truncated, mentions: "truncated"),
+        BadKey(
+            name: "truncated Base64 (cut on a byte boundary)",
+            text: {
+                String(Keys.rsa2048.encodedJwk().prefix(400))
+            }, code: .truncated, mentions: "truncated"),
         BadKey(name: "not Base64 at all", text: { "this is not a key!" }, code: .invalidBase64, mentions: "not valid Base64"),
-        BadKey(name: "Base64 of something that is not JSON", text: {
-            Data("-----BEGIN NOTHING-----".utf8).base64EncodedString()
-        }, code: .notJSON, mentions: "not JSON"),
-        BadKey(name: "Base64 of broken JSON", text: {
-            Data("{\"kty\": RSA}".utf8).base64EncodedString()
-        }, code: .notJSON, mentions: "not valid JSON"),
-        BadKey(name: "an EC key", text: {
-            Data(Keys.ec.jwkJSON().utf8).base64EncodedString()
-        }, code: .unsupportedKeyType, mentions: "EC (P-256) key"),
-        BadKey(name: "a public-only key", text: {
-            Data(Keys.rsa2048.jwkJSON(dropping: ["d", "p", "q", "dp", "dq", "qi"]).utf8).base64EncodedString()
-        }, code: .publicOnlyKey, mentions: "public key"),
-        BadKey(name: "a key without its CRT parts", text: {
-            Data(Keys.rsa2048.jwkJSON(dropping: ["dp", "dq"]).utf8).base64EncodedString()
-        }, code: .missingKeyPart, mentions: "dp, dq"),
+        BadKey(
+            name: "Base64 of something that is not JSON",
+            text: {
+                Data("-----BEGIN NOTHING-----".utf8).base64EncodedString()
+            }, code: .notJSON, mentions: "not JSON"),
+        BadKey(
+            name: "Base64 of broken JSON",
+            text: {
+                Data("{\"kty\": RSA}".utf8).base64EncodedString()
+            }, code: .notJSON, mentions: "not valid JSON"),
+        BadKey(
+            name: "an EC key",
+            text: {
+                Data(Keys.ec.jwkJSON().utf8).base64EncodedString()
+            }, code: .unsupportedKeyType, mentions: "EC (P-256) key"),
+        BadKey(
+            name: "a public-only key",
+            text: {
+                Data(Keys.rsa2048.jwkJSON(dropping: ["d", "p", "q", "dp", "dq", "qi"]).utf8).base64EncodedString()
+            }, code: .publicOnlyKey, mentions: "public key"),
+        BadKey(
+            name: "a key without its CRT parts",
+            text: {
+                Data(Keys.rsa2048.jwkJSON(dropping: ["dp", "dq"]).utf8).base64EncodedString()
+            }, code: .missingKeyPart, mentions: "dp, dq"),
         BadKey(name: "a 1024-bit key", text: { Keys.rsa1024.encodedJwk() }, code: .keyTooSmall, mentions: "1024 bits"),
-        BadKey(name: "inconsistent parts (q of another key)", text: {
-            let q = Keys.other2048.jwkMembers()["q"]!
-            return Data(Keys.rsa2048.jwkJSON(replacing: ["q": q]).utf8).base64EncodedString()
-        }, code: .inconsistentKeyParts, mentions: "p·q does not equal n"),
-        BadKey(name: "inconsistent parts (d of another key)", text: {
-            let d = Keys.other2048.jwkMembers()["d"]!
-            return Data(Keys.rsa2048.jwkJSON(replacing: ["d": d]).utf8).base64EncodedString()
-        }, code: .inconsistentKeyParts, mentions: "e·d is not 1"),
-        BadKey(name: "inconsistent parts (wrong qi)", text: {
-            let qi = Keys.other2048.jwkMembers()["qi"]!
-            return Data(Keys.rsa2048.jwkJSON(replacing: ["qi": qi]).utf8).base64EncodedString()
-        }, code: .inconsistentKeyParts, mentions: "qi·q"),
-        BadKey(name: "a JWK Set of two keys with no kid chosen", text: {
-            Data("{\"keys\":[\(Keys.rsa2048.jwkJSON(kid: "a")),\(Keys.other2048.jwkJSON(kid: "b"))]}".utf8).base64EncodedString()
-        }, code: .ambiguousKeySet, mentions: "kids: a, b"),
-        BadKey(name: "a JWK Set without the kid asked for", text: {
-            Data("{\"keys\":[\(Keys.rsa2048.jwkJSON(kid: "a"))]}".utf8).base64EncodedString()
-        }, kid: "zzz", code: .keyNotFound, mentions: "no key with kid \"zzz\""),
+        BadKey(
+            name: "inconsistent parts (q of another key)",
+            text: {
+                let q = Keys.other2048.jwkMembers()["q"]!
+                return Data(Keys.rsa2048.jwkJSON(replacing: ["q": q]).utf8).base64EncodedString()
+            }, code: .inconsistentKeyParts, mentions: "p·q does not equal n"),
+        BadKey(
+            name: "inconsistent parts (d of another key)",
+            text: {
+                let d = Keys.other2048.jwkMembers()["d"]!
+                return Data(Keys.rsa2048.jwkJSON(replacing: ["d": d]).utf8).base64EncodedString()
+            }, code: .inconsistentKeyParts, mentions: "e·d is not 1"),
+        BadKey(
+            name: "inconsistent parts (wrong qi)",
+            text: {
+                let qi = Keys.other2048.jwkMembers()["qi"]!
+                return Data(Keys.rsa2048.jwkJSON(replacing: ["qi": qi]).utf8).base64EncodedString()
+            }, code: .inconsistentKeyParts, mentions: "qi·q"),
+        BadKey(
+            name: "a JWK Set of two keys with no kid chosen",
+            text: {
+                Data("{\"keys\":[\(Keys.rsa2048.jwkJSON(kid: "a")),\(Keys.other2048.jwkJSON(kid: "b"))]}".utf8).base64EncodedString()
+            }, code: .ambiguousKeySet, mentions: "kids: a, b"),
+        BadKey(
+            name: "a JWK Set without the kid asked for",
+            text: {
+                Data("{\"keys\":[\(Keys.rsa2048.jwkJSON(kid: "a"))]}".utf8).base64EncodedString()
+            }, kid: "zzz", code: .keyNotFound, mentions: "no key with kid \"zzz\""),
         BadKey(name: "an empty JWK Set", text: { Data("{\"keys\":[]}".utf8).base64EncodedString() }, code: .keyNotFound, mentions: "no keys"),
-        BadKey(name: "a member of the wrong type", text: {
-            Data("{\"kty\":\"RSA\",\"n\":12}".utf8).base64EncodedString()
-        }, code: .invalidJWK, mentions: "\"n\""),
-        BadKey(name: "a member that is not base64url", text: {
-            Data(Keys.rsa2048.jwkJSON(replacing: ["p": "*** not base64 ***"]).utf8).base64EncodedString()
-        }, code: .invalidJWK, mentions: "\"p\""),
-        BadKey(name: "no kty", text: {
-            Data(Keys.rsa2048.jwkJSON(dropping: ["kty"]).utf8).base64EncodedString()
-        }, code: .invalidJWK, mentions: "kty"),
+        BadKey(
+            name: "a member of the wrong type",
+            text: {
+                Data("{\"kty\":\"RSA\",\"n\":12}".utf8).base64EncodedString()
+            }, code: .invalidJWK, mentions: "\"n\""),
+        BadKey(
+            name: "a member that is not base64url",
+            text: {
+                Data(Keys.rsa2048.jwkJSON(replacing: ["p": "*** not base64 ***"]).utf8).base64EncodedString()
+            }, code: .invalidJWK, mentions: "\"p\""),
+        BadKey(
+            name: "no kty",
+            text: {
+                Data(Keys.rsa2048.jwkJSON(dropping: ["kty"]).utf8).base64EncodedString()
+            }, code: .invalidJWK, mentions: "kty"),
     ]
 
     @Test("each bad key gets its own clear error", arguments: badKeys)

@@ -31,10 +31,17 @@ struct SigningTests {
 
     @Test("a compact JWS verifies with openssl", arguments: SigningAlgorithm.allCases)
     func jwsVerifies(_ algorithm: SigningAlgorithm) throws {
-        struct Header: Encodable { var alg: String; var kid: String }
-        struct Claims: Encodable { var aud: String; var n: Int }
+        struct Header: Encodable {
+            var alg: String
+            var kid: String
+        }
+        struct Claims: Encodable {
+            var aud: String
+            var n: Int
+        }
         let key = try RSAPrivateKey(jwk: JWK.parseEncoded(Array(Keys.rsa2048.encodedJwk().utf8)))
-        let jws = try JWS.sign(header: Header(alg: algorithm.rawValue, kid: "k"), payload: Claims(aud: "https://test.maskinporten.no/", n: 1), key: key, algorithm: algorithm)
+        let jws = try JWS.sign(
+            header: Header(alg: algorithm.rawValue, kid: "k"), payload: Claims(aud: "https://test.maskinporten.no/", n: 1), key: key, algorithm: algorithm)
         #expect(try Keys.rsa2048.opensslVerify(jws: jws) == "Verified OK")
         let parts = try JWS.split(jws)
         #expect(String(decoding: parts.payload, as: UTF8.self) == #"{"aud":"https://test.maskinporten.no/","n":1}"#)
@@ -77,9 +84,12 @@ struct SigningTests {
     @Test("a certificate chain reads leaf first, matches its key, and has a thumbprint")
     func certificateChain() throws {
         let scratch = try TemporaryDirectory()
-        let caKey = scratch.path("ca.key"), caCert = scratch.path("ca.pem")
-        try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", caKey, "-out", caCert, "-days", "30", "-subj", "/CN=Test CA/O=Broker Tests")
-        let csr = scratch.path("leaf.csr"), leafCert = scratch.path("leaf.pem")
+        let caKey = scratch.path("ca.key")
+        let caCert = scratch.path("ca.pem")
+        try Command.openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", caKey, "-out", caCert, "-days", "30", "-subj", "/CN=Test CA/O=Broker Tests")
+        let csr = scratch.path("leaf.csr")
+        let leafCert = scratch.path("leaf.pem")
         try Command.openssl("req", "-new", "-key", Keys.rsa2048.pkcs8Path, "-out", csr, "-subj", "/CN=Leaf/O=Org/serialNumber=991825827")
         try Command.openssl("x509", "-req", "-in", csr, "-CA", caCert, "-CAkey", caKey, "-CAcreateserial", "-out", leafCert, "-days", "10")
         let pem = try Data(contentsOf: URL(fileURLWithPath: leafCert)) + Data(contentsOf: URL(fileURLWithPath: caCert))

@@ -1,7 +1,8 @@
-@testable import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Testing
+
+@testable import BrokerPOSIX
 
 @Suite("The log writer: a bounded buffer that never blocks the logging thread", .timeLimit(.minutes(1)))
 struct LineSinkTests {

@@ -1,8 +1,9 @@
 import BrokerPOSIX
 import Foundation
 import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("sd_notify and LISTEN_FDS")
@@ -43,7 +44,10 @@ struct SystemdNotifierTests {
     func pathAddress() throws {
         let path = NSTemporaryDirectory() + "notify-\(getpid())-\(Int.random(in: 0..<1_000_000)).sock"
         let fd = try bound(Array(path.utf8))
-        defer { close(fd); unlink(path) }
+        defer {
+            close(fd)
+            unlink(path)
+        }
         SystemdNotifier(environment: ["NOTIFY_SOCKET": path]).watchdog()
         #expect(receive(fd) == "WATCHDOG=1")
         #expect(!SystemdNotifier(environment: [:]).send("READY=1"))
@@ -53,7 +57,8 @@ struct SystemdNotifierTests {
     @Test("the watchdog interval is half of WATCHDOG_USEC, only for this pid")
     func watchdogInterval() {
         #expect(SystemdNotifier(environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000"]).watchdogInterval == .seconds(15))
-        #expect(SystemdNotifier(environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\(getpid())"]).watchdogInterval == .seconds(15))
+        #expect(
+            SystemdNotifier(environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\(getpid())"]).watchdogInterval == .seconds(15))
         #expect(SystemdNotifier(environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"]).watchdogInterval == nil)
         #expect(SystemdNotifier(environment: ["NOTIFY_SOCKET": "@x"]).watchdogInterval == nil)
     }

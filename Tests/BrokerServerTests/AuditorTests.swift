@@ -1,15 +1,20 @@
 import BrokerCore
-@testable import BrokerServer
 import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Logging
 import Testing
 
+@testable import BrokerServer
+
 @Suite("Audit lines: the first hand-out of a token to a process in full, repeats folded into counts", .timeLimit(.minutes(1)))
 struct AuditorTests {
-    static let token = IssuedToken(value: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", kind: .altinn, scope: "s", expiresAt: Date().addingTimeInterval(1800), fingerprint: "0123456789ab")
-    static let next = IssuedToken(value: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0.b3RoZXI", kind: .altinn, scope: "s", expiresAt: Date().addingTimeInterval(1800), fingerprint: "ba9876543210")
+    static let token = IssuedToken(
+        value: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", kind: .altinn, scope: "s", expiresAt: Date().addingTimeInterval(1800),
+        fingerprint: "0123456789ab")
+    static let next = IssuedToken(
+        value: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ5In0.b3RoZXI", kind: .altinn, scope: "s", expiresAt: Date().addingTimeInterval(1800),
+        fingerprint: "ba9876543210")
     static let me = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
     static let other = PeerCredentials(pid: 4_000_001, uid: 1001, gid: 1001)
 
@@ -50,12 +55,16 @@ struct AuditorTests {
         let first = lines.filter { $0.hasPrefix("<6>token handed out audit=true") && $0.contains(" pid=\(getpid()) ") }
         #expect(first.count == 1)
         let executable = try #require(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        #expect(first.first == "<6>token handed out audit=true exe=\(executable) expires_at=2026-11-29T21:00:00Z fingerprint=0123456789ab gid=\(getgid()) pid=\(getpid()) profile=notifications uid=\(getuid())")
+        #expect(
+            first.first
+                == "<6>token handed out audit=true exe=\(executable) expires_at=2026-11-29T21:00:00Z fingerprint=0123456789ab gid=\(getgid()) pid=\(getpid()) profile=notifications uid=\(getuid())"
+        )
         #expect(lines.filter { $0.hasPrefix("<6>token handed out again ") }.count == 2, "one count line per interval with repeats")
         #expect(Self.count(lines, pid: getpid()) == 999)
-        #expect(lines.filter { $0.hasPrefix("<6>token handed out audit=true") && $0.contains(" pid=4000001 ") } == [
-            "<6>token handed out audit=true fingerprint=0123456789ab gid=1001 pid=4000001 profile=notifications uid=1001",
-        ])
+        #expect(
+            lines.filter { $0.hasPrefix("<6>token handed out audit=true") && $0.contains(" pid=4000001 ") } == [
+                "<6>token handed out audit=true fingerprint=0123456789ab gid=1001 pid=4000001 profile=notifications uid=1001"
+            ])
         #expect(!lines.contains { $0.contains(Self.token.value.split(separator: ".")[1]) || $0.contains(Self.token.value.split(separator: ".")[2]) })
     }
 

@@ -1,5 +1,4 @@
 import BrokerCore
-@_spi(Fuzzing) @testable import BrokerServer
 import BrokerPOSIX
 import Foundation
 import Logging
@@ -7,6 +6,8 @@ import MaskinportenEmulator
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@_spi(Fuzzing) @testable import BrokerServer
 
 /// A router as the daemon builds it, in this process: profile `demo` (from `DemoSetup`, a key
 /// made now) against an emulator on loopback, also in this process, and audit lines written to
@@ -63,14 +64,17 @@ struct TestConnection {
 
     /// A connection from `peer`; with `handOver`, as the fast path hands one to NIO (its unwritten
     /// answers and unanswered input replayed first).
-    static func open(peer: PeerCredentials = ServerFixture.me, limits: ServerLimits = ServerLimits(), handOver: (input: [UInt8], output: [UInt8], close: Bool)? = nil) async throws -> TestConnection {
+    static func open(
+        peer: PeerCredentials = ServerFixture.me, limits: ServerLimits = ServerLimits(), handOver: (input: [UInt8], output: [UInt8], close: Bool)? = nil
+    ) async throws -> TestConnection {
         let router = try await ServerFixture.shared.get().router
         let channel = NIOAsyncTestingChannel()
         let logger = Logger(label: "server-tests", factory: { _ in SwiftLogNoOpLogHandler() })
         try await channel.eventLoop.submit {
             try SocketServer.configureConnection(channel, peer: peer, router: router, limits: limits, logger: logger)
             if let handOver {
-                try channel.pipeline.syncOperations.addHandler(Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.close), position: .first)
+                try channel.pipeline.syncOperations.addHandler(
+                    Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.close), position: .first)
             }
         }.get()
         try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/broker-test"))

@@ -1,10 +1,11 @@
 import BrokerCore
-@_spi(Fuzzing) @testable import BrokerServer
 import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import Testing
+
+@_spi(Fuzzing) @testable import BrokerServer
 
 /// The socket's pipeline in process, on `NIOAsyncTestingChannel`: the handlers every connection
 /// gets, the router and a token broker against an emulator, no process and no socket.
@@ -18,26 +19,28 @@ struct ServerPipelineTests {
         var testDescription: String { String(request.prefix(while: { $0 != "\r" })) + " -> \(status)" }
     }
 
-    @Test("every route's answer and every error code", arguments: [
-        Case(request: get("/healthz"), status: 200),
-        Case(request: get("/metrics"), status: 200),
-        Case(request: get("/v1/profiles"), status: 200),
-        Case(request: get("/v1/token/demo"), status: 200),
-        Case(request: get("/nope"), status: 404, error: "not_found"),
-        Case(request: get("/healthz/"), status: 404, error: "not_found"),
-        Case(request: get("/v1/token/nope"), status: 404, error: "unknown_profile"),
-        Case(request: get("/v1/token/"), status: 404, error: "unknown_profile"),
-        Case(request: get("/v1/token/demo/other"), status: 404, error: "not_found"),
-        Case(request: get("/v1/token/demo", "Accept: application/json\r\n"), status: 200),
-        Case(request: get("/v1/token/demo?min_valid=abc"), status: 400, error: "invalid_request"),
-        Case(request: get("/v1/token/demo?min_valid=99999"), status: 400, error: "invalid_request"),
-        Case(request: get("/v1/token/demo", ""), status: 403, error: "access_denied", peer: ServerFixture.stranger),
-        Case(request: "POST /v1/token/demo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", status: 405, error: "invalid_request"),
-        Case(request: get("/v1/token/demo/refresh"), status: 405, error: "invalid_request"),
-        Case(request: get("/v1/platform-access-token/nope"), status: 404, error: "unknown_profile"),
-        Case(request: "POST /v1/exchange/id-porten HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", status: 404, error: "unknown_profile"),
-        Case(request: get("/v1/exchange/id-porten"), status: 405, error: "invalid_request"),
-    ])
+    @Test(
+        "every route's answer and every error code",
+        arguments: [
+            Case(request: get("/healthz"), status: 200),
+            Case(request: get("/metrics"), status: 200),
+            Case(request: get("/v1/profiles"), status: 200),
+            Case(request: get("/v1/token/demo"), status: 200),
+            Case(request: get("/nope"), status: 404, error: "not_found"),
+            Case(request: get("/healthz/"), status: 404, error: "not_found"),
+            Case(request: get("/v1/token/nope"), status: 404, error: "unknown_profile"),
+            Case(request: get("/v1/token/"), status: 404, error: "unknown_profile"),
+            Case(request: get("/v1/token/demo/other"), status: 404, error: "not_found"),
+            Case(request: get("/v1/token/demo", "Accept: application/json\r\n"), status: 200),
+            Case(request: get("/v1/token/demo?min_valid=abc"), status: 400, error: "invalid_request"),
+            Case(request: get("/v1/token/demo?min_valid=99999"), status: 400, error: "invalid_request"),
+            Case(request: get("/v1/token/demo", ""), status: 403, error: "access_denied", peer: ServerFixture.stranger),
+            Case(request: "POST /v1/token/demo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", status: 405, error: "invalid_request"),
+            Case(request: get("/v1/token/demo/refresh"), status: 405, error: "invalid_request"),
+            Case(request: get("/v1/platform-access-token/nope"), status: 404, error: "unknown_profile"),
+            Case(request: "POST /v1/exchange/id-porten HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", status: 404, error: "unknown_profile"),
+            Case(request: get("/v1/exchange/id-porten"), status: 405, error: "invalid_request"),
+        ])
     func routes(_ test: Case) async throws {
         let connection = try await TestConnection.open(peer: test.peer)
         try await connection.send(test.request)

@@ -1,5 +1,6 @@
-@_spi(Fuzzing) @testable import BrokerServer
 import Testing
+
+@_spi(Fuzzing) @testable import BrokerServer
 
 @Suite("The fast path's request scanner")
 struct SimpleRequestScannerTests {
@@ -19,7 +20,8 @@ struct SimpleRequestScannerTests {
 
     @Test("a GET head: its target, its length, the first Accept")
     func simpleGet() throws {
-        let head = "GET /v1/token/notifications?min_valid=60 HTTP/1.1\r\nHost: localhost\r\nAccept:  text/plain \r\nAccept: application/json\r\nUser-Agent: curl/7.88.1\r\n\r\n"
+        let head =
+            "GET /v1/token/notifications?min_valid=60 HTTP/1.1\r\nHost: localhost\r\nAccept:  text/plain \r\nAccept: application/json\r\nUser-Agent: curl/7.88.1\r\n\r\n"
         let request = try Self.simple(head + "GET /next HTTP/1.1\r\n")
         #expect(request.target == "/v1/token/notifications?min_valid=60")
         #expect(request.length == head.utf8.count)
@@ -28,37 +30,43 @@ struct SimpleRequestScannerTests {
         #expect(try Self.simple("GET / HTTP/1.1\r\n\r\n").accept == nil)
     }
 
-    @Test("keep-alive as NIO's HTTPRequestHead.isKeepAlive decides it", arguments: [
-        ("HTTP/1.1", nil, true), ("HTTP/1.1", "close", false), ("HTTP/1.1", "Keep-Alive, CLOSE", false), ("HTTP/1.1", "keep-alive", true),
-        ("HTTP/1.0", nil, false), ("HTTP/1.0", "keep-alive", true), ("HTTP/1.0", " Keep-Alive ", true), ("HTTP/1.0", "keep-alive,close", false),
-        ("HTTP/1.1", "TE", true),
-    ] as [(String, String?, Bool)])
+    @Test(
+        "keep-alive as NIO's HTTPRequestHead.isKeepAlive decides it",
+        arguments: [
+            ("HTTP/1.1", nil, true), ("HTTP/1.1", "close", false), ("HTTP/1.1", "Keep-Alive, CLOSE", false), ("HTTP/1.1", "keep-alive", true),
+            ("HTTP/1.0", nil, false), ("HTTP/1.0", "keep-alive", true), ("HTTP/1.0", " Keep-Alive ", true), ("HTTP/1.0", "keep-alive,close", false),
+            ("HTTP/1.1", "TE", true),
+        ] as [(String, String?, Bool)])
     func keepAlive(version: String, connection: String?, expected: Bool) throws {
         let head = "GET /healthz \(version)\r\nHost: x\r\n" + (connection.map { "Connection: \($0)\r\n" } ?? "") + "\r\n"
         #expect(try Self.simple(head).keepAlive == expected)
     }
 
-    @Test("an unfinished head waits for more, as long as nothing rules it out", arguments: [
-        "", "G", "GET", "GET ", "GET /v1/token/x HTTP/1.1", "GET /v1/token/x HTTP/1.1\r", "GET /v1/token/x HTTP/1.1\r\nHost: x\r\n",
-        "GET /v1/token/x HTTP/1.1\r\nHost: x\r\n\r",
-    ])
+    @Test(
+        "an unfinished head waits for more, as long as nothing rules it out",
+        arguments: [
+            "", "G", "GET", "GET ", "GET /v1/token/x HTTP/1.1", "GET /v1/token/x HTTP/1.1\r", "GET /v1/token/x HTTP/1.1\r\nHost: x\r\n",
+            "GET /v1/token/x HTTP/1.1\r\nHost: x\r\n\r",
+        ])
     func incomplete(text: String) {
         #expect(Self.scan(text) == .incomplete)
     }
 
-    @Test("everything else is NIO's", arguments: [
-        "POST /v1/token/x/refresh HTTP/1.1\r\n\r\n", "HEAD / HTTP/1.1\r\n\r\n", "get / HTTP/1.1\r\n\r\n", "GETX / HTTP/1.1\r\n\r\n",
-        "\u{16}\u{03}\u{01}", "PRI * HTTP/2.0\r\n\r\n",
-        "GET / HTTP/1.1\n\n", "GET / HTTP/1.1\r\nHost: x\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\n",
-        "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "GET / HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello",
-        "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        "GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n", "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", "GET / HTTP/1.1\r\n: x\r\n\r\n",
-        "GET / HTTP/1.1\r\nNo colon\r\n\r\n", "GET / HTTP/1.1\r\nX: a\u{7F}b\r\n\r\n", "GET / HTTP/1.1\r\nX: a\u{01}b\r\n\r\n",
-        "GET /a b HTTP/1.1\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n", "GET x HTTP/1.1\r\n\r\n", "GET /\u{e6} HTTP/1.1\r\n\r\n",
-        "GET / HTTP/1.2\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET / http/1.1\r\n\r\n", "GET / HTTP/1.1 \r\n\r\n", "GET /\r\n\r\n",
-        "GET HTTP/1.1\r\n\r\n",
-    ])
+    @Test(
+        "everything else is NIO's",
+        arguments: [
+            "POST /v1/token/x/refresh HTTP/1.1\r\n\r\n", "HEAD / HTTP/1.1\r\n\r\n", "get / HTTP/1.1\r\n\r\n", "GETX / HTTP/1.1\r\n\r\n",
+            "\u{16}\u{03}\u{01}", "PRI * HTTP/2.0\r\n\r\n",
+            "GET / HTTP/1.1\n\n", "GET / HTTP/1.1\r\nHost: x\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\n",
+            "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "GET / HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello",
+            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n", "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", "GET / HTTP/1.1\r\n: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nNo colon\r\n\r\n", "GET / HTTP/1.1\r\nX: a\u{7F}b\r\n\r\n", "GET / HTTP/1.1\r\nX: a\u{01}b\r\n\r\n",
+            "GET /a b HTTP/1.1\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n", "GET x HTTP/1.1\r\n\r\n", "GET /\u{e6} HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.2\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET / http/1.1\r\n\r\n", "GET / HTTP/1.1 \r\n\r\n", "GET /\r\n\r\n",
+            "GET HTTP/1.1\r\n\r\n",
+        ])
     func other(text: String) {
         #expect(Self.scan(text) == .other, "\(text.debugDescription)")
     }
@@ -80,10 +88,12 @@ struct SimpleRequestScannerTests {
 
 @Suite("Accept: JSON or the bare token")
 struct AcceptTests {
-    @Test("text/plain alone (any letter case) asks for the bare token; with application/json, or none, JSON", arguments: [
-        ("text/plain", true), ("TEXT/Plain; charset=utf-8", true), ("text/html, text/plain;q=0.9", true),
-        ("application/json", false), ("text/plain, Application/JSON", false), ("*/*", false), ("text/plai", false), (nil, false),
-    ] as [(String?, Bool)])
+    @Test(
+        "text/plain alone (any letter case) asks for the bare token; with application/json, or none, JSON",
+        arguments: [
+            ("text/plain", true), ("TEXT/Plain; charset=utf-8", true), ("text/html, text/plain;q=0.9", true),
+            ("application/json", false), ("text/plain, Application/JSON", false), ("*/*", false), ("text/plai", false), (nil, false),
+        ] as [(String?, Bool)])
     func plainText(accept: String?, expected: Bool) {
         let request = BrokerRequest(SimpleRequest(target: "/v1/token/x", keepAlive: true, accept: accept, length: 0))
         #expect(request.wantsPlainText == expected)

@@ -1,8 +1,9 @@
 import BrokerCore
-@testable import BrokerServer
 import Foundation
 import NIOCore
 import Testing
+
+@testable import BrokerServer
 
 @Suite("Token answers built once per token")
 struct TokenBodiesTests {
@@ -14,10 +15,12 @@ struct TokenBodiesTests {
     @Test("byte for byte what JSONEncoder writes, escapes included", arguments: [0, 7, 1799, 86_400])
     func sameAsEncoder(expiresIn: Int) throws {
         let built = TokenBodies.make(Self.token, profile: "notifications").render(expiresIn: expiresIn)
-        let encoded = try JSONCoding.encoder.encode(TokenBody(
-            accessToken: Self.token.value, tokenType: "Bearer", expiresIn: expiresIn, expiresAt: JSONCoding.rfc3339(Self.token.expiresAt),
-            scope: Self.token.scope, profile: "notifications", kind: "altinn"
-        )) + Data("\n".utf8)
+        let encoded =
+            try JSONCoding.encoder.encode(
+                TokenBody(
+                    accessToken: Self.token.value, tokenType: "Bearer", expiresIn: expiresIn, expiresAt: JSONCoding.rfc3339(Self.token.expiresAt),
+                    scope: Self.token.scope, profile: "notifications", kind: "altinn"
+                )) + Data("\n".utf8)
         #expect(Array(built.readableBytesView) == Array(encoded), "\(String(buffer: built))")
     }
 
@@ -32,7 +35,8 @@ struct TokenBodiesTests {
         let bodies = TokenBodies()
         let first = bodies.body(for: Self.token, profile: "p")
         #expect(bodies.body(for: Self.token, profile: "p").head == first.head)
-        let next = IssuedToken(value: "eyJ.eyJ.bmV3", kind: .maskinporten, scope: "s", expiresAt: Date(timeIntervalSince1970: 1_900_000_000), fingerprint: "fedcba9876543210")
+        let next = IssuedToken(
+            value: "eyJ.eyJ.bmV3", kind: .maskinporten, scope: "s", expiresAt: Date(timeIntervalSince1970: 1_900_000_000), fingerprint: "fedcba9876543210")
         let second = String(buffer: bodies.body(for: next, profile: "p").render(expiresIn: 5))
         #expect(second.contains("\"access_token\":\"eyJ.eyJ.bmV3\""))
         #expect(second.contains("\"kind\":\"maskinporten\""))

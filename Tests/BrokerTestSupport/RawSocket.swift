@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Plain Unix sockets for tests that misbehave on purpose (half-open connections, garbage) and

@@ -1,6 +1,7 @@
 public import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A long-running program (the emulator, the daemon) started by a test, with its output
@@ -21,7 +22,10 @@ public final class RunningProcess: @unchecked Sendable {
     /// Starts `executable` (a path) with `arguments` and `environment` (default: this
     /// process's), standard input from `stdinPath` (default /dev/null); standard output and error
     /// into files the test reads, or both into `outputDescriptor` (a pipe the test holds).
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdinPath: String = "/dev/null", currentDirectory: String? = nil, outputDescriptor: Int32? = nil) throws {
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdinPath: String = "/dev/null", currentDirectory: String? = nil,
+        outputDescriptor: Int32? = nil
+    ) throws {
         scratch = try TemporaryDirectory(prefix: "proc")
         outPath = scratch.path("stdout")
         errPath = scratch.path("stderr")
@@ -52,9 +56,9 @@ public final class RunningProcess: @unchecked Sendable {
         // A working directory through the shell (posix_spawn's chdir action is not exported).
         let command = currentDirectory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, executable] + arguments } ?? [executable] + arguments
         let argv = command.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for argument in argv { free(argument) } }
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { env.forEach { free($0) } }
+        defer { for variable in env { free(variable) } }
         var child: pid_t = 0
         var result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
         // A binary a test has just copied can be busy for a moment: another test's child, forked

@@ -28,16 +28,19 @@ public struct TestKey: Sendable {
         try Command.openssl("pkey", "-in", pkcs8, "-pubout", "-out", pub)
         let text = try Command.openssl("pkey", "-in", pkcs8, "-text", "-noout").output
         let dump = parseDump(text)
-        let names = ["modulus": "n", "privateExponent": "d", "prime1": "p", "prime2": "q",
-                     "exponent1": "dp", "exponent2": "dq", "coefficient": "qi"]
+        let names = [
+            "modulus": "n", "privateExponent": "d", "prime1": "p", "prime2": "q",
+            "exponent1": "dp", "exponent2": "dq", "coefficient": "qi",
+        ]
         var parts: [String: [UInt8]] = [:]
         for (section, member) in names {
             guard let bytes = dump[section] else { throw TestSupportError("openssl's dump lacks \(section)") }
             parts[member] = bytes
         }
         guard let exponentLine = text.split(separator: "\n").first(where: { $0.hasPrefix("publicExponent:") }),
-              let open = exponentLine.firstIndex(of: "("),
-              let value = UInt64(exponentLine[exponentLine.index(open, offsetBy: 3)...].dropLast(), radix: 16) else {
+            let open = exponentLine.firstIndex(of: "("),
+            let value = UInt64(exponentLine[exponentLine.index(open, offsetBy: 3)...].dropLast(), radix: 16)
+        else {
             throw TestSupportError("openssl's dump lacks publicExponent")
         }
         parts["e"] = bigEndian(value)

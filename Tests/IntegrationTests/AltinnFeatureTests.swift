@@ -12,7 +12,8 @@ struct AltinnFeatureTests {
 
     /// A self-signed certificate for `DaemonHarness.key`, valid `days`, and its DER in Base64.
     func certificate(in harness: DaemonHarness, name: String, subject: String, days: Int = 30) throws -> (pem: String, der: String) {
-        try Command.openssl("req", "-x509", "-key", DaemonHarness.key.pkcs8Path, "-out", harness.directory.path("\(name).pem"), "-days", "\(days)", "-subj", subject)
+        try Command.openssl(
+            "req", "-x509", "-key", DaemonHarness.key.pkcs8Path, "-out", harness.directory.path("\(name).pem"), "-days", "\(days)", "-subj", subject)
         let der = try Command.openssl("x509", "-in", harness.directory.path("\(name).pem"), "-outform", "DER").stdout
         return (harness.directory.path("\(name).pem"), der.base64EncodedString())
     }
@@ -22,10 +23,13 @@ struct AltinnFeatureTests {
         let harness = try await DaemonHarness()
         try harness.directory.write("org.key", Data(contentsOf: URL(fileURLWithPath: DaemonHarness.key.pkcs8Path)))
         let cert = try certificate(in: harness, name: "org", subject: "/CN=Testorg AS/serialNumber=991825827")
-        try DaemonHarness.curlHTTP("-X", "POST", "--data", """
+        try DaemonHarness.curlHTTP(
+            "-X", "POST", "--data",
+            """
             {"client_id":"business-client","scopes":["altinn:serviceowner/notifications.create"],"certificates":["\(cert.der)"]}
             """, "\(harness.emulatorURL)/_emulator/clients")
-        func profile(_ name: String, _ extra: String, clientID: String = DaemonHarness.clientID, key: String = "encoded_jwk_file: notifications.jwk") -> String {
+        func profile(_ name: String, _ extra: String, clientID: String = DaemonHarness.clientID, key: String = "encoded_jwk_file: notifications.jwk") -> String
+        {
             """
               \(name):
                 environment: local
@@ -36,12 +40,13 @@ struct AltinnFeatureTests {
             \(extra)
             """
         }
-        try harness.writeConfig(extraProfiles: [
-            profile("business", "", clientID: "business-client", key: "certificate_file: org.pem\n      private_key_file: org.key"),
-            profile("delegated", "    consumer_org: \"974760673\""),
-            profile("systemuser", "    system_user_org: \"991825827\"\n    system_user_external_ref: ext-1"),
-            profile("testorg", "    altinn_test_org: true"),
-        ].joined(separator: "\n"))
+        try harness.writeConfig(
+            extraProfiles: [
+                profile("business", "", clientID: "business-client", key: "certificate_file: org.pem\n      private_key_file: org.key"),
+                profile("delegated", "    consumer_org: \"974760673\""),
+                profile("systemuser", "    system_user_org: \"991825827\"\n    system_user_external_ref: ext-1"),
+                profile("testorg", "    altinn_test_org: true"),
+            ].joined(separator: "\n"))
         try await harness.startDaemon()
 
         for name in ["business", "delegated", "systemuser", "testorg"] {
@@ -61,7 +66,9 @@ struct AltinnFeatureTests {
 
         // check-config prints subject, organisation number, issuer and expiry.
         let check = try BrokerExecutable.run(["check-config", "--config", harness.configPath])
-        #expect(check.output.contains("x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "))
+        #expect(
+            check.output.contains(
+                "x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "))
         #expect(check.output.contains("consumer org: 974760673"))
         #expect(check.output.contains("system user:  991825827 (external ref ext-1)"))
         await harness.stop()
@@ -70,17 +77,20 @@ struct AltinnFeatureTests {
     @Test("Platform Access Tokens: RS256 with the certificate's key, kid and x5t from its SHA-1 thumbprint, Altinn's claims, cached, verified by openssl")
     func platformAccessTokens() async throws {
         let harness = try await DaemonHarness()
-        try Command.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"), "-days", "60", "-subj", "/CN=ttd platform access")
+        try Command.openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"),
+            "-days", "60", "-subj", "/CN=ttd platform access")
         chmod(harness.directory.path("pat-key.pem"), 0o600)
-        try harness.writeConfig(extraProfiles: """
-            platform_access_tokens:
-              my-app:
-                issuer: ttd
-                app: my-app
-                certificate_file: pat-cert.pem
-                private_key_file: pat-key.pem
-                allow: { users: [root] }
-            """)
+        try harness.writeConfig(
+            extraProfiles: """
+                platform_access_tokens:
+                  my-app:
+                    issuer: ttd
+                    app: my-app
+                    certificate_file: pat-cert.pem
+                    private_key_file: pat-key.pem
+                    allow: { users: [root] }
+                """)
         try await harness.startDaemon()
 
         let before = Int(Date().timeIntervalSince1970)
@@ -108,7 +118,8 @@ struct AltinnFeatureTests {
         #expect(claims["iss"] as? String == "ttd")
         #expect(claims["urn:altinn:app"] as? String == "my-app")
         #expect(claims["aud"] as? String == "platform.altinn.no")
-        let nbf = try #require(claims["nbf"] as? Int), exp = try #require(claims["exp"] as? Int)
+        let nbf = try #require(claims["nbf"] as? Int)
+        let exp = try #require(claims["exp"] as? Int)
         #expect((before - 6...before - 4).contains(nbf))
         #expect(exp - nbf == 305)
 
@@ -116,7 +127,12 @@ struct AltinnFeatureTests {
         try harness.directory.write("pat-public.pem", publicKey)
         try harness.directory.write("pat-input", Data("\(parts[0]).\(parts[1])".utf8))
         try harness.directory.write("pat-signature", TestKey.decodeBase64url(String(parts[2])))
-        let verdict = try Command.run("openssl", ["dgst", "-sha256", "-verify", harness.directory.path("pat-public.pem"), "-signature", harness.directory.path("pat-signature"), harness.directory.path("pat-input")])
+        let verdict = try Command.run(
+            "openssl",
+            [
+                "dgst", "-sha256", "-verify", harness.directory.path("pat-public.pem"), "-signature", harness.directory.path("pat-signature"),
+                harness.directory.path("pat-input"),
+            ])
         #expect(verdict.output.contains("Verified OK"))
 
         #expect(try harness.json(try harness.request("/v1/platform-access-token/my-app").body)["access_token"] as? String == token, "minted once and cached")
@@ -129,13 +145,15 @@ struct AltinnFeatureTests {
     @Test("the ID-porten exchange: a person's token becomes an Altinn token, cached by hash; bad input gets a 4xx with Altinn's reason; nothing is logged")
     func idPorten() async throws {
         let harness = try await DaemonHarness()
-        try harness.writeConfig(extraProfiles: """
-            id_porten_exchange:
-              environment: local
-              allow: { users: [root] }
-            """)
+        try harness.writeConfig(
+            extraProfiles: """
+                id_porten_exchange:
+                  environment: local
+                  allow: { users: [root] }
+                """)
         try await harness.startDaemon()
-        let minted = try harness.json(try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"pid\":\"24908499375\"}", "\(harness.emulatorURL)/_emulator/idporten-token").output)
+        let minted = try harness.json(
+            try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"pid\":\"24908499375\"}", "\(harness.emulatorURL)/_emulator/idporten-token").output)
         let personToken = try #require(minted["access_token"] as? String)
         let before = try harness.emulatorStats()["exchange_requests"] as? Int ?? 0
 

@@ -15,9 +15,13 @@ struct CommandLineTests {
         init(jwkMode: Int = 0o600, extra: String = "") throws {
             directory = try TemporaryDirectory(prefix: "cli")
             try directory.write("notifications.jwk", CommandLineTests.key.encodedJwk(kid: "cli-kid", alg: nil), mode: jwkMode)
-            try Command.openssl("req", "-x509", "-key", CommandLineTests.key.pkcs8Path, "-out", directory.path("org.pem"), "-days", "30", "-subj", "/CN=Testorg AS/serialNumber=991825827")
+            try Command.openssl(
+                "req", "-x509", "-key", CommandLineTests.key.pkcs8Path, "-out", directory.path("org.pem"), "-days", "30", "-subj",
+                "/CN=Testorg AS/serialNumber=991825827")
             try directory.write("org.key", Data(contentsOf: URL(fileURLWithPath: CommandLineTests.key.pkcs8Path)), mode: 0o600)
-            config = try directory.write("broker.yaml", """
+            config = try directory.write(
+                "broker.yaml",
+                """
                 profiles:
                   notifications:
                     environment: tt02
@@ -48,9 +52,15 @@ struct CommandLineTests {
         #expect(result.status == 0, "\(result.errorOutput)")
         #expect(result.errorOutput.isEmpty)
         let out = result.output
-        #expect(out.contains("profile notifications\n  environment:  tt02 (aud https://test.maskinporten.no/, token endpoint https://test.maskinporten.no/token)\n  client id:    2f3c9a1e-0000-4000-8000-000000000000\n  kid:          cli-kid\n  key:          RSA 2048 bits, EncodedJwk file \(setup.directory.path("notifications.jwk"))\n  algorithm:    RS384\n"), "\(out)")
+        #expect(
+            out.contains(
+                "profile notifications\n  environment:  tt02 (aud https://test.maskinporten.no/, token endpoint https://test.maskinporten.no/token)\n  client id:    2f3c9a1e-0000-4000-8000-000000000000\n  kid:          cli-kid\n  key:          RSA 2048 bits, EncodedJwk file \(setup.directory.path("notifications.jwk"))\n  algorithm:    RS384\n"
+            ), "\(out)")
         #expect(out.contains("profile business\n  environment:  prod (aud https://maskinporten.no/"), "\(out)")
-        #expect(out.contains("  x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "), "\(out)")
+        #expect(
+            out.contains(
+                "  x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "),
+            "\(out)")
         #expect(out.contains("organisation 991825827"), "\(out)")
         #expect(out.hasSuffix("ok: 2 profiles\n"))
         // The report is about keys but never shows one.
@@ -75,14 +85,19 @@ struct CommandLineTests {
         let result = try BrokerExecutable.run(["check-config", "--config", setup.config])
         #expect(result.status == 1)
         let keyFile = setup.directory.path("notifications.jwk")
-        #expect(result.errorOutput == "error: \(setup.config): profiles.notifications.key.encoded_jwk_file: \(keyFile) holds a private key but is accessible by group or others (mode 0644); run: chmod 600 \(keyFile)\n")
+        #expect(
+            result.errorOutput
+                == "error: \(setup.config): profiles.notifications.key.encoded_jwk_file: \(keyFile) holds a private key but is accessible by group or others (mode 0644); run: chmod 600 \(keyFile)\n"
+        )
         // The other profile is still checked and reported.
         #expect(result.output.contains("profile business\n  environment:  prod"))
 
         let typo = try Setup(extra: "socket:\n  mdoe: \"0660\"")
         let typoResult = try BrokerExecutable.run(["check-config", "--config", typo.config])
         #expect(typoResult.status == 1)
-        #expect(typoResult.errorOutput.hasPrefix("error: \(typo.config):20: socket.mdoe: unknown key \"mdoe\"; did you mean \"mode\"?"), "\(typoResult.errorOutput)")
+        #expect(
+            typoResult.errorOutput.hasPrefix("error: \(typo.config):20: socket.mdoe: unknown key \"mdoe\"; did you mean \"mode\"?"), "\(typoResult.errorOutput)"
+        )
     }
 
     @Test("sign-grant prints one grant that openssl verifies, with a fresh jti each time")
@@ -143,9 +158,14 @@ struct CommandLineTests {
         try FileManager.default.copyItem(atPath: try BrokerExecutable.path, toPath: copy)
         let check = try Command.run(copy, ["check-config", "--config", "/nonexistent.yaml"])
         #expect(check.status == 1)
-        #expect(check.errorOutput == "maskinporten-broker: cannot run \(directory.path("maskinporten-brokerd")): No such file or directory (it is installed next to maskinporten-broker, from the same build)\n")
+        #expect(
+            check.errorOutput
+                == "maskinporten-broker: cannot run \(directory.path("maskinporten-brokerd")): No such file or directory (it is installed next to maskinporten-broker, from the same build)\n"
+        )
         let token = try Command.run(copy, ["token", "demo", "--socket", directory.path("none.sock")])
         #expect(token.status == 1)
-        #expect(token.errorOutput.hasPrefix("maskinporten-broker token: cannot connect to \(directory.path("none.sock")): No such file or directory"), "\(token.errorOutput)")
+        #expect(
+            token.errorOutput.hasPrefix("maskinporten-broker token: cannot connect to \(directory.path("none.sock")): No such file or directory"),
+            "\(token.errorOutput)")
     }
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BrokerTestSupport
 import Foundation
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Peer-credential access control with real users, made for the test.
 @Suite("Daemon access control", .serialized, .timeLimit(.minutes(2)))
@@ -11,8 +12,12 @@ struct DaemonAccessTests {
     @Test("allowed users and groups get tokens; another user gets 403 and never a token; outsiders cannot connect")
     func peerCredentials() async throws {
         let suffix = Int.random(in: 1000...9999)
-        let socketGroup = "mpbsock\(suffix)", tokenGroup = "mpbtok\(suffix)"
-        let allowed = "mpbok\(suffix)", member = "mpbgrp\(suffix)", denied = "mpbno\(suffix)", outsider = "mpbout\(suffix)"
+        let socketGroup = "mpbsock\(suffix)"
+        let tokenGroup = "mpbtok\(suffix)"
+        let allowed = "mpbok\(suffix)"
+        let member = "mpbgrp\(suffix)"
+        let denied = "mpbno\(suffix)"
+        let outsider = "mpbout\(suffix)"
         try Command.run("groupadd", [socketGroup])
         try Command.run("groupadd", [tokenGroup])
         try Command.run("useradd", ["-M", "-G", socketGroup, allowed])
@@ -27,7 +32,9 @@ struct DaemonAccessTests {
         try await harness.startDaemon()
 
         func curlAs(_ user: String, _ path: String) throws -> Command.Result {
-            try Command.run("runuser", ["-u", user, "--", "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost\(path)"])
+            try Command.run(
+                "runuser",
+                ["-u", user, "--", "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost\(path)"])
         }
 
         let ok = try curlAs(allowed, "/v1/token/notifications")
@@ -39,7 +46,12 @@ struct DaemonAccessTests {
         #expect(refused.output.hasSuffix("\n403"), "\(refused.output)")
         #expect(refused.output.contains("\"error\":\"access_denied\""))
         #expect(!refused.output.contains("access_token"))
-        let refresh = try Command.run("runuser", ["-u", denied, "--", "curl", "-sS", "-X", "POST", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost/v1/token/notifications/refresh"])
+        let refresh = try Command.run(
+            "runuser",
+            [
+                "-u", denied, "--", "curl", "-sS", "-X", "POST", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath,
+                "http://localhost/v1/token/notifications/refresh",
+            ])
         #expect(refresh.output.hasSuffix("\n403"))
         let cli = try Command.run("runuser", ["-u", denied, "--", try BrokerExecutable.path, "token", "notifications", "--socket", harness.socketPath])
         #expect(cli.status == 1)
@@ -194,7 +206,9 @@ struct DaemonFastPathTests {
 
         // Pipelined in one write: the fast path answers the first, NIO the rest, in order.
         let pipelined = try RawSocket.connect(harness.socketPath)
-        pipelined.send("GET /v1/token/notifications HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/token/notifications HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n")
+        pipelined.send(
+            "GET /v1/token/notifications HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/token/notifications HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n"
+        )
         let received = pipelined.receive(untilCount: 3, of: "HTTP/1.1 ")
         let three = Self.answers(received)
         try #require(three.count == 3, "\(received.prefix(300))")
@@ -214,8 +228,10 @@ struct DaemonFastPathTests {
 
         // Kept alive on the fast path; then a POST hands it to NIO; then a GET there.
         let keptAlive = try RawSocket.connect(harness.socketPath)
-        for request in ["GET /v1/token/notifications HTTP/1.1\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\n\r\n",
-                        "POST /v1/token/notifications/refresh HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\n\r\n"] {
+        for request in [
+            "GET /v1/token/notifications HTTP/1.1\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\n\r\n",
+            "POST /v1/token/notifications/refresh HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "GET /v1/token/notifications HTTP/1.1\r\n\r\n",
+        ] {
             keptAlive.send(request)
             let answer = keptAlive.receive(timeout: .seconds(5))
             #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.contains("\"access_token\":"), "\(request.prefix(40)): \(answer.prefix(200))")

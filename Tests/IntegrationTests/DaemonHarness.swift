@@ -35,7 +35,10 @@ final class DaemonHarness: @unchecked Sendable {
         emulatorURL = String(output.split(separator: "\n")[0].split(separator: " ").last!)
         var publicJWK = Self.key.jwkMembers(kid: "daemon-kid", alg: nil)
         for member in ["d", "p", "q", "dp", "dq", "qi"] { publicJWK.removeValue(forKey: member) }
-        try Self.curlHTTP("-X", "POST", "--data", "{\"client_id\":\"\(Self.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(TestKey.json(publicJWK))]}", "\(emulatorURL)/_emulator/clients")
+        try Self.curlHTTP(
+            "-X", "POST", "--data",
+            "{\"client_id\":\"\(Self.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(TestKey.json(publicJWK))]}",
+            "\(emulatorURL)/_emulator/clients")
         try Self.curlHTTP("-X", "PUT", "--data", "{\"altinn_token_lifetime\":\(altinnLifetime)}", "\(emulatorURL)/_emulator/settings")
         try directory.write("notifications.jwk", Self.key.encodedJwk(kid: "daemon-kid", alg: nil))
         socketPath = directory.path("run/broker.sock")
@@ -44,34 +47,40 @@ final class DaemonHarness: @unchecked Sendable {
     }
 
     func writeConfig(socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "", raw: String? = nil) throws {
-        let yaml = raw ?? """
-            socket:
-              path: \(socketPath)
-              mode: "\(socketMode)"
-            \(socketGroup.map { "  group: \($0)" } ?? "")
-            environments:
-              local:
-                maskinporten_issuer: \(emulatorURL)/
-                altinn_platform: \(emulatorURL)
-            profiles:
-              notifications:
-                environment: local
-                client_id: \(Self.clientID)
-                scopes: [altinn:serviceowner/notifications.create]
-                key:
-                  encoded_jwk_file: notifications.jwk
-            \(allow.map { "    allow:\n" + $0 } ?? "")
-            \(extraProfiles)
-            """
+        let yaml =
+            raw ?? """
+                socket:
+                  path: \(socketPath)
+                  mode: "\(socketMode)"
+                \(socketGroup.map { "  group: \($0)" } ?? "")
+                environments:
+                  local:
+                    maskinporten_issuer: \(emulatorURL)/
+                    altinn_platform: \(emulatorURL)
+                profiles:
+                  notifications:
+                    environment: local
+                    client_id: \(Self.clientID)
+                    scopes: [altinn:serviceowner/notifications.create]
+                    key:
+                      encoded_jwk_file: notifications.jwk
+                \(allow.map { "    allow:\n" + $0 } ?? "")
+                \(extraProfiles)
+                """
         try directory.write("broker.yaml", yaml, mode: 0o644)
     }
 
     /// Starts `serve` and waits until it answers on the socket.
-    func startDaemon(environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true, outputDescriptor: Int32? = nil) async throws {
+    func startDaemon(
+        environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true,
+        outputDescriptor: Int32? = nil
+    ) async throws {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         environment.merge(extra) { $1 }
-        daemon = try RunningProcess(executable ?? (try BrokerExecutable.path), arguments ?? ["serve", "--config", configPath], environment: environment, outputDescriptor: outputDescriptor)
+        daemon = try RunningProcess(
+            executable ?? (try BrokerExecutable.path), arguments ?? ["serve", "--config", configPath], environment: environment,
+            outputDescriptor: outputDescriptor)
         if waitForSocket { try await waitUntilServing() }
     }
 

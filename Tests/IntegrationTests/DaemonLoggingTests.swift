@@ -20,7 +20,9 @@ struct DaemonLoggingTests {
         try await plain.startDaemon()
         _ = try plain.request("/v1/token/notifications")
         let lines = try await plain.waitForLog(containing: "token handed out").split(separator: "\n")
-        #expect(lines.allSatisfy { $0.hasPrefix("ts=20") && $0.split(separator: " ")[0].hasSuffix("Z") && $0.contains(" level=") && $0.contains(" msg=") }, "\(lines.prefix(3))")
+        #expect(
+            lines.allSatisfy { $0.hasPrefix("ts=20") && $0.split(separator: " ")[0].hasSuffix("Z") && $0.contains(" level=") && $0.contains(" msg=") },
+            "\(lines.prefix(3))")
         #expect(lines.contains { $0.contains("level=info msg=\"token obtained\"") })
         // A core dump would hold keys: the daemon's core limit is zero.
         let limits = try String(contentsOfFile: "/proc/\(plain.daemon!.pid)/limits", encoding: .utf8)
@@ -153,8 +155,11 @@ struct StalledLog {
     /// Runs the load for `seconds`, polling `/healthz` and the watchdog all the while.
     func load(seconds: Int) async throws -> Observed {
         let process = try RunningProcess(
-            "/bin/sh", ["-c", "exec python3 \"$@\"", "python3", Self.root.appendingPathComponent("Tests/load/stall-load.py").path,
-                        harness.socketPath, "\(seconds)", "notifications"] + Self.locked
+            "/bin/sh",
+            [
+                "-c", "exec python3 \"$@\"", "python3", Self.root.appendingPathComponent("Tests/load/stall-load.py").path,
+                harness.socketPath, "\(seconds)", "notifications",
+            ] + Self.locked
         )
         _ = notify.receiveWaitingDatagrams()
         var observed = Observed(statuses: [:], slowest: [:], codes: [:])
@@ -170,7 +175,8 @@ struct StalledLog {
         }
         observed.ended = .now
         #expect(process.waitForExit() == 0, "\(process.errorOutput)")
-        let result = try #require(try JSONSerialization.jsonObject(with: Data(process.output.utf8)) as? [String: Any], "\(process.output) \(process.errorOutput)")
+        let result = try #require(
+            try JSONSerialization.jsonObject(with: Data(process.output.utf8)) as? [String: Any], "\(process.output) \(process.errorOutput)")
         observed.statuses = result["statuses"] as? [String: Int] ?? [:]
         observed.slowest = result["slowest"] as? [String: Double] ?? [:]
         observed.codes = result["codes"] as? [String: String] ?? [:]
@@ -199,14 +205,18 @@ struct StalledLog {
 
 @Suite("A log destination that stops reading never stops the serving", .serialized, .timeLimit(.minutes(3)))
 struct StalledLogTests {
-    @Test("on_overflow drop: every token request is answered with its token, /healthz and the watchdog carry on; once drained, one line and the metric count the dropped lines")
+    @Test(
+        "on_overflow drop: every token request is answered with its token, /healthz and the watchdog carry on; once drained, one line and the metric count the dropped lines"
+    )
     func drop() async throws {
         let stalled = try await StalledLog(audit: "  on_overflow: drop")
         let observed = try await stalled.load(seconds: 10)
         #expect(observed.statuses.keys.sorted() == ["200"], "every token request served: \(observed.statuses) \(observed.codes)")
         #expect((observed.statuses["200"] ?? 0) >= 1000, "thousands of requests: \(observed.statuses)")
         #expect(observed.unhealthy.isEmpty && observed.healthy >= 20, "\(observed.healthy) \(observed.unhealthy.prefix(2))")
-        #expect(observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5), "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
+        #expect(
+            observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5),
+            "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
 
         // Only now is the pipe read: what was buffered comes out, then the count of what was not.
         let drained = stalled.pipe.read(until: { $0.contains("log lines dropped") }, timeout: .seconds(30))
@@ -223,7 +233,9 @@ struct StalledLogTests {
         await stalled.harness.stop()
     }
 
-    @Test("on_overflow refuse: once audit lines cannot be buffered, token requests get a fast 503 audit_unavailable; /healthz and the watchdog carry on; SIGTERM still stops it")
+    @Test(
+        "on_overflow refuse: once audit lines cannot be buffered, token requests get a fast 503 audit_unavailable; /healthz and the watchdog carry on; SIGTERM still stops it"
+    )
     func refuse() async throws {
         let stalled = try await StalledLog(audit: "  on_overflow: refuse")
         let observed = try await stalled.load(seconds: 10)
@@ -232,7 +244,9 @@ struct StalledLogTests {
         #expect(observed.codes["503"] == "audit_unavailable")
         #expect((observed.slowest["503"] ?? 99) < 1, "refusals are fast: \(observed.slowest)")
         #expect(observed.unhealthy.isEmpty && observed.healthy >= 20, "\(observed.healthy) \(observed.unhealthy.prefix(2))")
-        #expect(observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5), "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
+        #expect(
+            observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5),
+            "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
         let refused = try stalled.harness.request("/v1/token/notifications")
         #expect(refused.status == 503)
         #expect(try stalled.harness.json(refused.body)["error"] as? String == "audit_unavailable")

@@ -94,14 +94,15 @@ struct DaemonTests {
 
     @Test("a profile whose key cannot be used answers 503 profile_unavailable, and the others are served")
     func brokenProfileDoesNotStopTheOthers() async throws {
-        let harness = try await DaemonHarness(extraProfiles: """
-              broken:
-                environment: local
-                client_id: \(DaemonHarness.clientID)
-                scopes: [altinn:serviceowner/notifications.create]
-                key:
-                  encoded_jwk_file: loose.jwk
-            """)
+        let harness = try await DaemonHarness(
+            extraProfiles: """
+                  broken:
+                    environment: local
+                    client_id: \(DaemonHarness.clientID)
+                    scopes: [altinn:serviceowner/notifications.create]
+                    key:
+                      encoded_jwk_file: loose.jwk
+                """)
         try harness.directory.write("loose.jwk", DaemonHarness.key.encodedJwk(kid: "daemon-kid", alg: nil), mode: 0o644)
         try await harness.startDaemon()
         #expect(try harness.request("/v1/token/notifications").status == 200)
@@ -210,15 +211,17 @@ struct DaemonTests {
         try await harness.waitForLog(containing: "reload refused")
         #expect(try harness.request("/v1/token/notifications").status == 200)
 
-        try harness.directory.write("broker.yaml", good + """
+        try harness.directory.write(
+            "broker.yaml",
+            good + """
 
-              second:
-                environment: local
-                client_id: \(DaemonHarness.clientID)
-                scopes: [altinn:serviceowner/notifications.create]
-                key:
-                  encoded_jwk_file: notifications.jwk
-            """, mode: 0o644)
+                  second:
+                    environment: local
+                    client_id: \(DaemonHarness.clientID)
+                    scopes: [altinn:serviceowner/notifications.create]
+                    key:
+                      encoded_jwk_file: notifications.jwk
+                """, mode: 0o644)
         kill(harness.daemon!.pid, SIGHUP)
         var served = false
         for _ in 0..<300 where !served {
@@ -266,7 +269,9 @@ struct DaemonTests {
         let harness = try await DaemonHarness()
         try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
         let activate = try Command.run("sh", ["-c", "command -v systemd-socket-activate"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
-        try await harness.startDaemon(arguments: ["-l", harness.socketPath, try BrokerExecutable.path, "serve", "--config", harness.configPath], executable: activate, waitForSocket: false)
+        try await harness.startDaemon(
+            arguments: ["-l", harness.socketPath, try BrokerExecutable.path, "serve", "--config", harness.configPath], executable: activate,
+            waitForSocket: false)
         // systemd-socket-activate starts the daemon on the first connection.
         try await harness.waitUntilServing()
         #expect(try harness.request("/v1/token/notifications").status == 200)

@@ -40,7 +40,9 @@ struct EmulatorCommandTests {
 
         // A grant from sign-grant, posted with curl as the README shows.
         try scratch.write("key.jwk", Self.key.encodedJwk(kid: "emu-kid", alg: nil))
-        let config = try scratch.write("broker.yaml", """
+        let config = try scratch.write(
+            "broker.yaml",
+            """
             environments:
               local:
                 maskinporten_issuer: \(base)/
@@ -68,7 +70,9 @@ struct EmulatorCommandTests {
         // The exchange: a bare JWT as text, a JSON string when JSON is asked for.
         let bare = try curl("-H", "Authorization: Bearer \(accessToken)", "\(base)/authentication/api/v1/exchange/maskinporten").output
         #expect(bare.split(separator: ".").count == 3 && !bare.hasPrefix("\""))
-        let quoted = try curl("-H", "Authorization: Bearer \(accessToken)", "-H", "Accept: application/json", "\(base)/authentication/api/v1/exchange/maskinporten?test=true").output
+        let quoted = try curl(
+            "-H", "Authorization: Bearer \(accessToken)", "-H", "Accept: application/json", "\(base)/authentication/api/v1/exchange/maskinporten?test=true"
+        ).output
         #expect(quoted.hasPrefix("\"") && quoted.hasSuffix("\""))
         let unquoted = try JSONDecoder().decode(String.self, from: Data(quoted.utf8))
         let claims = try JSONSerialization.jsonObject(with: TestKey.decodeBase64url(String(unquoted.split(separator: ".")[1]))) as? [String: Any]

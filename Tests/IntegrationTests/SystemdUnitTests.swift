@@ -21,7 +21,8 @@ struct SystemdUnitTests {
     @Test("systemd-analyze verify accepts the service and the socket")
     func verify() throws {
         let directory = try installedCopy()
-        let result = try Command.run("systemd-analyze", ["verify", "maskinporten-broker.service", "maskinporten-broker.socket"], currentDirectory: directory.url)
+        let result = try Command.run(
+            "systemd-analyze", ["verify", "maskinporten-broker.service", "maskinporten-broker.socket"], currentDirectory: directory.url)
         #expect(result.status == 0, "\(result.output) \(result.errorOutput)")
         #expect(!result.errorOutput.contains("Unknown"), "\(result.errorOutput)")
     }
@@ -38,8 +39,10 @@ struct SystemdUnitTests {
     @Test("the service is Type=notify with watchdog, reload, credentials and its own user; the socket is 0660 for group maskinporten")
     func contents() throws {
         let service = try String(contentsOf: Self.unitDirectory.appendingPathComponent("maskinporten-broker.service"), encoding: .utf8)
-        for line in ["Type=notify", "WatchdogSec=", "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'", "User=maskinporten-broker",
-                     "ConfigurationDirectory=maskinporten-broker", "LoadCredential=notifications-jwk:", "NoNewPrivileges=yes"] {
+        for line in [
+            "Type=notify", "WatchdogSec=", "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'", "User=maskinporten-broker",
+            "ConfigurationDirectory=maskinporten-broker", "LoadCredential=notifications-jwk:", "NoNewPrivileges=yes",
+        ] {
             #expect(service.contains(line), "\(line)")
         }
         #expect(!service.contains("PrivateUsers=yes"), "PrivateUsers would hide callers' uids from SO_PEERCRED")
@@ -57,14 +60,16 @@ struct SystemdUnitTests {
     func sysusersAndTmpfiles() throws {
         let root = try TemporaryDirectory(prefix: "root")
         try FileManager.default.createDirectory(atPath: root.path("etc"), withIntermediateDirectories: true)
-        let sysusers = try Command.run("systemd-sysusers", ["--root=\(root.url.path)", Self.unitDirectory.appendingPathComponent("sysusers.d/maskinporten-broker.conf").path])
+        let sysusers = try Command.run(
+            "systemd-sysusers", ["--root=\(root.url.path)", Self.unitDirectory.appendingPathComponent("sysusers.d/maskinporten-broker.conf").path])
         #expect(sysusers.status == 0, "\(sysusers.errorOutput)")
         let passwd = try String(contentsOfFile: root.path("etc/passwd"), encoding: .utf8)
         let group = try String(contentsOfFile: root.path("etc/group"), encoding: .utf8)
         #expect(passwd.contains("maskinporten-broker:x:"))
         #expect(passwd.contains(":/usr/sbin/nologin"))
         #expect(group.contains("\nmaskinporten:x:") || group.hasPrefix("maskinporten:x:"))
-        let tmpfiles = try Command.run("systemd-tmpfiles", ["--root=\(root.url.path)", "--create", Self.unitDirectory.appendingPathComponent("tmpfiles.d/maskinporten-broker.conf").path])
+        let tmpfiles = try Command.run(
+            "systemd-tmpfiles", ["--root=\(root.url.path)", "--create", Self.unitDirectory.appendingPathComponent("tmpfiles.d/maskinporten-broker.conf").path])
         #expect(tmpfiles.status == 0, "\(tmpfiles.errorOutput)")
         #expect(try FileManager.default.attributesOfItem(atPath: root.path("etc/maskinporten-broker"))[.posixPermissions] as? Int == 0o750)
         #expect(try FileManager.default.attributesOfItem(atPath: root.path("etc/maskinporten-broker/credentials"))[.posixPermissions] as? Int == 0o700)

@@ -1,8 +1,9 @@
 import BrokerCrypto
 import BrokerTestSupport
 import Foundation
-@testable import MaskinportenEmulator
 import Testing
+
+@testable import MaskinportenEmulator
 
 /// Keys for the emulator's tests.
 enum Keys {
@@ -42,11 +43,12 @@ struct GrantForge {
 
 func makeEmulator() throws -> Emulator {
     let emulator = try Emulator(issuer: "http://127.0.0.1:1/")
-    emulator.register(RegisteredClient(
-        clientID: "client-1",
-        scopes: ["altinn:serviceowner/notifications.create", "altinn:serviceowner/instances.read"],
-        keys: [try Keys.client.publicKey.jwk(kid: "kid-1")]
-    ))
+    emulator.register(
+        RegisteredClient(
+            clientID: "client-1",
+            scopes: ["altinn:serviceowner/notifications.create", "altinn:serviceowner/instances.read"],
+            keys: [try Keys.client.publicKey.jwk(kid: "kid-1")]
+        ))
     return emulator
 }
 
@@ -74,23 +76,46 @@ struct GrantRuleTests {
         Case(name: "wrong aud", violation: .wrongAudience) { try $0.grant { $0["aud"] = "https://maskinporten.no/" } },
         Case(name: "token endpoint as aud", violation: .wrongAudience) { forge in try forge.grant { $0["aud"] = .string(forge.issuer + "token") } },
         Case(name: "exp - iat > 120", violation: .lifetimeTooLong) { try $0.grant { $0["exp"] = .number($0["iat"]!.number! + 121) } },
-        Case(name: "iat 11 s ahead", violation: .issuedAtSkew) { try $0.grant { $0["iat"] = .number($0["iat"]!.number! + 11); $0["exp"] = .number($0["iat"]!.number! + 60) } },
+        Case(name: "iat 11 s ahead", violation: .issuedAtSkew) {
+            try $0.grant {
+                $0["iat"] = .number($0["iat"]!.number! + 11)
+                $0["exp"] = .number($0["iat"]!.number! + 60)
+            }
+        },
         Case(name: "iat 11 s behind", violation: .issuedAtSkew) { try $0.grant { $0["iat"] = .number($0["iat"]!.number! - 11) } },
         Case(name: "expired", violation: .expired) { try $0.grant { $0["exp"] = .number($0["iat"]!.number! - 1) } },
-        Case(name: "unknown kid", violation: .unknownKid) { var forge = $0; forge.kid = "nope"; return try forge.grant() },
-        Case(name: "no kid or x5c", violation: .noKeyReference) { var forge = $0; forge.kid = nil; return try forge.grant() },
-        Case(name: "bad signature (another key)", violation: .badSignature) { var forge = $0; forge.key = Keys.stranger; return try forge.grant() },
+        Case(name: "unknown kid", violation: .unknownKid) {
+            var forge = $0
+            forge.kid = "nope"
+            return try forge.grant()
+        },
+        Case(name: "no kid or x5c", violation: .noKeyReference) {
+            var forge = $0
+            forge.kid = nil
+            return try forge.grant()
+        },
+        Case(name: "bad signature (another key)", violation: .badSignature) {
+            var forge = $0
+            forge.key = Keys.stranger
+            return try forge.grant()
+        },
         Case(name: "bad signature (tampered claims)", violation: .badSignature) { forge in
             let parts = try forge.grant().split(separator: ".")
             let tampered = try JSONEncoder().encode(forge.claims().merging(["scope": "altinn:serviceowner/instances.read"]) { $1 })
             return "\(parts[0]).\(Base64.urlEncoded(Array(tampered))).\(parts[2])"
         },
-        Case(name: "HS256", violation: .unsupportedAlgorithm) { var forge = $0; forge.header = ["alg": "HS256", "kid": "kid-1"]; return try forge.grant() },
+        Case(name: "HS256", violation: .unsupportedAlgorithm) {
+            var forge = $0
+            forge.header = ["alg": "HS256", "kid": "kid-1"]
+            return try forge.grant()
+        },
         Case(name: "unknown scope", violation: .unknownScope) { try $0.grant { $0["scope"] = "altinn:serviceowner/notifications.create altinn:admin" } },
         Case(name: "extra claim", violation: .extraClaims) { try $0.grant { $0["sub"] = "someone" } },
         Case(name: "resource not an array", violation: .resourceNotArray) { try $0.grant { $0["resource"] = "https://example.no/api" } },
-        Case(name: "consumer_org a number", violation: .invalidConsumerOrg) { try $0.grant { $0["consumer_org"] = 991825827 } },
-        Case(name: "authorization_details not a system user", violation: .invalidAuthorizationDetails) { try $0.grant { $0["authorization_details"] = .array([.object(["type": "urn:other"])]) } },
+        Case(name: "consumer_org a number", violation: .invalidConsumerOrg) { try $0.grant { $0["consumer_org"] = 991_825_827 } },
+        Case(name: "authorization_details not a system user", violation: .invalidAuthorizationDetails) {
+            try $0.grant { $0["authorization_details"] = .array([.object(["type": "urn:other"])]) }
+        },
         Case(name: "missing scope", violation: .missingClaim) { try $0.grant { $0["scope"] = nil } },
         Case(name: "unknown client", violation: .unknownClient) { try $0.grant { $0["iss"] = "client-2" } },
         Case(name: "not a JWT", violation: .notAJWT) { _ in "not-a-jwt" },
@@ -126,10 +151,12 @@ struct GrantRuleTests {
         let grant = try GrantForge(issuer: emulator.issuer).grant {
             $0["resource"] = .array(["https://example.no/api"])
             $0["consumer_org"] = "991825827"
-            $0["authorization_details"] = .array([.object([
-                "type": "urn:altinn:systemuser",
-                "systemuser_org": .object(["authority": "iso6523-actorid-upis", "ID": "0192:991825827"]),
-            ])])
+            $0["authorization_details"] = .array([
+                .object([
+                    "type": "urn:altinn:systemuser",
+                    "systemuser_org": .object(["authority": "iso6523-actorid-upis", "ID": "0192:991825827"]),
+                ])
+            ])
         }
         #expect(throws: Never.self) { try emulator.issueToken(assertion: grant).get() }
     }

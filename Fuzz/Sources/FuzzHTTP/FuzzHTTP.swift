@@ -149,8 +149,9 @@ enum FastPathAgreement {
             let head = Array(input[offset..<(offset + request.length)])
             let parts = nioParts(head)
             guard parts.count == 2, case .head(let nio) = parts[0], case .end(nil) = parts[1],
-                  nio.method == .GET, nio.uri == request.target, nio.isKeepAlive == request.keepAlive,
-                  nio.headers.first(name: "Accept") == request.accept else {
+                nio.method == .GET, nio.uri == request.target, nio.isKeepAlive == request.keepAlive,
+                nio.headers.first(name: "Accept") == request.accept
+            else {
                 fatalError("the fast path and NIO read \(String(decoding: head, as: UTF8.self).debugDescription) differently: \(request) against \(parts)")
             }
             offset += request.length

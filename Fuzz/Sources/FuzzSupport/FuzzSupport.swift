@@ -1,6 +1,6 @@
 /// libFuzzer's driver, for targets whose `main` SwiftPM names `<Target>_main`.
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
+func llvmFuzzerRunDriver(
     _ argc: UnsafeMutablePointer<Int32>,
     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
@@ -14,7 +14,7 @@ public func runFuzzer(
 ) -> Int32 {
     var count = argc
     var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments, callback)
+    return llvmFuzzerRunDriver(&count, &arguments, callback)
 }
 
 /// The input as bytes.

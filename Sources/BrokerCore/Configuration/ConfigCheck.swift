@@ -22,7 +22,9 @@ public struct ConfigCheck: Sendable {
         let configuration = loaded.configuration
         var lines = ["configuration \(path)"]
         for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
-            lines.append("environment \(environment.name): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")")
+            lines.append(
+                "environment \(environment.name): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")"
+            )
             if let problem = loaded.environmentProblems[environment.name] {
                 lines.append("  error:        \(problem.message)")
             } else if let caFile = environment.caFile, let roots = loaded.trustRoots[environment.name] {
@@ -41,7 +43,8 @@ public struct ConfigCheck: Sendable {
             lines.append("platform access token \(settings.name)")
             if let issuer = loaded.platformAccessTokens[settings.name] {
                 lines.append("  issuer:       \(settings.issuer), app \(settings.app), lifetime \(settings.lifetimeSeconds) s")
-                lines.append("  key:          RSA \(issuer.keyBits) bits, certificate \(issuer.certificate.subject), expires \(day(issuer.certificate.notAfter))")
+                lines.append(
+                    "  key:          RSA \(issuer.keyBits) bits, certificate \(issuer.certificate.subject), expires \(day(issuer.certificate.notAfter))")
                 lines.append("  allowed:      \(describe(settings.allow))")
             } else if let problem = loaded.platformAccessTokenProblems[settings.name] {
                 lines.append("  error:        \(problem.message)")
@@ -65,7 +68,9 @@ public struct ConfigCheck: Sendable {
         ]
         if let chain = credentials.certificateChain {
             let leaf = chain[0]
-            lines.append("  x5c:          \(leaf.subject) (organisation \(leaf.subjectSerialNumber ?? "unknown")), issued by \(leaf.issuer), expires \(day(leaf.notAfter)), chain of \(chain.count)")
+            lines.append(
+                "  x5c:          \(leaf.subject) (organisation \(leaf.subjectSerialNumber ?? "unknown")), issued by \(leaf.issuer), expires \(day(leaf.notAfter)), chain of \(chain.count)"
+            )
         } else {
             lines.append("  kid:          \(credentials.kid ?? "-")")
         }

@@ -54,11 +54,13 @@ public enum ConfigLoader {
     private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .composer(let context, let problem, let mark, _):
             let detail = context.map { "\($0.text) " } ?? ""
             return ConfigError(.yamlSyntax, file: file, keyPath: "", line: mark.line, "YAML syntax error at column \(mark.column): \(detail)\(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigError(.yamlSyntax, file: file, keyPath: "", line: context.mark.line, "the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping")
+            return ConfigError(
+                .yamlSyntax, file: file, keyPath: "", line: context.mark.line,
+                "the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping")
         case .reader(let problem, _, _, _):
             return ConfigError(.yamlSyntax, file: file, keyPath: "", "the file is not readable YAML: \(problem)")
         default:
@@ -81,11 +83,15 @@ private struct ConfigParser {
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
-        let top = try YAMLMapping(root, file: file, path: "", known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit"])
+        let top = try YAMLMapping(
+            root, file: file, path: "",
+            known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit"])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
         let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
-        for (name, section) in try top.namedMappings("environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file"]) {
+        for (name, section) in try top.namedMappings(
+            "environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file"])
+        {
             environments[name] = try parseEnvironment(name: name, section)
         }
         let lookup = { (name: String, mapping: YAMLMapping, key: String) throws -> MaskinportenEnvironment in
@@ -96,14 +102,17 @@ private struct ConfigParser {
         let profiles = try top.namedMappings("profiles", known: Self.profileKeys).map { name, section in
             try parseProfile(name: name, section, environment: lookup)
         }.sorted { $0.name < $1.name }
-        let platformAccessTokens = try top.namedMappings("platform_access_tokens", known: ["issuer", "app", "certificate_file", "private_key_file", "lifetime_seconds", "allow"]).map { name, section in
+        let platformAccessTokens = try top.namedMappings(
+            "platform_access_tokens", known: ["issuer", "app", "certificate_file", "private_key_file", "lifetime_seconds", "allow"]
+        ).map { name, section in
             try parsePlatformAccessToken(name: name, section)
         }.sorted { $0.name < $1.name }
         var idPorten: IDPortenExchangeSettings?
         if let section = try top.mapping("id_porten_exchange", known: ["environment", "allow"]) {
             let environment = try lookup(try section.requiredString("environment", what: "the environment"), section, "environment")
             if environment.altinnPlatform == nil {
-                throw section.error(.invalidValue, "environment", "environment \"\(environment.name)\" has no altinn_platform, which the ID-porten exchange needs")
+                throw section.error(
+                    .invalidValue, "environment", "environment \"\(environment.name)\" has no altinn_platform, which the ID-porten exchange needs")
             }
             idPorten = IDPortenExchangeSettings(environment: environment, allow: try parseAccessList(section.mapping("allow", known: Self.allowKeys)))
         }
@@ -127,7 +136,8 @@ private struct ConfigParser {
         }
         return BrokerConfiguration(
             file: file, socket: socket, refresh: refresh, environments: environments,
-            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel, metricsListen: metricsListen, audit: audit
+            profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel, metricsListen: metricsListen,
+            audit: audit
         )
     }
 
@@ -158,7 +168,9 @@ private struct ConfigParser {
         guard let section else { return refresh }
         if let fraction = try section.double("at_fraction") {
             guard fraction >= 0.1, fraction <= 0.95 else {
-                throw section.error(.invalidValue, "at_fraction", "must be between 0.1 and 0.95 (the share of a token's lifetime after which it is refreshed), found \(fraction)")
+                throw section.error(
+                    .invalidValue, "at_fraction",
+                    "must be between 0.1 and 0.95 (the share of a token's lifetime after which it is refreshed), found \(fraction)")
             }
             refresh.atFraction = fraction
         }
@@ -176,13 +188,18 @@ private struct ConfigParser {
         guard let section else { return audit }
         if let text = try section.string("on_overflow") {
             guard let overflow = AuditSettings.Overflow(rawValue: text) else {
-                throw section.error(.invalidValue, "on_overflow", "\"\(text)\" is not a choice: use drop (lines that cannot be buffered are dropped and counted) or refuse (no token is handed out while audit lines cannot be buffered)")
+                throw section.error(
+                    .invalidValue, "on_overflow",
+                    "\"\(text)\" is not a choice: use drop (lines that cannot be buffered are dropped and counted) or refuse (no token is handed out while audit lines cannot be buffered)"
+                )
             }
             audit.onOverflow = overflow
         }
         if let seconds = try section.integer("summary_interval_seconds") {
             guard (1...3600).contains(seconds) else {
-                throw section.error(.invalidValue, "summary_interval_seconds", "must be between 1 and 3600 seconds (how often repeated hand-outs are counted in one line), found \(seconds)")
+                throw section.error(
+                    .invalidValue, "summary_interval_seconds",
+                    "must be between 1 and 3600 seconds (how often repeated hand-outs are counted in one line), found \(seconds)")
             }
             audit.summaryIntervalSeconds = seconds
         }
@@ -191,7 +208,9 @@ private struct ConfigParser {
 
     func parseEnvironment(name: String, _ section: YAMLMapping) throws -> MaskinportenEnvironment {
         if MaskinportenEnvironment.builtIn[name] != nil {
-            throw ConfigError(.invalidValue, file: file, keyPath: section.path, line: section.line, "\"\(name)\" is a built-in environment and cannot be redefined; choose another name")
+            throw ConfigError(
+                .invalidValue, file: file, keyPath: section.path, line: section.line,
+                "\"\(name)\" is a built-in environment and cannot be redefined; choose another name")
         }
         try checkName(name, section: section)
         let issuer = try url(section, "maskinporten_issuer", required: true)!
@@ -201,7 +220,9 @@ private struct ConfigParser {
         return MaskinportenEnvironment(name: name, issuer: issuer, tokenEndpoint: endpoint, altinnPlatform: platform, caFile: caFile)
     }
 
-    func parseProfile(name: String, _ section: YAMLMapping, environment lookup: (String, YAMLMapping, String) throws -> MaskinportenEnvironment) throws -> Profile {
+    func parseProfile(name: String, _ section: YAMLMapping, environment lookup: (String, YAMLMapping, String) throws -> MaskinportenEnvironment) throws
+        -> Profile
+    {
         try checkName(name, section: section)
         let environment = try lookup(try section.requiredString("environment", what: "the environment (prod, tt02, ...)"), section, "environment")
         let clientID = try section.requiredString("client_id", what: "the Maskinporten client id")
@@ -215,8 +236,13 @@ private struct ConfigParser {
         for scope in scopes where scope.isEmpty || scope.containsWhitespace {
             throw section.error(.invalidValue, "scopes", "\"\(scope)\" is not a scope: each scope is one word without white space")
         }
-        guard let keySection = try section.mapping("key", known: ["encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "kid"]) else {
-            throw section.error(.keySource, "key", "a key is required: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
+        guard
+            let keySection = try section.mapping(
+                "key", known: ["encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "kid"])
+        else {
+            throw section.error(
+                .keySource, "key",
+                "a key is required: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
         }
         let (source, kid) = try parseKey(keySection)
         let algorithm = try section.string("algorithm").map { text in
@@ -276,23 +302,28 @@ private struct ConfigParser {
         let certificate = try section.string("certificate_file")
         let privateKey = try section.string("private_key_file")
         switch (certificate, privateKey) {
-        case let (certificate?, privateKey?):
+        case (let certificate?, let privateKey?):
             sources.append(.certificate(certificateFile: absolutePath(certificate), privateKeyFile: absolutePath(privateKey)))
         case (.some, nil):
             throw section.error(.keySource, "certificate_file", "certificate_file needs private_key_file, the certificate's private key in PEM")
         case (nil, .some):
-            throw section.error(.keySource, "private_key_file", "private_key_file goes with certificate_file (a business certificate); for a JWK use encoded_jwk_file")
+            throw section.error(
+                .keySource, "private_key_file", "private_key_file goes with certificate_file (a business certificate); for a JWK use encoded_jwk_file")
         case (nil, nil):
             break
         }
         let kid = try section.string("kid")
         switch sources.count {
         case 0:
-            throw ConfigError(.keySource, file: file, keyPath: section.path, line: section.line, "no key source: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
+            throw ConfigError(
+                .keySource, file: file, keyPath: section.path, line: section.line,
+                "no key source: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
         case 1:
             break
         default:
-            throw ConfigError(.keySource, file: file, keyPath: section.path, line: section.line, "exactly one key source is allowed, found \(sources.map(\.configKey).joined(separator: " and "))")
+            throw ConfigError(
+                .keySource, file: file, keyPath: section.path, line: section.line,
+                "exactly one key source is allowed, found \(sources.map(\.configKey).joined(separator: " and "))")
         }
         if case .certificate = sources[0], kid != nil {
             throw section.error(.keySource, "kid", "a business certificate key sends x5c, not kid: remove kid")
@@ -340,10 +371,13 @@ private struct ConfigParser {
     func checkName(_ name: String, section: YAMLMapping) throws {
         let allowed = name.utf8.allSatisfy { byte in
             (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: ".")
         }
         guard allowed, !name.isEmpty, name.utf8.count <= 64, name != ".", name != ".." else {
-            throw ConfigError(.invalidValue, file: file, keyPath: section.path, line: section.line, "\"\(name)\" is not a usable name: use up to 64 letters, digits, '-', '_' and '.'")
+            throw ConfigError(
+                .invalidValue, file: file, keyPath: section.path, line: section.line,
+                "\"\(name)\" is not a usable name: use up to 64 letters, digits, '-', '_' and '.'")
         }
     }
 
@@ -360,7 +394,8 @@ private struct ConfigParser {
     func url(_ section: YAMLMapping, _ key: String, required: Bool) throws -> String? {
         guard let text = try required ? section.requiredString(key, what: "\(key)") : section.string(key) else { return nil }
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              let host = components.host, !host.isEmpty else {
+            let host = components.host, !host.isEmpty
+        else {
             throw section.error(.invalidValue, key, "\"\(text)\" is not an absolute URL")
         }
         guard components.query == nil, components.fragment == nil, components.user == nil, components.password == nil else {
@@ -371,7 +406,8 @@ private struct ConfigParser {
             return text
         case "http":
             guard Self.isLoopback(host) else {
-                throw section.error(.insecureEndpoint, key, "plain http:// is allowed only to loopback hosts (127.0.0.0/8, ::1, localhost); use https:// for \(host)")
+                throw section.error(
+                    .insecureEndpoint, key, "plain http:// is allowed only to loopback hosts (127.0.0.0/8, ::1, localhost); use https:// for \(host)")
             }
             return text
         default:

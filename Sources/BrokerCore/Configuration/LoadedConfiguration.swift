@@ -56,7 +56,8 @@ public struct LoadedConfiguration: Sendable {
                 loaded.trustRoots[environment.name] = try Certificate.chain(pem: Array(try Data(contentsOf: URL(fileURLWithPath: caFile)))).count
             } catch {
                 let reason = (error as? BrokerCryptoError)?.reason ?? "cannot be read"
-                loaded.environmentProblems[environment.name] = ConfigError(.invalidValue, file: path, keyPath: "environments.\(environment.name).ca_file", "\(caFile): \(reason)")
+                loaded.environmentProblems[environment.name] = ConfigError(
+                    .invalidValue, file: path, keyPath: "environments.\(environment.name).ca_file", "\(caFile): \(reason)")
             }
         }
         return loaded

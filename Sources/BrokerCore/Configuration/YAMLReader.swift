@@ -118,7 +118,8 @@ final class YAMLMapping {
         }
         return try sequence.enumerated().map { index, item in
             guard case .scalar(let scalar) = item else {
-                throw ConfigError(.wrongType, file: file, keyPath: "\(childPath(key))[\(index)]", line: item.mark?.line, "expected a single value, found \(item.kindName)")
+                throw ConfigError(
+                    .wrongType, file: file, keyPath: "\(childPath(key))[\(index)]", line: item.mark?.line, "expected a single value, found \(item.kindName)")
             }
             return scalar.string
         }
@@ -159,7 +160,8 @@ extension String {
 
 /// Levenshtein distance, for "did you mean" on unknown keys.
 func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
+    let a = Array(a)
+    let b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
     var previous = Array(0...b.count)

@@ -64,7 +64,9 @@ public struct KeyLoader: Sendable {
             return try credentials(fromEncodedJwk: text, profile: profile, file: file, keyPath: sourcePath)
         case .encodedJwkCredential(let name):
             guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
-                throw ConfigError(.invalidKey, file: file, keyPath: sourcePath, "$CREDENTIALS_DIRECTORY is not set: systemd sets it for units with LoadCredential=\(name):PATH; outside systemd use encoded_jwk_file")
+                throw ConfigError(
+                    .invalidKey, file: file, keyPath: sourcePath,
+                    "$CREDENTIALS_DIRECTORY is not set: systemd sets it for units with LoadCredential=\(name):PATH; outside systemd use encoded_jwk_file")
             }
             // systemd makes the credentials directory private to the service: no mode check.
             var text = try readFile("\(directory)/\(name)", file: file, keyPath: sourcePath, checkMode: false)
@@ -82,7 +84,9 @@ public struct KeyLoader: Sendable {
     }
 
     /// A PEM private key and the certificate chain that belongs to it.
-    private func loadCertificateKey(certificateFile: String, privateKeyFile: String, file: String, keyPath: String) throws -> (key: RSAPrivateKey, chain: [Certificate]) {
+    private func loadCertificateKey(certificateFile: String, privateKeyFile: String, file: String, keyPath: String) throws -> (
+        key: RSAPrivateKey, chain: [Certificate]
+    ) {
         var pem = try readSecretFile(privateKeyFile, file: file, keyPath: "\(keyPath).private_key_file")
         defer { pem.resetSecretBytes() }
         let key: RSAPrivateKey
@@ -106,10 +110,14 @@ public struct KeyLoader: Sendable {
                 }
             }
             if let configured = profile.algorithm, let jwkAlgorithm, configured != jwkAlgorithm {
-                throw ConfigError(.invalidKey, file: file, keyPath: "profiles.\(profile.name).algorithm", "algorithm is \(configured) but the JWK is marked for \(jwkAlgorithm); make them agree")
+                throw ConfigError(
+                    .invalidKey, file: file, keyPath: "profiles.\(profile.name).algorithm",
+                    "algorithm is \(configured) but the JWK is marked for \(jwkAlgorithm); make them agree")
             }
             guard let kid = profile.kid ?? jwk.kid, !kid.isEmpty else {
-                throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "the JWK has no kid, and Maskinporten finds the key by kid: set key.kid to the key id registered on the integration")
+                throw ConfigError(
+                    .invalidKey, file: file, keyPath: keyPath,
+                    "the JWK has no kid, and Maskinporten finds the key by kid: set key.kid to the key id registered on the integration")
             }
             return SigningCredentials(privateKey: key, kid: kid, certificateChain: nil, algorithm: profile.algorithm ?? jwkAlgorithm ?? .rs256)
         } catch let error as BrokerCryptoError {
@@ -130,7 +138,10 @@ public struct KeyLoader: Sendable {
                 throw fail(.certificateKeyMismatch, "the certificate (\(chain[0].subject)) does not belong to the private key in private_key_file")
             }
             for index in chain.indices.dropLast() where !chain[index].isIssued(by: chain[index + 1]) {
-                throw fail(.invalidCertificate, "the chain is out of order: certificate \(index + 1) (\(chain[index].subject)) was not issued by certificate \(index + 2) (\(chain[index + 1].subject)); list the leaf first, then each issuer")
+                throw fail(
+                    .invalidCertificate,
+                    "the chain is out of order: certificate \(index + 1) (\(chain[index].subject)) was not issued by certificate \(index + 2) (\(chain[index + 1].subject)); list the leaf first, then each issuer"
+                )
             }
             for certificate in chain {
                 if certificate.notAfter < now {
@@ -165,7 +176,9 @@ public struct KeyLoader: Sendable {
         }
         if checkMode && info.st_mode & 0o077 != 0 {
             let mode = String(info.st_mode & 0o777, radix: 8)
-            throw ConfigError(.keyPermissions, file: file, keyPath: keyPath, "\(path) holds a private key but is accessible by group or others (mode 0\(mode)); run: chmod 600 \(path)")
+            throw ConfigError(
+                .keyPermissions, file: file, keyPath: keyPath,
+                "\(path) holds a private key but is accessible by group or others (mode 0\(mode)); run: chmod 600 \(path)")
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) cannot be opened for reading (permissions?)")

@@ -28,7 +28,8 @@ public actor IDPortenExchanger {
     public func exchange(_ idPortenToken: String) async throws(TokenError) -> IssuedToken {
         let input = idPortenToken.trimmingCharacters(in: .whitespacesAndNewlines)
         guard input.split(separator: ".", omittingEmptySubsequences: false).count == 3, input.count < 16_384,
-              input.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
+            input.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+        else {
             throw TokenError(.rejected, "the request body is not an ID-porten access token (a JWT)")
         }
         let key = Digest.sha256(input.utf8).map { String($0, radix: 16) }.joined()
@@ -47,8 +48,10 @@ public actor IDPortenExchanger {
                 let outcome: Result<IssuedToken, TokenError>
                 do throws(TokenError) {
                     let altinn = try await upstream.exchange(idPortenToken: input, platform: platform)
-                    outcome = .success(IssuedToken(value: altinn.value, kind: .altinn, scope: "", expiresAt: altinn.expiresAt,
-                                                   obtainedAt: obtainedAt, obtainedInstant: obtainedInstant, fingerprint: Digest.fingerprint(altinn.value)))
+                    outcome = .success(
+                        IssuedToken(
+                            value: altinn.value, kind: .altinn, scope: "", expiresAt: altinn.expiresAt,
+                            obtainedAt: obtainedAt, obtainedInstant: obtainedInstant, fingerprint: Digest.fingerprint(altinn.value)))
                 } catch {
                     outcome = .failure(error)
                 }

@@ -32,7 +32,10 @@ public struct IssuedToken: Sendable {
     public let fingerprint: String
 
     /// A token obtained now.
-    public init(value: String, kind: TokenKind, scope: String, expiresAt: Date, obtainedAt: Date = Date(), obtainedInstant: ContinuousClock.Instant = .now, fingerprint: String) {
+    public init(
+        value: String, kind: TokenKind, scope: String, expiresAt: Date, obtainedAt: Date = Date(), obtainedInstant: ContinuousClock.Instant = .now,
+        fingerprint: String
+    ) {
         self.value = value
         self.kind = kind
         self.scope = scope

@@ -52,7 +52,8 @@ public final class PlatformAccessTokenIssuer: Sendable {
         self.key = key
         certificate = chain[0]
         let thumbprint = chain[0].sha1Thumbprint
-        header = Header(kid: thumbprint.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true) }.joined(), x5t: Base64.urlEncoded(thumbprint))
+        header = Header(
+            kid: thumbprint.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true) }.joined(), x5t: Base64.urlEncoded(thumbprint))
     }
 
     /// A token with at least a quarter of its lifetime left, minted anew when needed.
@@ -62,7 +63,9 @@ public final class PlatformAccessTokenIssuer: Sendable {
             return token
         }
         guard certificate.notAfter > now else {
-            throw TokenError(.rejected, "the certificate of platform access token \(settings.name) (\(certificate.subject)) expired on \(certificate.notAfter.formatted(.iso8601))")
+            throw TokenError(
+                .rejected,
+                "the certificate of platform access token \(settings.name) (\(certificate.subject)) expired on \(certificate.notAfter.formatted(.iso8601))")
         }
         let issuedAt = Int(now.timeIntervalSince1970)
         let claims = Claims(iss: settings.issuer, app: settings.app, aud: Self.audience, nbf: issuedAt - 5, exp: issuedAt + settings.lifetimeSeconds)

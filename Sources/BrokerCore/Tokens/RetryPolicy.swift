@@ -39,11 +39,12 @@ public struct RetryPolicy: Sendable {
     ///     kept to half of it so a refresh is tried again before the token runs out.
     ///   - random: a number in 0..<1 (injected for tests).
     public func delay(after error: TokenError, failures: Int, usable: Duration?, random: Double = Double.random(in: 0..<1)) -> Duration {
-        let (base, cap): (Duration, Duration) = switch error.kind {
-        case .rejected: (rejectedBase, rejectedCap)
-        case .malformed: (malformedBase, malformedCap)
-        default: (unavailableBase, unavailableCap)
-        }
+        let (base, cap): (Duration, Duration) =
+            switch error.kind {
+            case .rejected: (rejectedBase, rejectedCap)
+            case .malformed: (malformedBase, malformedCap)
+            default: (unavailableBase, unavailableCap)
+            }
         let exponent = min(max(failures - 1, 0), 30)
         var delay = min(cap, base * Double(1 << min(exponent, 20)))
         // Jitter in [0.5, 1.0): spreads retries of many profiles and hosts.

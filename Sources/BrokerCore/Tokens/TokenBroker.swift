@@ -166,8 +166,9 @@ public final class TokenBroker: Service, Sendable {
                 upstreams[trust] = upstream
                 return upstream
             } catch {
-                throw ConfigError(.invalidValue, file: configuration.file, keyPath: "environments.\(environment.name).ca_file",
-                                  "\(environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
+                throw ConfigError(
+                    .invalidValue, file: configuration.file, keyPath: "environments.\(environment.name).ca_file",
+                    "\(environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
             }
         }
         var planned: [String: (identity: String, make: () -> TokenCache)] = [:]
@@ -179,7 +180,11 @@ public final class TokenBroker: Service, Sendable {
             let wakeup = self.wakeup
             planned[profile.name] = (
                 Self.identity(profile, credentials, refresh),
-                { TokenCache(fetcher: TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream), refresh: refresh, policy: policy, wakeup: wakeup, logger: logger) }
+                {
+                    TokenCache(
+                        fetcher: TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream), refresh: refresh,
+                        policy: policy, wakeup: wakeup, logger: logger)
+                }
             )
         }
         let exchange = try configuration.idPortenExchange.map { settings in (settings, try client(for: settings.environment)) }

@@ -115,7 +115,8 @@ public actor TokenCache {
         let now = ContinuousClock.now
         if let lastForced, now - lastForced < Self.forcedRefreshInterval {
             let wait = Self.forcedRefreshInterval - (now - lastForced)
-            throw TokenError(.rateLimited, "a forced refresh of \(profile.name) was made less than \(Self.forcedRefreshInterval.components.seconds) s ago", retryAfter: wait)
+            throw TokenError(
+                .rateLimited, "a forced refresh of \(profile.name) was made less than \(Self.forcedRefreshInterval.components.seconds) s ago", retryAfter: wait)
         }
         lastForced = now
         let result = if let inFlight { await inFlight.value } else { await fetch() }
@@ -183,8 +184,10 @@ public actor TokenCache {
         defer { wakeup.signal(changed: ObjectIdentifier(self)) }
         var result = outcome
         if case .success(let token) = outcome, token.lifetime <= minValid + .seconds(1) {
-            result = .failure(TokenError(.malformed, endpoint: token.kind == .altinn ? .altinn : .maskinporten,
-                                         "the new token lives \(token.lifetime.components.seconds) s, not longer than min_valid_seconds (\(refresh.minValidSeconds) s)"))
+            result = .failure(
+                TokenError(
+                    .malformed, endpoint: token.kind == .altinn ? .altinn : .maskinporten,
+                    "the new token lives \(token.lifetime.components.seconds) s, not longer than min_valid_seconds (\(refresh.minValidSeconds) s)"))
         }
         switch result {
         case .success(let token):
@@ -196,10 +199,13 @@ public actor TokenCache {
             refreshAt = scheduleRefresh(token, first: first)
             // expires_at by gmtime_r: Foundation's ISO 8601 style maps ICU's time zone data into
             // the daemon, a megabyte resident for every host that logs at info.
-            logger.info("token obtained", metadata: [
-                "kind": "\(token.kind.rawValue)", "fingerprint": "\(token.fingerprint)",
-                "expires_at": "\(UTCTimestamp.format(secondsSince1970: Int(token.expiresAt.timeIntervalSince1970.rounded(.down))))", "lifetime_seconds": "\(token.lifetime.components.seconds)",
-            ])
+            logger.info(
+                "token obtained",
+                metadata: [
+                    "kind": "\(token.kind.rawValue)", "fingerprint": "\(token.fingerprint)",
+                    "expires_at": "\(UTCTimestamp.format(secondsSince1970: Int(token.expiresAt.timeIntervalSince1970.rounded(.down))))",
+                    "lifetime_seconds": "\(token.lifetime.components.seconds)",
+                ])
         case .failure(let error):
             failures += 1
             lastError = error
@@ -208,10 +214,12 @@ public actor TokenCache {
             let delay = policy.delay(after: error, failures: failures, usable: usable)
             retryAt = .now + delay
             let holding = usable.map { $0 > .zero } ?? false
-            logger.log(level: holding ? .warning : .error, "token fetch failed", metadata: [
-                "error": "\(error)", "failures": "\(failures)", "retry_in_ms": "\(delay.milliseconds)",
-                "serving_cached_token": "\(holding)",
-            ])
+            logger.log(
+                level: holding ? .warning : .error, "token fetch failed",
+                metadata: [
+                    "error": "\(error)", "failures": "\(failures)", "retry_in_ms": "\(delay.milliseconds)",
+                    "serving_cached_token": "\(holding)",
+                ])
         }
         return result
     }
@@ -222,7 +230,8 @@ public actor TokenCache {
     /// fetches its first token at start, and ±5 % alone would keep a thousand of them
     /// refreshing in the same few seconds for hours.
     private func scheduleRefresh(_ token: IssuedToken, first: Bool) -> ContinuousClock.Instant {
-        token.obtainedInstant + Self.refreshDelay(lifetime: token.lifetime, atFraction: refresh.atFraction, minValid: minValid, random: Double.random(in: 0...1), first: first)
+        token.obtainedInstant
+            + Self.refreshDelay(lifetime: token.lifetime, atFraction: refresh.atFraction, minValid: minValid, random: Double.random(in: 0...1), first: first)
     }
 
     /// How long after obtaining a token of `lifetime` to refresh it; `random` in 0...1 picks the
@@ -241,7 +250,10 @@ public actor TokenCache {
     }
 
     private func insufficient(_ token: IssuedToken, needed: Duration) -> TokenError {
-        TokenError(.insufficientLifetime, "the newest token of \(profile.name) has \(token.remaining().components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s")
+        TokenError(
+            .insufficientLifetime,
+            "the newest token of \(profile.name) has \(token.remaining().components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s"
+        )
     }
 }
 

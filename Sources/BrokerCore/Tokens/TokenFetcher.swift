@@ -23,7 +23,8 @@ public struct TokenFetcher: Sendable {
     private func fetchNow() async throws(TokenError) -> IssuedToken {
         let profile = builder.profile
         if let leaf = builder.credentials.certificateChain?.first, leaf.notAfter <= Date() {
-            throw TokenError(.rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")
+            throw TokenError(
+                .rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")
         }
         let grant: String
         do {

@@ -54,8 +54,9 @@ public enum UpstreamAnswers {
             text = unquoted
         }
         guard let parts = try? JWS.split(text),
-              (try? JSONSerialization.jsonObject(with: Data(parts.header))) is [String: Any],
-              let claims = try? JSONSerialization.jsonObject(with: Data(parts.payload)) as? [String: Any] else {
+            (try? JSONSerialization.jsonObject(with: Data(parts.header))) is [String: Any],
+            let claims = try? JSONSerialization.jsonObject(with: Data(parts.payload)) as? [String: Any]
+        else {
             return .failure(TokenError(.malformed, endpoint: .altinn, "Altinn's exchange answered with something that is not a JWT"))
         }
         guard let exp = number(claims["exp"]) else {
@@ -63,7 +64,10 @@ public enum UpstreamAnswers {
         }
         let expiresAt = Date(timeIntervalSince1970: exp)
         guard expiresAt > now else {
-            return .failure(TokenError(.malformed, endpoint: .altinn, "the Altinn token had already expired when it arrived (exp \(Int(exp)), \(Int(now.timeIntervalSince1970 - exp)) s ago)"))
+            return .failure(
+                TokenError(
+                    .malformed, endpoint: .altinn,
+                    "the Altinn token had already expired when it arrived (exp \(Int(exp)), \(Int(now.timeIntervalSince1970 - exp)) s ago)"))
         }
         return .success(AltinnToken(value: text, expiresAt: expiresAt))
     }
@@ -115,12 +119,14 @@ public enum UpstreamAnswers {
     public static func httpDate(_ text: String) -> Date? {
         let fields = text.split(separator: " ")
         guard fields.count == 6, fields[0].count == 4, fields[0].hasSuffix(","), fields[5] == "GMT",
-              let day = Int(fields[1]), (1...31).contains(day),
-              let month = months.firstIndex(of: String(fields[2])),
-              let year = Int(fields[3]), (1970...9999).contains(year) else { return nil }
+            let day = Int(fields[1]), (1...31).contains(day),
+            let month = months.firstIndex(of: String(fields[2])),
+            let year = Int(fields[3]), (1970...9999).contains(year)
+        else { return nil }
         let time = fields[4].split(separator: ":")
         guard time.count == 3, let hour = Int(time[0]), let minute = Int(time[1]), let second = Int(time[2]),
-              (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second) else { return nil }
+            (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
+        else { return nil }
         // Days since the epoch (proleptic Gregorian), after Howard Hinnant's days_from_civil.
         let shiftedYear = month < 2 ? year - 1 : year
         let era = shiftedYear / 400

@@ -104,10 +104,11 @@ public final class UpstreamClient: Sendable {
 
     /// Counts an answer by endpoint and outcome (ok, rejected, unavailable, malformed).
     static func counted<T>(_ endpoint: UpstreamEndpoint, _ result: Result<T, TokenError>) -> Result<T, TokenError> {
-        let outcome: String = switch result {
-        case .success: "ok"
-        case .failure(let error): error.kind.rawValue
-        }
+        let outcome: String =
+            switch result {
+            case .success: "ok"
+            case .failure(let error): error.kind.rawValue
+            }
         Counter(label: "maskinporten_broker_upstream_calls_total", dimensions: [("endpoint", endpoint.rawValue), ("outcome", outcome)]).increment()
         return result
     }
@@ -140,10 +141,12 @@ public final class UpstreamClient: Sendable {
         guard let value = headers.first(name: "Date"), let remote = UpstreamAnswers.httpDate(value) else { return }
         let skew = Date().timeIntervalSince(remote)
         if abs(skew) > 5 {
-            logger.warning("this host's clock differs from the upstream's", metadata: [
-                "endpoint": "\(endpoint.rawValue)", "skew_seconds": "\(Int(skew))",
-                "hint": "Maskinporten refuses grants whose iat is more than 10 s off; check NTP (timedatectl)",
-            ])
+            logger.warning(
+                "this host's clock differs from the upstream's",
+                metadata: [
+                    "endpoint": "\(endpoint.rawValue)", "skew_seconds": "\(Int(skew))",
+                    "hint": "Maskinporten refuses grants whose iat is more than 10 s off; check NTP (timedatectl)",
+                ])
         }
     }
 

@@ -1,5 +1,5 @@
-public import Foundation
 import COpenSSL
+public import Foundation
 
 /// Owns one `X509`.
 final class X509Backing: @unchecked Sendable {
@@ -140,7 +140,8 @@ public struct Certificate: Sendable {
         guard let name else { return nil }
         let index = X509_NAME_get_index_by_NID(name, nid, -1)
         guard index >= 0, let entry = X509_NAME_get_entry(name, index), let value = X509_NAME_ENTRY_get_data(entry),
-              let bytes = ASN1_STRING_get0_data(value) else { return nil }
+            let bytes = ASN1_STRING_get0_data(value)
+        else { return nil }
         return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(ASN1_STRING_length(value))), as: UTF8.self)
     }
 

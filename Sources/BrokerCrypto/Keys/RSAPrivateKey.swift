@@ -1,5 +1,5 @@
-public import Foundation
 import COpenSSL
+public import Foundation
 
 /// An RSA private key of at least 2048 bits whose parts have been checked to belong together.
 ///
@@ -43,7 +43,10 @@ public struct RSAPrivateKey: Sendable {
         ]
         let missing = named.filter { $0.text == nil }.map(\.member)
         guard missing.isEmpty else {
-            throw BrokerCryptoError(.missingKeyPart, "the RSA JWK lacks the private part\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); export the key with all of n, e, d, p, q, dp, dq, qi")
+            throw BrokerCryptoError(
+                .missingKeyPart,
+                "the RSA JWK lacks the private part\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); export the key with all of n, e, d, p, q, dp, dq, qi"
+            )
         }
         var parts = KeyParts()
         defer { parts.free() }
@@ -64,7 +67,8 @@ public struct RSAPrivateKey: Sendable {
     public init(pem: [UInt8]) throws {
         let text = String(decoding: pem, as: UTF8.self)
         if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
-            throw BrokerCryptoError(.encryptedKey, "the private key is encrypted with a passphrase; store it unencrypted with mode 0600 (openssl pkey -in KEY -out KEY.plain)")
+            throw BrokerCryptoError(
+                .encryptedKey, "the private key is encrypted with a passphrase; store it unencrypted with mode 0600 (openssl pkey -in KEY -out KEY.plain)")
         }
         guard text.contains("PRIVATE KEY-----") else {
             throw BrokerCryptoError(.invalidPEM, "no PEM private key found (expected -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
@@ -150,9 +154,13 @@ private struct KeyParts {
     /// Checks what makes an RSA key: size, p·q = n, e·d ≡ 1 mod (p-1) and (q-1), and the CRT
     /// values derived from them. Each failure names the part that is off.
     func validate() throws {
-        let n = value(RSAParameter.n), e = value(RSAParameter.e), d = value(RSAParameter.d)
-        let p = value(RSAParameter.p), q = value(RSAParameter.q)
-        let dp = value(RSAParameter.dp), dq = value(RSAParameter.dq)
+        let n = value(RSAParameter.n)
+        let e = value(RSAParameter.e)
+        let d = value(RSAParameter.d)
+        let p = value(RSAParameter.p)
+        let q = value(RSAParameter.q)
+        let dp = value(RSAParameter.dp)
+        let dq = value(RSAParameter.dq)
         let qi = value(RSAParameter.qi)
 
         let bits = Int(BN_num_bits(n))
@@ -165,7 +173,7 @@ private struct KeyParts {
         guard let context = BN_CTX_new() else { throw OpenSSLErrorQueue.error("BN_CTX_new failed") }
         defer { BN_CTX_free(context) }
         let scratch = (0..<4).map { _ in BN_new() }
-        defer { scratch.forEach { BN_clear_free($0) } }
+        defer { for bignum in scratch { BN_clear_free(bignum) } }
         guard let product = scratch[0], let pMinus1 = scratch[1], let qMinus1 = scratch[2], let reduced = scratch[3] else {
             throw OpenSSLErrorQueue.error("BN_new failed")
         }

@@ -1,5 +1,5 @@
-public import Foundation
 import COpenSSL
+public import Foundation
 
 /// An RSA public key, for verifying signatures (the emulator, tests) and for publishing as a JWK.
 public struct RSAPublicKey: Sendable {
@@ -21,8 +21,9 @@ public struct RSAPublicKey: Sendable {
         guard let builder = OSSL_PARAM_BLD_new() else { throw OpenSSLErrorQueue.error("OSSL_PARAM_BLD_new failed") }
         defer { OSSL_PARAM_BLD_free(builder) }
         guard OSSL_PARAM_BLD_push_BN(builder, RSAParameter.n.cName, modulus) == 1,
-              OSSL_PARAM_BLD_push_BN(builder, RSAParameter.e.cName, exponent) == 1,
-              let params = OSSL_PARAM_BLD_to_param(builder) else {
+            OSSL_PARAM_BLD_push_BN(builder, RSAParameter.e.cName, exponent) == 1,
+            let params = OSSL_PARAM_BLD_to_param(builder)
+        else {
             throw OpenSSLErrorQueue.error("building RSA public key parameters failed")
         }
         defer { OSSL_PARAM_free(params) }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Log and audit lines on their way to standard output (journald under systemd): copied into a
@@ -176,15 +176,17 @@ public final class LineSink: Sendable {
             var output: [UInt8] = []
             while true {
                 var unreported = Drops()
-                let ending = state.wait(until: { !$0.pending.isEmpty || $0.unreported.total > 0 || $0.closed }) { state, _ in
-                    if state.closed && state.pending.isEmpty && state.unreported.total == 0 { return true }
-                    swap(&state.pending, &batch)
-                    unreported = state.unreported
-                    state.unreported = Drops()
-                    state.refusingAudit = false
-                    state.writing = true
-                    return false
-                }
+                let ending = state.wait(
+                    until: { !$0.pending.isEmpty || $0.unreported.total > 0 || $0.closed },
+                    then: { state, _ in
+                        if state.closed && state.pending.isEmpty && state.unreported.total == 0 { return true }
+                        swap(&state.pending, &batch)
+                        unreported = state.unreported
+                        state.unreported = Drops()
+                        state.refusingAudit = false
+                        state.writing = true
+                        return false
+                    })
                 if ending { return }
                 output.removeAll(keepingCapacity: true)
                 let lines = render(batch, into: &output)

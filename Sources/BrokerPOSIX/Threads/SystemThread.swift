@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CSystemShims
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// A detached pthread of our own, for work that must block in a system call without holding up
 /// an event loop or Swift's cooperative pool (the log writer waits on its destination).
@@ -21,12 +22,14 @@ public enum SystemThread {
         }
         let context = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
         var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
-            _ = CSystemShims_setThreadName(start.name)
-            start.body()
-            return nil
-        }, context)
+        let result = pthread_create(
+            &thread, nil,
+            { context in
+                let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+                _ = CSystemShims_setThreadName(start.name)
+                start.body()
+                return nil
+            }, context)
         guard result == 0 else {
             Unmanaged<Start>.fromOpaque(context).release()
             throw SystemError("pthread_create", errno: result)

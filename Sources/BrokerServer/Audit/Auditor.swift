@@ -95,7 +95,9 @@ public final class Auditor: Service, Sendable {
     func handOut(_ kind: Kind, name: String, token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials, overflow: AuditSettings.Overflow) -> Bool {
         guard level <= kind.level else { return true }
         if overflow == .refuse && output.sink.isRefusingAudit { return false }
-        return record(PairKey(kind: kind, subject: token.fingerprint, pid: peer.pid, uid: peer.uid, gid: peer.gid), name: name, fingerprint: token.fingerprint, expiresAt: expiresAt, peer: peer)
+        return record(
+            PairKey(kind: kind, subject: token.fingerprint, pid: peer.pid, uid: peer.uid, gid: peer.gid), name: name, fingerprint: token.fingerprint,
+            expiresAt: expiresAt, peer: peer)
             || overflow == .drop
     }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BrokerPOSIX
 import CSystemShims
 import Dispatch
@@ -9,6 +6,10 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The socket's accepting side, and the hot path: one thread per core, each with its own epoll
 /// set, accepting from the shared listening socket (`EPOLLEXCLUSIVE`, so one connection wakes one
@@ -28,7 +29,10 @@ final class FastServer: Sendable {
     private let setup: FastLoop.Setup
 
     /// `threads` loops on `listener`; nothing runs until `start`.
-    init(listener: Int32, threads: Int, router: Router, limits: ServerLimits, registry: ConnectionRegistry, logger: Logger, handOver: @escaping @Sendable (HandOver) -> Void) throws {
+    init(
+        listener: Int32, threads: Int, router: Router, limits: ServerLimits, registry: ConnectionRegistry, logger: Logger,
+        handOver: @escaping @Sendable (HandOver) -> Void
+    ) throws {
         // Non-blocking: more than one loop may wake for one connection; the others must find the
         // queue empty, not wait in accept4 for the next one.
         let flags = fcntl(listener, F_GETFL)
@@ -212,7 +216,8 @@ final class FastLoop {
 
     func run() {
         guard CSystemShims_epollAdd(control.epoll, control.wake, CSystemShims_EPOLLIN, Self.wakeTag) == 0,
-              CSystemShims_epollAdd(control.epoll, setup.listener, CSystemShims_EPOLLIN | CSystemShims_EPOLLEXCLUSIVE, Self.listenerTag) == 0 else {
+            CSystemShims_epollAdd(control.epoll, setup.listener, CSystemShims_EPOLLIN | CSystemShims_EPOLLEXCLUSIVE, Self.listenerTag) == 0
+        else {
             setup.logger.critical("the socket's accepting thread cannot watch its descriptors", metadata: ["error": "\(SystemError("epoll_ctl"))"])
             return
         }
@@ -284,7 +289,8 @@ final class FastLoop {
         var credentials = RawPeerCredentials(pid: 0, uid: UInt32.max, gid: UInt32.max)
         var length = socklen_t(MemoryLayout<RawPeerCredentials>.size)
         guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
-              CSystemShims_epollAdd(control.epoll, descriptor, CSystemShims_EPOLLIN, UInt64(descriptor)) == 0 else {
+            CSystemShims_epollAdd(control.epoll, descriptor, CSystemShims_EPOLLIN, UInt64(descriptor)) == 0
+        else {
             close(descriptor)
             return
         }
@@ -397,7 +403,9 @@ final class FastLoop {
     private func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8], closeAfterOutput: Bool = false) {
         guard let connection = connections.removeValue(forKey: descriptor) else { return }
         _ = CSystemShims_epollRemove(control.epoll, descriptor)
-        setup.handOver(FastServer.HandOver(descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output, closeAfterOutput: closeAfterOutput))
+        setup.handOver(
+            FastServer.HandOver(
+                descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output, closeAfterOutput: closeAfterOutput))
     }
 
     /// Writes as much of `bytes` as the socket takes now; -1 when the connection is gone.

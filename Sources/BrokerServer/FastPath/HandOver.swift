@@ -31,7 +31,8 @@ extension FastServer.HandOver {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try SocketServer.configureConnection(channel, peer: handOver.peer, router: router, limits: limits, logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.closeAfterOutput), position: .first)
+                    try channel.pipeline.syncOperations.addHandler(
+                        Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.closeAfterOutput), position: .first)
                 }
             }
             .withConnectedSocket(handOver.descriptor)

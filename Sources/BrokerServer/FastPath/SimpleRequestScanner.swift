@@ -149,7 +149,8 @@ public struct SimpleRequestScanner: Sendable {
 
     private static func field(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Field {
         if ASCIIText.equalsIgnoringCase(bytes, name, "content-length") || ASCIIText.equalsIgnoringCase(bytes, name, "transfer-encoding")
-            || ASCIIText.equalsIgnoringCase(bytes, name, "upgrade") || ASCIIText.equalsIgnoringCase(bytes, name, "expect") {
+            || ASCIIText.equalsIgnoringCase(bytes, name, "upgrade") || ASCIIText.equalsIgnoringCase(bytes, name, "expect")
+        {
             return .framing
         }
         if ASCIIText.equalsIgnoringCase(bytes, name, "connection") { return .connection }
@@ -168,7 +169,8 @@ public struct SimpleRequestScanner: Sendable {
         while start <= value.upperBound {
             var end = start
             while end < value.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
-            var low = start, high = end
+            var low = start
+            var high = end
             while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
             while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
             let option = low..<high
@@ -192,8 +194,8 @@ public struct SimpleRequestScanner: Sendable {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
             return false
