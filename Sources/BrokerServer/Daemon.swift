@@ -211,21 +211,12 @@ public final class Supervisor: Service, Sendable {
     }
 
     private func isHealthy(within limit: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                let loop = MultiThreadedEventLoopGroup.singleton.any()
-                _ = try? await loop.submit {}.get()
-                await self.server.respond()
-                for cache in self.broker.caches.values { _ = await cache.status() }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        await withTimeLimit(limit) {
+            let loop = MultiThreadedEventLoopGroup.singleton.any()
+            _ = try? await loop.submit {}.get()
+            await self.server.respond()
+            for cache in self.broker.caches.values { _ = await cache.status() }
+            return true
+        } ?? false
     }
 }

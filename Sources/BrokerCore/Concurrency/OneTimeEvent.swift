@@ -30,16 +30,7 @@ public final class OneTimeEvent: Sendable {
     /// Returns when the event has happened (true) or `limit` has passed or the task is cancelled
     /// (false).
     public func wait(within limit: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.wait() }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        await withTimeLimit(limit) { await self.wait() } ?? false
     }
 
     /// Returns when the event has happened (true) or the task is cancelled (false).
