@@ -40,7 +40,7 @@ struct MaskinportenBroker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskinporten-broker",
         abstract: "Holds Maskinporten keys and hands Altinn tokens to local services over a Unix socket.",
-        subcommands: [Serve.self, TokenCommand.self, HealthCommand.self, CheckConfig.self, SignGrant.self, EmulatorCommand.self, DevCommand.self]
+        subcommands: [Serve.self, TokenCommand.self, HealthCommand.self, CheckConfig.self, Keygen.self, SignGrant.self, EmulatorCommand.self, DevCommand.self]
     )
 }
 

@@ -138,6 +138,12 @@ struct ConfigTests {
             code: .unknownEnvironment, keyPath: "profiles.notifications.environment",
             mentions: "unknown environment \"tt03\" (known: at22, at23, at24, prod, tt02, yt01"),
         Invalid(
+            name: "Samarbeidsportalen's name for the test environment", yaml: base.replacingOccurrences(of: "environment: tt02", with: "environment: ver2"),
+            code: .unknownEnvironment, keyPath: "profiles.notifications.environment",
+            mentions:
+                "unknown environment \"ver2\": Samarbeidsportalen calls Maskinporten's test environment \"ver2\", this broker calls it by Altinn's name: use environment: tt02"
+        ),
+        Invalid(
             name: "http to a non-loopback host",
             yaml: "environments:\n  lab:\n    maskinporten_issuer: http://maskinporten.example.com/\n    altinn_platform: https://a.example.com\n"
                 + base.replacingOccurrences(of: "tt02", with: "lab"),

@@ -22,7 +22,7 @@ struct EmulatorHarness {
         server.emulator.register(
             RegisteredClient(
                 clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [scope],
-                keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid", alg: nil).utf8)).publicOnly()]
+                keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid", alg: nil).utf8)).publicPart]
             ))
         return try await body(EmulatorHarness(server: server, fixture: try ConfigFixture()))
     }
@@ -55,13 +55,6 @@ struct EmulatorHarness {
         let (configuration, credentials) = try configuration(exchange: exchange, minValid: minValid)
         let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: policy, timeouts: timeouts, logger: logger)
         return (broker, broker.cache(for: "notifications")!)
-    }
-}
-
-extension JWK {
-    /// The public members only.
-    func publicOnly() -> JWK {
-        JWK(kty: kty, kid: kid, alg: alg, use: use, n: n, e: e)
     }
 }
 

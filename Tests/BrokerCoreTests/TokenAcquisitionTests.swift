@@ -239,7 +239,7 @@ struct TokenAcquisitionTests {
             harness.emulator.register(
                 RegisteredClient(
                     clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: ["other:scope"],
-                    keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicOnly()]))
+                    keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart]))
             let (broker, cache) = try harness.broker()
             defer { Task { await broker.shutdown() } }
             let error = await #expect(throws: TokenError.self) { try await cache.token() }

@@ -72,7 +72,11 @@ public struct ConfigCheck: Sendable {
                 "  x5c:          \(leaf.subject) (organisation \(leaf.subjectSerialNumber ?? "unknown")), issued by \(leaf.issuer), expires \(day(leaf.notAfter)), chain of \(chain.count)"
             )
         } else {
-            lines.append("  kid:          \(credentials.kid ?? "-")")
+            let age = credentials.madeAt.map { made in
+                let days = Int((Date().timeIntervalSince(made) / 86_400).rounded(.down))
+                return ", made \(day(made)) (\(days == 1 ? "1 day" : "\(days) days") ago)"
+            }
+            lines.append("  kid:          \(credentials.kid ?? "-")\(age ?? "")")
         }
         lines += [
             "  key:          RSA \(credentials.privateKey.bits) bits, \(profile.keySource.summary)",

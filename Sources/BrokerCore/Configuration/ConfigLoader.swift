@@ -97,6 +97,12 @@ private struct ConfigParser {
         let lookup = { (name: String, mapping: YAMLMapping, key: String) throws -> MaskinportenEnvironment in
             if let environment = environments[name] ?? MaskinportenEnvironment.builtIn[name] { return environment }
             let known = (MaskinportenEnvironment.builtIn.keys.sorted() + environments.keys.sorted()).joined(separator: ", ")
+            if let alias = MaskinportenEnvironment.portalNames[name.lowercased()] {
+                throw mapping.error(
+                    .unknownEnvironment, key,
+                    "unknown environment \"\(name)\": Samarbeidsportalen calls Maskinporten's \(alias.portal) environment \"\(name)\", this broker calls it by Altinn's name: use environment: \(alias.environment)"
+                )
+            }
             throw mapping.error(.unknownEnvironment, key, "unknown environment \"\(name)\" (known: \(known); define others under environments)")
         }
         let profiles = try top.namedMappings("profiles", known: Self.profileKeys).map { name, section in

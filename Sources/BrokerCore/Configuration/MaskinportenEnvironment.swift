@@ -39,4 +39,13 @@ public struct MaskinportenEnvironment: Sendable, Hashable {
         }
         return table
     }()
+
+    /// Names Digdir's Samarbeidsportalen uses for Maskinporten's environments, which users copy
+    /// from it: this broker names environments as Altinn does, and says so instead of "unknown".
+    static let portalNames: [String: (portal: String, environment: String)] = [
+        "ver2": ("test", "tt02"),
+        "test": ("test", "tt02"),
+        "production": ("production", "prod"),
+        "produksjon": ("production", "prod"),
+    ]
 }

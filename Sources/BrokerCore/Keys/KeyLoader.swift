@@ -11,6 +11,8 @@ public struct SigningCredentials: Sendable {
     public var certificateChain: [Certificate]?
     /// The algorithm grants are signed with.
     public var algorithm: SigningAlgorithm
+    /// When the key was made, where the JWK records it (keys made by `keygen`).
+    public var madeAt: Date?
 
     /// Whole days until the business certificate expires; nil for a JWK.
     public func daysUntilCertificateExpiry(now: Date = Date()) -> Int? {
@@ -18,8 +20,9 @@ public struct SigningCredentials: Sendable {
     }
 
     /// Credentials from loaded key material.
-    public init(privateKey: RSAPrivateKey, kid: String?, certificateChain: [Certificate]?, algorithm: SigningAlgorithm) {
+    public init(privateKey: RSAPrivateKey, kid: String?, certificateChain: [Certificate]?, algorithm: SigningAlgorithm, madeAt: Date? = nil) {
         self.privateKey = privateKey
+        self.madeAt = madeAt
         self.kid = kid
         self.certificateChain = certificateChain
         self.algorithm = algorithm
@@ -119,7 +122,9 @@ public struct KeyLoader: Sendable {
                     .invalidKey, file: file, keyPath: keyPath,
                     "the JWK has no kid, and Maskinporten finds the key by kid: set key.kid to the key id registered on the integration")
             }
-            return SigningCredentials(privateKey: key, kid: kid, certificateChain: nil, algorithm: profile.algorithm ?? jwkAlgorithm ?? .rs256)
+            return SigningCredentials(
+                privateKey: key, kid: kid, certificateChain: nil, algorithm: profile.algorithm ?? jwkAlgorithm ?? .rs256,
+                madeAt: jwk.iat.map { Date(timeIntervalSince1970: TimeInterval($0)) })
         } catch let error as BrokerCryptoError {
             throw ConfigError(.invalidKey, file: file, keyPath: keyPath, error.reason, cryptoCode: error.code)
         }

@@ -30,6 +30,8 @@ public struct BrokerCryptoError: Error, Hashable, Sendable, CustomStringConverti
         case keyNotFound
         /// The text is not a PEM private key or certificate.
         case invalidPEM
+        /// PEM text where an EncodedJwk belongs.
+        case pemInsteadOfJWK
         /// The PEM private key is encrypted with a passphrase.
         case encryptedKey
         /// A certificate could not be read or used.

@@ -15,16 +15,20 @@ public struct JWK: Sendable, Codable, Hashable {
     public var n, e, d, p, q, dp, dq, qi: String?
     /// EC curve, read only to name it in the error for an EC key.
     public var crv: String?
+    /// When the key was made (Unix seconds), as `keygen` and rotation record it in the private
+    /// JWK, so that a key's age can be shown. Not a member RFC 7517 defines; other readers
+    /// ignore it, as the RFC requires, and the public JWK never carries it.
+    public var iat: Int?
 
     enum CodingKeys: String, CodingKey {
-        case kty, kid, alg, use, n, e, d, p, q, dp, dq, qi, crv
+        case kty, kid, alg, use, n, e, d, p, q, dp, dq, qi, crv, iat
     }
 
     /// Creates a JWK from its members.
     public init(
         kty: String? = "RSA", kid: String? = nil, alg: String? = nil, use: String? = nil,
         n: String? = nil, e: String? = nil, d: String? = nil, p: String? = nil, q: String? = nil,
-        dp: String? = nil, dq: String? = nil, qi: String? = nil
+        dp: String? = nil, dq: String? = nil, qi: String? = nil, iat: Int? = nil
     ) {
         self.kty = kty
         self.kid = kid
@@ -38,6 +42,55 @@ public struct JWK: Sendable, Codable, Hashable {
         self.dp = dp
         self.dq = dq
         self.qi = qi
+        self.iat = iat
+    }
+
+    /// Whether the JWK holds a private key (its `d`).
+    public var isPrivate: Bool { d != nil }
+
+    /// The RFC 7638 thumbprint of an RSA key: base64url of the SHA-256 of its required public
+    /// members in lexical order. Stable for a key, whatever else the JWK holds.
+    public var thumbprint: String? {
+        guard kty == "RSA", let e, let n else { return nil }
+        return Base64.urlEncoded(Digest.sha256(Array(#"{"e":"\#(e)","kty":"RSA","n":"\#(n)"}"#.utf8)))
+    }
+
+    /// The public members only (`kty`, `kid`, `alg`, `use`, `n`, `e`): what is registered with
+    /// Maskinporten. Drops every private part and the creation time.
+    public var publicPart: JWK {
+        JWK(kty: kty, kid: kid, alg: alg, use: use, n: n, e: e)
+    }
+}
+
+/// A JWK Set (RFC 7517 §5): `{"keys":[...]}`.
+public struct JWKSet: Sendable, Codable, Hashable {
+    /// The keys, oldest first as `keygen --add-to` appends them.
+    public var keys: [JWK]
+
+    /// A set of `keys`.
+    public init(keys: [JWK]) {
+        self.keys = keys
+    }
+
+    /// The JSON text, members in a fixed order.
+    public func json() throws -> [UInt8] {
+        Array(try Self.encoder.encode(self))
+    }
+
+    /// The keys as a bare JSON array, as Samarbeidsportalen shows and takes a client's keys.
+    public func arrayJSON() throws -> [UInt8] {
+        Array(try Self.encoder.encode(keys))
+    }
+
+    /// One JWK's JSON text, members in the same order.
+    public static func json(_ key: JWK) throws -> [UInt8] {
+        Array(try encoder.encode(key))
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
     }
 }
 
@@ -45,6 +98,11 @@ public struct JWK: Sendable, Codable, Hashable {
 private struct JWKDocument: Decodable {
     var keys: [JWK]?
     var key: JWK
+
+    init(keys: [JWK]) {
+        self.keys = keys
+        key = JWK(kty: nil)
+    }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -64,28 +122,58 @@ extension JWK {
     /// - Parameters:
     ///   - text: the EncodedJwk. Not kept: the caller should wipe it after the call.
     ///   - kid: the key to take from a JWK Set holding several.
-    /// - Throws: `BrokerCryptoError` naming what is wrong, never quoting the key.
+    /// - Throws: `BrokerCryptoError` naming what is wrong, never quoting the key. The inputs
+    ///   most often given by mistake (a PEM file, the public key array Samarbeidsportalen shows)
+    ///   are named as what they are.
     public static func parseEncoded(_ text: some Collection<UInt8>, kid: String? = nil) throws -> JWK {
-        let trimmed = text.drop { isWhitespace($0) }
-        var json: [UInt8]
-        if trimmed.first == UInt8(ascii: "{") {
-            json = Array(trimmed)
-        } else {
-            json = try Base64.decode(trimmed, what: "the EncodedJwk")
-        }
+        var json = try decodeEncoded(text)
         defer { json.resetSecretBytes() }
         return try parseJSON(json, kid: kid)
     }
 
+    /// Every key of an EncodedJwk, in the order it holds them (a single JWK is a set of one).
+    public static func parseEncodedKeys(_ text: some Collection<UInt8>) throws -> [JWK] {
+        var json = try decodeEncoded(text)
+        defer { json.resetSecretBytes() }
+        let document = try decodeDocument(json)
+        return document.keys ?? [document.key]
+    }
+
     /// Reads a JWK or JWK Set from its JSON text.
     public static func parseJSON(_ json: [UInt8], kid: String? = nil) throws -> JWK {
+        let document = try decodeDocument(json)
+        guard let keys = document.keys else { return document.key }
+        return try select(from: keys, kid: kid)
+    }
+
+    /// The JSON inside an EncodedJwk: the text itself when it is JSON already, else its Base64
+    /// decoding. PEM text, raw or Base64-encoded, is recognised and refused with what to do.
+    private static func decodeEncoded(_ text: some Collection<UInt8>) throws -> [UInt8] {
+        let trimmed = text.drop { isWhitespace($0) }
+        try refusePEM(trimmed)
+        if trimmed.first == UInt8(ascii: "{") || trimmed.first == UInt8(ascii: "[") {
+            return Array(trimmed)
+        }
+        var decoded = try Base64.decode(trimmed, what: "the EncodedJwk")
+        do {
+            try refusePEM(decoded.drop { isWhitespace($0) })
+        } catch {
+            decoded.resetSecretBytes()
+            throw error
+        }
+        return decoded
+    }
+
+    private static func decodeDocument(_ json: [UInt8]) throws -> JWKDocument {
         let body = json.drop { isWhitespace($0) }
+        if body.first == UInt8(ascii: "[") {
+            return try decodeArray(json)
+        }
         guard body.first == UInt8(ascii: "{") else {
             throw BrokerCryptoError(.notJSON, "the decoded EncodedJwk is not JSON: a JWK starts with '{'")
         }
-        let document: JWKDocument
         do {
-            document = try JSONDecoder().decode(JWKDocument.self, from: Data(json))
+            return try JSONDecoder().decode(JWKDocument.self, from: Data(json))
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
             throw BrokerCryptoError(.invalidJWK, "the JWK member \"\(path.joined(separator: "."))\" has the wrong type")
@@ -95,8 +183,49 @@ extension JWK {
             }
             throw BrokerCryptoError(.notJSON, "the decoded EncodedJwk is not valid JSON")
         }
-        guard let keys = document.keys else { return document.key }
-        return try select(from: keys, kid: kid)
+    }
+
+    /// A bare JSON array of JWKs. Samarbeidsportalen shows a client's keys this way, public
+    /// parts only: the most likely array to be pasted here. An array of private keys is taken
+    /// as the JWK Set it means.
+    private static func decodeArray(_ json: [UInt8]) throws -> JWKDocument {
+        guard let keys = try? JSONDecoder().decode([JWK].self, from: Data(json)) else {
+            throw BrokerCryptoError(
+                .notJSON, "the EncodedJwk is a JSON array but not an array of JWKs; an EncodedJwk holds one JWK ({...}) or a JWK Set ({\"keys\":[...]})")
+        }
+        if !keys.isEmpty, keys.allSatisfy({ !$0.isPrivate }) {
+            throw BrokerCryptoError(
+                .publicOnlyKey,
+                "this is a JSON array of public keys, as Samarbeidsportalen shows them: the public part, which Maskinporten holds. The broker signs with the private part: give the EncodedJwk that was made with it (Base64 of the private JWK, with \"d\"), or make a new pair with `maskinporten-broker keygen --out FILE` and register its public part"
+            )
+        }
+        return JWKDocument(keys: keys)
+    }
+
+    /// Refuses PEM text, naming what it is and where it belongs instead.
+    private static func refusePEM(_ text: some Collection<UInt8>) throws {
+        let marker = Array("-----BEGIN ".utf8)
+        guard text.starts(with: marker) else { return }
+        let label = String(decoding: text.dropFirst(marker.count).prefix(40).prefix { $0 != UInt8(ascii: "-") }, as: UTF8.self)
+        let what = "a PEM file (-----BEGIN \(label)-----), not an EncodedJwk"
+        if label.hasSuffix("PRIVATE KEY") {
+            throw BrokerCryptoError(
+                .pemInsteadOfJWK,
+                "this is \(what). A PEM private key belongs in key.private_key_file, with its business certificate in key.certificate_file; a key registered in Samarbeidsportalen by kid is given as an EncodedJwk (Base64 of the private JWK), which `maskinporten-broker keygen --out FILE` makes"
+            )
+        }
+        if label.hasSuffix("CERTIFICATE") {
+            throw BrokerCryptoError(
+                .pemInsteadOfJWK,
+                "this is \(what). A business certificate belongs in key.certificate_file, with its private key in key.private_key_file")
+        }
+        if label.hasSuffix("PUBLIC KEY") {
+            throw BrokerCryptoError(
+                .publicOnlyKey,
+                "this is \(what), and a public key: the part Maskinporten holds. The broker signs with the private part: give the EncodedJwk of the private key, or make a new pair with `maskinporten-broker keygen --out FILE`"
+            )
+        }
+        throw BrokerCryptoError(.pemInsteadOfJWK, "this is \(what); an EncodedJwk is the Base64 of a JWK")
     }
 
     private static func select(from keys: [JWK], kid: String?) throws -> JWK {

@@ -40,8 +40,9 @@ extension RSAPrivateKey {
         return Array(raw)
     }
 
-    /// The full private JWK (n, e, d, p, q, dp, dq, qi), as an EncodedJwk holds it.
-    public func privateJWK(kid: String?, algorithm: SigningAlgorithm? = .rs256) throws -> JWK {
+    /// The full private JWK (n, e, d, p, q, dp, dq, qi), as an EncodedJwk holds it, with the
+    /// time it was made (`iat`) when given.
+    public func privateJWK(kid: String?, algorithm: SigningAlgorithm? = .rs256, madeAt: Int? = nil) throws -> JWK {
         var members: [RSAParameter: String] = [:]
         for parameter in RSAParameter.privateKeyParts {
             guard let bn = backing.bigNumber(parameter) else {
@@ -55,7 +56,7 @@ extension RSAPrivateKey {
         return JWK(
             kty: "RSA", kid: kid, alg: algorithm?.rawValue, use: "sig",
             n: members[.n], e: members[.e], d: members[.d], p: members[.p], q: members[.q],
-            dp: members[.dp], dq: members[.dq], qi: members[.qi]
+            dp: members[.dp], dq: members[.dq], qi: members[.qi], iat: madeAt
         )
     }
 }

@@ -53,6 +53,20 @@ public struct RSAPublicKey: Sendable {
         )
     }
 
+    /// The key as PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo), as `openssl pkey
+    /// -pubout` writes it.
+    public func pem() throws -> String {
+        guard let bio = BIO_new(BIO_s_mem()) else { throw OpenSSLErrorQueue.error("BIO_new failed") }
+        defer { BIO_free(bio) }
+        guard PEM_write_bio_PUBKEY(bio, backing.pointer) == 1 else {
+            throw OpenSSLErrorQueue.error("PEM_write_bio_PUBKEY failed")
+        }
+        var data: UnsafeMutablePointer<CChar>?
+        let length = COpenSSL_BIO_get_mem_data(bio, &data)
+        guard length > 0, let data else { throw OpenSSLErrorQueue.error("empty PEM output") }
+        return String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+    }
+
     /// Whether `signature` is a valid RSASSA-PKCS1-v1_5 signature of `message`.
     public func verify(_ signature: some ContiguousBytes, for message: some ContiguousBytes, algorithm: SigningAlgorithm) -> Bool {
         guard let context = EVP_MD_CTX_new() else { return false }

@@ -1,0 +1,137 @@
+public import BrokerCrypto
+public import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Makes signing keys and writes them as EncodedJwk files: what `keygen` does, and what key
+/// rotation will do. A file is written whole or not at all (a temporary file in the same
+/// directory, synced, then linked or renamed into place), mode 0600 from its creation, so no
+/// reader ever sees half a key and no other user ever could.
+public enum EncodedJwkFile {
+    /// Maskinporten's limit of keys registered on one client, and so of keys in one file.
+    public static let maximumKeys = 5
+    /// The key sizes `keygen` makes.
+    public static let allowedBits = [2048, 3072, 4096]
+
+    /// Why a key could not be made or written; says what to do.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        /// What went wrong.
+        public let description: String
+
+        public init(_ description: String) {
+            self.description = description
+        }
+    }
+
+    /// A new RSA signing key as a private JWK with `kid`, `alg` RS256, `use` sig and the time
+    /// it was made. Without `kid`, the kid is the day it was made and the start of the key's
+    /// RFC 7638 thumbprint (`2026-11-29-Xy7aBc3d`): unique, and it tells its age at a glance.
+    public static func makeKey(bits: Int, kid: String?, now: Date = Date()) throws -> JWK {
+        guard allowedBits.contains(bits) else {
+            throw Failure("--bits must be 2048, 3072 or 4096 (Maskinporten accepts RSA keys of at least 2048 bits)")
+        }
+        if let kid { try check(kid: kid) }
+        let key = try RSAPrivateKey.generate(bits: bits)
+        var jwk = try key.privateJWK(kid: kid, algorithm: .rs256, madeAt: Int(now.timeIntervalSince1970))
+        if kid == nil {
+            jwk.kid = now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
+        }
+        return jwk
+    }
+
+    /// A kid must survive every place it goes: a JWS header, Samarbeidsportalen's form, a log line.
+    static func check(kid: String) throws {
+        guard !kid.isEmpty, kid.utf8.count <= 100, kid.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }) else {
+            throw Failure("--kid must be 1 to 100 printable ASCII characters without spaces, quotes or backslashes")
+        }
+    }
+
+    /// The keys in the EncodedJwk file at `path` (a single JWK counts as a set of one).
+    public static func readKeys(_ path: String) throws -> [JWK] {
+        var data: [UInt8]
+        do {
+            data = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw Failure("\(path) cannot be read: \(Self.reason(error))")
+        }
+        defer { data.resetSecretBytes() }
+        do {
+            return try JWK.parseEncodedKeys(data)
+        } catch let error as BrokerCryptoError {
+            throw Failure("\(path) is not an EncodedJwk this broker can add to: \(error.reason)")
+        }
+    }
+
+    /// Writes `keys` to `path` as an EncodedJwk: the JWK itself for one key written as a new
+    /// file, a JWK Set otherwise. A new file is never put over an existing one unless
+    /// `replacing` is set.
+    public static func write(_ keys: [JWK], asSet: Bool, to path: String, replacing: Bool) throws {
+        guard keys.count <= maximumKeys else {
+            throw Failure("\(path) would hold \(keys.count) keys; Maskinporten holds at most \(maximumKeys) per client: remove the oldest first")
+        }
+        var json = asSet || keys.count != 1 ? try JWKSet(keys: keys).json() : try JWKSet.json(keys[0])
+        defer { json.resetSecretBytes() }
+        var text = Array((Base64.standardEncoded(json) + "\n").utf8)
+        defer { text.resetSecretBytes() }
+        try writeAtomically(text, to: path, replacing: replacing)
+    }
+
+    private static func writeAtomically(_ bytes: [UInt8], to path: String, replacing: Bool) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        var template = Array(((directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).XXXXXX").utf8CString)
+        // mkstemp creates the file 0600, owner only, before a byte is in it.
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw Failure("cannot create a file in \(directory.isEmpty ? "." : directory): \(String(cString: strerror(errno)))")
+        }
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var placed = false
+        defer {
+            if !placed { unlink(temporary) }
+        }
+        do {
+            defer { close(fd) }
+            var existing = stat()
+            if replacing, stat(path, &existing) == 0 {
+                // A key file replaced by root keeps the owner it had (the service reading it).
+                _ = fchown(fd, existing.st_uid, existing.st_gid)
+            }
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { throw Failure("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+                offset += written
+            }
+            guard fsync(fd) == 0 else { throw Failure("cannot sync \(temporary): \(String(cString: strerror(errno)))") }
+        }
+        if replacing {
+            guard rename(temporary, path) == 0 else { throw Failure("cannot put the key in place at \(path): \(String(cString: strerror(errno)))") }
+        } else {
+            // link() fails if the name exists: a new key never overwrites, not even in a race.
+            guard link(temporary, path) == 0 else {
+                if errno == EEXIST {
+                    throw Failure(
+                        "\(path) exists; keygen never overwrites a key: choose another --out, add the key to it with --add-to, or replace it with --force")
+                }
+                throw Failure("cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            unlink(temporary)
+        }
+        placed = true
+        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let cocoa = error as? CocoaError, let underlying = cocoa.userInfo[NSUnderlyingErrorKey] as? POSIXError {
+            return String(cString: strerror(underlying.code.rawValue))
+        }
+        return (error as? CocoaError)?.code == .fileReadNoSuchFile ? "it does not exist" : "\(error.localizedDescription)"
+    }
+}

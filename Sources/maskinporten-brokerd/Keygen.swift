@@ -1,0 +1,89 @@
+import ArgumentParser
+import BrokerClient
+import BrokerCore
+import BrokerCrypto
+import Foundation
+
+/// `keygen`: makes a Maskinporten key here, so that the private key never passes through a
+/// browser or a website: the EncodedJwk goes to a file only its owner may read, and only the
+/// public part reaches the terminal.
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make an RSA key for a Maskinporten client: the EncodedJwk to a file, the public part to stdout.",
+        discussion: """
+            Writes the EncodedJwk (Base64 of the private JWK, with kid, alg RS256, use sig and the time it was made) \
+            to --out, mode 0600; never overwrites an existing file unless --force is given. With --add-to, adds the new \
+            key to the keys already in the file (a JWK Set, oldest first, at most 5: Maskinporten's limit per client), \
+            for rotating by hand. Prints the public JWK inside a JSON array, which Samarbeidsportalen takes as it is \
+            ("Egne public nøkler"), or with --pem the public key as PEM. No private member is ever printed.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The EncodedJwk file to write.", valueName: "file"))
+    var out: String
+
+    @Option(name: .long, help: ArgumentHelp("Key size: 2048, 3072 or 4096.", valueName: "bits"))
+    var bits: Int = 2048
+
+    @Option(name: .long, help: ArgumentHelp("The key id (default: the day and the start of the key's thumbprint, e.g. 2026-11-29-Xy7aBc3d).", valueName: "kid"))
+    var kid: String?
+
+    @Flag(name: .long, help: "Add the new key to the JWK Set in the file (made if missing) instead of writing a new file.")
+    var addTo = false
+
+    @Flag(name: .long, help: "Replace an existing file.")
+    var force = false
+
+    @Flag(name: .long, help: "Print the public key as PEM instead of a JWK array.")
+    var pem = false
+
+    func validate() throws {
+        if addTo && force {
+            throw ValidationError("--add-to keeps the keys in the file and --force replaces them; give one")
+        }
+    }
+
+    func run() throws {
+        do {
+            var existing: [JWK] = []
+            if addTo && FileManager.default.fileExists(atPath: out) {
+                existing = try EncodedJwkFile.readKeys(out)
+                guard existing.count < EncodedJwkFile.maximumKeys else {
+                    throw EncodedJwkFile.Failure(
+                        "\(out) already holds \(existing.count) keys, Maskinporten's limit for one client: remove the oldest from the file and from Samarbeidsportalen first"
+                    )
+                }
+                if let kid, existing.contains(where: { $0.kid == kid }) {
+                    throw EncodedJwkFile.Failure("\(out) already holds a key with kid \(kid); choose another --kid")
+                }
+            }
+            let key = try EncodedJwkFile.makeKey(bits: bits, kid: kid)
+            try EncodedJwkFile.write(existing + [key], asSet: addTo, to: out, replacing: addTo || force)
+            let publicKey = try RSAPrivateKey(jwk: key).publicKey
+            if pem {
+                print(try publicKey.pem(), terminator: "")
+            } else {
+                print(String(decoding: try JWKSet(keys: [key.publicPart]).arrayJSON(), as: UTF8.self))
+            }
+            let kidText = key.kid ?? "-"
+            if addTo {
+                let kids = (existing + [key]).map { $0.kid ?? "-" }.joined(separator: ", ")
+                printError("added key \(kidText) (RSA \(bits) bits) to \(out) (mode 0600); it holds \(existing.count + 1) keys, oldest first: \(kids)")
+                printError(
+                    "register the public key above on the client in Samarbeidsportalen, beside the ones there. Until the broker picks the newest accepted key itself, set key.kid: \(kidText) in the profile once it is registered"
+                )
+            } else {
+                printError("wrote \(out) (mode 0600): RSA \(bits) bits, kid \(kidText)")
+                printError(
+                    "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the file to the profile as key.encoded_jwk_file (or as a systemd credential)"
+                )
+            }
+        } catch let failure as EncodedJwkFile.Failure {
+            printError("error: \(failure)")
+            throw ExitCode(1)
+        } catch let error as BrokerCryptoError {
+            printError("error: \(error.reason)")
+            throw ExitCode(1)
+        }
+    }
+}
