@@ -4,9 +4,15 @@
 public enum ClientInvocation: Equatable, Sendable {
     case token(profile: String, socket: String?, minValid: Int?, json: Bool)
     case health(socket: String?, ready: Bool, timeoutSeconds: Int)
+    /// `--version`: answered here, so that it works without `maskinporten-brokerd` beside.
+    case version
 
     public init?(_ arguments: [String]) {
         guard let command = arguments.first else { return nil }
+        if arguments == ["--version"] {
+            self = .version
+            return
+        }
         var positional: [String] = []
         var options: [String: String] = [:]
         var flags: Set<String> = []

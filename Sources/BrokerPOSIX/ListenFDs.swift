@@ -40,4 +40,17 @@ public enum ListenFDs {
         guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 else { return false }
         return domain == AF_UNIX
     }
+
+    /// The path a Unix socket is bound to (`getsockname`), for saying where the daemon listens
+    /// when systemd made the socket; nil for an unnamed or abstract socket.
+    public static func boundPath(_ fd: Int32) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0, address.sun_family == sa_family_t(AF_UNIX) else { return nil }
+        let path = withUnsafeBytes(of: address.sun_path) { Array($0.prefix { $0 != 0 }) }
+        return path.isEmpty ? nil : String(decoding: path, as: UTF8.self)
+    }
 }

@@ -17,7 +17,8 @@ public enum UnixListener {
     /// that is created (0755) if missing and must not be writable by everyone. A stale socket
     /// file is removed; a live one (another daemon answering) is an error.
     public static func make(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 512) throws -> Int32 {
-        try prepareDirectory(of: path)
+        if let problem = problem(placing: path) { throw Failure(description: problem) }
+        try createDirectory(of: path)
         try removeStale(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(SystemError("socket"))") }
@@ -52,9 +53,6 @@ public enum UnixListener {
     private static func removeStale(_ path: String) throws {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
-        guard info.st_mode & S_IFMT == S_IFSOCK else {
-            throw Failure(description: "\(path) exists and is not a socket; remove it or choose another socket.path")
-        }
         if isLive(path) {
             throw Failure(
                 description: "another process is already serving on \(path) (a second maskinporten-broker?); stop it first or choose another socket.path")
@@ -62,25 +60,51 @@ public enum UnixListener {
         guard unlink(path) == 0 else { throw Failure(description: "cannot remove the stale socket \(path): \(SystemError("unlink"))") }
     }
 
-    private static func prepareDirectory(of path: String) throws {
-        guard let slash = path.lastIndex(of: "/") else { return }
-        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
+    /// What keeps a socket from being made at `path`, in the words `serve` refuses it with (and
+    /// `check-config` reports): a path too long, a parent that is no directory or that everyone
+    /// may write to, a file that is not a socket in its place. Nil when nothing does. A missing
+    /// parent is no problem: it is created.
+    public static func problem(placing path: String) -> String? {
+        guard UnixSocketAddress(path) != nil else {
+            return "the socket path \(path) is too long (\(path.utf8.count) bytes; at most 107)"
+        }
+        let directory = parent(of: path)
         var info = stat()
-        if stat(directory, &info) != 0 {
-            var partial = ""
-            for component in directory.split(separator: "/") {
-                partial += "/" + component
-                if mkdir(partial, 0o755) != 0 && errno != EEXIST {
-                    throw Failure(description: "cannot create \(partial): \(SystemError("mkdir"))")
-                }
+        if stat(directory, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else { return "\(directory) is not a directory" }
+            if info.st_mode & 0o002 != 0 {
+                return "\(directory) is writable by everyone, so anyone could replace the socket; use a directory such as /run/maskinporten-broker"
             }
-            guard stat(directory, &info) == 0 else { throw Failure(description: "cannot create \(directory)") }
         }
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "\(directory) is not a directory") }
-        if info.st_mode & 0o002 != 0 {
-            throw Failure(
-                description: "\(directory) is writable by everyone, so anyone could replace the socket; use a directory such as /run/maskinporten-broker")
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFSOCK {
+            return "\(path) exists and is not a socket; remove it or choose another socket.path"
         }
+        return nil
+    }
+
+    /// The parent directory of `path` when it does not exist yet (`make` creates it, 0755).
+    public static func missingDirectory(of path: String) -> String? {
+        let directory = parent(of: path)
+        var info = stat()
+        return stat(directory, &info) == 0 ? nil : directory
+    }
+
+    private static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    private static func createDirectory(of path: String) throws {
+        guard let directory = missingDirectory(of: path) else { return }
+        var partial = ""
+        for component in directory.split(separator: "/") {
+            partial += "/" + component
+            if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+                throw Failure(description: "cannot create \(partial): \(SystemError("mkdir"))")
+            }
+        }
+        // Checked again once made: a component that existed may be writable by everyone.
+        if let problem = problem(placing: path) { throw Failure(description: problem) }
     }
 
     static func address(_ path: String) throws -> UnixSocketAddress {

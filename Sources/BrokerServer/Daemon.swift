@@ -44,11 +44,6 @@ public final class Daemon: Sendable {
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
         let state = NIOLockedValueBox(ServingState(loaded))
         let auditor = Auditor(output: output, level: logger.logLevel) { state.withLockedValue { $0.configuration.audit.summaryIntervalSeconds } }
-        if loaded.configuration.audit.onOverflow == .refuse && logger.logLevel > .info {
-            logger.warning(
-                "audit.on_overflow is refuse, but the log level \(logger.logLevel) turns audit lines off: tokens are handed out unaudited; use log level info or lower"
-            )
-        }
         let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, auditor: auditor)
         let listening = AsyncStream<Void>.makeStream()
         server = SocketServer(listener: listener, router: router, limits: limits, metrics: metrics, logger: logger) {
@@ -67,18 +62,13 @@ public final class Daemon: Sendable {
     }
 
     /// What start-up and every reload say about a loaded configuration: each part that cannot
-    /// be served and why, and allow lists naming users or groups this host does not have.
+    /// be served and why, and the warnings `check-config` gives in the same words.
     static func report(_ loaded: LoadedConfiguration, logger: Logger) {
         for (name, problem) in loaded.allProblems {
             logger.error("cannot be served", metadata: ["name": "\(name)", "error": "\(problem)"])
         }
-        for profile in loaded.configuration.profiles {
-            let unknown = AccessPolicy(profile.allow).unknownNames
-            if !unknown.isEmpty {
-                logger.warning(
-                    "allow list names that do not exist on this host are ignored",
-                    metadata: ["profile": "\(profile.name)", "names": "\(unknown.joined(separator: ", "))"])
-            }
+        for warning in loaded.warnings(logLevel: logger.logLevel) {
+            logger.warning("\(warning.message)", metadata: ["key": "\(warning.keyPath)"])
         }
     }
 }
@@ -122,7 +112,15 @@ public final class Supervisor: Service, Sendable {
         // Ready once the socket listens and every profile's first fetch has ended (or the wait ran out).
         for await _ in listening.cancelOnGracefulShutdown() { break }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
-        _ = await broker.firstFetchesEnded(within: readyTimeout)
+        // A stop asked for while the first fetches run is acted on at once, not after the wait.
+        let broker = broker
+        let readyTimeout = readyTimeout
+        _ = await cancelWhenGracefulShutdown { await broker.firstFetchesEnded(within: readyTimeout) }
+        if Task.isCancelled || Task.isShuttingDownGracefully {
+            notifier.stopping()
+            logger.info("stopping")
+            return
+        }
         let summary = await statusLine()
         notifier.ready(status: summary)
         logger.info("ready", metadata: ["status": "\(summary)"])

@@ -22,6 +22,9 @@ case .token(let profile, let socket, let minValid, let json)?:
     exit(ClientCommands.token(profile: profile, socket: socket, minValid: minValid, json: json))
 case .health(let socket, let ready, let timeoutSeconds)?:
     exit(ClientCommands.health(socket: socket, ready: ready, timeoutSeconds: timeoutSeconds))
+case .version?:
+    print(brokerVersion)
+    exit(0)
 case nil:
     exit(FullExecutable.exec(arguments))
 }

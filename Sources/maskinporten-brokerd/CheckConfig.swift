@@ -8,7 +8,7 @@ struct CheckConfig: ParsableCommand {
         commandName: "check-config",
         abstract: "Validate the configuration file and every key, without starting anything.",
         discussion:
-            "Prints each profile's environment, client id, kid, key size and algorithm. On error, names the file, the key path and what is wrong, and exits 1."
+            "Prints each profile's environment, client id, kid, key size and algorithm. On error, names the file, the key path and what is wrong, and exits 1. Checks what serve checks on this host too (the socket's directory and group, the allow lists' users and groups), in the same words: errors are what serve refuses, warnings what it would serve anyway."
     )
 
     @OptionGroup var options: ConfigOption
@@ -19,6 +19,9 @@ struct CheckConfig: ParsableCommand {
         print(check.report, terminator: "")
         for error in check.errors {
             printError("error: \(error)")
+        }
+        for warning in check.warnings {
+            printError("warning: \(warning)")
         }
         if !check.errors.isEmpty { throw ExitCode(1) }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BrokerClient
 import Dispatch
 
 #if canImport(Glibc)
@@ -40,6 +41,7 @@ struct MaskinportenBroker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskinporten-broker",
         abstract: "Holds Maskinporten keys and hands Altinn tokens to local services over a Unix socket.",
+        version: brokerVersion,
         subcommands: [Serve.self, TokenCommand.self, HealthCommand.self, CheckConfig.self, Keygen.self, SignGrant.self, EmulatorCommand.self, DevCommand.self]
     )
 }

@@ -55,8 +55,10 @@ struct Serve: AsyncParsableCommand {
             logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         do {
+            let listener = try Self.listener(loaded, logger: logger)
+            logger.info("starting", metadata: Self.startLine(loaded, listener: listener))
             let daemon = try Daemon(
-                configPath: path, loaded: loaded, listener: try Self.listener(loaded.configuration), metrics: bootstrapMetrics(), output: logOutput,
+                configPath: path, loaded: loaded, listener: listener, metrics: bootstrapMetrics(), output: logOutput,
                 logger: logger)
             let group = ServiceGroup(services: daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
@@ -68,8 +70,29 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    /// The socket systemd passed in, or the configured path.
-    static func listener(_ configuration: BrokerConfiguration) throws -> SocketServer.Listener {
+    /// What an operator looks for first: which version runs, with which file, where it listens
+    /// and what it serves.
+    static func startLine(_ loaded: LoadedConfiguration, listener: SocketServer.Listener) -> Logger.Metadata {
+        let configuration = loaded.configuration
+        let socket =
+            listener.removeOnExit ?? ListenFDs.boundPath(listener.descriptor).map { "\($0) (from systemd)" } ?? "fd \(listener.descriptor) (from systemd)"
+        var metadata: Logger.Metadata = [
+            "version": "\(brokerVersion)", "config": "\(configuration.file)", "socket": "\(socket)",
+            "profiles":
+                "\(configuration.profiles.isEmpty ? "none" : configuration.profiles.map { "\($0.name) (\($0.environment.name))" }.joined(separator: ", "))",
+        ]
+        if !configuration.platformAccessTokens.isEmpty {
+            metadata["platform_access_tokens"] = "\(configuration.platformAccessTokens.map(\.name).joined(separator: ", "))"
+        }
+        if let exchange = configuration.idPortenExchange {
+            metadata["id_porten_exchange"] = "\(exchange.environment.name)"
+        }
+        return metadata
+    }
+
+    /// The socket systemd passed in, or the configured path: refused for the same problems
+    /// `check-config` reports on `socket`, in the same words.
+    static func listener(_ loaded: LoadedConfiguration, logger: Logger) throws -> SocketServer.Listener {
         let passed = ListenFDs.take()
         if let fd = passed.first {
             guard ListenFDs.isListeningUnixStream(fd) else {
@@ -77,14 +100,13 @@ struct Serve: AsyncParsableCommand {
             }
             return SocketServer.Listener(descriptor: fd, removeOnExit: nil)
         }
-        var group: UInt32?
-        if let name = configuration.socket.group {
-            guard let gid = AccessPolicy.groupID(name) else {
-                throw ValidationError("\(configuration.file): socket.group: no group named \(name) on this host")
-            }
-            group = gid
+        let socket = loaded.configuration.socket
+        if let problem = loaded.socketProblems.first { throw ValidationError("\(problem)") }
+        let created = UnixListener.missingDirectory(of: socket.path)
+        let fd = try UnixListener.make(path: socket.path, mode: mode_t(socket.mode), group: socket.group.flatMap { Accounts.gid(of: $0) }.map { gid_t($0) })
+        if let created {
+            logger.notice("created the socket directory (mode 0755, owned by the daemon's user)", metadata: ["directory": "\(created)"])
         }
-        let fd = try UnixListener.make(path: configuration.socket.path, mode: mode_t(configuration.socket.mode), group: group.map { gid_t($0) })
-        return SocketServer.Listener(descriptor: fd, removeOnExit: configuration.socket.path)
+        return SocketServer.Listener(descriptor: fd, removeOnExit: socket.path)
     }
 }

@@ -8,10 +8,10 @@ struct OneTimeEventTests {
         let event = OneTimeEvent()
         async let waited = event.wait(within: .seconds(30))
         try? await Task.sleep(for: .milliseconds(50))
-        let start = ContinuousClock.now
         event.signal()
+        // True only if the signal woke it: its limit ends with false. (No timing check: on a
+        // loaded machine the woken task may wait seconds for a thread, and that is no fault.)
         #expect(await waited)
-        #expect(ContinuousClock.now - start < .seconds(5))
         #expect(await event.wait(within: .milliseconds(1)))
     }
 

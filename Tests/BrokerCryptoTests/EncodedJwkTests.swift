@@ -92,7 +92,7 @@ struct EncodedJwkTests {
         BadKey(
             name: "Base64 of something that is not JSON",
             text: {
-                Data("-----BEGIN NOTHING-----".utf8).base64EncodedString()
+                Data("<key>not a key</key>".utf8).base64EncodedString()
             }, code: .notJSON, mentions: "not JSON"),
         BadKey(
             name: "Base64 of broken JSON",

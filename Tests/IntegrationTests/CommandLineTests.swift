@@ -50,7 +50,11 @@ struct CommandLineTests {
         let setup = try Setup()
         let result = try BrokerExecutable.run(["check-config", "--config", setup.config])
         #expect(result.status == 0, "\(result.errorOutput)")
-        #expect(result.errorOutput.isEmpty)
+        // The allow list's user is not on this host: serve would warn, so check-config does.
+        #expect(
+            result.errorOutput
+                == "warning: \(setup.config): profiles.notifications.allow: allow list names that do not exist on this host are ignored: user notifier; create them (useradd, groupadd) or correct the names\n"
+        )
         let out = result.output
         #expect(
             out.contains(
@@ -62,7 +66,7 @@ struct CommandLineTests {
                 "  x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "),
             "\(out)")
         #expect(out.contains("organisation 991825827"), "\(out)")
-        #expect(out.hasSuffix("ok: 2 profiles\n"))
+        #expect(out.hasSuffix("ok: 2 profiles; 1 warning: 1 in profiles\n"), "\(out)")
         // The report is about keys but never shows one.
         for (_, bytes) in Self.key.parts {
             #expect(!out.contains(String(TestKey.base64url(bytes).prefix(16))))
@@ -86,9 +90,9 @@ struct CommandLineTests {
         #expect(result.status == 1)
         let keyFile = setup.directory.path("notifications.jwk")
         #expect(
-            result.errorOutput
-                == "error: \(setup.config): profiles.notifications.key.encoded_jwk_file: \(keyFile) holds a private key but is accessible by group or others (mode 0644); run: chmod 600 \(keyFile)\n"
-        )
+            result.errorOutput.hasPrefix(
+                "error: \(setup.config): profiles.notifications.key.encoded_jwk_file: \(keyFile) holds a private key but is accessible by group or others (mode 0644); run: chmod 600 \(keyFile)\nwarning: "
+            ), "\(result.errorOutput)")
         // The other profile is still checked and reported.
         #expect(result.output.contains("profile business\n  environment:  prod"))
 
@@ -98,6 +102,50 @@ struct CommandLineTests {
         #expect(
             typoResult.errorOutput.hasPrefix("error: \(typo.config):20: socket.mdoe: unknown key \"mdoe\"; did you mean \"mode\"?"), "\(typoResult.errorOutput)"
         )
+    }
+
+    @Test("check-config refuses what serve refuses and warns of what serve warns of, in the same words, counted by section")
+    func checkConfigMatchesServe() async throws {
+        let setup = try Setup(
+            extra: """
+                  pat:
+                    issuer: ttd
+                    app: x
+                    certificate_file: org.pem
+                    private_key_file: missing.key
+                """.replacingOccurrences(of: "  pat:", with: "platform_access_tokens:\n  pat:"))
+        let open = setup.directory.path("open")
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o777])
+        let config = try String(contentsOfFile: setup.config, encoding: .utf8)
+        try setup.directory.write("broker.yaml", "socket:\n  path: \(open)/broker.sock\n" + config, mode: 0o644)
+
+        let check = try BrokerExecutable.run(["check-config", "--config", setup.config])
+        #expect(check.status == 1)
+        let refusal = "\(open) is writable by everyone, so anyone could replace the socket; use a directory such as /run/maskinporten-broker"
+        let unknown =
+            "allow list names that do not exist on this host are ignored: user notifier; create them (useradd, groupadd) or correct the names"
+        #expect(check.errorOutput.contains("error: \(setup.config): socket.path: \(refusal)\n"), "\(check.errorOutput)")
+        #expect(check.errorOutput.contains("warning: \(setup.config): profiles.notifications.allow: \(unknown)\n"), "\(check.errorOutput)")
+        #expect(check.output.hasSuffix("2 errors: 1 in platform_access_tokens, 1 in socket; 1 warning: 1 in profiles\n"), "\(check.output)")
+
+        // serve refuses the socket's directory in the same words...
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "LISTEN_FDS")
+        let serve = try BrokerExecutable.run(["serve", "--config", setup.config], environment: environment)
+        #expect(serve.status == 1)
+        #expect(serve.errorOutput.contains(refusal), "\(serve.errorOutput)")
+
+        // ...and, given a directory it may use, warns of the unknown user in the same words.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: open)
+        let fixed = try BrokerExecutable.run(["check-config", "--config", setup.config])
+        #expect(fixed.output.hasSuffix("1 error: 1 in platform_access_tokens; 1 warning: 1 in profiles\n"), "\(fixed.output)")
+        let daemon = try RunningProcess(try BrokerExecutable.path, ["serve", "--config", setup.config], environment: environment)
+        let log = try await daemon.waitForOutput(containing: "allow list names")
+        #expect(log.contains("level=warning msg=\"\(unknown)\" key=profiles.notifications.allow"), "\(log)")
+        #expect(log.contains("msg=starting"), "\(log)")
+        #expect(log.contains("socket=\(open)/broker.sock"), "\(log)")
+        #expect(log.contains("profiles=\"business (prod), notifications (tt02)\""), "\(log)")
+        #expect(try await daemon.stop() == 0)
     }
 
     @Test("sign-grant prints one grant that openssl verifies, with a fresh jti each time")
@@ -149,6 +197,23 @@ struct CommandLineTests {
         let badNumber = try BrokerExecutable.run(["token", "demo", "--min-valid", "soon"])
         #expect(badNumber.status == 64)
         #expect(badNumber.errorOutput.contains("--min-valid"), "\(badNumber.errorOutput)")
+    }
+
+    @Test("--version: both executables print the one version the package is built with, even alone")
+    func version() throws {
+        // The line scripts/build-deb reads the package's version from.
+        let source = try String(
+            contentsOfFile: #filePath.replacingOccurrences(of: "Tests/IntegrationTests/CommandLineTests.swift", with: "Sources/BrokerClient/Version.swift"),
+            encoding: .utf8)
+        let line = try #require(source.split(separator: "\n").first { $0.hasPrefix("public let brokerVersion = \"") })
+        let expected = String(line.split(separator: "\"")[1])
+        let alone = try TemporaryDirectory(prefix: "version")
+        try FileManager.default.copyItem(atPath: try BrokerExecutable.path, toPath: alone.path("maskinporten-broker"))
+        for executable in [try BrokerExecutable.path, try BrokerExecutable.daemonPath, alone.path("maskinporten-broker")] {
+            let result = try Command.run(executable, ["--version"])
+            #expect(result.status == 0, "\(executable)")
+            #expect(result.output == expected + "\n", "\(executable): \(result.output)\(result.errorOutput)")
+        }
     }
 
     @Test("maskinporten-broker without maskinporten-brokerd next to it: token still runs, other commands say what is missing")

@@ -234,6 +234,26 @@ struct DaemonTests {
         await harness.stop()
     }
 
+    @Test("SIGTERM stops at once, even while the first fetch hangs, with exit 0 and no error or warning line")
+    func quietStop() async throws {
+        for hanging in [false, true] {
+            let harness = try await DaemonHarness()
+            if hanging {
+                try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"hang":true,"count":10}"#, "\(harness.emulatorURL)/_emulator/faults/token")
+            }
+            try await harness.startDaemon()
+            try await harness.waitForLog(containing: hanging ? "msg=starting" : "msg=ready")
+            let asked = ContinuousClock.now
+            #expect(try await harness.daemon!.stop() == 0)
+            // Under the 10 s the first fetches may take before READY.
+            #expect(ContinuousClock.now - asked < .seconds(5), "hanging: \(hanging)")
+            let lines = harness.logs.split(separator: "\n")
+            #expect(!lines.contains { $0.contains("level=error") || $0.contains("level=warning") }, "\(harness.logs)")
+            #expect(lines.contains { $0.contains("msg=stopping") }, "\(harness.logs)")
+            await harness.stop()
+        }
+    }
+
     @Test("NOTIFY_SOCKET receives READY=1, RELOADING=1 on SIGHUP, and STOPPING=1 on SIGTERM")
     func systemdNotify() async throws {
         let harness = try await DaemonHarness()

@@ -1,5 +1,7 @@
 import BrokerCrypto
+import BrokerPOSIX
 import Foundation
+import Logging
 
 /// What `check-config` does: validate the file and load every key, without starting anything.
 public struct ConfigCheck: Sendable {
@@ -7,6 +9,8 @@ public struct ConfigCheck: Sendable {
     public var report: String
     /// Every problem found; the check passed when this is empty.
     public var errors: [ConfigError]
+    /// What `serve` would warn about and serve anyway.
+    public var warnings: [ConfigError] = []
 
     /// Checks the file at `path`, loading keys with `loader`. Problems with one profile's key do
     /// not stop the others from being checked.
@@ -20,7 +24,19 @@ public struct ConfigCheck: Sendable {
             return ConfigCheck(report: "", errors: [ConfigError(.unreadableFile, file: path, keyPath: "", "\(error)")])
         }
         let configuration = loaded.configuration
+        let warnings = loaded.warnings(logLevel: Logger.Level(rawValue: configuration.logLevel) ?? .info)
+        let socketProblems = loaded.socketProblems
         var lines = ["configuration \(path)"]
+        let socket = configuration.socket
+        lines.append(
+            "socket \(socket.path), mode \(String(socket.mode, radix: 8).leftPadded(to: 4))\(socket.group.map { ", group \($0)" } ?? "") (unless systemd passes the socket in)"
+        )
+        for problem in socketProblems {
+            lines.append("  error:        \(problem.message)")
+        }
+        if socketProblems.isEmpty, let directory = UnixListener.missingDirectory(of: socket.path) {
+            lines.append("  note:         \(directory) does not exist; serve creates it (mode 0755)")
+        }
         for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
             lines.append(
                 "environment \(environment.name): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")"
@@ -38,6 +54,7 @@ public struct ConfigCheck: Sendable {
             } else if let problem = loaded.problems[profile.name] {
                 lines.append("  error:        \(problem.message)")
             }
+            lines += warningLines(warnings, under: "profiles.\(profile.name).")
         }
         for settings in configuration.platformAccessTokens {
             lines.append("platform access token \(settings.name)")
@@ -49,16 +66,44 @@ public struct ConfigCheck: Sendable {
             } else if let problem = loaded.platformAccessTokenProblems[settings.name] {
                 lines.append("  error:        \(problem.message)")
             }
+            lines += warningLines(warnings, under: "platform_access_tokens.\(settings.name).")
         }
         if let exchange = configuration.idPortenExchange {
             lines.append("id-porten exchange")
             lines.append("  environment:  \(exchange.environment.name) (\(exchange.environment.altinnPlatform ?? "-"))")
             lines.append("  allowed:      \(describe(exchange.allow))")
+            lines += warningLines(warnings, under: "id_porten_exchange.")
         }
-        let errors = loaded.allProblems.map(\.error)
-        let counted = "\(configuration.profiles.count) profile\(configuration.profiles.count == 1 ? "" : "s")"
-        lines.append(errors.isEmpty ? "ok: \(counted)" : "\(errors.count) error\(errors.count == 1 ? "" : "s") in \(counted)")
-        return ConfigCheck(report: lines.joined(separator: "\n") + "\n", errors: errors)
+        lines.append(
+            "audit on_overflow \(configuration.audit.onOverflow.rawValue), repeats counted every \(configuration.audit.summaryIntervalSeconds) s, log level \(configuration.logLevel)"
+        )
+        lines += warningLines(warnings, under: "audit.")
+        let errors = socketProblems + loaded.allProblems.map(\.error)
+        var served = [counted(configuration.profiles.count, "profile")]
+        if !configuration.platformAccessTokens.isEmpty { served.append(counted(configuration.platformAccessTokens.count, "platform access token")) }
+        if configuration.idPortenExchange != nil { served.append("the ID-porten exchange") }
+        var summary = errors.isEmpty ? "ok: \(served.joined(separator: ", "))" : bySection(errors, "error")
+        if !warnings.isEmpty { summary += "; " + bySection(warnings, "warning") }
+        lines.append(summary)
+        return ConfigCheck(report: lines.joined(separator: "\n") + "\n", errors: errors, warnings: warnings)
+    }
+
+    /// `3 errors: 2 in profiles, 1 in socket`.
+    private static func bySection(_ findings: [ConfigError], _ noun: String) -> String {
+        var counts: [String: Int] = [:]
+        for finding in findings {
+            counts[finding.keyPath.split(separator: ".").first.map(String.init) ?? "the file", default: 0] += 1
+        }
+        let sections = counts.sorted { $0.key < $1.key }.map { "\($0.value) in \($0.key)" }
+        return "\(counted(findings.count, noun)): \(sections.joined(separator: ", "))"
+    }
+
+    private static func counted(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
+    }
+
+    private static func warningLines(_ warnings: [ConfigError], under prefix: String) -> [String] {
+        warnings.filter { $0.keyPath.hasPrefix(prefix) }.map { "  warning:      \($0.message)" }
     }
 
     private static func describe(_ profile: Profile, _ credentials: SigningCredentials) -> [String] {
@@ -104,5 +149,11 @@ public struct ConfigCheck: Sendable {
 
     private static func day(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day())
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

@@ -31,6 +31,12 @@ public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidKey
         /// Nothing to serve.
         case empty
+        /// A user or group name this host does not have.
+        case unknownAccount
+        /// The socket cannot be made at `socket.path`.
+        case socketPlace
+        /// A setting that has no effect as configured.
+        case ineffective
     }
 
     /// What kind of problem this is.

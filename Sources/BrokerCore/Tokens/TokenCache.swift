@@ -206,6 +206,8 @@ public actor TokenCache {
                     "expires_at": "\(UTCTimestamp.format(secondsSince1970: Int(token.expiresAt.timeIntervalSince1970.rounded(.down))))",
                     "lifetime_seconds": "\(token.lifetime.components.seconds)",
                 ])
+        case .failure(let error) where error.stopped:
+            logger.debug("token fetch stopped: the daemon is stopping")
         case .failure(let error):
             failures += 1
             lastError = error

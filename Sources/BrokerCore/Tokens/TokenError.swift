@@ -68,6 +68,8 @@ public struct TokenError: Error, Sendable, CustomStringConvertible {
     public var upstream: UpstreamAnswer?
     /// How long the upstream (or the rate limit) asks us to wait.
     public var retryAfter: Duration?
+    /// The fetch was stopped because the daemon is stopping: nothing failed, nothing to report.
+    public var stopped = false
 
     /// Creates an error.
     public init(_ kind: Kind, endpoint: UpstreamEndpoint? = nil, _ reason: String, upstream: UpstreamAnswer? = nil, retryAfter: Duration? = nil) {
@@ -82,12 +84,9 @@ public struct TokenError: Error, Sendable, CustomStringConvertible {
         var text = "\(kind.rawValue)"
         if let endpoint { text += " by \(endpoint.rawValue)" }
         text += ": \(reason)"
-        if let upstream {
-            text += " (HTTP \(upstream.status)"
-            if let error = upstream.error { text += " \(error)" }
-            if let description = upstream.errorDescription { text += ": \(description)" }
-            text += ")"
-        }
+        // The reason already names the HTTP status: the upstream's own words follow it.
+        if let error = upstream?.error { text += ": \(error)" }
+        if let description = upstream?.errorDescription { text += ": \(description)" }
         return text
     }
 }

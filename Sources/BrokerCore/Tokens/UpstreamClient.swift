@@ -131,6 +131,11 @@ public final class UpstreamClient: Sendable {
             throw Self.counted(endpoint, TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB"))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
             throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time (\(error))"))
+        } catch let error as HTTPClientError where error == .cancelled || error == .alreadyShutdown {
+            // The client is shut down when the daemon stops, cancelling what is in flight.
+            var stopped = TokenError(.unavailable, endpoint: endpoint, "the request to \(name) was stopped: the daemon is stopping")
+            stopped.stopped = true
+            throw stopped
         } catch {
             throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached: \(Self.describe(error))"))
         }

@@ -1,0 +1,77 @@
+public import BrokerPOSIX
+public import Logging
+
+/// An `allow` list resolved against this host's users and groups.
+public struct ResolvedAccess: Sendable, Equatable {
+    /// User ids allowed, by `uids` and by `users` names.
+    public var uids: Set<UInt32>
+    /// Group ids allowed, by `groups` names.
+    public var gids: Set<UInt32>
+    /// Names in the list this host does not have (`user notifier`, `group mail`).
+    public var unknownNames: [String]
+}
+
+extension AccessList {
+    /// The list's names looked up on this host. A name the host lacks allows nobody; it is
+    /// reported, not refused, as the user may be made after the broker is configured.
+    public func resolved() -> ResolvedAccess {
+        var uids = Set(self.uids)
+        var gids: Set<UInt32> = []
+        var unknown: [String] = []
+        for name in users {
+            if let uid = Accounts.uid(of: name) { uids.insert(uid) } else { unknown.append("user \(name)") }
+        }
+        for name in groups {
+            if let gid = Accounts.gid(of: name) { gids.insert(gid) } else { unknown.append("group \(name)") }
+        }
+        return ResolvedAccess(uids: uids, gids: gids, unknownNames: unknown)
+    }
+}
+
+/// What the configuration means on this host, beyond what the file and its keys say: checked by
+/// `serve` (at start and every reload) and by `check-config` through these functions alone,
+/// so that `check-config` passes exactly what `serve` would start with, in the same words.
+extension LoadedConfiguration {
+    /// What `serve` warns about and serves anyway: allow lists naming users or groups this host
+    /// does not have, and settings that have no effect at `logLevel`.
+    public func warnings(logLevel: Logger.Level) -> [ConfigError] {
+        let file = configuration.file
+        var lists: [(String, AccessList?)] = configuration.profiles.map { ("profiles.\($0.name).allow", $0.allow) }
+        lists += configuration.platformAccessTokens.map { ("platform_access_tokens.\($0.name).allow", $0.allow) }
+        if let exchange = configuration.idPortenExchange { lists.append(("id_porten_exchange.allow", exchange.allow)) }
+        var warnings: [ConfigError] = []
+        for (keyPath, list) in lists {
+            guard let unknown = list?.resolved().unknownNames, !unknown.isEmpty else { continue }
+            warnings.append(
+                ConfigError(
+                    .unknownAccount, file: file, keyPath: keyPath,
+                    "allow list names that do not exist on this host are ignored: \(unknown.joined(separator: ", ")); create them (useradd, groupadd) or correct the names"
+                ))
+        }
+        if configuration.audit.onOverflow == .refuse && logLevel > .info {
+            warnings.append(
+                ConfigError(
+                    .ineffective, file: file, keyPath: "audit.on_overflow",
+                    "audit.on_overflow is refuse, but the log level \(logLevel) turns audit lines off: tokens are handed out unaudited; use log level info or lower"
+                ))
+        }
+        return warnings
+    }
+
+    /// What keeps `serve` from making its socket at `socket.path`: checked when systemd does not
+    /// pass the socket in (socket activation makes it instead, and `socket.path` is not used).
+    public var socketProblems: [ConfigError] {
+        let socket = configuration.socket
+        var problems: [ConfigError] = []
+        if let problem = UnixListener.problem(placing: socket.path) {
+            problems.append(ConfigError(.socketPlace, file: configuration.file, keyPath: "socket.path", problem))
+        }
+        if let group = socket.group, Accounts.gid(of: group) == nil {
+            problems.append(
+                ConfigError(
+                    .unknownAccount, file: configuration.file, keyPath: "socket.group",
+                    "no group named \(group) on this host; create it (groupadd) or correct the name"))
+        }
+        return problems
+    }
+}
