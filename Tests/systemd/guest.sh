@@ -79,6 +79,12 @@ install_phase() {
     useradd --system --no-create-home --shell /usr/sbin/nologin --groups maskinporten stranger
     useradd --system --no-create-home --shell /usr/sbin/nologin outsider
 
+    # The example as shipped, with a key keygen makes, checked as the unit runs check-config.
+    run "keygen makes a key" maskinporten-broker keygen --out /root/example.jwk
+    run "check-config passes on the shipped example, the key loaded as the unit's credential" \
+        systemd-run --wait --pipe --quiet -p LoadCredential=notifications-jwk:/root/example.jwk \
+        /usr/bin/maskinporten-brokerd check-config --config /usr/share/maskinporten-broker/broker.example.yaml
+
     # The local Maskinporten and Altinn emulator, from the package, up before the daemon.
     cat > /etc/systemd/system/e2e-emulator.service <<'EOF'
 [Unit]
