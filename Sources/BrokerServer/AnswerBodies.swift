@@ -1,4 +1,4 @@
-// The JSON bodies of the socket API's answers (README "Socket API"; openapi.yaml), encoded with
+// The JSON bodies of the socket API's answers (docs/socket-api.md; openapi.yaml), encoded with
 // JSONCoding.encoder. Token answers for the hot path are prepared once per token (TokenBodies).
 
 struct TokenBody: Encodable {

@@ -1,6 +1,6 @@
 import NIOHTTP1
 
-/// The routes of the socket API (README "Socket API"), matched once per request by both the
+/// The routes of the socket API (docs/socket-api.md), matched once per request by both the
 /// NIO handler and the fast path. The raw value is the route's label in the metrics.
 enum Route: String, Sendable, CaseIterable {
     case healthz

@@ -38,7 +38,7 @@ struct EmulatorCommandTests {
         let registered = try curl("-X", "POST", "-H", "Content-Type: application/json", "--data", client, "-w", "\n%{http_code}", "\(base)/_emulator/clients")
         #expect(registered.output.hasSuffix("\n201"), "\(registered.output)")
 
-        // A grant from sign-grant, posted with curl as the README shows.
+        // A grant from sign-grant, posted with curl as docs/emulator.md shows.
         try scratch.write("key.jwk", Self.key.encodedJwk(kid: "emu-kid", alg: nil))
         let config = try scratch.write(
             "broker.yaml",

@@ -102,7 +102,7 @@ EOF
     run "the emulator starts" systemctl enable --now e2e-emulator.service
     run "the test client is registered with the emulator" curl -sf -X POST --data "{\"client_id\":\"e2e\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[$(cat /e2e/public.jwk)]}" http://127.0.0.1:18080/_emulator/clients
 
-    # As README "Installing" says: the configuration, the key as the unit's credential, enable.
+    # As README "Install" says: the configuration, the key as the unit's credential, enable.
     config "" > /etc/maskinporten-broker/broker.yaml
     chown root:maskinporten-broker /etc/maskinporten-broker/broker.yaml
     chmod 0640 /etc/maskinporten-broker/broker.yaml

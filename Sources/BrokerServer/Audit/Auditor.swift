@@ -13,7 +13,7 @@ public import ServiceLifecycle
 /// no timestamp, no `/proc` read, no allocation. Denials are folded the same way, by profile and
 /// process, so that a misconfigured client cannot flood the journal.
 ///
-/// The exact rule (README, "Audit"):
+/// The exact rule (docs/logs-and-audit.md, "The audit rule"):
 /// - a pair is the token's fingerprint (for denials: the name asked for) with the peer's pid,
 ///   uid and gid, as `SO_PEERCRED` gave them;
 /// - a pair is forgotten once a whole interval passes without a hand-out to it, and its next
