@@ -44,6 +44,15 @@ struct ClientCookbookTests {
         return (server, "http://127.0.0.1:\(port)", log)
     }
 
+    /// The three settings every recipe reads, as a service would be given them.
+    static func environment(socket: String, platform: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["MASKINPORTEN_BROKER_SOCKET"] = socket
+        environment["PROFILE"] = "demo"
+        environment["ALTINN_PLATFORM"] = platform
+        return environment
+    }
+
     static func requests(_ log: String) throws -> [[String: Any]] {
         try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
@@ -55,10 +64,7 @@ struct ClientCookbookTests {
         let directory = try TemporaryDirectory(prefix: "cookbook")
         let (dev, socket) = try await Self.startDev(in: directory)
         let (server, platform, log) = try await Self.startNotifications(in: directory, first401: true)
-        var environment = ProcessInfo.processInfo.environment
-        environment["MASKINPORTEN_BROKER_SOCKET"] = socket
-        environment["PROFILE"] = "demo"
-        environment["ALTINN_PLATFORM"] = platform
+        var environment = Self.environment(socket: socket, platform: platform)
         // The shell recipe calls maskinporten-broker as an installed command.
         let binaries = URL(fileURLWithPath: try BrokerExecutable.path).deletingLastPathComponent().path
         environment["PATH"] = binaries + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
@@ -94,10 +100,7 @@ struct ClientCookbookTests {
         let directory = try TemporaryDirectory(prefix: "cookbook")
         let (dev, socket) = try await Self.startDev(in: directory)
         let (server, platform, log) = try await Self.startNotifications(in: directory, first401: false)
-        var environment = ProcessInfo.processInfo.environment
-        environment["MASKINPORTEN_BROKER_SOCKET"] = socket
-        environment["PROFILE"] = "demo"
-        environment["ALTINN_PLATFORM"] = platform
+        let environment = Self.environment(socket: socket, platform: platform)
         let placed = try Command.run("sh", ["-c", try Self.recipe("curl")], environment: environment)
         #expect(placed.status == 0, "\(placed.errorOutput)")
         #expect(placed.output.contains("\"orderId\""), "\(placed.output)")
