@@ -15,7 +15,9 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         let path = ConfigLoader.resolvePath(explicit: options.config)
-        let check = ConfigCheck.run(path: path)
+        // By hand there is no $CREDENTIALS_DIRECTORY: keys named as credentials are read from
+        // the files the installed unit loads them from.
+        let check = ConfigCheck.run(path: path, loader: KeyLoader(unitCredentials: UnitCredentials.load()))
         print(check.report, terminator: "")
         for error in check.errors {
             printError("error: \(error)")

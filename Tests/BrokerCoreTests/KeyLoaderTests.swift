@@ -62,6 +62,43 @@ struct KeyLoaderTests {
         #expect(missing?.message.contains("does not exist") == true)
     }
 
+    @Test("without $CREDENTIALS_DIRECTORY (check-config by hand) a credential is read from the file the unit loads it from")
+    func unitCredentialFallback() throws {
+        let fixture = try ConfigFixture()
+        let root = try TemporaryDirectory(prefix: "units")
+        let etc = root.path("etc")
+        let lib = root.path("lib")
+        for folder in [etc, lib, lib + "/maskinporten-broker.service.d", etc + "/maskinporten-broker.service.d"] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        let keyFile = try root.write("notifications.jwk", Keys.rsa2048.encodedJwk(kid: "unit-kid"), mode: 0o600)
+        try root.write(
+            "lib/maskinporten-broker.service",
+            "[Unit]\nLoadCredential=ignored:/x\n[Service]\nLoadCredential=notifications-jwk:/packaged/path\nLoadCredential=other:/o\n", mode: 0o644)
+        // A drop-in of the operator's moves the file; another clears and sets the list.
+        try root.write("lib/maskinporten-broker.service.d/10-move.conf", "[Service]\nLoadCredential=notifications-jwk:\(keyFile)\n", mode: 0o644)
+        #expect(UnitCredentials.load(searchPath: [etc, lib]) == ["notifications-jwk": keyFile, "other": "/o"])
+        try root.write(
+            "etc/maskinporten-broker.service.d/20-only.conf", "[Service]\nLoadCredential=\nLoadCredential=notifications-jwk:\(keyFile)\n", mode: 0o644)
+        let found = UnitCredentials.load(searchPath: [etc, lib])
+        #expect(found == ["notifications-jwk": keyFile])
+        #expect(UnitCredentials.load(searchPath: [root.path("none")]).isEmpty)
+
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_credential: notifications-jwk")
+        let loader = KeyLoader(environment: [:], unitCredentials: found)
+        #expect(loader.readsUnitCredentials)
+        #expect(try loader.load(profile, file: path).kid == "unit-kid")
+        // The unit's file is a key file like any other: others may not read it.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+        #expect(throws: ConfigError(.keyPermissions, file: "", keyPath: "", "")) { try loader.load(profile, file: path) }
+        let (other, _) = try self.profile(fixture, key: "      encoded_jwk_credential: elsewhere")
+        let error = #expect(throws: ConfigError.self) { try loader.load(other, file: path) }
+        #expect(
+            error?.message
+                == "$CREDENTIALS_DIRECTORY is not set, and maskinporten-broker.service loads no credential named elsewhere (it loads notifications-jwk): systemd sets it for units with LoadCredential=elsewhere:PATH; outside systemd use encoded_jwk_file"
+        )
+    }
+
     @Test("kid: override, selection from a JWK Set, and a JWK without kid")
     func kidHandling() throws {
         let fixture = try ConfigFixture(kid: nil)

@@ -107,6 +107,7 @@ EOF
     chown root:maskinporten-broker /etc/maskinporten-broker/broker.yaml
     chmod 0640 /etc/maskinporten-broker/broker.yaml
     install -m 0600 /e2e/notifications.jwk /etc/maskinporten-broker/credentials/notifications.jwk
+    run "check-config by hand reads the key where the unit loads it from" maskinporten-broker check-config
     run "the units are enabled" systemctl enable maskinporten-broker.socket maskinporten-broker.service
 }
 

@@ -27,6 +27,10 @@ public struct ConfigCheck: Sendable {
         let warnings = loaded.warnings(logLevel: Logger.Level(rawValue: configuration.logLevel) ?? .info)
         let socketProblems = loaded.socketProblems
         var lines = ["configuration \(path)"]
+        if loader.readsUnitCredentials, configuration.profiles.contains(where: { if case .encodedJwkCredential = $0.keySource { true } else { false } }) {
+            let files = loader.unitCredentials.sorted { $0.key < $1.key }.map { "\($0.key) from \($0.value)" }.joined(separator: ", ")
+            lines.append("credentials as \(UnitCredentials.unit) loads them: \(files)")
+        }
         let socket = configuration.socket
         lines.append(
             "socket \(socket.path), mode \(String(socket.mode, radix: 8).leftPadded(to: 4))\(socket.group.map { ", group \($0)" } ?? "") (unless systemd passes the socket in)"

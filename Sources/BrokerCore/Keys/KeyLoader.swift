@@ -36,11 +36,20 @@ public struct KeyLoader: Sendable {
     public var environment: [String: String]
     /// The time certificates must be valid at.
     public var now: Date
+    /// Where credentials are read from when `$CREDENTIALS_DIRECTORY` is not set: the files the
+    /// service unit loads them from (`UnitCredentials`), for `check-config` run by hand.
+    public var unitCredentials: [String: String]
 
     /// A loader reading the current process environment.
-    public init(environment: [String: String]? = nil, now: Date = Date()) {
+    public init(environment: [String: String]? = nil, now: Date = Date(), unitCredentials: [String: String] = [:]) {
         self.environment = environment ?? ProcessInfo.processInfo.environment
         self.now = now
+        self.unitCredentials = unitCredentials
+    }
+
+    /// Whether credentials come from the unit's files rather than systemd's copies.
+    public var readsUnitCredentials: Bool {
+        (environment["CREDENTIALS_DIRECTORY"] ?? "").isEmpty && !unitCredentials.isEmpty
     }
 
     /// Loads and checks the key of `profile`.
@@ -67,9 +76,19 @@ public struct KeyLoader: Sendable {
             return try credentials(fromEncodedJwk: text, profile: profile, file: file, keyPath: sourcePath)
         case .encodedJwkCredential(let name):
             guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+                // check-config by hand: the file the unit will load, checked as a key file.
+                if let path = unitCredentials[name] {
+                    var text = try readSecretFile(path, file: file, keyPath: sourcePath)
+                    defer { text.resetSecretBytes() }
+                    return try credentials(fromEncodedJwk: text, profile: profile, file: file, keyPath: sourcePath)
+                }
+                let unitNote =
+                    unitCredentials.isEmpty
+                    ? "" : ", and \(UnitCredentials.unit) loads no credential named \(name) (it loads \(unitCredentials.keys.sorted().joined(separator: ", ")))"
                 throw ConfigError(
                     .invalidKey, file: file, keyPath: sourcePath,
-                    "$CREDENTIALS_DIRECTORY is not set: systemd sets it for units with LoadCredential=\(name):PATH; outside systemd use encoded_jwk_file")
+                    "$CREDENTIALS_DIRECTORY is not set\(unitNote): systemd sets it for units with LoadCredential=\(name):PATH; outside systemd use encoded_jwk_file"
+                )
             }
             // systemd makes the credentials directory private to the service: no mode check.
             var text = try readFile("\(directory)/\(name)", file: file, keyPath: sourcePath, checkMode: false)
