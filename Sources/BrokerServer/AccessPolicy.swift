@@ -31,7 +31,4 @@ public struct AccessPolicy: Sendable, Equatable {
         if gids.contains(peer.gid) { return true }
         return peer.supplementaryGroups().contains { gids.contains($0) }
     }
-
-    /// The id of group `name`, for `socket.group`.
-    public static func groupID(_ name: String) -> UInt32? { Accounts.gid(of: name) }
 }
