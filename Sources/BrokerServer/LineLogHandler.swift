@@ -63,7 +63,8 @@ public struct LineLogHandler: LogHandler {
         var fields = metadata
         if let explicit = event.metadata { fields.merge(explicit) { $1 } }
         let line = Self.line(level: event.level, message: "\(event.message)", metadata: fields, format: output.format)
-        line.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .log) }
+        // A refused line is counted as dropped by the sink itself.
+        _ = line.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .log) }
     }
 
     /// A line without its newline (and, in logfmt, without the timestamp the sink adds): the one

@@ -1,7 +1,7 @@
 public import BrokerCore
 import BrokerCrypto
 import Foundation
-public import Logging
+import Logging
 import NIOCore
 import NIOHTTP1
 
