@@ -145,6 +145,11 @@ struct CommandLineTests {
         #expect(log.contains("msg=starting"), "\(log)")
         #expect(log.contains("socket=\(open)/broker.sock"), "\(log)")
         #expect(log.contains("profiles=\"business (prod), notifications (tt02)\""), "\(log)")
+        // Stopped once it serves: its SIGTERM handling is in place from then on (a SIGTERM while
+        // it still loads its configuration ends it by the signal's default action).
+        for _ in 0..<100 where try BrokerExecutable.run(["health", "--socket", "\(open)/broker.sock"]).status != 0 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(try await daemon.stop() == 0)
     }
 
