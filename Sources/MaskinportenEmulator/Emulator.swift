@@ -168,6 +168,7 @@ public final class Emulator: Sendable {
         }
         if let resource = grant.resource { claims["aud"] = .array(resource.map(JSONValue.string)) }
         guard let token = try? sign(claims) else { return .failure(GrantRefusal(.badSignature, "the emulator could not sign")) }
+        if let kid = grant.kid { count { $0.tokensIssuedByKid[kid, default: 0] += 1 } }
         return .success([
             "access_token": .string(token), "token_type": .string("Bearer"),
             "expires_in": .number(Double(settings.tokenLifetime)), "scope": .string(grant.scopes.joined(separator: " ")),

@@ -147,6 +147,8 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var exchangesRefused = 0
     /// Answers replaced by an injected fault.
     public var faultsInjected = 0
+    /// Access tokens issued, by the kid of the key that signed the grant.
+    public var tokensIssuedByKid: [String: Int] = [:]
 
     /// Zero counters.
     public init() {}
@@ -159,5 +161,6 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
         case exchangesIssued = "exchanges_issued"
         case exchangesRefused = "exchanges_refused"
         case faultsInjected = "faults_injected"
+        case tokensIssuedByKid = "tokens_issued_by_kid"
     }
 }

@@ -9,6 +9,8 @@ struct ValidatedGrant: Sendable {
     var expiresAt: Int
     var consumerOrg: String?
     var resource: [String]?
+    /// The registered key that signed it; nil for a business certificate.
+    var kid: String?
 }
 
 /// Checks a JWT grant against every rule of Maskinporten's "JWT grant" page.
@@ -96,7 +98,7 @@ struct GrantValidator {
         return .success(
             ValidatedGrant(
                 clientID: clientID, scopes: scopes, jti: claims["jti"]?.string, expiresAt: Int(exp),
-                consumerOrg: consumerOrg, resource: resource
+                consumerOrg: consumerOrg, resource: resource, kid: header["kid"]?.string
             ))
     }
 

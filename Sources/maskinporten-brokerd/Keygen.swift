@@ -70,7 +70,7 @@ struct Keygen: ParsableCommand {
                 let kids = (existing + [key]).map { $0.kid ?? "-" }.joined(separator: ", ")
                 printError("added key \(kidText) (RSA \(bits) bits) to \(out) (mode 0600); it holds \(existing.count + 1) keys, oldest first: \(kids)")
                 printError(
-                    "register the public key above on the client in Samarbeidsportalen, beside the ones there. Until the broker picks the newest accepted key itself, set key.kid: \(kidText) in the profile once it is registered"
+                    "register the public key above on the client in Samarbeidsportalen, beside the ones there. A profile without key.kid signs with the newest key once Maskinporten accepts it, and with the newest accepted one until then (a restart or reload makes the daemon read the file)"
                 )
             } else {
                 printError("wrote \(out) (mode 0600): RSA \(bits) bits, kid \(kidText)")

@@ -111,10 +111,29 @@ struct KeyLoaderTests {
         try fixture.directory.write("set.jwk", Data(set.utf8).base64EncodedString(), mode: 0o600)
         let (chosen, path3) = try profile(fixture, key: "      encoded_jwk_file: set.jwk\n      kid: new")
         #expect(try KeyLoader(environment: [:]).load(chosen, file: path3).kid == "new")
-        let (ambiguous, path4) = try profile(fixture, key: "      encoded_jwk_file: set.jwk")
-        let setError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(ambiguous, file: path4) }
-        #expect(setError?.cryptoCode == .ambiguousKeySet)
-        #expect(setError?.message.contains("name the one to use with key.kid") == true)
+        // Without kid: every key of the set, oldest first; the newest is the default.
+        let (whole, path4) = try profile(fixture, key: "      encoded_jwk_file: set.jwk")
+        let both = try KeyLoader(environment: [:]).load(whole, file: path4)
+        #expect(both.keys.map(\.kid) == ["old", "new"])
+        #expect(both.kid == "new")
+        // Each key is checked, and named when it is wrong; kids are unique; at most five keys.
+        let publicOld = Keys.other2048.jwkJSON(kid: "old", dropping: ["d", "p", "q", "dp", "dq", "qi"])
+        try fixture.directory.write(
+            "bad.jwk", Data("{\"keys\":[\(publicOld),\(Keys.rsa2048.jwkJSON(kid: "new"))]}".utf8).base64EncodedString(), mode: 0o600)
+        let (bad, path5) = try profile(fixture, key: "      encoded_jwk_file: bad.jwk")
+        let badError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(bad, file: path5) }
+        #expect(badError?.message.hasPrefix("the key with kid old in the JWK Set: the JWK is a public key") == true, "\(badError?.message ?? "")")
+        try fixture.directory.write(
+            "twice.jwk",
+            Data("{\"keys\":[\(Keys.other2048.jwkJSON(kid: "same")),\(Keys.rsa2048.jwkJSON(kid: "same"))]}".utf8).base64EncodedString(), mode: 0o600)
+        let (twice, path6) = try profile(fixture, key: "      encoded_jwk_file: twice.jwk")
+        let twiceError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(twice, file: path6) }
+        #expect(twiceError?.message == "the JWK Set holds two keys with kid same; every key needs its own")
+        let six = (1...6).map { Keys.rsa2048.jwkJSON(kid: "k\($0)") }.joined(separator: ",")
+        try fixture.directory.write("six.jwk", Data("{\"keys\":[\(six)]}".utf8).base64EncodedString(), mode: 0o600)
+        let (many, path7) = try profile(fixture, key: "      encoded_jwk_file: six.jwk")
+        let manyError = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(many, file: path7) }
+        #expect(manyError?.message == "the JWK Set holds 6 keys; Maskinporten holds at most 5 per client: remove the oldest")
     }
 
     @Test("the JWK's alg is used unless configured, and a disagreement is refused")

@@ -176,6 +176,13 @@ struct KeygenTests {
             try BrokerExecutable.run(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"]).errorOutput.contains(
                 "already holds a key with kid x"))
 
+        // Without kid, check-config lists every key of the set, the newest marked.
+        let whole = try Self.config(in: directory, keyFile: "k.jwk")
+        let listed = try BrokerExecutable.run(["check-config", "--config", whole])
+        #expect(listed.status == 0, "\(listed.output)\(listed.errorOutput)")
+        #expect(listed.output.contains("  keys:         5 in the JWK Set, oldest first;"), "\(listed.output)")
+        #expect(listed.output.contains("  kid:          five, RSA 2048 bits, RS256, made "), "\(listed.output)")
+        #expect(listed.output.contains(" ago) (newest)\n"), "\(listed.output)")
         // A profile names one key of the set; check-config shows when it was made.
         let config = try Self.config(in: directory, keyFile: "k.jwk", kid: "three")
         let check = try BrokerExecutable.run(["check-config", "--config", config])

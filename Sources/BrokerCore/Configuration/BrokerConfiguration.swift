@@ -55,11 +55,14 @@ public struct RefreshSettings: Sendable, Hashable {
     public var atFraction: Double = 0.75
     /// A token with less than this many seconds left is never handed out.
     public var minValidSeconds: Int = 10
+    /// How often a newer key of a JWK Set that Maskinporten refused is tried again.
+    public var keyProbeSeconds: Int = 300
 
     /// Settings with the given values; the defaults are docs/configuration.md's.
-    public init(atFraction: Double = 0.75, minValidSeconds: Int = 10) {
+    public init(atFraction: Double = 0.75, minValidSeconds: Int = 10, keyProbeSeconds: Int = 300) {
         self.atFraction = atFraction
         self.minValidSeconds = minValidSeconds
+        self.keyProbeSeconds = keyProbeSeconds
     }
 }
 

@@ -120,12 +120,16 @@ public struct ConfigCheck: Sendable {
             lines.append(
                 "  x5c:          \(leaf.subject) (organisation \(leaf.subjectSerialNumber ?? "unknown")), issued by \(leaf.issuer), expires \(day(leaf.notAfter)), chain of \(chain.count)"
             )
-        } else {
-            let age = credentials.madeAt.map { made in
-                let days = Int((Date().timeIntervalSince(made) / 86_400).rounded(.down))
-                return ", made \(day(made)) (\(days == 1 ? "1 day" : "\(days) days") ago)"
+        } else if credentials.keys.count > 1 {
+            lines.append(
+                "  keys:         \(credentials.keys.count) in the JWK Set, oldest first; the newest signs once Maskinporten accepts it, until then the newest it accepts"
+            )
+            for (index, key) in credentials.keys.enumerated() {
+                let newest = index == credentials.keys.count - 1 ? " (newest)" : ""
+                lines.append("  kid:          \(key.kid), RSA \(key.privateKey.bits) bits, \(key.algorithm)\(age(key.madeAt))\(newest)")
             }
-            lines.append("  kid:          \(credentials.kid ?? "-")\(age ?? "")")
+        } else {
+            lines.append("  kid:          \(credentials.kid ?? "-")\(age(credentials.madeAt))")
         }
         lines += [
             "  key:          RSA \(credentials.privateKey.bits) bits, \(profile.keySource.summary)",
@@ -149,6 +153,13 @@ public struct ConfigCheck: Sendable {
         if !allow.groups.isEmpty { parts.append("groups \(allow.groups.joined(separator: ", "))") }
         if !allow.uids.isEmpty { parts.append("uids \(allow.uids.map(String.init).joined(separator: ", "))") }
         return parts.isEmpty ? "nobody but root and the daemon's own user (empty allow list)" : parts.joined(separator: "; ")
+    }
+
+    /// `, made 2026-11-29 (3 days ago)` when the key records when it was made.
+    private static func age(_ madeAt: Date?) -> String {
+        guard let made = madeAt else { return "" }
+        let days = Int((Date().timeIntervalSince(made) / 86_400).rounded(.down))
+        return ", made \(day(made)) (\(days == 1 ? "1 day" : "\(days) days") ago)"
     }
 
     private static func day(_ date: Date) -> String {

@@ -87,7 +87,7 @@ private struct ConfigParser {
             root, file: file, path: "",
             known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit"])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
-        let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds"]))
+        let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds", "key_probe_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
         for (name, section) in try top.namedMappings(
             "environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file"])
@@ -185,6 +185,12 @@ private struct ConfigParser {
                 throw section.error(.invalidValue, "min_valid_seconds", "must be between 0 and 600 seconds, found \(seconds)")
             }
             refresh.minValidSeconds = seconds
+        }
+        if let seconds = try section.integer("key_probe_seconds") {
+            guard (10...86_400).contains(seconds) else {
+                throw section.error(.invalidValue, "key_probe_seconds", "must be between 10 and 86400 seconds, found \(seconds)")
+            }
+            refresh.keyProbeSeconds = seconds
         }
         return refresh
     }

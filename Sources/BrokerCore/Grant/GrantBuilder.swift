@@ -130,8 +130,13 @@ public struct GrantBuilder: Sendable {
         )
     }
 
-    /// A signed grant, issued now, with a fresh `jti`.
-    public func makeGrant(now: Date = Date()) throws -> String {
-        try JWS.sign(header: header, payload: claims(now: now), key: credentials.privateKey, algorithm: credentials.algorithm)
+    /// A signed grant, issued now, with a fresh `jti`: signed with `key` (one of the profile's
+    /// JWK Set), else with the profile's default key or certificate.
+    public func makeGrant(now: Date = Date(), key: SigningKey? = nil) throws -> String {
+        guard let key else {
+            return try JWS.sign(header: header, payload: claims(now: now), key: credentials.privateKey, algorithm: credentials.algorithm)
+        }
+        let keyHeader = GrantHeader(alg: key.algorithm.rawValue, kid: key.kid, x5c: nil)
+        return try JWS.sign(header: keyHeader, payload: claims(now: now), key: key.privateKey, algorithm: key.algorithm)
     }
 }

@@ -1,6 +1,26 @@
 public import BrokerCrypto
 public import Foundation
 
+/// One key a profile may sign with: a key of its JWK Set.
+public struct SigningKey: Sendable {
+    /// The private key.
+    public var privateKey: RSAPrivateKey
+    /// The JWS `kid`.
+    public var kid: String
+    /// The algorithm its grants use.
+    public var algorithm: SigningAlgorithm
+    /// When it was made, where its JWK records it (keys made by `keygen`).
+    public var madeAt: Date?
+
+    /// A key.
+    public init(privateKey: RSAPrivateKey, kid: String, algorithm: SigningAlgorithm, madeAt: Date? = nil) {
+        self.privateKey = privateKey
+        self.kid = kid
+        self.algorithm = algorithm
+        self.madeAt = madeAt
+    }
+}
+
 /// A profile's key material, loaded and checked.
 public struct SigningCredentials: Sendable {
     /// The private key.
@@ -13,6 +33,9 @@ public struct SigningCredentials: Sendable {
     public var algorithm: SigningAlgorithm
     /// When the key was made, where the JWK records it (keys made by `keygen`).
     public var madeAt: Date?
+    /// Every key a JWK Set holds, oldest first: the last is the one above. One key for a
+    /// single JWK or `kid:`; none for a business certificate (grants carry `x5c`).
+    public var keys: [SigningKey]
 
     /// Whole days until the business certificate expires; nil for a JWK.
     public func daysUntilCertificateExpiry(now: Date = Date()) -> Int? {
@@ -23,9 +46,17 @@ public struct SigningCredentials: Sendable {
     public init(privateKey: RSAPrivateKey, kid: String?, certificateChain: [Certificate]?, algorithm: SigningAlgorithm, madeAt: Date? = nil) {
         self.privateKey = privateKey
         self.madeAt = madeAt
+        keys = kid.map { [SigningKey(privateKey: privateKey, kid: $0, algorithm: algorithm, madeAt: madeAt)] } ?? []
         self.kid = kid
         self.certificateChain = certificateChain
         self.algorithm = algorithm
+    }
+
+    /// Credentials of a JWK Set's keys, oldest first: the newest is the default.
+    public init(keys: [SigningKey]) {
+        let newest = keys[keys.count - 1]
+        self.init(privateKey: newest.privateKey, kid: newest.kid, certificateChain: nil, algorithm: newest.algorithm, madeAt: newest.madeAt)
+        self.keys = keys
     }
 }
 
@@ -119,34 +150,57 @@ public struct KeyLoader: Sendable {
         return (key, chain)
     }
 
+    /// The key of an EncodedJwk: the one `kid:` names, else every key of the set (oldest
+    /// first), each checked as a signing key.
     private func credentials(fromEncodedJwk text: [UInt8], profile: Profile, file: String, keyPath: String) throws -> SigningCredentials {
         do {
-            let jwk = try JWK.parseEncoded(text, kid: profile.kid)
-            let key = try RSAPrivateKey(jwk: jwk)
-            if let use = jwk.use, use != "sig" {
-                throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "the JWK is marked \"use\": \"\(use)\"; grants need a signing key (\"sig\")")
-            }
-            let jwkAlgorithm = try jwk.alg.map { alg in
-                do { return try SigningAlgorithm(name: alg) } catch {
-                    throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "the JWK is marked \"alg\": \"\(alg)\"; grants need RS256, RS384 or RS512")
-                }
-            }
-            if let configured = profile.algorithm, let jwkAlgorithm, configured != jwkAlgorithm {
-                throw ConfigError(
-                    .invalidKey, file: file, keyPath: "profiles.\(profile.name).algorithm",
-                    "algorithm is \(configured) but the JWK is marked for \(jwkAlgorithm); make them agree")
-            }
-            guard let kid = profile.kid ?? jwk.kid, !kid.isEmpty else {
+            let jwks = try profile.kid.map { [try JWK.parseEncoded(text, kid: $0)] } ?? JWK.parseEncodedKeys(text)
+            guard !jwks.isEmpty else { throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "the JWK Set holds no keys", cryptoCode: .keyNotFound) }
+            guard jwks.count <= EncodedJwkFile.maximumKeys else {
                 throw ConfigError(
                     .invalidKey, file: file, keyPath: keyPath,
-                    "the JWK has no kid, and Maskinporten finds the key by kid: set key.kid to the key id registered on the integration")
+                    "the JWK Set holds \(jwks.count) keys; Maskinporten holds at most \(EncodedJwkFile.maximumKeys) per client: remove the oldest")
             }
-            return SigningCredentials(
-                privateKey: key, kid: kid, certificateChain: nil, algorithm: profile.algorithm ?? jwkAlgorithm ?? .rs256,
-                madeAt: jwk.iat.map { Date(timeIntervalSince1970: TimeInterval($0)) })
+            let keys = try jwks.map { try signingKey($0, of: jwks.count, profile: profile, file: file, keyPath: keyPath) }
+            if let repeated = Dictionary(grouping: keys, by: \.kid).first(where: { $0.value.count > 1 })?.key {
+                throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "the JWK Set holds two keys with kid \(repeated); every key needs its own")
+            }
+            return keys.count == 1
+                ? SigningCredentials(
+                    privateKey: keys[0].privateKey, kid: keys[0].kid, certificateChain: nil, algorithm: keys[0].algorithm, madeAt: keys[0].madeAt)
+                : SigningCredentials(keys: keys)
         } catch let error as BrokerCryptoError {
             throw ConfigError(.invalidKey, file: file, keyPath: keyPath, error.reason, cryptoCode: error.code)
         }
+    }
+
+    /// One JWK checked as a grant-signing key. In a set of several, errors name the key.
+    private func signingKey(_ jwk: JWK, of count: Int, profile: Profile, file: String, keyPath: String) throws -> SigningKey {
+        let which = count > 1 ? "the key \(jwk.kid.map { "with kid \($0)" } ?? "without a kid") in the JWK Set: " : ""
+        func fail(_ message: String, at path: String = keyPath) -> ConfigError {
+            ConfigError(.invalidKey, file: file, keyPath: path, which + message)
+        }
+        let key: RSAPrivateKey
+        do { key = try RSAPrivateKey(jwk: jwk) } catch let error as BrokerCryptoError {
+            throw ConfigError(.invalidKey, file: file, keyPath: keyPath, which + error.reason, cryptoCode: error.code)
+        }
+        if let use = jwk.use, use != "sig" {
+            throw fail("the JWK is marked \"use\": \"\(use)\"; grants need a signing key (\"sig\")")
+        }
+        let jwkAlgorithm = try jwk.alg.map { alg in
+            do { return try SigningAlgorithm(name: alg) } catch {
+                throw fail("the JWK is marked \"alg\": \"\(alg)\"; grants need RS256, RS384 or RS512")
+            }
+        }
+        if let configured = profile.algorithm, let jwkAlgorithm, configured != jwkAlgorithm {
+            throw fail("algorithm is \(configured) but the JWK is marked for \(jwkAlgorithm); make them agree", at: "profiles.\(profile.name).algorithm")
+        }
+        guard let kid = profile.kid ?? jwk.kid, !kid.isEmpty else {
+            throw fail("the JWK has no kid, and Maskinporten finds the key by kid: set key.kid to the key id registered on the integration")
+        }
+        return SigningKey(
+            privateKey: key, kid: kid, algorithm: profile.algorithm ?? jwkAlgorithm ?? .rs256,
+            madeAt: jwk.iat.map { Date(timeIntervalSince1970: TimeInterval($0)) })
     }
 
     /// Reads a certificate chain and checks it against the key: leaf matches, each certificate

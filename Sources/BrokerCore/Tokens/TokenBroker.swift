@@ -182,7 +182,10 @@ public final class TokenBroker: Service, Sendable {
                 Self.identity(profile, credentials, refresh),
                 {
                     TokenCache(
-                        fetcher: TokenFetcher(builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream), refresh: refresh,
+                        fetcher: TokenFetcher(
+                            builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream,
+                            keyProbe: .seconds(refresh.keyProbeSeconds), logger: logger),
+                        refresh: refresh,
                         policy: policy, wakeup: wakeup, logger: logger)
                 }
             )
@@ -229,6 +232,9 @@ public final class TokenBroker: Service, Sendable {
         fetching.allow = nil
         let publicKey = (try? credentials.privateKey.publicKey.jwk().n) ?? ""
         let chain = credentials.certificateChain.map { $0.map { Digest.fingerprint(Base64.standardEncoded($0.der)) }.joined(separator: ",") } ?? ""
-        return "\(fetching)|\(refresh)|\(credentials.kid ?? "")|\(credentials.algorithm)|\(Digest.fingerprint(publicKey))|\(chain)"
+        // Every key of a set: adding one is a change (the new key is tried), as removing one is.
+        let keys = credentials.keys.map { key in "\(key.kid):\(key.algorithm):\(Digest.fingerprint((try? key.privateKey.publicKey.jwk().n) ?? ""))" }
+        return
+            "\(fetching)|\(refresh)|\(credentials.kid ?? "")|\(credentials.algorithm)|\(Digest.fingerprint(publicKey))|\(chain)|\(keys.joined(separator: ","))"
     }
 }

@@ -197,6 +197,10 @@ public actor TokenCache {
             failures = 0
             retryAt = nil
             refreshAt = scheduleRefresh(token, first: first)
+            // A newer key waiting to be accepted is tried at the next fetch after its probe time.
+            if let probe = fetcher.chooser.nextProbe(), let scheduled = refreshAt, probe < scheduled {
+                refreshAt = probe
+            }
             // expires_at by gmtime_r: Foundation's ISO 8601 style maps ICU's time zone data into
             // the daemon, a megabyte resident for every host that logs at info.
             logger.info(

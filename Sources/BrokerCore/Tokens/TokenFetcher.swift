@@ -1,5 +1,6 @@
 import BrokerCrypto
 import Foundation
+public import Logging
 
 /// One profile's way to a token: sign a grant, ask Maskinporten, and (by default) exchange the
 /// answer at Altinn.
@@ -8,11 +9,17 @@ public struct TokenFetcher: Sendable {
     public let builder: GrantBuilder
     /// Talks to the profile's environment.
     public let upstream: UpstreamClient
+    /// Which of the profile's keys signs.
+    public let chooser: KeyChooser
 
-    /// A fetcher for the builder's profile.
-    public init(builder: GrantBuilder, upstream: UpstreamClient) {
+    /// A fetcher for the builder's profile; a newer key Maskinporten refused is tried again
+    /// after `keyProbe`.
+    public init(builder: GrantBuilder, upstream: UpstreamClient, keyProbe: Duration = .seconds(300), logger: Logger = Logger(label: "maskinporten-broker")) {
         self.builder = builder
         self.upstream = upstream
+        var logger = logger
+        logger[metadataKey: "profile"] = "\(builder.profile.name)"
+        chooser = KeyChooser(keys: builder.credentials.keys, probeInterval: keyProbe, logger: logger)
     }
 
     /// A new token from upstream, once this client has a free fetch slot.
@@ -26,15 +33,9 @@ public struct TokenFetcher: Sendable {
             throw TokenError(
                 .rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")
         }
-        let grant: String
-        do {
-            grant = try builder.makeGrant()
-        } catch {
-            throw TokenError(.rejected, "the grant could not be signed: \(error)")
-        }
         let obtainedAt = Date()
         let obtainedInstant = ContinuousClock.now
-        let token = try await upstream.requestToken(grant: grant, tokenEndpoint: profile.environment.tokenEndpoint)
+        let token = try await requestToken()
         switch profile.exchange {
         case .none:
             return IssuedToken(
@@ -53,6 +54,34 @@ public struct TokenFetcher: Sendable {
                 value: exchanged.value, kind: .altinn, scope: token.scope, expiresAt: exchanged.expiresAt,
                 obtainedAt: obtainedAt, obtainedInstant: obtainedInstant, fingerprint: Digest.fingerprint(exchanged.value)
             )
+        }
+    }
+
+    /// Maskinporten's token for a grant signed with the first key of the chooser's order that
+    /// it accepts. A refusal of a newer key falls through to the next key within this fetch:
+    /// the caller sees only the last answer.
+    private func requestToken() async throws(TokenError) -> MaskinportenToken {
+        let attempts = builder.credentials.certificateChain == nil ? chooser.attempts() : []
+        if attempts.count <= 1 {
+            return try await upstream.requestToken(grant: try sign(attempts.first), tokenEndpoint: builder.profile.environment.tokenEndpoint)
+        }
+        for (index, key) in attempts.enumerated() {
+            do {
+                let token = try await upstream.requestToken(grant: try sign(key), tokenEndpoint: builder.profile.environment.tokenEndpoint)
+                chooser.accepted(key)
+                return token
+            } catch  where error.kind == .rejected && error.endpoint == .maskinporten && index < attempts.count - 1 {
+                chooser.refused(key, because: error)
+            }
+        }
+        preconditionFailure("the last attempt returns or throws")
+    }
+
+    private func sign(_ key: SigningKey?) throws(TokenError) -> String {
+        do {
+            return try builder.makeGrant(key: key)
+        } catch {
+            throw TokenError(.rejected, "the grant could not be signed: \(error)")
         }
     }
 }

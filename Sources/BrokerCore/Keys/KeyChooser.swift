@@ -1,0 +1,100 @@
+public import Logging
+import NIOConcurrencyHelpers
+
+/// Which of a profile's keys signs. With one key (or `kid:` set) that key always does. With a
+/// JWK Set the newest key signs once Maskinporten has accepted a grant signed with it; until
+/// then the newest key it accepted keeps signing, and the newer one is tried again every
+/// `probeInterval` (at the next fetch after that, which `TokenCache` schedules). So rotating by
+/// hand is: add a key to the set, register it, nothing else.
+///
+/// What Maskinporten accepted is known only from its answers, so after a start or a reload the
+/// newest key is tried first; a refusal costs one extra grant inside the same fetch, never a
+/// failed answer to a client.
+public final class KeyChooser: Sendable {
+    private struct State {
+        /// The kid Maskinporten last accepted a grant from.
+        var accepted: String?
+        /// When each key was last refused.
+        var refused: [String: ContinuousClock.Instant] = [:]
+    }
+
+    /// The keys, oldest first.
+    public let keys: [SigningKey]
+    /// How long a refused key waits before it is tried again.
+    public let probeInterval: Duration
+    private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+
+    /// A chooser among `keys` (oldest first).
+    public init(keys: [SigningKey], probeInterval: Duration, logger: Logger) {
+        self.keys = keys
+        self.probeInterval = probeInterval
+        self.logger = logger
+    }
+
+    /// The keys to sign with, in order, for the next fetch: the newest key not refused within
+    /// `probeInterval` first, then older ones down to the one accepted last (each tried only if
+    /// the one before it was refused). Never empty.
+    public func attempts(now: ContinuousClock.Instant = .now) -> [SigningKey] {
+        guard keys.count > 1 else { return keys }
+        return state.withLockedValue { state in
+            let acceptedIndex = state.accepted.flatMap { kid in keys.firstIndex { $0.kid == kid } }
+            var order: [SigningKey] = []
+            for index in keys.indices.reversed() {
+                let key = keys[index]
+                if let acceptedIndex, index < acceptedIndex { break }
+                if index == acceptedIndex {
+                    order.append(key)
+                    break
+                }
+                if let refusedAt = state.refused[key.kid], now - refusedAt < probeInterval { continue }
+                order.append(key)
+            }
+            // Every key refused lately and none accepted: try them all again, newest first.
+            return order.isEmpty ? keys.reversed() : order
+        }
+    }
+
+    /// When a key newer than the accepted one should be tried again; nil when the newest key
+    /// signs (or there is only one).
+    public func nextProbe() -> ContinuousClock.Instant? {
+        guard keys.count > 1, let newest = keys.last else { return nil }
+        return state.withLockedValue { state in
+            guard state.accepted != newest.kid else { return nil }
+            return state.refused.values.max().map { $0 + probeInterval }
+        }
+    }
+
+    /// Maskinporten accepted a grant signed with `key`.
+    public func accepted(_ key: SigningKey) {
+        guard keys.count > 1 else { return }
+        let previous = state.withLockedValue { state -> String? in
+            defer {
+                state.accepted = key.kid
+                state.refused[key.kid] = nil
+            }
+            return state.accepted
+        }
+        guard previous != key.kid else { return }
+        let newest = key.kid == keys.last?.kid
+        logger.notice(
+            "signing with key \(key.kid)",
+            metadata: [
+                "kid": "\(key.kid)", "previous_kid": "\(previous ?? "none")",
+                "reason":
+                    "\(newest ? "Maskinporten accepted a grant signed with it, and it is the newest key" : "Maskinporten accepted a grant signed with it; newer keys are refused")",
+            ])
+    }
+
+    /// Maskinporten refused a grant signed with `key`, and an older key is tried next.
+    public func refused(_ key: SigningKey, because error: TokenError) {
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.refused[key.kid] = .now }
+            return state.refused[key.kid] == nil
+        }
+        logger.log(
+            level: first ? .warning : .debug,
+            "Maskinporten refused key \(key.kid) (not registered on the client yet?); signing with an older key, trying this one again in \(probeInterval.components.seconds) s",
+            metadata: ["kid": "\(key.kid)", "error": "\(error)"])
+    }
+}
