@@ -1,6 +1,9 @@
 // The JSON bodies of the socket API's answers (docs/socket-api.md; openapi.yaml), encoded with
 // JSONCoding.encoder. Token answers for the hot path are prepared once per token (TokenBodies).
 
+import BrokerCore
+import Foundation
+
 struct TokenBody: Encodable {
     var accessToken: String
     var tokenType: String
@@ -41,11 +44,37 @@ struct ProfileBody: Encodable {
     var state: String
     var expiresAt: String?
     var lastError: String?
+    var keys: [KeyBody]?
 
     enum CodingKeys: String, CodingKey {
-        case profile, environment, kind, scopes, state
+        case profile, environment, kind, scopes, state, keys
         case expiresAt = "expires_at"
         case lastError = "last_error"
+    }
+}
+
+/// One key of a profile in `/v1/profiles`: never key material, only its id and what is known.
+struct KeyBody: Encodable {
+    var kid: String
+    var bits: Int
+    var signs: Bool
+    var maskinporten: String
+    var madeAt: String?
+    var ageDays: Int?
+
+    init(_ key: KeyStatus, now: Date = Date()) {
+        kid = key.kid
+        bits = key.bits
+        signs = key.signs
+        maskinporten = key.verdict.rawValue
+        madeAt = key.madeAt.map(JSONCoding.rfc3339)
+        ageDays = key.madeAt.map { Int((now.timeIntervalSince($0) / 86_400).rounded(.down)) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kid, bits, signs, maskinporten
+        case madeAt = "made_at"
+        case ageDays = "age_days"
     }
 }
 

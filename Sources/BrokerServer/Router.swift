@@ -250,7 +250,8 @@ public struct Router: Sendable {
                 ProfileBody(
                     profile: profile.name, environment: profile.environment.name, kind: profile.exchange == .altinn ? "altinn" : "maskinporten",
                     scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
-                    expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name]
+                    expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name],
+                    keys: status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0) } }
                 ))
         }
         return .json(.ok, ["profiles": list])
@@ -299,17 +300,19 @@ public struct Router: Sendable {
     public func metricsText() async -> String {
         var profiles: [(name: String, state: String, expiresIn: Double?)] = []
         var certificates: [(name: String, days: Int)] = []
+        var keys: [(profile: String, key: KeyStatus)] = []
         let state = state()
         for profile in state.configuration.profiles {
             let cache = broker.cache(for: profile.name)
             let status = await cache?.status()
             profiles.append((profile.name, status?.state.rawValue ?? "unavailable", status?.expiresAt.map { $0.timeIntervalSinceNow }))
+            keys += (status?.keys ?? []).map { (profile.name, $0) }
             if let days = cache?.credentials.daysUntilCertificateExpiry() { certificates.append(("profile:\(profile.name)", days)) }
         }
         for (name, issuer) in state.platformAccessTokens.sorted(by: { $0.key < $1.key }) {
             certificates.append(("platform_access_token:\(name)", issuer.daysUntilCertificateExpiry()))
         }
-        return metrics.render(profiles: profiles, certificates: certificates, droppedLines: auditor.drops)
+        return metrics.render(profiles: profiles, certificates: certificates, keys: keys, droppedLines: auditor.drops)
     }
 
     // MARK: - Helpers

@@ -1,4 +1,6 @@
+import BrokerCore
 import BrokerPOSIX
+import Foundation
 import Metrics
 import NIOConcurrencyHelpers
 public import Prometheus
@@ -111,8 +113,16 @@ public final class ServerMetrics: Sendable {
     /// The exposition text, after setting the per-profile gauges from the given snapshot.
     func render(
         profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = [],
-        droppedLines: LineSink.Drops = LineSink.Drops()
+        keys: [(profile: String, key: KeyStatus)] = [], droppedLines: LineSink.Drops = LineSink.Drops()
     ) -> String {
+        for (profile, key) in keys {
+            let dimensions = [("profile", profile), ("kid", key.kid)]
+            Gauge(label: "maskinporten_broker_key_signing", dimensions: dimensions, factory: factory).record(key.signs ? 1 : 0)
+            if let madeAt = key.madeAt {
+                Gauge(label: "maskinporten_broker_key_age_days", dimensions: dimensions, factory: factory)
+                    .record(Int((Date().timeIntervalSince(madeAt) / 86_400).rounded(.down)))
+            }
+        }
         for profile in profiles {
             for state in Self.states {
                 Gauge(label: "maskinporten_broker_profile_state", dimensions: [("profile", profile.name), ("state", state)], factory: factory)

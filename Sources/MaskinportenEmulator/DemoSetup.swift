@@ -15,7 +15,7 @@ public enum DemoSetup {
         let key = try RSAPrivateKey.generate()
         let kid = "demo-" + Digest.fingerprint(UUID().uuidString)
         emulator.register(RegisteredClient(clientID: "demo-client", scopes: [scope], keys: [try key.publicKey.jwk(kid: kid, algorithm: .rs256)]))
-        var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid))
+        var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid, madeAt: Int(Date().timeIntervalSince1970)))
         defer { jwk.resetBytes(in: 0..<jwk.count) }
         let keyFile = directory.appendingPathComponent("demo.jwk")
         guard

@@ -62,6 +62,12 @@ struct KeyPromotionTests {
             #expect(harness.emulator.stats.grantsRefused == 1, "the new key was tried first, and refused")
             #expect(logs.lines.contains { $0.hasPrefix("warning Maskinporten refused key new-kid") }, "\(logs.lines)")
             #expect(!logs.lines.contains { $0.hasPrefix("error") }, "\(logs.lines)")
+            // What /v1/profiles shows: the old key signs, the new one was refused.
+            let before = await cache.status().keys
+            #expect(before.map(\.kid) == ["test-kid", "new-kid"])
+            #expect(before.map(\.signs) == [true, false])
+            #expect(before.map(\.verdict) == [.accepted, .refused])
+            #expect(before.allSatisfy { $0.bits == 2048 })
 
             // Registered: the probe, a second after the refusal, signs with it and keeps it.
             harness.emulator.register(
@@ -84,6 +90,9 @@ struct KeyPromotionTests {
             #expect(logs.lines.contains { $0.hasPrefix("notice signing with key new-kid") && $0.contains("previous_kid=test-kid") }, "\(logs.lines)")
             #expect(try await cache.token().fingerprint != first.fingerprint, "the probe's token is served")
             #expect(harness.emulator.stats.grantsRefused == 1, "no refusal after the key was registered")
+            let after = await cache.status().keys
+            #expect(after.map(\.signs) == [false, true])
+            #expect(after.map(\.verdict) == [.untried, .accepted])
             await broker.shutdown()
         }
     }

@@ -90,6 +90,31 @@ struct ServerPipelineTests {
         await connection.close()
     }
 
+    @Test("a caller that may use a profile sees its keys: kid, size, that it signs, what Maskinporten said; never key material")
+    func profilesShowKeys() async throws {
+        let connection = try await TestConnection.open()
+        try await connection.send(get("/v1/token/demo") + get("/v1/profiles"))
+        let answers = try await connection.answers(2)
+        #expect(answers.map(\.status) == [200, 200])
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(answers[1].body.utf8)) as? [String: Any])
+        let demo = try #require((body["profiles"] as? [[String: Any]])?.first { $0["profile"] as? String == "demo" })
+        let keys = try #require(demo["keys"] as? [[String: Any]])
+        #expect(keys.count == 1)
+        #expect((keys[0]["kid"] as? String)?.hasPrefix("demo-") == true)
+        #expect(keys[0]["bits"] as? Int == 2048)
+        #expect(keys[0]["signs"] as? Bool == true)
+        #expect(keys[0]["maskinporten"] as? String == "accepted")
+        #expect(keys[0]["age_days"] as? Int == 0, "the demo key records when it was made")
+        #expect(Set(keys[0].keys) == ["kid", "bits", "signs", "maskinporten", "made_at", "age_days"])
+        // The same in the metrics: which key signs, and its age.
+        try await connection.send(get("/metrics"))
+        let metrics = try await connection.answer().body
+        let kid = try #require(keys[0]["kid"] as? String)
+        #expect(metrics.contains("maskinporten_broker_key_signing{profile=\"demo\",kid=\"\(kid)\"} 1"), "\(metrics)")
+        #expect(metrics.contains("maskinporten_broker_key_age_days{profile=\"demo\",kid=\"\(kid)\"} 0"), "\(metrics)")
+        await connection.close()
+    }
+
     @Test("a caller outside every allow list sees no profiles")
     func profilesForStranger() async throws {
         let connection = try await TestConnection.open(peer: ServerFixture.stranger)

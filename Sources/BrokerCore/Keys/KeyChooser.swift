@@ -1,3 +1,5 @@
+import BrokerCrypto
+public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
 
@@ -65,6 +67,18 @@ public final class KeyChooser: Sendable {
         }
     }
 
+    /// Every key with what Maskinporten said of it, oldest first: what `/v1/profiles` shows.
+    public func snapshot() -> [KeyStatus] {
+        state.withLockedValue { state in
+            let signing = state.accepted ?? (keys.count == 1 ? keys[0].kid : nil)
+            return keys.map { key in
+                let verdict: KeyStatus.Verdict =
+                    key.kid == state.accepted ? .accepted : state.refused[key.kid] != nil ? .refused : keys.count == 1 ? .accepted : .untried
+                return KeyStatus(kid: key.kid, bits: key.privateKey.bits, madeAt: key.madeAt, signs: key.kid == signing, verdict: verdict)
+            }
+        }
+    }
+
     /// Maskinporten accepted a grant signed with `key`.
     public func accepted(_ key: SigningKey) {
         guard keys.count > 1 else { return }
@@ -97,4 +111,28 @@ public final class KeyChooser: Sendable {
             "Maskinporten refused key \(key.kid) (not registered on the client yet?); signing with an older key, trying this one again in \(probeInterval.components.seconds) s",
             metadata: ["kid": "\(key.kid)", "error": "\(error)"])
     }
+}
+
+/// One key of a profile as the daemon knows it.
+public struct KeyStatus: Sendable, Equatable {
+    /// What Maskinporten said of a key.
+    public enum Verdict: String, Sendable {
+        /// It accepted the last grant signed with it (a profile's only key counts as accepted).
+        case accepted
+        /// It refused the last grant signed with it (not registered on the client?).
+        case refused
+        /// No grant has been signed with it since the daemon started or reloaded.
+        case untried
+    }
+
+    /// The key's id.
+    public var kid: String
+    /// Its size.
+    public var bits: Int
+    /// When it was made, where the JWK records it.
+    public var madeAt: Date?
+    /// Whether it signs the profile's grants now.
+    public var signs: Bool
+    /// What Maskinporten said of it.
+    public var verdict: Verdict
 }

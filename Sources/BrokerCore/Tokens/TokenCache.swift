@@ -26,6 +26,8 @@ public struct ProfileStatus: Sendable {
     public var expiresAt: Date?
     /// The last failure, while failures continue.
     public var lastError: TokenError?
+    /// The profile's keys, oldest first; empty for a business certificate.
+    public var keys: [KeyStatus] = []
     /// Whether a token that may be handed out is held.
     public var servable: Bool { state == .ready || state == .refreshing || state == .degraded }
 }
@@ -133,7 +135,7 @@ public actor TokenCache {
         case (true, false, false): state = .ready
         case (false, _, _): state = lastError == nil ? .starting : .failing
         }
-        return ProfileStatus(state: state, expiresAt: current?.expiresAt, lastError: lastError)
+        return ProfileStatus(state: state, expiresAt: current?.expiresAt, lastError: lastError, keys: fetcher.chooser.snapshot())
     }
 
     // MARK: - Refreshing
