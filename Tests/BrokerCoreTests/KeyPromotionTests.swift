@@ -23,7 +23,7 @@ struct KeyPromotionTests {
         let start = ContinuousClock.now
         #expect(chooser.attempts(now: start).map(\.kid) == ["c", "b", "a"], "nothing known: newest first, down to the oldest")
         #expect(chooser.nextProbe() == nil)
-        chooser.refused(keys[2], because: TokenError(.rejected, endpoint: .maskinporten, "MP-100"))
+        chooser.refused(keys[2], because: TokenError(.rejected, endpoint: .maskinporten, "MP-100"), fallingBack: true)
         chooser.accepted(keys[1])
         #expect(chooser.attempts(now: start + .seconds(1)).map(\.kid) == ["b"], "c refused a moment ago; a is older than the accepted b")
         let probe = try #require(chooser.nextProbe())
@@ -41,6 +41,14 @@ struct KeyPromotionTests {
         let single = KeyChooser(keys: [keys[0]], probeInterval: .seconds(1), logger: logs.logger)
         #expect(single.attempts().map(\.kid) == ["a"])
         #expect(single.nextProbe() == nil)
+        // A profile's only key always signs; what Maskinporten said of it is what it said last.
+        #expect(single.snapshot().map(\.verdict) == [.untried] && single.snapshot().map(\.signs) == [true])
+        single.accepted(keys[0])
+        #expect(single.snapshot().map(\.verdict) == [.accepted])
+        let before = logs.lines.count
+        single.refused(keys[0], because: TokenError(.rejected, endpoint: .maskinporten, "MP-100"), fallingBack: false)
+        #expect(single.snapshot().map(\.verdict) == [.refused] && single.snapshot().map(\.signs) == [true])
+        #expect(logs.lines.count == before, "the fetch's failure is the cache's to report, not a switch")
     }
 
     @Test("a new key not yet registered: tokens keep coming from the old key; once registered, the next probe promotes it")

@@ -38,23 +38,24 @@ public final class KeyChooser: Sendable {
     /// `probeInterval` first, then older ones down to the one accepted last (each tried only if
     /// the one before it was refused). Never empty.
     public func attempts(now: ContinuousClock.Instant = .now) -> [SigningKey] {
+        state.withLockedValue { attemptOrder($0, now: now) }
+    }
+
+    private func attemptOrder(_ state: State, now: ContinuousClock.Instant) -> [SigningKey] {
         guard keys.count > 1 else { return keys }
-        return state.withLockedValue { state in
-            let acceptedIndex = state.accepted.flatMap { kid in keys.firstIndex { $0.kid == kid } }
-            var order: [SigningKey] = []
-            for index in keys.indices.reversed() {
-                let key = keys[index]
-                if let acceptedIndex, index < acceptedIndex { break }
-                if index == acceptedIndex {
-                    order.append(key)
-                    break
-                }
-                if let refusedAt = state.refused[key.kid], now - refusedAt < probeInterval { continue }
+        let acceptedIndex = state.accepted.flatMap { kid in keys.firstIndex { $0.kid == kid } }
+        var order: [SigningKey] = []
+        for index in keys.indices.reversed() {
+            let key = keys[index]
+            if index == acceptedIndex {
                 order.append(key)
+                break
             }
-            // Every key refused lately and none accepted: try them all again, newest first.
-            return order.isEmpty ? keys.reversed() : order
+            if let refusedAt = state.refused[key.kid], now - refusedAt < probeInterval { continue }
+            order.append(key)
         }
+        // Every key refused lately and none accepted: try them all again, newest first.
+        return order.isEmpty ? keys.reversed() : order
     }
 
     /// When a key newer than the accepted one should be tried again; nil when the newest key
@@ -70,10 +71,10 @@ public final class KeyChooser: Sendable {
     /// Every key with what Maskinporten said of it, oldest first: what `/v1/profiles` shows.
     public func snapshot() -> [KeyStatus] {
         state.withLockedValue { state in
-            let signing = state.accepted ?? (keys.count == 1 ? keys[0].kid : nil)
+            // The key that signs: the accepted one; before any answer, the one tried first.
+            let signing = state.accepted ?? attemptOrder(state, now: .now).first?.kid
             return keys.map { key in
-                let verdict: KeyStatus.Verdict =
-                    key.kid == state.accepted ? .accepted : state.refused[key.kid] != nil ? .refused : keys.count == 1 ? .accepted : .untried
+                let verdict: KeyStatus.Verdict = key.kid == state.accepted ? .accepted : state.refused[key.kid] != nil ? .refused : .untried
                 return KeyStatus(kid: key.kid, bits: key.privateKey.bits, madeAt: key.madeAt, signs: key.kid == signing, verdict: verdict)
             }
         }
@@ -81,7 +82,6 @@ public final class KeyChooser: Sendable {
 
     /// Maskinporten accepted a grant signed with `key`.
     public func accepted(_ key: SigningKey) {
-        guard keys.count > 1 else { return }
         let previous = state.withLockedValue { state -> String? in
             defer {
                 state.accepted = key.kid
@@ -89,7 +89,8 @@ public final class KeyChooser: Sendable {
             }
             return state.accepted
         }
-        guard previous != key.kid else { return }
+        // A profile's only key has nothing to switch from.
+        guard previous != key.kid, keys.count > 1 else { return }
         let newest = key.kid == keys.last?.kid
         logger.notice(
             "signing with key \(key.kid)",
@@ -100,12 +101,17 @@ public final class KeyChooser: Sendable {
             ])
     }
 
-    /// Maskinporten refused a grant signed with `key`, and an older key is tried next.
-    public func refused(_ key: SigningKey, because error: TokenError) {
+    /// Maskinporten refused a grant signed with `key`; with `fallingBack`, an older key is
+    /// tried next (otherwise the refusal is the fetch's failure, which the cache reports).
+    public func refused(_ key: SigningKey, because error: TokenError, fallingBack: Bool) {
         let first = state.withLockedValue { state -> Bool in
-            defer { state.refused[key.kid] = .now }
+            defer {
+                state.refused[key.kid] = .now
+                if state.accepted == key.kid { state.accepted = nil }
+            }
             return state.refused[key.kid] == nil
         }
+        guard fallingBack else { return }
         logger.log(
             level: first ? .warning : .debug,
             "Maskinporten refused key \(key.kid) (not registered on the client yet?); signing with an older key, trying this one again in \(probeInterval.components.seconds) s",

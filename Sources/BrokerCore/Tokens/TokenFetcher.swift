@@ -61,17 +61,17 @@ public struct TokenFetcher: Sendable {
     /// it accepts. A refusal of a newer key falls through to the next key within this fetch:
     /// the caller sees only the last answer.
     private func requestToken() async throws(TokenError) -> MaskinportenToken {
-        let attempts = builder.credentials.certificateChain == nil ? chooser.attempts() : []
-        if attempts.count <= 1 {
-            return try await upstream.requestToken(grant: try sign(attempts.first), tokenEndpoint: builder.profile.environment.tokenEndpoint)
-        }
+        // A business certificate signs with x5c: no kid, nothing to choose.
+        let attempts: [SigningKey?] = builder.credentials.certificateChain == nil ? chooser.attempts() : [nil]
         for (index, key) in attempts.enumerated() {
+            let last = index == attempts.count - 1
             do {
                 let token = try await upstream.requestToken(grant: try sign(key), tokenEndpoint: builder.profile.environment.tokenEndpoint)
-                chooser.accepted(key)
+                if let key { chooser.accepted(key) }
                 return token
-            } catch  where error.kind == .rejected && error.endpoint == .maskinporten && index < attempts.count - 1 {
-                chooser.refused(key, because: error)
+            } catch  where error.kind == .rejected && error.endpoint == .maskinporten {
+                if let key { chooser.refused(key, because: error, fallingBack: !last) }
+                if last { throw error }
             }
         }
         preconditionFailure("the last attempt returns or throws")
