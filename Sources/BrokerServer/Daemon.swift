@@ -1,6 +1,7 @@
 public import BrokerCore
 public import BrokerPOSIX
 public import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -169,7 +170,8 @@ public final class Supervisor: Service, Sendable {
         notifier.reloading()
         logger.info("reloading", metadata: ["config": "\(configPath)"])
         do {
-            let loaded = try LoadedConfiguration.load(path: configPath)
+            var loaded = try LoadedConfiguration.load(path: configPath)
+            keepKeysInUse(&loaded)
             let changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
             let previous = state.withLockedValue { state in
                 defer { state = ServingState(loaded) }
@@ -190,6 +192,19 @@ public final class Supervisor: Service, Sendable {
         } catch {
             logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
             notifier.ready(status: "reload refused (\(error)); " + (await statusLine()))
+        }
+    }
+
+    /// A profile whose key no longer loads (a half-written file, a wrong paste) keeps the key it
+    /// signs with now, rather than stopping: the error is logged and counted, and the next reload
+    /// tries the file again. Only a profile that is running has a key to keep.
+    func keepKeysInUse(_ loaded: inout LoadedConfiguration) {
+        for (name, problem) in loaded.problems {
+            guard let kept = broker.cache(for: name)?.credentials else { continue }
+            loaded.credentials[name] = kept
+            loaded.problems[name] = nil
+            Counter(label: "maskinporten_broker_key_reload_failures_total", dimensions: [("profile", name)]).increment()
+            logger.error("the new key cannot be used; the key in use is kept", metadata: ["profile": "\(name)", "error": "\(problem)"])
         }
     }
 

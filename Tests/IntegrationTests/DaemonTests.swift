@@ -200,7 +200,9 @@ struct DaemonTests {
         await harness.stop()
     }
 
-    @Test("SIGHUP: a broken configuration is refused and serving goes on; a new profile is served; unchanged profiles keep their token")
+    @Test(
+        "SIGHUP: a broken configuration is refused and serving goes on; a new profile is served; unchanged profiles keep their token; a broken key file keeps the key in use"
+    )
     func reload() async throws {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
@@ -231,6 +233,24 @@ struct DaemonTests {
         #expect(served)
         let again = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         #expect(again == first, "an unchanged profile keeps its cached token across a reload")
+
+        // A key file that no longer loads: both profiles keep the key (and token) in use.
+        let key = try Data(contentsOf: URL(fileURLWithPath: harness.directory.path("notifications.jwk")))
+        try harness.directory.write("notifications.jwk", "-----BEGIN PRIVATE KEY-----\nbroken\n", mode: 0o600)
+        kill(harness.daemon!.pid, SIGHUP)
+        try await harness.waitForLog(containing: "the key in use is kept")
+        for _ in 0..<100 where harness.logs.components(separatedBy: "msg=reloaded").count < 3 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let log = harness.logs
+        #expect(log.contains("level=error msg=\"the new key cannot be used; the key in use is kept\""), "\(log)")
+        #expect(!log.contains("msg=\"cannot be served\""), "\(log)")
+        let kept = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
+        #expect(kept == first, "the profile keeps its key and its token")
+        #expect(try harness.request("/v1/token/second").status == 200)
+        let metrics = try harness.request("/metrics").body
+        #expect(metrics.contains("maskinporten_broker_key_reload_failures_total{profile=\"notifications\"} 1"), "\(metrics)")
+        try harness.directory.write("notifications.jwk", key, mode: 0o600)
         await harness.stop()
     }
 
