@@ -45,18 +45,7 @@ struct Keygen: ParsableCommand {
 
     func run() throws {
         do {
-            var existing: [JWK] = []
-            if addTo && FileManager.default.fileExists(atPath: out) {
-                existing = try EncodedJwkFile.readKeys(out)
-                guard existing.count < EncodedJwkFile.maximumKeys else {
-                    throw EncodedJwkFile.Failure(
-                        "\(out) already holds \(existing.count) keys, Maskinporten's limit for one client: remove the oldest from the file and from Samarbeidsportalen first"
-                    )
-                }
-                if let kid, existing.contains(where: { $0.kid == kid }) {
-                    throw EncodedJwkFile.Failure("\(out) already holds a key with kid \(kid); choose another --kid")
-                }
-            }
+            let existing = addTo ? try EncodedJwkFile.keysToAddTo(out, kid: kid) : []
             let key = try EncodedJwkFile.makeKey(bits: bits, kid: kid)
             try EncodedJwkFile.write(existing + [key], asSet: addTo, to: out, replacing: addTo || force)
             let publicKey = try RSAPrivateKey(jwk: key).publicKey

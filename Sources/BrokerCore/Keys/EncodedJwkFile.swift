@@ -64,6 +64,23 @@ public enum EncodedJwkFile {
         }
     }
 
+    /// The keys already in `path` that a new key (with `kid`, if chosen) joins: none when the file
+    /// does not exist yet. Checked before a key is made: the set must have room for one more, and
+    /// the kid must be new.
+    public static func keysToAddTo(_ path: String, kid: String?) throws -> [JWK] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let existing = try readKeys(path)
+        guard existing.count < maximumKeys else {
+            throw Failure(
+                "\(path) already holds \(existing.count) keys, Maskinporten's limit for one client: remove the oldest from the file and from Samarbeidsportalen first"
+            )
+        }
+        if let kid, existing.contains(where: { $0.kid == kid }) {
+            throw Failure("\(path) already holds a key with kid \(kid); choose another --kid")
+        }
+        return existing
+    }
+
     /// Writes `keys` to `path` as an EncodedJwk: the JWK itself for one key written as a new
     /// file, a JWK Set otherwise. A new file is never put over an existing one unless
     /// `replacing` is set.
