@@ -53,7 +53,7 @@ public final class Daemon: Sendable {
         }
         supervisor = Supervisor(
             configPath: configPath, broker: broker, state: state, notifier: notifier, listening: listening.stream,
-            readyTimeout: readyTimeout, server: server, logger: logger
+            readyTimeout: readyTimeout, server: server, keyFiles: loaded.keyFileContents, logger: logger
         )
         self.broker = broker
         self.auditor = auditor
@@ -79,18 +79,26 @@ public final class Daemon: Sendable {
 public final class Supervisor: Service, Sendable {
     private let configPath: String
     private let broker: TokenBroker
-    private let state: NIOLockedValueBox<ServingState>
+    let state: NIOLockedValueBox<ServingState>
     private let notifier: SystemdNotifier
     private let listening: AsyncStream<Void>
     private let readyTimeout: Duration
     private let server: SocketServer
-    private let logger: Logger
+    let logger: Logger
+    /// What the key files held when the daemon read them at start.
+    private let keyFilesAtStart: KeyFileContents
+    /// Reloads asked for, by SIGHUP or by a changed key file, done one at a time in order: two
+    /// at once could swap in an older read after a newer one.
+    let reloads = AsyncStream.makeStream(of: ReloadCause.self)
+    /// What the key-file watch acts on: a directory event, or what a reload has just read.
+    let keyFileEvents = AsyncStream.makeStream(of: KeyFileEvent.self)
 
     init(
         configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>,
-        readyTimeout: Duration, server: SocketServer, logger: Logger
+        readyTimeout: Duration, server: SocketServer, keyFiles: KeyFileContents, logger: Logger
     ) {
         self.server = server
+        self.keyFilesAtStart = keyFiles
         self.configPath = configPath
         self.broker = broker
         self.state = state
@@ -129,8 +137,12 @@ public final class Supervisor: Service, Sendable {
 
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await _ in hangups { await self.reload() }
+                for await _ in hangups { self.reloads.continuation.yield(.signal) }
             }
+            group.addTask {
+                for await cause in self.reloads.stream { await self.reload(cause) }
+            }
+            group.addTask { await self.watchKeyFiles(initial: self.keyFilesAtStart) }
             if let interval = self.notifier.watchdogInterval {
                 group.addTask { await self.watchdog(every: interval) }
             }
@@ -144,6 +156,8 @@ public final class Supervisor: Service, Sendable {
             try? await gracefulShutdown()
             notifier.stopping()
             logger.info("stopping")
+            reloads.continuation.finish()
+            keyFileEvents.continuation.finish()
             group.cancelAll()
         }
     }
@@ -164,19 +178,25 @@ public final class Supervisor: Service, Sendable {
 
     // MARK: - Reload
 
-    /// Reads the configuration and keys again. A file that does not parse is refused and the
-    /// running configuration kept; otherwise unchanged profiles keep their tokens.
-    public func reload() async {
+    /// Reads the configuration (on SIGHUP) or only the keys (when a key file changed) again. A
+    /// file that does not parse is refused and the running configuration kept; otherwise
+    /// unchanged profiles keep their tokens.
+    func reload(_ cause: ReloadCause) async {
         notifier.reloading()
-        logger.info("reloading", metadata: ["config": "\(configPath)"])
+        switch cause {
+        case .signal: logger.info("reloading", metadata: ["config": "\(configPath)"])
+        case .keyFiles(let files): logger.info("reloading keys: a key file changed", metadata: ["files": "\(files.joined(separator: ","))"])
+        }
         do {
-            var loaded = try LoadedConfiguration.load(path: configPath)
+            let configuration = try cause == .signal ? ConfigLoader.load(path: configPath) : state.withLockedValue { $0.configuration }
+            var loaded = LoadedConfiguration.load(configuration)
             keepKeysInUse(&loaded)
             let changes = try broker.apply(configuration: loaded.configuration, credentials: loaded.credentials)
             let previous = state.withLockedValue { state in
                 defer { state = ServingState(loaded) }
                 return state
             }
+            keyFileEvents.continuation.yield(.loaded(loaded.keyFileContents))
             if previous.configuration.socket != loaded.configuration.socket {
                 logger.warning("socket settings changed; they take effect at the next restart")
             }

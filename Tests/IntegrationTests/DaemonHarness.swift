@@ -33,17 +33,22 @@ final class DaemonHarness: @unchecked Sendable {
         emulator = try RunningProcess(try BrokerExecutable.path, ["emulator", "--listen", "127.0.0.1:0"])
         let output = try await emulator.waitForOutput(containing: "control API:")
         emulatorURL = String(output.split(separator: "\n")[0].split(separator: " ").last!)
-        var publicJWK = Self.key.jwkMembers(kid: "daemon-kid", alg: nil)
-        for member in ["d", "p", "q", "dp", "dq", "qi"] { publicJWK.removeValue(forKey: member) }
         try Self.curlHTTP(
             "-X", "POST", "--data",
-            "{\"client_id\":\"\(Self.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(TestKey.json(publicJWK))]}",
+            "{\"client_id\":\"\(Self.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(Self.publicJWK(Self.key, kid: "daemon-kid"))]}",
             "\(emulatorURL)/_emulator/clients")
         try Self.curlHTTP("-X", "PUT", "--data", "{\"altinn_token_lifetime\":\(altinnLifetime)}", "\(emulatorURL)/_emulator/settings")
         try directory.write("notifications.jwk", Self.key.encodedJwk(kid: "daemon-kid", alg: nil))
         socketPath = directory.path("run/broker.sock")
         configPath = directory.path("broker.yaml")
         try writeConfig(socketMode: socketMode, socketGroup: socketGroup, allow: allow, extraProfiles: extraProfiles)
+    }
+
+    /// The public part of `key` as a JWK, as a client registers it.
+    static func publicJWK(_ key: TestKey, kid: String) -> String {
+        var members = key.jwkMembers(kid: kid, alg: nil)
+        for member in ["d", "p", "q", "dp", "dq", "qi"] { members.removeValue(forKey: member) }
+        return TestKey.json(members)
     }
 
     func writeConfig(socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "", raw: String? = nil) throws {

@@ -20,6 +20,8 @@ public struct LoadedConfiguration: Sendable {
     /// Environments whose `ca_file` cannot be used, with why. The daemon does not start with one
     /// (its upstream client could not be built); `check-config` reports it with the rest.
     public var environmentProblems: [String: ConfigError] = [:]
+    /// What the key files held just before they were read: a later change shows against it.
+    public var keyFileContents = KeyFileContents(paths: [])
 
     /// Every problem, each under the key path that names it (`profiles.NAME`,
     /// `platform_access_tokens.NAME`, `environments.NAME`), in that order and by name: what start-up,
@@ -33,8 +35,16 @@ public struct LoadedConfiguration: Sendable {
     /// Reads the file and everything it names. A file that does not parse throws; a profile,
     /// token issuer or trust file that does not load is recorded with why, and the rest is kept.
     public static func load(path: String, loader: KeyLoader = KeyLoader()) throws -> LoadedConfiguration {
-        let configuration = try ConfigLoader.load(path: path)
+        load(try ConfigLoader.load(path: path), loader: loader)
+    }
+
+    /// Reads everything `configuration` names, and not the file again: what a changed key file
+    /// reloads, so that an edit to the configuration half done is not picked up with it.
+    public static func load(_ configuration: BrokerConfiguration, loader: KeyLoader = KeyLoader()) -> LoadedConfiguration {
+        let path = configuration.file
         var loaded = LoadedConfiguration(configuration: configuration, credentials: [:], problems: [:])
+        // Read before the keys are: a change made while they load is seen as one afterwards.
+        loaded.keyFileContents = KeyFileContents(paths: configuration.keyFiles)
         for profile in configuration.profiles {
             do {
                 loaded.credentials[profile.name] = try loader.load(profile, file: path)
