@@ -45,9 +45,10 @@ struct ProfileBody: Encodable {
     var expiresAt: String?
     var lastError: String?
     var keys: [KeyBody]?
+    var rotation: RotationBody?
 
     enum CodingKeys: String, CodingKey {
-        case profile, environment, kind, scopes, state, keys
+        case profile, environment, kind, scopes, state, keys, rotation
         case expiresAt = "expires_at"
         case lastError = "last_error"
     }
@@ -91,5 +92,31 @@ struct ReadinessBody: Encodable {
     enum CodingKeys: String, CodingKey {
         case status, failing
         case certificateDaysLeft = "certificate_days_left"
+    }
+}
+
+/// A profile's key rotation in `/v1/profiles`.
+struct RotationBody: Encodable {
+    var state: String
+    var lastRotation: String?
+    var nextRotation: String?
+    var pendingKid: String?
+    var failures: Int
+    var error: String?
+
+    init(_ status: KeyRotation.Status) {
+        state = status.state.rawValue
+        lastRotation = status.lastRotation.map(JSONCoding.rfc3339)
+        nextRotation = status.nextRotation.map(JSONCoding.rfc3339)
+        pendingKid = status.pendingKid
+        failures = status.failures
+        error = status.error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, failures, error
+        case lastRotation = "last_rotation"
+        case nextRotation = "next_rotation"
+        case pendingKid = "pending_kid"
     }
 }

@@ -23,10 +23,12 @@ public final class Daemon: Sendable {
     public let metricsListener: MetricsListener?
     /// The audit trail's count lines.
     public let auditor: Auditor
+    /// Key rotation through the self-service API, for profiles with `rotation:`.
+    public let rotation: KeyRotation
 
     /// The services to run, in dependency order: the auditor before the server, so that its
     /// last count lines are written once the server has stopped handing out tokens.
-    public var services: [any Service] { [broker, auditor, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
+    public var services: [any Service] { [broker, rotation, auditor, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
 
     /// Builds the daemon for `loaded`, listening as `listener`.
     public init(
@@ -45,7 +47,11 @@ public final class Daemon: Sendable {
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
         let state = NIOLockedValueBox(ServingState(loaded))
         let auditor = Auditor(output: output, level: logger.logLevel) { state.withLockedValue { $0.configuration.audit.summaryIntervalSeconds } }
-        let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, auditor: auditor)
+        let reloads = AsyncStream.makeStream(of: ReloadCause.self)
+        let rotation = KeyRotation(
+            broker: broker, configuration: { state.withLockedValue { $0.configuration } }, policy: policy, logger: logger,
+            reloadKeys: { reloads.continuation.yield(.rotation(profile: $0)) })
+        let router = Router(broker: broker, state: { state.withLockedValue { $0 } }, metrics: metrics, auditor: auditor, rotation: rotation)
         let listening = AsyncStream<Void>.makeStream()
         server = SocketServer(listener: listener, router: router, limits: limits, metrics: metrics, logger: logger) {
             listening.continuation.yield()
@@ -53,8 +59,9 @@ public final class Daemon: Sendable {
         }
         supervisor = Supervisor(
             configPath: configPath, broker: broker, state: state, notifier: notifier, listening: listening.stream,
-            readyTimeout: readyTimeout, server: server, keyFiles: loaded.keyFileContents, logger: logger
+            readyTimeout: readyTimeout, server: server, keyFiles: loaded.keyFileContents, reloads: reloads, logger: logger
         )
+        self.rotation = rotation
         self.broker = broker
         self.auditor = auditor
         metricsListener = loaded.configuration.metricsListen.map { address in
@@ -89,14 +96,16 @@ public final class Supervisor: Service, Sendable {
     private let keyFilesAtStart: KeyFileContents
     /// Reloads asked for, by SIGHUP or by a changed key file, done one at a time in order: two
     /// at once could swap in an older read after a newer one.
-    let reloads = AsyncStream.makeStream(of: ReloadCause.self)
+    let reloads: (stream: AsyncStream<ReloadCause>, continuation: AsyncStream<ReloadCause>.Continuation)
     /// What the key-file watch acts on: a directory event, or what a reload has just read.
     let keyFileEvents = AsyncStream.makeStream(of: KeyFileEvent.self)
 
     init(
         configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>,
-        readyTimeout: Duration, server: SocketServer, keyFiles: KeyFileContents, logger: Logger
+        readyTimeout: Duration, server: SocketServer, keyFiles: KeyFileContents,
+        reloads: (stream: AsyncStream<ReloadCause>, continuation: AsyncStream<ReloadCause>.Continuation), logger: Logger
     ) {
+        self.reloads = reloads
         self.server = server
         self.keyFilesAtStart = keyFiles
         self.configPath = configPath
@@ -186,6 +195,7 @@ public final class Supervisor: Service, Sendable {
         switch cause {
         case .signal: logger.info("reloading", metadata: ["config": "\(configPath)"])
         case .keyFiles(let files): logger.info("reloading keys: a key file changed", metadata: ["files": "\(files.joined(separator: ","))"])
+        case .rotation(let profile): logger.info("reloading keys: key rotation changed a profile's keys", metadata: ["profile": "\(profile)"])
         }
         do {
             let configuration = try cause == .signal ? ConfigLoader.load(path: configPath) : state.withLockedValue { $0.configuration }

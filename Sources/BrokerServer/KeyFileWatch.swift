@@ -10,6 +10,8 @@ enum ReloadCause: Sendable, Equatable {
     /// These key files changed: the running configuration's keys are read again, and not the
     /// configuration file (an edit to it is taken on SIGHUP, when its author says it is done).
     case keyFiles([String])
+    /// Key rotation registered or retired a profile's key: its keys are read again.
+    case rotation(profile: String)
 }
 
 /// What the key-file watch acts on.

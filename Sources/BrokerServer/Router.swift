@@ -11,10 +11,14 @@ public struct Router: Sendable {
     let state: @Sendable () -> ServingState
     let metrics: ServerMetrics
     let auditor: Auditor
+    let rotation: KeyRotation?
     let bodies = TokenBodies()
 
     /// A router over `broker`, reading the serving state through `state` on each request.
-    public init(broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, auditor: Auditor) {
+    public init(
+        broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, auditor: Auditor, rotation: KeyRotation? = nil
+    ) {
+        self.rotation = rotation
         self.broker = broker
         self.state = state
         self.metrics = metrics
@@ -251,7 +255,8 @@ public struct Router: Sendable {
                     profile: profile.name, environment: profile.environment.name, kind: profile.exchange == .altinn ? "altinn" : "maskinporten",
                     scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
                     expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name],
-                    keys: status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0) } }
+                    keys: status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0) } },
+                    rotation: rotation?.status(of: profile.name).map(RotationBody.init)
                 ))
         }
         return .json(.ok, ["profiles": list])
@@ -301,18 +306,20 @@ public struct Router: Sendable {
         var profiles: [(name: String, state: String, expiresIn: Double?)] = []
         var certificates: [(name: String, days: Int)] = []
         var keys: [(profile: String, key: KeyStatus)] = []
+        var rotations: [(profile: String, status: KeyRotation.Status)] = []
         let state = state()
         for profile in state.configuration.profiles {
             let cache = broker.cache(for: profile.name)
             let status = await cache?.status()
             profiles.append((profile.name, status?.state.rawValue ?? "unavailable", status?.expiresAt.map { $0.timeIntervalSinceNow }))
             keys += (status?.keys ?? []).map { (profile.name, $0) }
+            if let rotating = rotation?.status(of: profile.name) { rotations.append((profile.name, rotating)) }
             if let days = cache?.credentials.daysUntilCertificateExpiry() { certificates.append(("profile:\(profile.name)", days)) }
         }
         for (name, issuer) in state.platformAccessTokens.sorted(by: { $0.key < $1.key }) {
             certificates.append(("platform_access_token:\(name)", issuer.daysUntilCertificateExpiry()))
         }
-        return metrics.render(profiles: profiles, certificates: certificates, keys: keys, droppedLines: auditor.drops)
+        return metrics.render(profiles: profiles, certificates: certificates, keys: keys, rotations: rotations, droppedLines: auditor.drops)
     }
 
     // MARK: - Helpers

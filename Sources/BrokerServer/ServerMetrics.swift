@@ -113,8 +113,18 @@ public final class ServerMetrics: Sendable {
     /// The exposition text, after setting the per-profile gauges from the given snapshot.
     func render(
         profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = [],
-        keys: [(profile: String, key: KeyStatus)] = [], droppedLines: LineSink.Drops = LineSink.Drops()
+        keys: [(profile: String, key: KeyStatus)] = [], rotations: [(profile: String, status: KeyRotation.Status)] = [],
+        droppedLines: LineSink.Drops = LineSink.Drops()
     ) -> String {
+        for (profile, status) in rotations {
+            Gauge(label: "maskinporten_broker_key_rotation_failing", dimensions: [("profile", profile)], factory: factory).record(
+                status.state == .failing ? 1 : 0)
+            Counter(label: "maskinporten_broker_key_rotation_failures_total", dimensions: [("profile", profile)], factory: factory).increment(by: 0)
+            if let last = status.lastRotation {
+                Gauge(label: "maskinporten_broker_key_rotation_seconds_since_last", dimensions: [("profile", profile)], factory: factory)
+                    .record(Int(Date().timeIntervalSince(last)))
+            }
+        }
         for (profile, key) in keys {
             let dimensions = [("profile", profile), ("kid", key.kid)]
             Gauge(label: "maskinporten_broker_key_signing", dimensions: dimensions, factory: factory).record(key.signs ? 1 : 0)

@@ -22,7 +22,7 @@ public final class Emulator: Sendable {
     let signingKeyID: String
     let stateDirectory: URL?
     let logger: Logger
-    private let state: NIOLockedValueBox<State>
+    let state: NIOLockedValueBox<State>
 
     struct State {
         var clients: [String: RegisteredClient] = [:]
@@ -30,6 +30,9 @@ public final class Emulator: Sendable {
         var faults: [FaultTarget: Fault] = [:]
         var settings = EmulatorSettings()
         var stats = EmulatorStats()
+        /// When a key registered through the self-service API starts being accepted, by
+        /// `client_id|kid`; keys not here are accepted at once.
+        var keyActivation: [String: Date] = [:]
     }
 
     /// An emulator answering as `issuer`. With a state directory, the signing key and the
@@ -137,7 +140,14 @@ public final class Emulator: Sendable {
     /// The answer to a grant: an access token, or the rule the grant broke.
     func issueToken(assertion: String, now: Date? = nil) -> Result<[String: JSONValue], GrantRefusal> {
         let now = now ?? self.now
-        let (clients, settings) = state.withLockedValue { ($0.clients, $0.settings) }
+        let (clients, settings) = state.withLockedValue { state in
+            // A key registered a moment ago is not known to the token endpoint yet.
+            var clients = state.clients
+            for (id, client) in clients {
+                clients[id]?.keys = client.keys.filter { key in state.keyActivation["\(id)|\(key.kid ?? "")"].map { $0 <= now } ?? true }
+            }
+            return (clients, state.settings)
+        }
         let validator = GrantValidator(issuer: issuer, clients: clients, now: now)
         let grant: ValidatedGrant
         switch validator.validate(assertion) {
@@ -262,7 +272,7 @@ public final class Emulator: Sendable {
 
     /// The claims of a bearer token this emulator signed as `issuer`, not yet expired; else
     /// Altinn's 401.
-    private func verifiedClaims(_ bearer: String?, issuer expected: String, issuerName: String, tokenName: String, now: Date) -> Result<
+    func verifiedClaims(_ bearer: String?, issuer expected: String, issuerName: String, tokenName: String, now: Date) -> Result<
         [String: JSONValue], ExchangeRefusal
     > {
         guard let bearer else {
@@ -285,7 +295,7 @@ public final class Emulator: Sendable {
         try JWS.sign(header: ["alg": "RS256", "kid": signingKeyID, "typ": "JWT"], payload: claims, key: signingKey, algorithm: .rs256)
     }
 
-    private func persist(_ clients: [RegisteredClient]) {
+    func persist(_ clients: [RegisteredClient]) {
         guard let stateDirectory else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

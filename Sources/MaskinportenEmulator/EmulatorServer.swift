@@ -181,6 +181,7 @@ public final class EmulatorServer: Sendable {
             emulator.settings = settings
             return .encodable(.ok, settings)
         default:
+            if request.path.hasPrefix(Self.selfServicePrefix) { return selfServiceEndpoint(request) }
             if request.method == .POST, request.path.hasPrefix("/_emulator/faults/") {
                 guard let target = FaultTarget(rawValue: String(request.path.dropFirst("/_emulator/faults/".count))),
                     let fault = request.decode(Fault.self)
@@ -190,7 +191,7 @@ public final class EmulatorServer: Sendable {
                         [
                             "error": "invalid_request",
                             "error_description":
-                                "POST /_emulator/faults/{token|exchange} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}",
+                                "POST /_emulator/faults/{token|exchange|jwks} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}",
                         ])
                 }
                 emulator.inject(fault, into: target)

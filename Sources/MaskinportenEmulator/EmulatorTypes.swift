@@ -39,6 +39,8 @@ public enum FaultTarget: String, Sendable, Codable, CaseIterable {
     case token
     /// Altinn's `/authentication/api/v1/exchange/maskinporten`.
     case exchange
+    /// The self-service API's `{api}/{client_id}/jwks`.
+    case jwks
 }
 
 /// A fault injected into one endpoint's answers.
@@ -103,9 +105,16 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
     /// Added to the emulator's whole clock, seconds: the grant checks (`iat`, `exp`), the tokens
     /// it issues and the `Date` header. A wall-clock jump upstream.
     public var clockOffset: Int = 0
+    /// How long a key registered through the self-service API takes to be accepted in grants,
+    /// seconds: Maskinporten's caches take a while to see a new key.
+    public var keyRegistrationDelay: Int = 0
 
     /// Settings with the given values.
-    public init(tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0, clockOffset: Int = 0) {
+    public init(
+        tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0, clockOffset: Int = 0,
+        keyRegistrationDelay: Int = 0
+    ) {
+        self.keyRegistrationDelay = keyRegistrationDelay
         self.tokenLifetime = tokenLifetime
         self.altinnTokenLifetime = altinnTokenLifetime
         self.altinnExpOffset = altinnExpOffset
@@ -119,6 +128,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         case altinnExpOffset = "altinn_exp_offset"
         case dateOffset = "date_offset"
         case clockOffset = "clock_offset"
+        case keyRegistrationDelay = "key_registration_delay"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -128,6 +138,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         altinnExpOffset = try container.decodeIfPresent(Int.self, forKey: .altinnExpOffset) ?? 0
         dateOffset = try container.decodeIfPresent(Int.self, forKey: .dateOffset) ?? 0
         clockOffset = try container.decodeIfPresent(Int.self, forKey: .clockOffset) ?? 0
+        keyRegistrationDelay = try container.decodeIfPresent(Int.self, forKey: .keyRegistrationDelay) ?? 0
     }
 }
 
@@ -149,6 +160,8 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var faultsInjected = 0
     /// Access tokens issued, by the kid of the key that signed the grant.
     public var tokensIssuedByKid: [String: Int] = [:]
+    /// Key sets registered through the self-service API (`POST {api}/{client_id}/jwks`).
+    public var jwksRegistrations = 0
 
     /// Zero counters.
     public init() {}
@@ -162,5 +175,6 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
         case exchangesRefused = "exchanges_refused"
         case faultsInjected = "faults_injected"
         case tokensIssuedByKid = "tokens_issued_by_kid"
+        case jwksRegistrations = "jwks_registrations"
     }
 }

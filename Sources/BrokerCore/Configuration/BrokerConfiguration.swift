@@ -23,6 +23,12 @@ public struct BrokerConfiguration: Sendable {
     public var metricsListen: (host: String, port: Int)?
     /// `audit:`: what happens when audit lines cannot be written, and how repeats are folded.
     public var audit = AuditSettings()
+    /// `state_directory`: where key rotation keeps the keys it made and its progress (default
+    /// `$STATE_DIRECTORY`, which systemd's `StateDirectory=` sets, else `/var/lib/maskinporten-broker`).
+    public var stateDirectory: String = BrokerConfiguration.defaultStateDirectory
+
+    /// The state directory when the file does not name one.
+    public static let defaultStateDirectory = "/var/lib/maskinporten-broker"
 
     /// The profile called `name`.
     public func profile(named name: String) -> Profile? {
@@ -176,13 +182,15 @@ public struct Profile: Sendable {
     public var systemUserExternalRef: String?
     /// Who may fetch the tokens; nil means root and the daemon's own user only.
     public var allow: AccessList?
+    /// `rotation:`: make and register new keys through the self-service API, when set.
+    public var rotation: RotationSettings?
 
     /// A profile with the given settings; the defaults are those of a file that leaves them out.
     public init(
         name: String, environment: MaskinportenEnvironment, clientID: String, scopes: [String], keySource: KeySource,
         kid: String? = nil, algorithm: SigningAlgorithm? = nil, exchange: TokenExchange = .altinn, altinnTestOrg: Bool = false,
         resource: [String]? = nil, consumerOrg: OrganisationNumber? = nil, systemUserOrg: OrganisationNumber? = nil,
-        systemUserExternalRef: String? = nil, allow: AccessList? = nil
+        systemUserExternalRef: String? = nil, allow: AccessList? = nil, rotation: RotationSettings? = nil
     ) {
         self.name = name
         self.environment = environment
@@ -198,6 +206,7 @@ public struct Profile: Sendable {
         self.systemUserOrg = systemUserOrg
         self.systemUserExternalRef = systemUserExternalRef
         self.allow = allow
+        self.rotation = rotation
     }
 }
 
@@ -225,4 +234,32 @@ public struct IDPortenExchangeSettings: Sendable {
     public var environment: MaskinportenEnvironment
     /// Who may use the exchange.
     public var allow: AccessList?
+}
+
+/// A profile's `rotation:`.
+public struct RotationSettings: Sendable, Hashable {
+    /// `every`: a new key is made when the newest is this old, seconds.
+    public var every: Int
+    /// `retire_after`: the previous key is removed from the client this long after the new one
+    /// was accepted, seconds.
+    public var retireAfter: Int
+    /// `self_service_profile`: the profile whose token the self-service API is called with;
+    /// nil: a token for this profile's client with the self-service scopes.
+    public var selfServiceProfile: String?
+    /// The file holding the keys rotation made for this profile (a JWK Set, mode 0600).
+    public var keysFile: String
+    /// The file recording how far rotation got (no key material).
+    public var stateFile: String
+
+    /// Settings with the given values.
+    public init(every: Int, retireAfter: Int, selfServiceProfile: String?, keysFile: String, stateFile: String) {
+        self.every = every
+        self.retireAfter = retireAfter
+        self.selfServiceProfile = selfServiceProfile
+        self.keysFile = keysFile
+        self.stateFile = stateFile
+    }
+
+    /// The scopes a self-service token carries.
+    public static let selfServiceScopes = ["idporten:dcr.read", "idporten:dcr.write"]
 }

@@ -79,18 +79,21 @@ private struct ConfigParser {
     static let allowKeys = ["users", "groups", "uids"]
     static let profileKeys = [
         "environment", "client_id", "scopes", "key", "algorithm", "exchange", "altinn_test_org", "resource",
-        "consumer_org", "system_user_org", "system_user_external_ref", "allow",
+        "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation",
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
         let top = try YAMLMapping(
             root, file: file, path: "",
-            known: ["socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit"])
+            known: [
+                "socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit",
+                "state_directory",
+            ])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
         let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds", "key_probe_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
         for (name, section) in try top.namedMappings(
-            "environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file"])
+            "environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file", "self_service_api"])
         {
             environments[name] = try parseEnvironment(name: name, section)
         }
@@ -105,9 +108,14 @@ private struct ConfigParser {
             }
             throw mapping.error(.unknownEnvironment, key, "unknown environment \"\(name)\" (known: \(known); define others under environments)")
         }
-        let profiles = try top.namedMappings("profiles", known: Self.profileKeys).map { name, section in
-            try parseProfile(name: name, section, environment: lookup)
+        let stateDirectory = try top.string("state_directory").map(absolutePath) ?? stateDirectoryFromEnvironment()
+        let profileSections = try top.namedMappings("profiles", known: Self.profileKeys)
+        let profiles = try profileSections.map { name, section in
+            try parseProfile(name: name, section, environment: lookup, stateDirectory: stateDirectory)
         }.sorted { $0.name < $1.name }
+        for (name, section) in profileSections {
+            try checkRotation(of: name, section, profiles: profiles)
+        }
         let platformAccessTokens = try top.namedMappings(
             "platform_access_tokens", known: ["issuer", "app", "certificate_file", "private_key_file", "lifetime_seconds", "allow"]
         ).map { name, section in
@@ -143,8 +151,14 @@ private struct ConfigParser {
         return BrokerConfiguration(
             file: file, socket: socket, refresh: refresh, environments: environments,
             profiles: profiles, platformAccessTokens: platformAccessTokens, idPortenExchange: idPorten, logLevel: logLevel, metricsListen: metricsListen,
-            audit: audit
+            audit: audit, stateDirectory: stateDirectory
         )
+    }
+
+    /// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first, if it names several), else the default.
+    func stateDirectoryFromEnvironment() -> String {
+        let value = ProcessInfo.processInfo.environment["STATE_DIRECTORY"] ?? ""
+        return value.split(separator: ":").first.map(String.init) ?? BrokerConfiguration.defaultStateDirectory
     }
 
     // MARK: Sections
@@ -229,12 +243,14 @@ private struct ConfigParser {
         let endpoint = try url(section, "maskinporten_token_endpoint", required: false)
         let platform = try url(section, "altinn_platform", required: false)
         let caFile = try section.string("ca_file").map(absolutePath)
-        return MaskinportenEnvironment(name: name, issuer: issuer, tokenEndpoint: endpoint, altinnPlatform: platform, caFile: caFile)
+        let selfService = try url(section, "self_service_api", required: false)
+        return MaskinportenEnvironment(
+            name: name, issuer: issuer, tokenEndpoint: endpoint, altinnPlatform: platform, caFile: caFile, selfServiceAPI: selfService)
     }
 
-    func parseProfile(name: String, _ section: YAMLMapping, environment lookup: (String, YAMLMapping, String) throws -> MaskinportenEnvironment) throws
-        -> Profile
-    {
+    func parseProfile(
+        name: String, _ section: YAMLMapping, environment lookup: (String, YAMLMapping, String) throws -> MaskinportenEnvironment, stateDirectory: String
+    ) throws -> Profile {
         try checkName(name, section: section)
         let environment = try lookup(try section.requiredString("environment", what: "the environment (prod, tt02, ...)"), section, "environment")
         let clientID = try section.requiredString("client_id", what: "the Maskinporten client id")
@@ -289,11 +305,79 @@ private struct ConfigParser {
             throw section.error(.invalidValue, "system_user_external_ref", "system_user_external_ref needs system_user_org")
         }
         let allow = try parseAccessList(section.mapping("allow", known: Self.allowKeys))
+        let rotation = try parseRotation(
+            section.mapping("rotation", known: ["every", "retire_after", "self_service_profile"]), profile: name, source: source, kid: kid,
+            environment: environment, stateDirectory: stateDirectory)
         return Profile(
             name: name, environment: environment, clientID: clientID, scopes: scopes, keySource: source, kid: kid,
             algorithm: algorithm, exchange: exchange, altinnTestOrg: testOrg, resource: resource,
-            consumerOrg: consumerOrg, systemUserOrg: systemUserOrg, systemUserExternalRef: externalRef, allow: allow
+            consumerOrg: consumerOrg, systemUserOrg: systemUserOrg, systemUserExternalRef: externalRef, allow: allow, rotation: rotation
         )
+    }
+
+    func parseRotation(
+        _ section: YAMLMapping?, profile: String, source: KeySource, kid: String?, environment: MaskinportenEnvironment, stateDirectory: String
+    ) throws -> RotationSettings? {
+        guard let section else { return nil }
+        if case .certificate = source {
+            throw section.error(
+                .invalidValue, nil, "rotation makes JWKs; a business certificate is renewed by its issuer: remove rotation, or use a JWK key")
+        }
+        if kid != nil {
+            throw section.error(.invalidValue, nil, "key.kid pins one key, and rotation signs with the keys it makes: remove key.kid")
+        }
+        guard environment.selfServiceAPI != nil else {
+            throw section.error(
+                .invalidValue, nil,
+                "environment \"\(environment.name)\" has no self_service_api (Digdir's .../api/v1/clients), which rotation calls: add one to the environment")
+        }
+        guard let everyText = try section.string("every") else {
+            throw section.error(.missingKey, "every", "how old the newest key may get before a new one is made, such as 90d")
+        }
+        let every = try duration(section, "every", everyText)
+        guard every >= 1 else { throw section.error(.invalidValue, "every", "must be at least 1s") }
+        let retireAfter = try section.string("retire_after").map { try duration(section, "retire_after", $0) } ?? 86_400
+        let directory = URL(fileURLWithPath: stateDirectory)
+        return RotationSettings(
+            every: every, retireAfter: retireAfter, selfServiceProfile: try section.string("self_service_profile"),
+            keysFile: directory.appendingPathComponent("\(profile).keys.jwk").path, stateFile: directory.appendingPathComponent("\(profile).rotation.json").path
+        )
+    }
+
+    /// A rotation's `self_service_profile` names a profile that can call the self-service API.
+    func checkRotation(of name: String, _ section: YAMLMapping, profiles: [Profile]) throws {
+        guard let profile = profiles.first(where: { $0.name == name }), let rotation = profile.rotation,
+            let selfService = rotation.selfServiceProfile,
+            let rotationSection = try section.mapping("rotation", known: ["every", "retire_after", "self_service_profile"])
+        else { return }
+        guard let admin = profiles.first(where: { $0.name == selfService }) else {
+            throw rotationSection.error(
+                .invalidValue, "self_service_profile", "no profile \"\(selfService)\" (known: \(profiles.map(\.name).joined(separator: ", ")))")
+        }
+        let missing = RotationSettings.selfServiceScopes.filter { !admin.scopes.contains($0) }
+        guard missing.isEmpty, admin.exchange == .none else {
+            throw rotationSection.error(
+                .invalidValue, "self_service_profile",
+                "profile \"\(selfService)\" must have the scopes \(RotationSettings.selfServiceScopes.joined(separator: " and ")) and exchange: none to call the self-service API"
+                    + (missing.isEmpty ? " (its exchange is altinn)" : " (it lacks \(missing.joined(separator: ", ")))"))
+        }
+        guard admin.environment.name == profile.environment.name else {
+            throw rotationSection.error(
+                .invalidValue, "self_service_profile",
+                "profile \"\(selfService)\" is in environment \(admin.environment.name), this profile in \(profile.environment.name)")
+        }
+    }
+
+    /// `90d`, `24h`, `30m`, `45s` or plain seconds.
+    func duration(_ section: YAMLMapping, _ key: String, _ text: String) throws -> Int {
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let unit = trimmed.last.flatMap { units[$0] }
+        let number = unit == nil ? trimmed : String(trimmed.dropLast())
+        guard let value = Int(number), value >= 0, value <= 3650 * 86_400 / (unit ?? 1) else {
+            throw section.error(.invalidValue, key, "\"\(text)\" is not a duration: write a number with s, m, h or d, such as 90d or 24h")
+        }
+        return value * (unit ?? 1)
     }
 
     func parseKey(_ section: YAMLMapping) throws -> (KeySource, kid: String?) {

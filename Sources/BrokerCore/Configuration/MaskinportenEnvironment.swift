@@ -11,9 +11,14 @@ public struct MaskinportenEnvironment: Sendable, Hashable {
     public var altinnPlatform: String?
     /// Extra PEM trust anchors for `https` to this environment.
     public var caFile: String?
+    /// Digdir's self-service API for clients (`.../api/v1/clients`), which key rotation uses.
+    public var selfServiceAPI: String?
 
     /// Creates an environment.
-    public init(name: String, issuer: String, tokenEndpoint: String? = nil, altinnPlatform: String?, caFile: String? = nil) {
+    public init(
+        name: String, issuer: String, tokenEndpoint: String? = nil, altinnPlatform: String?, caFile: String? = nil, selfServiceAPI: String? = nil
+    ) {
+        self.selfServiceAPI = selfServiceAPI.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.name = name
         self.issuer = issuer
         self.tokenEndpoint = tokenEndpoint ?? Self.defaultTokenEndpoint(issuer: issuer)
@@ -30,12 +35,16 @@ public struct MaskinportenEnvironment: Sendable, Hashable {
     public static let builtIn: [String: MaskinportenEnvironment] = {
         let production = "https://maskinporten.no/"
         let test = "https://test.maskinporten.no/"
+        let testSelfService = "https://api.test.samarbeid.digdir.no/api/v1/clients"
         var table: [String: MaskinportenEnvironment] = [
-            "prod": .init(name: "prod", issuer: production, altinnPlatform: "https://platform.altinn.no"),
-            "tt02": .init(name: "tt02", issuer: test, altinnPlatform: "https://platform.tt02.altinn.no"),
+            "prod": .init(
+                name: "prod", issuer: production, altinnPlatform: "https://platform.altinn.no", selfServiceAPI: "https://api.samarbeid.digdir.no/api/v1/clients"
+            ),
+            "tt02": .init(
+                name: "tt02", issuer: test, altinnPlatform: "https://platform.tt02.altinn.no", selfServiceAPI: testSelfService),
         ]
         for name in ["at22", "at23", "at24", "yt01"] {
-            table[name] = .init(name: name, issuer: test, altinnPlatform: "https://platform.\(name).altinn.cloud")
+            table[name] = .init(name: name, issuer: test, altinnPlatform: "https://platform.\(name).altinn.cloud", selfServiceAPI: testSelfService)
         }
         return table
     }()

@@ -95,7 +95,7 @@ public enum EncodedJwkFile {
         try writeAtomically(text, to: path, replacing: replacing)
     }
 
-    private static func writeAtomically(_ bytes: [UInt8], to path: String, replacing: Bool) throws {
+    static func writeAtomically(_ bytes: [UInt8], to path: String, replacing: Bool) throws {
         let directory = (path as NSString).deletingLastPathComponent
         var template = Array(((directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).XXXXXX").utf8CString)
         // mkstemp creates the file 0600, owner only, before a byte is in it.

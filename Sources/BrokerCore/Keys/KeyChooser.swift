@@ -80,6 +80,15 @@ public final class KeyChooser: Sendable {
         }
     }
 
+    /// Forgets that `kid` was refused, so that the next fetch tries it; false when no key of
+    /// this chooser has that kid.
+    @discardableResult
+    public func forgetRefusal(of kid: String) -> Bool {
+        guard keys.contains(where: { $0.kid == kid }) else { return false }
+        state.withLockedValue { _ = $0.refused.removeValue(forKey: kid) }
+        return true
+    }
+
     /// Maskinporten accepted a grant signed with `key`.
     public func accepted(_ key: SigningKey) {
         let previous = state.withLockedValue { state -> String? in

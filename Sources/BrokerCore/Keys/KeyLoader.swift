@@ -88,6 +88,19 @@ public struct KeyLoader: Sendable {
     /// - Throws: `ConfigError` with the key path of the source (e.g.
     ///   `profiles.notifications.key.encoded_jwk_file`) and what is wrong.
     public func load(_ profile: Profile, file: String) throws -> SigningCredentials {
+        let configured = try loadConfigured(profile, file: file)
+        // Keys rotation made follow the configured ones: the newest of them is the newest key.
+        guard let rotation = profile.rotation, FileManager.default.fileExists(atPath: rotation.keysFile) else { return configured }
+        let keyPath = "profiles.\(profile.name).rotation"
+        var text = try readSecretFile(rotation.keysFile, file: file, keyPath: keyPath)
+        defer { text.resetSecretBytes() }
+        let made = try credentials(fromEncodedJwk: text, profile: profile, file: file, keyPath: keyPath).keys
+        let added = made.filter { key in !configured.keys.contains { $0.kid == key.kid } }
+        return added.isEmpty ? configured : SigningCredentials(keys: configured.keys + added)
+    }
+
+    /// The key from the source the profile names.
+    private func loadConfigured(_ profile: Profile, file: String) throws -> SigningCredentials {
         let keyPath = "profiles.\(profile.name).key"
         let sourcePath = "\(keyPath).\(profile.keySource.configKey)"
         switch profile.keySource {

@@ -83,6 +83,35 @@ public final class TokenBroker: Service, Sendable {
         state.withLockedValue { $0.entries.mapValues(\.cache) }
     }
 
+    /// The upstream client for `environment`'s trust setting, once a profile there is running.
+    public func upstream(for environment: MaskinportenEnvironment) -> UpstreamClient? {
+        state.withLockedValue { $0.upstreams[environment.caFile ?? ""] }
+    }
+
+    /// A Maskinporten token for Digdir's self-service API, to manage `profile`'s client: from
+    /// `self_service_profile`'s cache when one is named, else fetched for the profile's own
+    /// client and keys with the self-service scopes (not cached: rotation asks a few times a year).
+    public func selfServiceToken(for profile: Profile) async throws(TokenError) -> String {
+        if let name = profile.rotation?.selfServiceProfile {
+            guard let cache = cache(for: name) else {
+                throw TokenError(.rejected, "self_service_profile \(name) is not running (its key did not load?)")
+            }
+            return try await cache.token().value
+        }
+        guard let cache = cache(for: profile.name), let upstream = upstream(for: profile.environment) else {
+            throw TokenError(.rejected, "profile \(profile.name) is not running")
+        }
+        var admin = profile
+        admin.scopes = RotationSettings.selfServiceScopes
+        admin.exchange = .none
+        admin.resource = nil
+        admin.consumerOrg = nil
+        admin.systemUserOrg = nil
+        admin.systemUserExternalRef = nil
+        let fetcher = TokenFetcher(builder: GrantBuilder(profile: admin, credentials: cache.credentials), upstream: upstream, logger: logger)
+        return try await fetcher.fetch().value
+    }
+
     /// The ID-porten exchange, when the configuration enables it.
     public var idPorten: IDPortenExchanger? {
         state.withLockedValue { $0.idPorten }

@@ -58,6 +58,8 @@ public actor TokenCache {
     private var retryAt: ContinuousClock.Instant?
     private var refreshAt: ContinuousClock.Instant?
     private var lastForced: ContinuousClock.Instant?
+    /// A key was registered while a fetch was under way: fetch again right after it.
+    private var probeAfterFetch = false
 
     /// The shortest time between two forced refreshes (`POST .../refresh`).
     public static let forcedRefreshInterval: Duration = .seconds(10)
@@ -157,6 +159,20 @@ public actor TokenCache {
         return nil
     }
 
+    /// `kid` was just registered on the client (by rotation): if this cache holds that key, its
+    /// last refusal is forgotten and a fetch is due now, which tries it first. A refusal there
+    /// (the registration has not reached Maskinporten yet) falls back to the key that signs.
+    public func keyRegistered(_ kid: String) {
+        guard fetcher.chooser.forgetRefusal(of: kid) else { return }
+        // A fetch under way may have signed with the old key: the one after it tries this one.
+        if inFlight != nil {
+            probeAfterFetch = true
+            return
+        }
+        refreshAt = .now
+        wakeup.signal(changed: ObjectIdentifier(self))
+    }
+
     // MARK: - Fetching
 
     /// Starts the one fetch that all callers share, and records its outcome before anyone
@@ -202,6 +218,10 @@ public actor TokenCache {
             // A newer key waiting to be accepted is tried at the next fetch after its probe time.
             if let probe = fetcher.chooser.nextProbe(), let scheduled = refreshAt, probe < scheduled {
                 refreshAt = probe
+            }
+            if probeAfterFetch {
+                probeAfterFetch = false
+                refreshAt = .now
             }
             // expires_at by gmtime_r: Foundation's ISO 8601 style maps ICU's time zone data into
             // the daemon, a megabyte resident for every host that logs at info.

@@ -4,6 +4,17 @@ public enum UpstreamEndpoint: String, Sendable, Hashable, Codable {
     case maskinporten
     /// Altinn's token exchange.
     case altinn
+    /// Digdir's self-service API for clients (key rotation).
+    case selfService = "self_service"
+
+    /// The upstream's name in messages.
+    public var displayName: String {
+        switch self {
+        case .maskinporten: "Maskinporten"
+        case .altinn: "Altinn"
+        case .selfService: "the self-service API"
+        }
+    }
 }
 
 /// What an upstream said when it refused: its status and OAuth2 or problem-details fields,

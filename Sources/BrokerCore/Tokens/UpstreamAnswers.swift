@@ -78,7 +78,7 @@ public enum UpstreamAnswers {
     /// 408 and 429 (with `Retry-After`), malformed for anything else.
     static func failure(_ endpoint: UpstreamEndpoint, status: Int, headers: [(String, String)], body: [UInt8], now: Date) -> TokenError {
         let answer = upstreamAnswer(status: status, body: body)
-        let name = endpoint == .maskinporten ? "Maskinporten" : "Altinn"
+        let name = endpoint.displayName
         switch status {
         case 408, 429, 500...599:
             let retryAfter = headers.first { $0.0.lowercased() == "retry-after" }.flatMap { retryAfterDuration($0.1, now: now) }

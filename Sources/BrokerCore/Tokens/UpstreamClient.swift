@@ -113,8 +113,8 @@ public final class UpstreamClient: Sendable {
         return result
     }
 
-    private func send(_ request: HTTPClientRequest, endpoint: UpstreamEndpoint) async throws(TokenError) -> (Int, [(String, String)], [UInt8]) {
-        let name = endpoint == .maskinporten ? "Maskinporten" : "Altinn"
+    func send(_ request: HTTPClientRequest, endpoint: UpstreamEndpoint) async throws(TokenError) -> (Int, [(String, String)], [UInt8]) {
+        let name = endpoint.displayName
         let started = ContinuousClock.now
         defer {
             Timer(label: "maskinporten_broker_upstream_latency_seconds", dimensions: [("endpoint", endpoint.rawValue)])
