@@ -91,6 +91,32 @@ struct ConfigTests {
         #expect(profile.systemUserExternalRef == "ref-1")
     }
 
+    @Test("rotation: durations, the state directory, the built-in self-service API, and a self_service_profile that can call it")
+    func rotationSettings() throws {
+        let fixture = try ConfigFixture()
+        let configuration = try fixture.load(
+            "state_directory: state\n" + ConfigFixture.profile + """
+
+                    rotation:
+                      every: 90d
+                      retire_after: 12h
+                      self_service_profile: admin
+                  admin:
+                    environment: tt02
+                    client_id: admin-client
+                    scopes: [idporten:dcr.read, idporten:dcr.write]
+                    exchange: none
+                    key:
+                      encoded_jwk_file: admin.jwk
+                """)
+        let rotation = try #require(configuration.profile(named: "notifications")?.rotation)
+        #expect(rotation.every == 90 * 86_400 && rotation.retireAfter == 12 * 3600 && rotation.selfServiceProfile == "admin")
+        #expect(configuration.stateDirectory == fixture.directory.path("state"))
+        #expect(rotation.keysFile == fixture.directory.path("state/notifications.keys.jwk"))
+        #expect(configuration.profile(named: "notifications")?.environment.selfServiceAPI == "https://api.test.samarbeid.digdir.no/api/v1/clients")
+        #expect(MaskinportenEnvironment.builtIn["prod"]?.selfServiceAPI == "https://api.samarbeid.digdir.no/api/v1/clients")
+    }
+
     // MARK: - Every validation error
 
     struct Invalid: Sendable, CustomTestStringConvertible {
@@ -232,6 +258,23 @@ struct ConfigTests {
         Invalid(
             name: "broken YAML", yaml: "profiles:\n  notifications: [\n",
             code: .yamlSyntax, keyPath: "", mentions: "YAML syntax error"),
+        Invalid(
+            name: "rotation duration without a unit it knows", yaml: base + "\n    rotation:\n      every: 3 months",
+            code: .invalidValue, keyPath: "profiles.notifications.rotation.every", mentions: "not a duration"),
+        Invalid(
+            name: "rotation without every", yaml: base + "\n    rotation:\n      retire_after: 1d",
+            code: .missingKey, keyPath: "profiles.notifications.rotation.every", mentions: "how old the newest key may get"),
+        Invalid(
+            name: "rotation with a pinned kid", yaml: base + "\n      kid: one\n    rotation:\n      every: 90d",
+            code: .invalidValue, keyPath: "profiles.notifications.rotation", mentions: "remove key.kid"),
+        Invalid(
+            name: "rotation's self-service profile lacks the scopes",
+            yaml: base + "\n    rotation:\n      every: 90d\n      self_service_profile: notifications",
+            code: .invalidValue, keyPath: "profiles.notifications.rotation.self_service_profile",
+            mentions: "must have the scopes idporten:dcr.read and idporten:dcr.write"),
+        Invalid(
+            name: "rotation's self-service profile unknown", yaml: base + "\n    rotation:\n      every: 90d\n      self_service_profile: nobody",
+            code: .invalidValue, keyPath: "profiles.notifications.rotation.self_service_profile", mentions: "no profile \"nobody\""),
         Invalid(
             name: "duplicate key", yaml: base + "\n    client_id: again",
             code: .yamlSyntax, keyPath: "", mentions: "\"client_id\" appears twice"),

@@ -142,6 +142,11 @@ public struct ConfigCheck: Sendable {
         if let org = profile.systemUserOrg {
             lines.append("  system user:  \(org)\(profile.systemUserExternalRef.map { " (external ref \($0))" } ?? "")")
         }
+        if let rotation = profile.rotation {
+            lines.append(
+                "  rotation:     a new key every \(duration(rotation.every)), the previous one removed \(duration(rotation.retireAfter)) after the new one is accepted, through \(profile.environment.selfServiceAPI ?? "-") with \(rotation.selfServiceProfile.map { "profile \($0)'s token" } ?? "this client's own token"); keys and progress in \((rotation.stateFile as NSString).deletingLastPathComponent)"
+            )
+        }
         lines.append("  allowed:      \(describe(profile.allow))")
         return lines
     }
@@ -153,6 +158,12 @@ public struct ConfigCheck: Sendable {
         if !allow.groups.isEmpty { parts.append("groups \(allow.groups.joined(separator: ", "))") }
         if !allow.uids.isEmpty { parts.append("uids \(allow.uids.map(String.init).joined(separator: ", "))") }
         return parts.isEmpty ? "nobody but root and the daemon's own user (empty allow list)" : parts.joined(separator: "; ")
+    }
+
+    /// `90d`, `12h`, `30m` or `45s`: the largest unit that divides it.
+    private static func duration(_ seconds: Int) -> String {
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] where seconds >= size && seconds % size == 0 { return "\(seconds / size)\(unit)" }
+        return "\(seconds)s"
     }
 
     /// `, made 2026-11-29 (3 days ago)` when the key records when it was made.
