@@ -14,7 +14,11 @@ public enum DemoSetup {
     public static func write(in directory: URL, for emulator: Emulator, socketPath: String? = nil) throws -> String {
         let key = try RSAPrivateKey.generate()
         let kid = "demo-" + Digest.fingerprint(UUID().uuidString)
-        emulator.register(RegisteredClient(clientID: "demo-client", scopes: [scope], keys: [try key.publicKey.jwk(kid: kid, algorithm: .rs256)]))
+        // The self-service scopes too, so that adding `rotation:` to the demo profile works.
+        emulator.register(
+            RegisteredClient(
+                clientID: "demo-client", scopes: [scope, "idporten:dcr.read", "idporten:dcr.write"],
+                keys: [try key.publicKey.jwk(kid: kid, algorithm: .rs256)]))
         var jwk = try JSONEncoder().encode(try key.privateJWK(kid: kid, madeAt: Int(Date().timeIntervalSince1970)))
         defer { jwk.resetBytes(in: 0..<jwk.count) }
         let keyFile = directory.appendingPathComponent("demo.jwk")
@@ -32,6 +36,7 @@ public enum DemoSetup {
           local:
             maskinporten_issuer: \(emulator.issuer)
             altinn_platform: \(emulator.altinnPlatform)
+            self_service_api: \(emulator.altinnPlatform)/api/v1/clients
         profiles:
           demo:
             environment: local

@@ -104,4 +104,42 @@ struct KeyPromotionTests {
             await broker.shutdown()
         }
     }
+
+    @Test("a reload that changes only a profile's keys keeps its token in hand while the new cache fetches at once with the new keys")
+    func keysChangeCarriesTheToken() async throws {
+        try await EmulatorHarness.with { harness in
+            let (configuration, credentials) = try harness.configuration()
+            let logs = CapturedLogs()
+            let broker = try TokenBroker(configuration: configuration, credentials: credentials, logger: logs.logger)
+            let first = try await #require(broker.cache(for: "notifications")).token()
+            // The same client with a key set that adds a newer key (registered on the client).
+            harness.emulator.register(
+                RegisteredClient(
+                    clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
+                    keys: [
+                        try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
+                        try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
+                    ]))
+            var changed = credentials
+            changed["notifications"] = SigningCredentials(keys: [try Self.key(Keys.rsa2048, "test-kid"), try Self.key(Keys.other2048, "new-kid")])
+            let changes = try broker.apply(configuration: configuration, credentials: changed)
+            #expect(changes.started == ["notifications"])
+            let cache = try #require(broker.cache(for: "notifications"))
+            #expect(cache.heldToken()?.fingerprint == first.fingerprint, "the token is handed out at once, not fetched first")
+            #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == nil)
+            let refresher = Task { try await broker.run() }
+            defer { refresher.cancel() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while cache.heldToken()?.fingerprint == first.fingerprint, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "the new cache fetched at once, with the newest key")
+            // A change to what the token is for (the scopes) is not carried.
+            var other = configuration
+            other.profiles[0].scopes = [EmulatorHarness.scope, "altinn:serviceowner/instances.read"]
+            _ = try broker.apply(configuration: other, credentials: changed)
+            #expect(broker.cache(for: "notifications")?.heldToken() == nil)
+            await broker.shutdown()
+        }
+    }
 }

@@ -88,6 +88,17 @@ import Testing
         #expect(keysMode == 0o600)
         let record = try String(contentsOfFile: "\(state)/notifications.rotation.json", encoding: .utf8)
         #expect(!record.contains("\"d\"") && !record.contains("\"p\"") && record.contains("\"made\""), "\(record)")
+        // No part of a key rotation made in any log line.
+        let encoded = try String(contentsOfFile: "\(state)/notifications.keys.jwk", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let decoded = try #require(Data(base64Encoded: encoded))
+        let set = try #require(try JSONSerialization.jsonObject(with: decoded) as? [String: Any])
+        for key in (set["keys"] as? [[String: Any]]) ?? [] {
+            for member in ["d", "p", "q", "dp", "dq", "qi"] {
+                let value = try #require(key[member] as? String)
+                #expect(!harness.logs.contains(value.prefix(20)) && !harness.emulator.output.contains(value.prefix(20)), "private member \(member) in a log")
+            }
+        }
+        #expect(!log.contains(encoded.prefix(40)))
         await harness.stop()
     }
 
@@ -148,6 +159,15 @@ import Testing
         #expect(metrics.contains("maskinporten_broker_key_rotation_failing{profile=\"notifications\"} 1"), "\(metrics)")
         #expect(metrics.contains("maskinporten_broker_key_rotation_failures_total{profile=\"notifications\"} 1"), "\(metrics)")
         await unauthorised.stop()
+
+        // 400 from the API: the key set refused, named as such.
+        let refused = try await rotatingHarness(every: "1s", retireAfter: "1h")
+        try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"status":400}"#, "\(refused.emulatorURL)/_emulator/faults/jwks")
+        try await refused.startDaemon()
+        try await refused.waitForLog(containing: "key rotation failed")
+        #expect(refused.logs.contains("rejected by self_service: the self-service API refused the request (HTTP 400)"), "\(refused.logs)")
+        #expect(try refused.request("/v1/token/notifications").status == 200)
+        await refused.stop()
 
         // Five keys registered already: nothing is removed to make room; the message says what to do.
         let full = try await rotatingHarness(every: "1s", retireAfter: "1h", extraKeys: ["f1", "f2", "f3", "f4"])

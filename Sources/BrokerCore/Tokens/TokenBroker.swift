@@ -20,6 +20,8 @@ public final class TokenBroker: Service, Sendable {
     private struct Entry {
         var cache: TokenCache
         var identity: String
+        /// The identity without the keys: entries that differ only in keys fetch the same tokens.
+        var tokenIdentity: String
     }
 
     private struct State {
@@ -200,7 +202,7 @@ public final class TokenBroker: Service, Sendable {
                     "\(environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
             }
         }
-        var planned: [String: (identity: String, make: () -> TokenCache)] = [:]
+        var planned: [String: (identity: String, tokenIdentity: String, make: (IssuedToken?) -> TokenCache)] = [:]
         for profile in configuration.profiles {
             guard let credentials = credentials[profile.name] else { continue }
             let upstream = try client(for: profile.environment)
@@ -208,14 +210,14 @@ public final class TokenBroker: Service, Sendable {
             let policy = self.policy
             let wakeup = self.wakeup
             planned[profile.name] = (
-                Self.identity(profile, credentials, refresh),
-                {
+                Self.identity(profile, credentials, refresh), Self.tokenIdentity(profile, refresh),
+                { carried in
                     TokenCache(
                         fetcher: TokenFetcher(
                             builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream,
                             keyProbe: .seconds(refresh.keyProbeSeconds), logger: logger),
                         refresh: refresh,
-                        policy: policy, wakeup: wakeup, logger: logger)
+                        policy: policy, wakeup: wakeup, carrying: carried, logger: logger)
                 }
             )
         }
@@ -229,7 +231,12 @@ public final class TokenBroker: Service, Sendable {
             } else {
                 state.idPorten = nil
             }
+            // A profile whose keys alone changed (a rotation, a key file replaced) keeps handing
+            // out its token while the new cache fetches with the new keys: the token is as good
+            // whichever key signed the grant for it.
+            var carried: [String: IssuedToken] = [:]
             for (name, entry) in state.entries where planned[name]?.identity != entry.identity {
+                if planned[name]?.tokenIdentity == entry.tokenIdentity { carried[name] = entry.cache.heldToken() }
                 state.entries[name] = nil
                 if planned[name] == nil { changes.stopped.append(name) }
             }
@@ -238,8 +245,8 @@ public final class TokenBroker: Service, Sendable {
                     changes.kept.append(name)
                     continue
                 }
-                let cache = plan.make()
-                state.entries[name] = Entry(cache: cache, identity: plan.identity)
+                let cache = plan.make(carried[name])
+                state.entries[name] = Entry(cache: cache, identity: plan.identity, tokenIdentity: plan.tokenIdentity)
                 changes.started.append(name)
             }
             state.upstreams = upstreams
@@ -256,6 +263,13 @@ public final class TokenBroker: Service, Sendable {
 
     /// Everything that decides how a profile's tokens are fetched; access lists are left out,
     /// so changing who may use a profile keeps its token.
+    /// What decides which tokens a profile gets: its settings but not its keys or allow list.
+    static func tokenIdentity(_ profile: Profile, _ refresh: RefreshSettings) -> String {
+        var fetching = profile
+        fetching.allow = nil
+        return "\(fetching)|\(refresh)"
+    }
+
     static func identity(_ profile: Profile, _ credentials: SigningCredentials, _ refresh: RefreshSettings) -> String {
         var fetching = profile
         fetching.allow = nil

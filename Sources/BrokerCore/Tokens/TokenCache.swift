@@ -64,8 +64,12 @@ public actor TokenCache {
     /// The shortest time between two forced refreshes (`POST .../refresh`).
     public static let forcedRefreshInterval: Duration = .seconds(10)
 
-    /// A cache for `fetcher`'s profile.
-    public init(fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), wakeup: RefreshWakeup = RefreshWakeup(), logger: Logger) {
+    /// A cache for `fetcher`'s profile. With `carrying`, a token of the cache this one replaces
+    /// (its keys changed) is handed out while this cache fetches anew at once with its keys.
+    public init(
+        fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), wakeup: RefreshWakeup = RefreshWakeup(),
+        carrying token: IssuedToken? = nil, logger: Logger
+    ) {
         self.wakeup = wakeup
         self.profile = fetcher.builder.profile
         self.fetcher = fetcher
@@ -74,6 +78,12 @@ public actor TokenCache {
         var logger = logger
         logger[metadataKey: "profile"] = "\(fetcher.builder.profile.name)"
         self.logger = logger
+        if let token, token.remaining() >= .seconds(refresh.minValidSeconds) {
+            // Observers do not run in an initialiser: `held` is set with it.
+            current = token
+            held.withLockedValue { $0 = token }
+            refreshAt = .now
+        }
     }
 
     private var minValid: Duration { .seconds(refresh.minValidSeconds) }
