@@ -133,6 +133,7 @@ checks_phase() {
     equal "a user outside the group cannot connect" "$code" 7
 
     run "the key is the unit's credential (LoadCredential=)" test -f /run/credentials/$unit/notifications-jwk
+    equal "the state directory for key rotation is the service's own (StateDirectory=)" "$(owners /var/lib/maskinporten-broker)" "maskinporten-broker maskinporten-broker 700"
     if runuser -u maskinporten-broker -- cat /etc/maskinporten-broker/credentials/notifications.jwk >/dev/null 2>&1; then
         fail "the daemon's user cannot read the key file itself" "it can"
     else
