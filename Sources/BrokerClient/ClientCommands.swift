@@ -2,16 +2,57 @@
 /// `maskinporten-broker` front (which starts in under a millisecond) and `maskinporten-brokerd`
 /// (which has every command). Each returns the process's exit status.
 public enum ClientCommands {
-    /// `token PROFILE [--socket PATH] [--min-valid SECONDS] [--json]`: the bare token and a newline
-    /// (with `json` the whole answer) on standard output, exit 0; else one line on standard error,
-    /// exit 1.
-    public static func token(profile: String, socket: String?, minValid: Int?, json: Bool) -> Int32 {
-        let client = SocketClient(path: SocketClient.resolvePath(socket))
-        var target = "/v1/token/" + percentEncode(profile)
-        if let minValid { target += "?min_valid=\(minValid)" }
+    /// What `token` asks for.
+    public struct TokenRequest: Equatable, Sendable {
+        /// The profile.
+        public var profile: String
+        /// `--socket`.
+        public var socket: String?
+        /// `--min-valid`.
+        public var minValid: Int?
+        /// `--json`.
+        public var json = false
+        /// `--system-user-org`: the system user's organisation (a profile with `delegation:`).
+        public var systemUserOrg: String?
+        /// `--external-ref`: the system user's external reference.
+        public var externalRef: String?
+        /// `--consumer-org`: the organisation acted for.
+        public var consumerOrg: String?
+
+        /// A request for `profile`.
+        public init(
+            profile: String, socket: String? = nil, minValid: Int? = nil, json: Bool = false, systemUserOrg: String? = nil, externalRef: String? = nil,
+            consumerOrg: String? = nil
+        ) {
+            self.profile = profile
+            self.socket = socket
+            self.minValid = minValid
+            self.json = json
+            self.systemUserOrg = systemUserOrg
+            self.externalRef = externalRef
+            self.consumerOrg = consumerOrg
+        }
+
+        /// `/v1/token/PROFILE?...`.
+        public var target: String {
+            var query: [String] = []
+            if let minValid { query.append("min_valid=\(minValid)") }
+            if let systemUserOrg { query.append("system_user_org=" + percentEncode(systemUserOrg)) }
+            if let externalRef { query.append("system_user_external_ref=" + percentEncode(externalRef)) }
+            if let consumerOrg { query.append("consumer_org=" + percentEncode(consumerOrg)) }
+            return "/v1/token/" + percentEncode(profile) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        }
+    }
+
+    /// `token PROFILE [--socket PATH] [--min-valid SECONDS] [--json] [--system-user-org N [--external-ref R]] [--consumer-org N]`:
+    /// the bare token and a newline (with `json` the whole answer) on standard output, exit 0;
+    /// else one line on standard error, exit 1.
+    public static func token(_ request: TokenRequest) -> Int32 {
+        let client = SocketClient(path: SocketClient.resolvePath(request.socket))
+        let profile = request.profile
         let response: SocketClient.Response
         do {
-            response = try client.request("GET", target, accept: json ? "application/json" : "text/plain")
+            response = try client.request("GET", request.target, accept: request.json ? "application/json" : "text/plain")
         } catch {
             printError("maskinporten-broker token: \(error)")
             return 1

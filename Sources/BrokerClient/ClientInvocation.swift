@@ -2,7 +2,7 @@
 /// (`--name value` or `--name=value`, the last of a repeated option wins). Anything else is nil,
 /// and goes to `maskinporten-brokerd`.
 public enum ClientInvocation: Equatable, Sendable {
-    case token(profile: String, socket: String?, minValid: Int?, json: Bool)
+    case token(ClientCommands.TokenRequest)
     case health(socket: String?, ready: Bool, timeoutSeconds: Int)
     /// `--version`: answered here, so that it works without `maskinporten-brokerd` beside.
     case version
@@ -19,7 +19,7 @@ public enum ClientInvocation: Equatable, Sendable {
         let valued: Set<String>
         let flagNames: Set<String>
         switch command {
-        case "token": (valued, flagNames) = (["socket", "min-valid"], ["json"])
+        case "token": (valued, flagNames) = (["socket", "min-valid", "system-user-org", "external-ref", "consumer-org"], ["json"])
         case "health": (valued, flagNames) = (["socket", "timeout"], ["ready"])
         default: return nil
         }
@@ -62,7 +62,10 @@ public enum ClientInvocation: Equatable, Sendable {
                 guard let value = Int(text) else { return nil }
                 minValid = value
             }
-            self = .token(profile: positional[0], socket: options["socket"], minValid: minValid, json: flags.contains("json"))
+            self = .token(
+                ClientCommands.TokenRequest(
+                    profile: positional[0], socket: options["socket"], minValid: minValid, json: flags.contains("json"),
+                    systemUserOrg: options["system-user-org"], externalRef: options["external-ref"], consumerOrg: options["consumer-org"]))
         default:
             guard positional.isEmpty else { return nil }
             var timeout = ClientCommands.defaultHealthTimeoutSeconds

@@ -46,9 +46,11 @@ struct ProfileBody: Encodable {
     var lastError: String?
     var keys: [KeyBody]?
     var rotation: RotationBody?
+    /// Cached variants (delegation chosen per request): a count, never the organisations.
+    var variants: Int?
 
     enum CodingKeys: String, CodingKey {
-        case profile, environment, kind, scopes, state, keys, rotation
+        case profile, environment, kind, scopes, state, keys, rotation, variants
         case expiresAt = "expires_at"
         case lastError = "last_error"
     }

@@ -56,6 +56,12 @@ public struct Router: Sendable {
     private enum TokenRequest {
         case answer(BrokerResponse)
         case ready(cache: TokenCache, minValid: Int?, profile: String, overflow: AuditSettings.Overflow)
+
+        /// The cache's variant, for the audit line; nil for the profile's own token.
+        var variant: TokenVariant? {
+            if case .ready(let cache, _, _, _) = self { return cache.variant }
+            return nil
+        }
     }
 
     private func tokenRequest(profile name: String, _ request: BrokerRequest, peer: PeerCredentials) -> TokenRequest {
@@ -67,7 +73,19 @@ public struct Router: Sendable {
         guard permits(policy, peer, name) else {
             return .answer(.error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\""))
         }
-        guard let cache = broker.cache(for: name) else {
+        var variant = TokenVariant.base
+        // Delegation chosen per request: checked against the profile's delegation: section.
+        if !request.query.isEmpty, TokenVariant.parameters.contains(where: { request.query[$0] != nil }) {
+            guard let profile = state.profiles[name] else {
+                return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" is not loaded"))
+            }
+            switch TokenVariant.choose(request.query, for: profile) {
+            case .success(let chosen): variant = chosen
+            case .failure(.invalid(let reason)): return .answer(.error(.badRequest, "invalid_request", Self.printable(reason, limit: 300)))
+            case .failure(.denied(let reason)): return .answer(.error(.forbidden, "access_denied", Self.printable(reason, limit: 300)))
+            }
+        }
+        guard let cache = broker.cache(for: name, variant: variant) else {
             let reason = state.unavailable[name] ?? "the profile is not loaded"
             return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" cannot be served: \(reason)"))
         }
@@ -92,7 +110,7 @@ public struct Router: Sendable {
             } catch {
                 return Self.response(for: error)
             }
-            return tokenAnswer(token, profile: profile, request, peer: peer, overflow: overflow)
+            return tokenAnswer(token, profile: profile, variant: cache.variant, request, peer: peer, overflow: overflow)
         }
     }
 
@@ -112,18 +130,20 @@ public struct Router: Sendable {
             response = answer
         case .ready(let cache, let minValid, let profile, let overflow):
             guard let token = cache.heldToken(minValid: minValid) else { return nil }
-            response = tokenAnswer(token, profile: profile, request, peer: peer, overflow: overflow)
+            response = tokenAnswer(token, profile: profile, variant: cache.variant, request, peer: peer, overflow: overflow)
         }
         metrics.request(route: Route.token.rawValue, status: response.status.code)
         return response
     }
 
     /// A token handed out: audited, counted, and answered as JSON or bare text.
-    private func tokenAnswer(_ token: IssuedToken, profile: String, _ request: BrokerRequest, peer: PeerCredentials, overflow: AuditSettings.Overflow)
-        -> BrokerResponse
-    {
-        let body = bodies.body(for: token, profile: profile)
-        if let refused = audited(.token, name: profile, token, expiresAt: body.expiresAt, peer: peer, overflow: overflow) { return refused }
+    private func tokenAnswer(
+        _ token: IssuedToken, profile: String, variant: TokenVariant?, _ request: BrokerRequest, peer: PeerCredentials, overflow: AuditSettings.Overflow
+    ) -> BrokerResponse {
+        let body = bodies.body(for: token, profile: profile, variant: variant)
+        if let refused = audited(.token, name: profile, variant: variant?.auditName, token, expiresAt: body.expiresAt, peer: peer, overflow: overflow) {
+            return refused
+        }
         if request.wantsPlainText {
             return .text(.ok, token.value, noStore: true)
         }
@@ -135,9 +155,10 @@ public struct Router: Sendable {
     /// Every token handed out passes here: audited (nil), or refused because the audit trail
     /// cannot take its line and `audit.on_overflow` is refuse (the answer to send instead).
     private func audited(
-        _ kind: Auditor.Kind, name: String, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials, overflow: AuditSettings.Overflow
+        _ kind: Auditor.Kind, name: String, variant: String? = nil, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials,
+        overflow: AuditSettings.Overflow
     ) -> BrokerResponse? {
-        guard auditor.handOut(kind, name: name, token: token, expiresAt: expiresAt, peer: peer, overflow: overflow) else {
+        guard auditor.handOut(kind, name: name, variant: variant, token: token, expiresAt: expiresAt, peer: peer, overflow: overflow) else {
             return .error(
                 .serviceUnavailable, "audit_unavailable",
                 "the audit log is not being written (its destination does not take lines) and audit.on_overflow is refuse: no token is handed out until it is",
@@ -256,7 +277,8 @@ public struct Router: Sendable {
                     scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
                     expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name],
                     keys: status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0) } },
-                    rotation: rotation?.status(of: profile.name).map(RotationBody.init)
+                    rotation: rotation?.status(of: profile.name).map(RotationBody.init),
+                    variants: profile.delegation == nil ? nil : broker.variantCount(of: profile.name)
                 ))
         }
         return .json(.ok, ["profiles": list])
@@ -335,9 +357,9 @@ public struct Router: Sendable {
         .error(.notFound, "not_found", "no such route: \(Self.printable(request.path))")
     }
 
-    /// Caller-supplied text, made safe to echo: at most 64 printable ASCII characters.
-    static func printable(_ text: String) -> String {
-        let cleaned = String(text.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
-        return text.unicodeScalars.count > 64 ? cleaned + "…" : cleaned
+    /// Caller-supplied text, made safe to echo: at most `limit` printable ASCII characters.
+    static func printable(_ text: String, limit: Int = 64) -> String {
+        let cleaned = String(text.unicodeScalars.prefix(limit).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
+        return text.unicodeScalars.count > limit ? cleaned + "…" : cleaned
     }
 }

@@ -7,6 +7,8 @@ public struct ServingState: Sendable {
     public var configuration: BrokerConfiguration
     /// Who may use each profile.
     public var access: [String: AccessPolicy]
+    /// Each profile by name (a variant request reads its `delegation:`).
+    public var profiles: [String: Profile]
     /// Profiles that cannot be served (their keys did not load), with the reason.
     public var unavailable: [String: String]
     /// Platform Access Token issuers, by name.
@@ -24,6 +26,7 @@ public struct ServingState: Sendable {
         var access: [String: AccessPolicy] = [:]
         for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
         self.access = access
+        profiles = Dictionary(configuration.profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         unavailable = loaded.problems.mapValues(\.description)
         platformAccessTokens = loaded.platformAccessTokens
         var tokenAccess: [String: AccessPolicy] = [:]

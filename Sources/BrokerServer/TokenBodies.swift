@@ -29,7 +29,10 @@ final class TokenBodies: Sendable {
     private let bodies = NIOLockedValueBox([String: Body]())
 
     /// The answer for `token` of `profile`, made on the first request after the token changed.
-    func body(for token: IssuedToken, profile: String) -> Body {
+    /// A variant's answer is made for each request (its cache may go at any time, and a body
+    /// kept here for each would outlive it).
+    func body(for token: IssuedToken, profile: String, variant: TokenVariant? = nil) -> Body {
+        if variant != nil { return Self.make(token, profile: profile) }
         if let body = bodies.withLockedValue({ $0[profile] }), body.token == token.value {
             return body
         }

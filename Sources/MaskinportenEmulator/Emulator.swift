@@ -154,6 +154,12 @@ public final class Emulator: Sendable {
         case .failure(let violation): return .failure(violation)
         case .success(let validated): grant = validated
         }
+        if let org = grant.systemUserOrgs.first(where: settings.refusedOrganisations.contains) {
+            return .failure(GrantRefusal(.noSystemUser, "organisation \(org)"))
+        }
+        if let org = grant.consumerOrg, settings.refusedOrganisations.contains(org) {
+            return .failure(GrantRefusal(.noDelegation, "organisation \(org)"))
+        }
         // jti: checked and recorded in one step, so two copies of a grant racing each other
         // cannot both pass.
         if let jti = grant.jti {
@@ -177,8 +183,11 @@ public final class Emulator: Sendable {
             claims["consumer"] = .object(["authority": .string("iso6523-actorid-upis"), "ID": .string("0192:\(org)")])
         }
         if let resource = grant.resource { claims["aud"] = .array(resource.map(JSONValue.string)) }
+        // As Maskinporten does, the system user's authorization comes back in the token.
+        if let details = grant.authorizationDetails { claims["authorization_details"] = details }
         guard let token = try? sign(claims) else { return .failure(GrantRefusal(.badSignature, "the emulator could not sign")) }
         if let kid = grant.kid { count { $0.tokensIssuedByKid[kid, default: 0] += 1 } }
+        for org in grant.systemUserOrgs + (grant.consumerOrg.map { [$0] } ?? []) { count { $0.tokensIssuedByOrganisation[org, default: 0] += 1 } }
         return .success([
             "access_token": .string(token), "token_type": .string("Bearer"),
             "expires_in": .number(Double(settings.tokenLifetime)), "scope": .string(grant.scopes.joined(separator: " ")),

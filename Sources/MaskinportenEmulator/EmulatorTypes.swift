@@ -108,12 +108,16 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
     /// How long a key registered through the self-service API takes to be accepted in grants,
     /// seconds: Maskinporten's caches take a while to see a new key.
     public var keyRegistrationDelay: Int = 0
+    /// Organisation numbers refused as a system user's or in `consumer_org`, as Maskinporten
+    /// refuses an organisation with no system user (or no delegation) for the client.
+    public var refusedOrganisations: [String] = []
 
     /// Settings with the given values.
     public init(
         tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0, clockOffset: Int = 0,
-        keyRegistrationDelay: Int = 0
+        keyRegistrationDelay: Int = 0, refusedOrganisations: [String] = []
     ) {
+        self.refusedOrganisations = refusedOrganisations
         self.keyRegistrationDelay = keyRegistrationDelay
         self.tokenLifetime = tokenLifetime
         self.altinnTokenLifetime = altinnTokenLifetime
@@ -129,6 +133,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         case dateOffset = "date_offset"
         case clockOffset = "clock_offset"
         case keyRegistrationDelay = "key_registration_delay"
+        case refusedOrganisations = "refused_organisations"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -139,6 +144,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         dateOffset = try container.decodeIfPresent(Int.self, forKey: .dateOffset) ?? 0
         clockOffset = try container.decodeIfPresent(Int.self, forKey: .clockOffset) ?? 0
         keyRegistrationDelay = try container.decodeIfPresent(Int.self, forKey: .keyRegistrationDelay) ?? 0
+        refusedOrganisations = try container.decodeIfPresent([String].self, forKey: .refusedOrganisations) ?? []
     }
 }
 
@@ -162,6 +168,8 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var tokensIssuedByKid: [String: Int] = [:]
     /// Key sets registered through the self-service API (`POST {api}/{client_id}/jwks`).
     public var jwksRegistrations = 0
+    /// Access tokens issued for a system user's organisation or a `consumer_org`, by number.
+    public var tokensIssuedByOrganisation: [String: Int] = [:]
 
     /// Zero counters.
     public init() {}
@@ -176,5 +184,6 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
         case faultsInjected = "faults_injected"
         case tokensIssuedByKid = "tokens_issued_by_kid"
         case jwksRegistrations = "jwks_registrations"
+        case tokensIssuedByOrganisation = "tokens_issued_by_organisation"
     }
 }

@@ -8,6 +8,9 @@ struct ValidatedGrant: Sendable {
     var jti: String?
     var expiresAt: Int
     var consumerOrg: String?
+    /// The `authorization_details` as sent, and the system user organisations they name.
+    var authorizationDetails: JSONValue?
+    var systemUserOrgs: [String] = []
     var resource: [String]?
     /// The registered key that signed it; nil for a business certificate.
     var kid: String?
@@ -90,15 +93,18 @@ struct GrantValidator {
             }
             consumerOrg = org
         }
+        var systemUserOrgs: [String] = []
         if let details = claims["authorization_details"] {
             guard let entries = details.array, !entries.isEmpty, entries.allSatisfy(Self.isSystemUserAuthorization) else {
                 return .failure(GrantRefusal(.invalidAuthorizationDetails, nil))
             }
+            systemUserOrgs = entries.compactMap { $0.object?["systemuser_org"]?.object?["ID"]?.string.map { String($0.dropFirst(5)) } }
         }
         return .success(
             ValidatedGrant(
                 clientID: clientID, scopes: scopes, jti: claims["jti"]?.string, expiresAt: Int(exp),
-                consumerOrg: consumerOrg, resource: resource, kid: header["kid"]?.string
+                consumerOrg: consumerOrg, authorizationDetails: claims["authorization_details"], systemUserOrgs: systemUserOrgs, resource: resource,
+                kid: header["kid"]?.string
             ))
     }
 

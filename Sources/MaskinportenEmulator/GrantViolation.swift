@@ -20,6 +20,8 @@ public enum GrantViolation: String, Sendable, CaseIterable, Error {
     case invalidConsumerOrg = "MP-137"
     case invalidAuthorizationDetails = "MP-138"
     case unknownScope = "MP-140"
+    case noSystemUser = "MP-150"
+    case noDelegation = "MP-151"
 
     /// The OAuth2 `error` of the answer.
     public var error: String {
@@ -51,6 +53,8 @@ public enum GrantViolation: String, Sendable, CaseIterable, Error {
         case .invalidConsumerOrg: "Invalid assertion. consumer_org must be an organisation number string"
         case .invalidAuthorizationDetails: "authorization_details is not a valid system user authorization"
         case .unknownScope: "Invalid scope"
+        case .noSystemUser: "Invalid assertion. No system user exists for this client and the organisation in authorization_details"
+        case .noDelegation: "Invalid assertion. The organisation in consumer_org has not delegated this scope to this client"
         }
     }
 

@@ -18,8 +18,8 @@ import BrokerClient
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch ClientInvocation(arguments) {
-case .token(let profile, let socket, let minValid, let json)?:
-    exit(ClientCommands.token(profile: profile, socket: socket, minValid: minValid, json: json))
+case .token(let request)?:
+    exit(ClientCommands.token(request))
 case .health(let socket, let ready, let timeoutSeconds)?:
     exit(ClientCommands.health(socket: socket, ready: ready, timeoutSeconds: timeoutSeconds))
 case .version?:

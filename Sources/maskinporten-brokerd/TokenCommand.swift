@@ -23,8 +23,24 @@ struct TokenCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the whole JSON answer.")
     var json = false
 
+    @Option(
+        name: .customLong("system-user-org"),
+        help: ArgumentHelp("The system user's organisation, for a profile whose delegation: lets callers choose it.", valueName: "orgno"))
+    var systemUserOrg: String?
+
+    @Option(name: .customLong("external-ref"), help: ArgumentHelp("The system user's external reference (with --system-user-org).", valueName: "ref"))
+    var externalRef: String?
+
+    @Option(
+        name: .customLong("consumer-org"),
+        help: ArgumentHelp("The organisation acted for, for a profile whose delegation: lets callers choose it.", valueName: "orgno"))
+    var consumerOrg: String?
+
     func run() throws {
-        let status = ClientCommands.token(profile: profile, socket: socket, minValid: minValid, json: json)
+        let status = ClientCommands.token(
+            ClientCommands.TokenRequest(
+                profile: profile, socket: socket, minValid: minValid, json: json, systemUserOrg: systemUserOrg, externalRef: externalRef,
+                consumerOrg: consumerOrg))
         if status != 0 { throw ExitCode(status) }
     }
 }

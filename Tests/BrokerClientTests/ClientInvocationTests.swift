@@ -7,12 +7,22 @@ import Testing
 struct ClientInvocationTests {
     @Test("well-formed token calls, options in either form and order, the last repeat wins")
     func token() {
-        #expect(ClientInvocation(["token", "demo"]) == .token(profile: "demo", socket: nil, minValid: nil, json: false))
+        #expect(ClientInvocation(["token", "demo"]) == .token(.init(profile: "demo")))
         #expect(
             ClientInvocation(["token", "--json", "demo", "--socket", "/s", "--min-valid=60"])
-                == .token(profile: "demo", socket: "/s", minValid: 60, json: true))
-        #expect(ClientInvocation(["token", "--socket=/a", "demo", "--socket", "/b"]) == .token(profile: "demo", socket: "/b", minValid: nil, json: false))
-        #expect(ClientInvocation(["token", "a b/c?d"]) == .token(profile: "a b/c?d", socket: nil, minValid: nil, json: false))
+                == .token(.init(profile: "demo", socket: "/s", minValid: 60, json: true)))
+        #expect(ClientInvocation(["token", "--socket=/a", "demo", "--socket", "/b"]) == .token(.init(profile: "demo", socket: "/b")))
+        #expect(ClientInvocation(["token", "a b/c?d"]) == .token(.init(profile: "a b/c?d")))
+    }
+
+    @Test("the delegation options, and the request target they make")
+    func delegation() throws {
+        let request = try #require(
+            ClientInvocation(["token", "vendor", "--system-user-org", "991825827", "--external-ref=a b", "--consumer-org", "910000004"]))
+        let expected = ClientCommands.TokenRequest(profile: "vendor", systemUserOrg: "991825827", externalRef: "a b", consumerOrg: "910000004")
+        #expect(request == .token(expected))
+        #expect(expected.target == "/v1/token/vendor?system_user_org=991825827&system_user_external_ref=a%20b&consumer_org=910000004")
+        #expect(ClientCommands.TokenRequest(profile: "demo", minValid: 30).target == "/v1/token/demo?min_valid=30")
     }
 
     @Test("well-formed health calls, with the default timeout of 5 s")

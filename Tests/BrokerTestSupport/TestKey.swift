@@ -18,6 +18,15 @@ public struct TestKey: Sendable {
     public let kty: String
 
     /// A fresh RSA key of `bits` bits.
+    /// `rsa(bits:)` on a thread of its own: `openssl genpkey` may take seconds on a loaded
+    /// machine, and waiting for it on Swift's cooperative pool (two threads on a two-core
+    /// machine) stalls every other test in the process, which then miss their own deadlines.
+    public static func generate(bits: Int = 2048) async throws -> TestKey {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try TestKey.rsa(bits: bits) }) }
+        }
+    }
+
     public static func rsa(bits: Int = 2048) throws -> TestKey {
         let directory = try TemporaryDirectory(prefix: "key")
         let pkcs8 = directory.path("key.pem")

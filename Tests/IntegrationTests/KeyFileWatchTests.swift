@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct KeyFileWatchTests {
     @Test("key files are watched: rename, symlink swap and a broken file, each seen in the grants within 5 s without a signal")
     func keyFilesAreWatched() async throws {
-        let keys = try ["watch-b", "watch-c"].map { kid in (kid, try TestKey.rsa(bits: 2048)) }
+        let keys = [("watch-b", try await TestKey.generate()), ("watch-c", try await TestKey.generate())]
         let harness = try await DaemonHarness()
         // The client has every key registered: what is asserted is which one the daemon signs with.
         var registered = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]

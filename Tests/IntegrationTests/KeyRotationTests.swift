@@ -11,7 +11,7 @@ import Testing
     func rotatingHarness(every: String, retireAfter: String, extraKeys: [String] = ["foreign-kid"]) async throws -> DaemonHarness {
         let harness = try await DaemonHarness()
         var keys = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]
-        for kid in extraKeys { keys.append(DaemonHarness.publicJWK(try TestKey.rsa(bits: 2048), kid: kid)) }
+        for kid in extraKeys { keys.append(DaemonHarness.publicJWK(try await TestKey.generate(), kid: kid)) }
         try DaemonHarness.curlHTTP(
             "-X", "POST", "--data", "{\"client_id\":\"\(DaemonHarness.clientID)\",\"scopes\":\(Self.scopes),\"keys\":[\(keys.joined(separator: ","))]}",
             "\(harness.emulatorURL)/_emulator/clients")

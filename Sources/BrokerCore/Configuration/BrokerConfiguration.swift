@@ -184,13 +184,15 @@ public struct Profile: Sendable {
     public var allow: AccessList?
     /// `rotation:`: make and register new keys through the self-service API, when set.
     public var rotation: RotationSettings?
+    /// `delegation:`: what callers may choose per request, when set.
+    public var delegation: DelegationSettings?
 
     /// A profile with the given settings; the defaults are those of a file that leaves them out.
     public init(
         name: String, environment: MaskinportenEnvironment, clientID: String, scopes: [String], keySource: KeySource,
         kid: String? = nil, algorithm: SigningAlgorithm? = nil, exchange: TokenExchange = .altinn, altinnTestOrg: Bool = false,
         resource: [String]? = nil, consumerOrg: OrganisationNumber? = nil, systemUserOrg: OrganisationNumber? = nil,
-        systemUserExternalRef: String? = nil, allow: AccessList? = nil, rotation: RotationSettings? = nil
+        systemUserExternalRef: String? = nil, allow: AccessList? = nil, rotation: RotationSettings? = nil, delegation: DelegationSettings? = nil
     ) {
         self.name = name
         self.environment = environment
@@ -207,6 +209,7 @@ public struct Profile: Sendable {
         self.systemUserExternalRef = systemUserExternalRef
         self.allow = allow
         self.rotation = rotation
+        self.delegation = delegation
     }
 }
 
@@ -262,4 +265,41 @@ public struct RotationSettings: Sendable, Hashable {
 
     /// The scopes a self-service token carries.
     public static let selfServiceScopes = ["idporten:dcr.read", "idporten:dcr.write"]
+}
+
+/// A profile's `delegation:`: the delegation callers may choose per request, each choice its
+/// own cached token (a variant).
+public struct DelegationSettings: Sendable, Hashable {
+    /// Which organisations a caller may name.
+    public enum Choice: Sendable, Hashable {
+        /// Any valid organisation number.
+        case any
+        /// Only these.
+        case only(Set<OrganisationNumber>)
+
+        /// Whether `organisation` may be named.
+        public func permits(_ organisation: OrganisationNumber) -> Bool {
+            switch self {
+            case .any: true
+            case .only(let list): list.contains(organisation)
+            }
+        }
+    }
+
+    /// `system_user_org`: the system user's organisation (the grant's `authorization_details`).
+    public var systemUserOrg: Choice?
+    /// `consumer_org`: the organisation acted for (the grant's `consumer_org`).
+    public var consumerOrg: Choice?
+    /// `max_variants`: cached variants kept at most; the least recently used go first.
+    public var maxVariants: Int
+
+    /// The default `max_variants`.
+    public static let defaultMaxVariants = 10_000
+
+    /// Settings with the given values.
+    public init(systemUserOrg: Choice? = nil, consumerOrg: Choice? = nil, maxVariants: Int = DelegationSettings.defaultMaxVariants) {
+        self.systemUserOrg = systemUserOrg
+        self.consumerOrg = consumerOrg
+        self.maxVariants = maxVariants
+    }
 }

@@ -79,7 +79,7 @@ private struct ConfigParser {
     static let allowKeys = ["users", "groups", "uids"]
     static let profileKeys = [
         "environment", "client_id", "scopes", "key", "algorithm", "exchange", "altinn_test_org", "resource",
-        "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation",
+        "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation", "delegation",
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
@@ -308,11 +308,62 @@ private struct ConfigParser {
         let rotation = try parseRotation(
             section.mapping("rotation", known: ["every", "retire_after", "self_service_profile"]), profile: name, source: source, kid: kid,
             environment: environment, stateDirectory: stateDirectory)
+        let delegation = try parseDelegation(
+            section.mapping("delegation", known: ["system_user_org", "consumer_org", "max_variants"]), fixedSystemUser: systemUserOrg != nil,
+            fixedConsumer: consumerOrg != nil)
         return Profile(
             name: name, environment: environment, clientID: clientID, scopes: scopes, keySource: source, kid: kid,
             algorithm: algorithm, exchange: exchange, altinnTestOrg: testOrg, resource: resource,
-            consumerOrg: consumerOrg, systemUserOrg: systemUserOrg, systemUserExternalRef: externalRef, allow: allow, rotation: rotation
+            consumerOrg: consumerOrg, systemUserOrg: systemUserOrg, systemUserExternalRef: externalRef, allow: allow, rotation: rotation,
+            delegation: delegation
         )
+    }
+
+    func parseDelegation(_ section: YAMLMapping?, fixedSystemUser: Bool, fixedConsumer: Bool) throws -> DelegationSettings? {
+        guard let section else { return nil }
+        var settings = DelegationSettings(
+            systemUserOrg: try organisationChoice(section, "system_user_org"), consumerOrg: try organisationChoice(section, "consumer_org"))
+        guard settings.systemUserOrg != nil || settings.consumerOrg != nil else {
+            throw section.error(.invalidValue, nil, "delegation lets callers choose nothing: set system_user_org or consumer_org (any, or a list)")
+        }
+        if fixedSystemUser && settings.systemUserOrg != nil {
+            throw section.error(
+                .invalidValue, "system_user_org",
+                "the profile fixes system_user_org, and delegation lets callers choose it: keep one (remove the profile's system_user_org to let callers choose)"
+            )
+        }
+        if fixedConsumer && settings.consumerOrg != nil {
+            throw section.error(
+                .invalidValue, "consumer_org",
+                "the profile fixes consumer_org, and delegation lets callers choose it: keep one (remove the profile's consumer_org to let callers choose)")
+        }
+        if let maxVariants = try section.integer("max_variants") {
+            guard (1...1_000_000).contains(maxVariants) else {
+                throw section.error(.invalidValue, "max_variants", "must be between 1 and 1000000 (cached variants kept at most), found \(maxVariants)")
+            }
+            settings.maxVariants = maxVariants
+        }
+        return settings
+    }
+
+    /// `any`, or a list of organisation numbers.
+    func organisationChoice(_ section: YAMLMapping, _ key: String) throws -> DelegationSettings.Choice? {
+        guard let node = section.node(key), !node.isNull else { return nil }
+        if case .scalar = node {
+            let text = try section.string(key) ?? ""
+            guard text == "any" else {
+                throw section.error(
+                    .invalidValue, key, "\"\(text)\" is not a choice: write any, or a list of organisation numbers such as [991825827]")
+            }
+            return .any
+        }
+        let list = try section.stringList(key) ?? []
+        guard !list.isEmpty else { throw section.error(.invalidValue, key, "the list is empty; leave \(key) out instead") }
+        var numbers: Set<OrganisationNumber> = []
+        for text in list {
+            do { numbers.insert(try OrganisationNumber(text)) } catch { throw section.error(.invalidValue, key, error.reason) }
+        }
+        return .only(numbers)
     }
 
     func parseRotation(

@@ -22,6 +22,8 @@ public final class TokenBroker: Service, Sendable {
         var identity: String
         /// The identity without the keys: entries that differ only in keys fetch the same tokens.
         var tokenIdentity: String
+        /// The profile's variants, when it has `delegation:`.
+        var variants: VariantCaches?
     }
 
     private struct State {
@@ -78,6 +80,26 @@ public final class TokenBroker: Service, Sendable {
     /// The cache of `profile`.
     public func cache(for profile: String) -> TokenCache? {
         state.withLockedValue { $0.entries[profile]?.cache }
+    }
+
+    /// The cache of `variant` of `profile`, made on first use (nil: no such profile running, or
+    /// it has no `delegation:`). The variant must have been checked against the profile's
+    /// `delegation:` (`TokenVariant.choose`).
+    public func cache(for profile: String, variant: TokenVariant) -> TokenCache? {
+        if variant.isBase { return cache(for: profile) }
+        guard let variants = state.withLockedValue({ $0.entries[profile]?.variants }) else { return nil }
+        let (cache, made, evicted) = variants.cache(for: variant)
+        if made || evicted != nil {
+            // The refresh loop takes up the new cache (and drops the evicted one).
+            state.withLockedValue { $0.generation += 1 }
+            wakeup.signal()
+        }
+        return cache
+    }
+
+    /// How many variants of `profile` are cached.
+    public func variantCount(of profile: String) -> Int {
+        state.withLockedValue { $0.entries[profile]?.variants }?.count ?? 0
     }
 
     /// Every cache, by profile name.
@@ -142,7 +164,7 @@ public final class TokenBroker: Service, Sendable {
             let now = ContinuousClock.now
             var ask: [TokenCache] = []
             let current = state.withLockedValue { state -> (generation: Int, caches: [TokenCache])? in
-                state.generation == generation ? nil : (state.generation, state.entries.values.map(\.cache))
+                state.generation == generation ? nil : (state.generation, state.entries.values.flatMap { [$0.cache] + ($0.variants?.caches ?? []) })
             }
             if let current {
                 generation = current.generation
@@ -157,7 +179,14 @@ public final class TokenBroker: Service, Sendable {
                 ask.append(entry.cache)
             }
             for cache in ask {
-                schedule[ObjectIdentifier(cache)]?.due = await cache.refreshIfDue(now: now)
+                switch await cache.refreshStep(now: now) {
+                case .due(let instant): schedule[ObjectIdentifier(cache)]?.due = instant
+                case .fetching: schedule[ObjectIdentifier(cache)]?.due = nil
+                case .idle:
+                    // An idle variant whose token ran out: let it go.
+                    schedule[ObjectIdentifier(cache)] = nil
+                    state.withLockedValue { $0.entries[cache.profile.name]?.variants }?.remove(cache)
+                }
             }
             // Look again within a minute at most.
             var next = now + .seconds(60)
@@ -202,7 +231,7 @@ public final class TokenBroker: Service, Sendable {
                     "\(environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
             }
         }
-        var planned: [String: (identity: String, tokenIdentity: String, make: (IssuedToken?) -> TokenCache)] = [:]
+        var planned: [String: (identity: String, tokenIdentity: String, make: (IssuedToken?) -> (TokenCache, VariantCaches?))] = [:]
         for profile in configuration.profiles {
             guard let credentials = credentials[profile.name] else { continue }
             let upstream = try client(for: profile.environment)
@@ -212,12 +241,20 @@ public final class TokenBroker: Service, Sendable {
             planned[profile.name] = (
                 Self.identity(profile, credentials, refresh), Self.tokenIdentity(profile, refresh),
                 { carried in
-                    TokenCache(
-                        fetcher: TokenFetcher(
-                            builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream,
-                            keyProbe: .seconds(refresh.keyProbeSeconds), logger: logger),
-                        refresh: refresh,
-                        policy: policy, wakeup: wakeup, carrying: carried, logger: logger)
+                    let fetcher = TokenFetcher(
+                        builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream,
+                        keyProbe: .seconds(refresh.keyProbeSeconds), logger: logger)
+                    let cache = TokenCache(fetcher: fetcher, refresh: refresh, policy: policy, wakeup: wakeup, carrying: carried, logger: logger)
+                    let variants = profile.delegation.map { delegation in
+                        VariantCaches(limit: delegation.maxVariants) { variant in
+                            TokenCache(
+                                fetcher: TokenFetcher(
+                                    builder: GrantBuilder(profile: variant.applied(to: profile), credentials: credentials), upstream: upstream,
+                                    chooser: fetcher.chooser),
+                                refresh: refresh, policy: policy, wakeup: wakeup, variant: variant, logger: logger)
+                        }
+                    }
+                    return (cache, variants)
                 }
             )
         }
@@ -245,8 +282,8 @@ public final class TokenBroker: Service, Sendable {
                     changes.kept.append(name)
                     continue
                 }
-                let cache = plan.make(carried[name])
-                state.entries[name] = Entry(cache: cache, identity: plan.identity, tokenIdentity: plan.tokenIdentity)
+                let (cache, variants) = plan.make(carried[name])
+                state.entries[name] = Entry(cache: cache, identity: plan.identity, tokenIdentity: plan.tokenIdentity, variants: variants)
                 changes.started.append(name)
             }
             state.upstreams = upstreams

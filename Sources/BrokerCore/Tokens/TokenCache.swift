@@ -48,10 +48,19 @@ public actor TokenCache {
     private let logger: Logger
 
     private var current: IssuedToken? {
-        didSet { held.withLockedValue { $0 = current } }
+        didSet { held.withLockedValue { $0 = Held(token: current) } }
     }
     /// `current`, readable without entering the actor: the request path answers from it.
-    private nonisolated let held = NIOLockedValueBox<IssuedToken?>(nil)
+    private nonisolated let held = NIOLockedValueBox(Held())
+    /// The held token, and whether it was handed out since it was obtained, beyond the request
+    /// it was fetched for (a variant is refreshed ahead of expiry only then).
+    private struct Held {
+        var token: IssuedToken?
+        var used = false
+    }
+    /// The delegation this cache's tokens carry; nil for the profile's own token. A variant is
+    /// refreshed ahead of expiry only while it is used, and is let go once idle.
+    public nonisolated let variant: TokenVariant?
     private var inFlight: Task<Result<IssuedToken, TokenError>, Never>?
     private var lastError: TokenError?
     private var failures = 0
@@ -60,6 +69,12 @@ public actor TokenCache {
     private var lastForced: ContinuousClock.Instant?
     /// A key was registered while a fetch was under way: fetch again right after it.
     private var probeAfterFetch = false
+    /// When the cache was made, and whether a fetch of it has ended: a variant is not idle
+    /// before the request that made it has fetched.
+    private let made = ContinuousClock.now
+    private var fetchEnded = false
+    /// How long a new variant waits for its first fetch to start before it counts as idle.
+    static let firstFetchGrace: Duration = .seconds(10)
 
     /// The shortest time between two forced refreshes (`POST .../refresh`).
     public static let forcedRefreshInterval: Duration = .seconds(10)
@@ -68,8 +83,9 @@ public actor TokenCache {
     /// (its keys changed) is handed out while this cache fetches anew at once with its keys.
     public init(
         fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), wakeup: RefreshWakeup = RefreshWakeup(),
-        carrying token: IssuedToken? = nil, logger: Logger
+        carrying token: IssuedToken? = nil, variant: TokenVariant? = nil, logger: Logger
     ) {
+        self.variant = variant
         self.wakeup = wakeup
         self.profile = fetcher.builder.profile
         self.fetcher = fetcher
@@ -81,7 +97,7 @@ public actor TokenCache {
         if let token, token.remaining() >= .seconds(refresh.minValidSeconds) {
             // Observers do not run in an initialiser: `held` is set with it.
             current = token
-            held.withLockedValue { $0 = token }
+            held.withLockedValue { $0 = Held(token: token) }
             refreshAt = .now
         }
     }
@@ -112,6 +128,8 @@ public actor TokenCache {
         }
         let token = try result.get()
         guard token.remaining() >= needed else { throw insufficient(token, needed: needed) }
+        // The request a fetch was made for does not count as a use: a variant asked for once is
+        // not refreshed, and goes when its token runs out.
         return token
     }
 
@@ -119,7 +137,12 @@ public actor TokenCache {
     /// without waiting for the actor: what `token(minValid:)` answers first, for the request
     /// path to serve on its own thread. Nil means: ask `token(minValid:)`.
     public nonisolated func heldToken(minValid requested: Int? = nil) -> IssuedToken? {
-        guard let token = held.withLockedValue({ $0 }) else { return nil }
+        guard
+            let token = held.withLockedValue({ held in
+                held.used = true
+                return held.token
+            })
+        else { return nil }
         return token.remaining() >= max(.seconds(refresh.minValidSeconds), .seconds(requested ?? 0)) ? token : nil
     }
 
@@ -157,16 +180,53 @@ public actor TokenCache {
     /// scheduled refresh, or at the retry after a failure) and none is under way. Returns when
     /// this cache is next due, or nil while a fetch is under way: its end signals `wakeup`.
     public func refreshIfDue(now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
-        if inFlight != nil { return nil }
+        switch refreshStep(now: now) {
+        case .due(let instant): instant
+        case .fetching, .idle: nil
+        }
+    }
+
+    /// What the refresh loop is to do with a cache next.
+    public enum RefreshStep: Sendable, Equatable {
+        /// Look again at this time.
+        case due(ContinuousClock.Instant)
+        /// A fetch is under way; its end signals the loop.
+        case fetching
+        /// An idle variant whose token no longer serves: let it go.
+        case idle
+    }
+
+    /// `refreshIfDue`, telling an idle variant apart: a variant is refreshed ahead of expiry only
+    /// when its token was handed out since it was obtained; otherwise it is left to run out, and
+    /// then reported idle. Its first fetch, and any after a failure, come from requests.
+    public func refreshStep(now: ContinuousClock.Instant = .now) -> RefreshStep {
+        if inFlight != nil { return .fetching }
+        if variant != nil {
+            guard let token = current, token.remaining() >= minValid else {
+                // Nothing to serve: a request fetches anew (after any backoff under way). A
+                // variant just made for a request waits for that request's fetch.
+                if let retryAt, retryAt > now { return .due(retryAt) }
+                if !fetchEnded, now - made < Self.firstFetchGrace { return .due(made + Self.firstFetchGrace) }
+                return .idle
+            }
+            let due = max(refreshAt ?? now, retryAt ?? now)
+            if due > now { return .due(due) }
+            guard held.withLockedValue({ $0.used }) else {
+                // Unused since obtained: not refreshed; idle once it no longer serves.
+                return .due(now + max(token.remaining() - minValid, .milliseconds(1)))
+            }
+            _ = startFetch()
+            return .fetching
+        }
         let due: ContinuousClock.Instant
         if let token = current, token.remaining() >= minValid {
             due = max(refreshAt ?? now, retryAt ?? now)
         } else {
             due = retryAt ?? now
         }
-        guard due <= now else { return due }
+        guard due <= now else { return .due(due) }
         _ = startFetch()
-        return nil
+        return .fetching
     }
 
     /// `kid` was just registered on the client (by rotation): if this cache holds that key, its
@@ -209,6 +269,7 @@ public actor TokenCache {
 
     private func record(_ outcome: Result<IssuedToken, TokenError>) -> Result<IssuedToken, TokenError> {
         inFlight = nil
+        fetchEnded = true
         defer { wakeup.signal(changed: ObjectIdentifier(self)) }
         var result = outcome
         if case .success(let token) = outcome, token.lifetime <= minValid + .seconds(1) {

@@ -22,6 +22,14 @@ public struct TokenFetcher: Sendable {
         chooser = KeyChooser(keys: builder.credentials.keys, probeInterval: keyProbe, logger: logger)
     }
 
+    /// A fetcher sharing `chooser` with others of the same keys: a profile's variants learn
+    /// together which key Maskinporten accepts.
+    public init(builder: GrantBuilder, upstream: UpstreamClient, chooser: KeyChooser) {
+        self.builder = builder
+        self.upstream = upstream
+        self.chooser = chooser
+    }
+
     /// A new token from upstream, once this client has a free fetch slot.
     public func fetch() async throws(TokenError) -> IssuedToken {
         try await upstream.slots.run { () async throws(TokenError) -> IssuedToken in try await fetchNow() }

@@ -64,6 +64,7 @@ public final class Auditor: Service, Sendable {
 
     private struct Pair {
         var name: String
+        var variant: String?
         var executable: String?
         /// Hand-outs since the last count line.
         var repeats: UInt64 = 0
@@ -92,23 +93,29 @@ public final class Auditor: Service, Sendable {
 
     /// Records that `token` of `name` is handed to `peer`. False: it must not be handed out
     /// (`overflow` is refuse and the audit trail cannot take lines now).
-    func handOut(_ kind: Kind, name: String, token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials, overflow: AuditSettings.Overflow) -> Bool {
+    /// `variant` names the delegation a variant's token carries (`system_user_org=...`).
+    func handOut(
+        _ kind: Kind, name: String, variant: String? = nil, token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials,
+        overflow: AuditSettings.Overflow
+    ) -> Bool {
         guard level <= kind.level else { return true }
         if overflow == .refuse && output.sink.isRefusingAudit { return false }
         return record(
-            PairKey(kind: kind, subject: token.fingerprint, pid: peer.pid, uid: peer.uid, gid: peer.gid), name: name, fingerprint: token.fingerprint,
-            expiresAt: expiresAt, peer: peer)
+            PairKey(kind: kind, subject: token.fingerprint, pid: peer.pid, uid: peer.uid, gid: peer.gid), name: name, variant: variant,
+            fingerprint: token.fingerprint, expiresAt: expiresAt, peer: peer)
             || overflow == .drop
     }
 
     /// Records that `peer` was refused `name`.
     func denied(_ name: String, peer: PeerCredentials) {
         guard level <= Kind.denied.level else { return }
-        _ = record(PairKey(kind: .denied, subject: name, pid: peer.pid, uid: peer.uid, gid: peer.gid), name: name, fingerprint: nil, expiresAt: nil, peer: peer)
+        _ = record(
+            PairKey(kind: .denied, subject: name, pid: peer.pid, uid: peer.uid, gid: peer.gid), name: name, variant: nil, fingerprint: nil, expiresAt: nil,
+            peer: peer)
     }
 
     /// A repeat is counted; a first time is written in full. False when its line was dropped.
-    private func record(_ key: PairKey, name: String, fingerprint: String?, expiresAt: String?, peer: PeerCredentials) -> Bool {
+    private func record(_ key: PairKey, name: String, variant: String?, fingerprint: String?, expiresAt: String?, peer: PeerCredentials) -> Bool {
         let repeated = pairs.withLockedValue { pairs in
             guard let index = pairs.index(forKey: key) else { return false }
             pairs.values[index].repeats += 1
@@ -117,21 +124,22 @@ public final class Auditor: Service, Sendable {
         }
         if repeated { return true }
         let executable = peer.executable()
-        var metadata = Self.metadata(name: name, peer: peer, executable: executable)
+        var metadata = Self.metadata(name: name, variant: variant, peer: peer, executable: executable)
         if let fingerprint { metadata["fingerprint"] = "\(fingerprint)" }
         if let expiresAt { metadata["expires_at"] = "\(expiresAt)" }
         let line = LineLogHandler.line(level: key.kind.level, message: key.kind.message, metadata: metadata, format: output.format)
         guard line.withUnsafeBufferPointer({ output.sink.append(bytes: $0, stream: .audit) }) else { return false }
         pairs.withLockedValue { pairs in
             if pairs.count < Self.maximumPairs, pairs[key] == nil {
-                pairs[key] = Pair(name: name, executable: executable)
+                pairs[key] = Pair(name: name, variant: variant, executable: executable)
             }
         }
         return true
     }
 
-    private static func metadata(name: String, peer: PeerCredentials, executable: String?) -> Logger.Metadata {
+    private static func metadata(name: String, variant: String?, peer: PeerCredentials, executable: String?) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["audit": "true", "profile": "\(name)", "pid": "\(peer.pid)", "uid": "\(peer.uid)", "gid": "\(peer.gid)"]
+        if let variant { metadata["variant"] = "\(variant)" }
         if let executable { metadata["exe"] = "\(executable)" }
         return metadata
     }
@@ -166,7 +174,8 @@ public final class Auditor: Service, Sendable {
             return due
         }
         for (key, pair) in due.sorted(by: { ($0.0.pid, $0.0.subject) < ($1.0.pid, $1.0.subject) }) {
-            var metadata = Self.metadata(name: pair.name, peer: PeerCredentials(pid: key.pid, uid: key.uid, gid: key.gid), executable: pair.executable)
+            var metadata = Self.metadata(
+                name: pair.name, variant: pair.variant, peer: PeerCredentials(pid: key.pid, uid: key.uid, gid: key.gid), executable: pair.executable)
             if key.kind != .denied { metadata["fingerprint"] = "\(key.subject)" }
             metadata["count"] = "\(pair.repeats)"
             let line = LineLogHandler.line(level: key.kind.level, message: key.kind.message + " again", metadata: metadata, format: output.format)
