@@ -201,13 +201,18 @@ public final class EmulatorServer: Sendable {
         }
     }
 
-    private func tokenEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
-        emulator.count { $0.tokenRequests += 1 }
-        let fault = emulator.takeFault(.token)
+    /// The answer of `answer`, unless a fault injected into `target` replaces or delays it.
+    func faulted(_ target: FaultTarget, _ answer: () -> EmulatorReply) -> EmulatorReply {
+        let fault = emulator.takeFault(target)
         if let fault, fault.replacesAnswer { return .fault(fault) }
-        var reply = tokenAnswer(request)
+        var reply = answer()
         reply.delay = fault?.delay
         return reply
+    }
+
+    private func tokenEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
+        emulator.count { $0.tokenRequests += 1 }
+        return faulted(.token) { tokenAnswer(request) }
     }
 
     private func tokenAnswer(_ request: EmulatorRequest) -> EmulatorReply {
@@ -243,11 +248,7 @@ public final class EmulatorServer: Sendable {
 
     private func exchangeEndpoint(_ request: EmulatorRequest, idPorten: Bool = false) -> EmulatorReply {
         emulator.count { $0.exchangeRequests += 1 }
-        let fault = emulator.takeFault(.exchange)
-        if let fault, fault.replacesAnswer { return .fault(fault) }
-        var reply = exchangeAnswer(request, idPorten: idPorten)
-        reply.delay = fault?.delay
-        return reply
+        return faulted(.exchange) { exchangeAnswer(request, idPorten: idPorten) }
     }
 
     private func exchangeAnswer(_ request: EmulatorRequest, idPorten: Bool) -> EmulatorReply {

@@ -14,11 +14,7 @@ extension EmulatorServer {
     static let selfServicePrefix = "/api/v1/clients/"
 
     func selfServiceEndpoint(_ request: EmulatorRequest) -> EmulatorReply {
-        let fault = emulator.takeFault(.jwks)
-        if let fault, fault.replacesAnswer { return .fault(fault) }
-        var reply = selfServiceAnswer(request)
-        reply.delay = fault?.delay
-        return reply
+        faulted(.jwks) { selfServiceAnswer(request) }
     }
 
     private func selfServiceAnswer(_ request: EmulatorRequest) -> EmulatorReply {

@@ -134,6 +134,17 @@ import Testing
         await harness.stop()
     }
 
+    /// A daemon whose self-service API answers `status` to every call, once rotation has failed;
+    /// its profile is still served.
+    func failing(with status: Int) async throws -> DaemonHarness {
+        let harness = try await rotatingHarness(every: "1s", retireAfter: "1h")
+        try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"status\":\(status)}", "\(harness.emulatorURL)/_emulator/faults/jwks")
+        try await harness.startDaemon()
+        try await harness.waitForLog(containing: "key rotation failed")
+        #expect(try harness.request("/v1/token/notifications").status == 200)
+        return harness
+    }
+
     @Test("the self-service API refusing: 503 is retried and recovers; 401 and a full key set are named with their fix; the profile stays ready and served")
     func refusals() async throws {
         let harness = try await rotatingHarness(every: "1s", retireAfter: "1h")
@@ -145,13 +156,9 @@ import Testing
         await harness.stop()
 
         // 401: failing, shown, and the profile still ready.
-        let unauthorised = try await rotatingHarness(every: "1s", retireAfter: "1h")
-        try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"status":401}"#, "\(unauthorised.emulatorURL)/_emulator/faults/jwks")
-        try await unauthorised.startDaemon()
-        try await unauthorised.waitForLog(containing: "key rotation failed")
+        let unauthorised = try await failing(with: 401)
         #expect(unauthorised.logs.contains("check that it has the scopes idporten:dcr.read and idporten:dcr.write"), "\(unauthorised.logs)")
         #expect(try unauthorised.request("/readyz").status == 200)
-        #expect(try unauthorised.request("/v1/token/notifications").status == 200)
         let profiles = try unauthorised.json(try unauthorised.request("/v1/profiles").body)
         let rotation = (profiles["profiles"] as? [[String: Any]])?.first?["rotation"] as? [String: Any]
         #expect(rotation?["state"] as? String == "failing" && (rotation?["error"] as? String)?.contains("HTTP 401") == true, "\(profiles)")
@@ -161,12 +168,8 @@ import Testing
         await unauthorised.stop()
 
         // 400 from the API: the key set refused, named as such.
-        let refused = try await rotatingHarness(every: "1s", retireAfter: "1h")
-        try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"status":400}"#, "\(refused.emulatorURL)/_emulator/faults/jwks")
-        try await refused.startDaemon()
-        try await refused.waitForLog(containing: "key rotation failed")
+        let refused = try await failing(with: 400)
         #expect(refused.logs.contains("rejected by self_service: the self-service API refused the request (HTTP 400)"), "\(refused.logs)")
-        #expect(try refused.request("/v1/token/notifications").status == 200)
         await refused.stop()
 
         // Five keys registered already: nothing is removed to make room; the message says what to do.
