@@ -165,7 +165,8 @@ class Daemon:
     systemd's log format (JOURNAL_STREAM set), its standard output and error read by a `Drain`.
     `audit_off` runs it at log level error instead, for a labelled comparison row only."""
 
-    def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh="", audit_off=False):
+    def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh="", audit_off=False,
+                 delegation=False):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
         self.socket_path = os.path.join(directory, "broker.sock")
@@ -185,6 +186,9 @@ class Daemon:
             name = "demo" if index == 0 else f"p{index:04d}"
             lines += [f"  {name}:", "    environment: local", "    client_id: bench", f"    scopes: [{SCOPE}]",
                       "    key:", f"      encoded_jwk_file: {key_file}"]
+            if delegation and index == 0:
+                # A vendor's profile: any organisation's system user, chosen per request.
+                lines += ["    delegation:", "      system_user_org: any", "      max_variants: 10000"]
         with open(config, "w") as file:
             file.write("\n".join(lines) + "\n")
         notify_path = os.path.join(directory, "notify.sock")
@@ -284,10 +288,37 @@ http {{
             self.process.kill()
 
 
-def uds_load(tool, socket_path, flags, seconds):
-    output = subprocess.run([tool, "-s", socket_path, "-p", "/v1/token/demo", "-d", str(seconds)] + flags,
+def uds_load(tool, socket_path, flags, seconds, path="/v1/token/demo"):
+    output = subprocess.run([tool, "-s", socket_path, "-p", path, "-d", str(seconds)] + flags,
                             capture_output=True, text=True).stdout
     return {key: float(value) for key, value in re.findall(r"(\w+)=([0-9.]+)", output)}
+
+
+def organisation_numbers(count, start=91000000):
+    """`count` valid organisation numbers (nine digits, modulus 11)."""
+    numbers, base = [], start
+    while len(numbers) < count:
+        digits = [int(c) for c in str(base)]
+        check = 11 - sum(d * w for d, w in zip(digits, [3, 2, 7, 6, 5, 4, 3, 2])) % 11
+        check = 0 if check == 11 else check
+        if check != 10:
+            numbers.append(f"{base}{check}")
+        base += 1
+    return numbers
+
+
+def uds_get(socket_path, path):
+    """One GET over the Unix socket; the status."""
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(socket_path)
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
 
 
 def curl_body(socket_path):
@@ -413,6 +444,43 @@ class Suite:
                  f"{per:.1f} KiB", "-", "-", "met" if per <= 16 else "missed",
                  f"Benchmarks/suite ((VmRSS at {self.arguments.profiles} - VmRSS at 10) / {self.arguments.profiles - 10})")
         self.notes.append(f"VmRSS: 10 profiles {idle:.0f} KiB, {self.arguments.profiles} profiles {many:.0f} KiB")
+
+    # -- delegation: many organisations through one profile ---------------------------------------
+
+    def variants(self):
+        count = self.arguments.organisations
+        log(f"delegation: {count:,} organisations through one profile, memory per variant and the cached variant's request rate")
+        orgs = organisation_numbers(count)
+        self.emulator.reset()
+        daemon = Daemon(self.broker, os.path.join(self.work, "vendor"), self.emulator, self.key_file, 1, delegation=True)
+        results = {}
+        try:
+            time.sleep(2)
+            before = rss_kib(daemon.process.pid)
+            for org in orgs:
+                status = uds_get(daemon.socket_path, f"/v1/token/demo?system_user_org={org}")
+                if status != 200:
+                    raise RuntimeError(f"variant {org}: HTTP {status}")
+            time.sleep(2)
+            after = rss_kib(daemon.process.pid)
+            fetched = self.emulator.stats().get("tokens_issued_by_organisation", {})
+            variant = f"/v1/token/demo?system_user_org={orgs[0]}"
+            for _ in range(self.arguments.rounds):
+                for name, path in (("base", "/v1/token/demo"), ("variant", variant)):
+                    results.setdefault(name, []).append(uds_load(self.arguments.uds_load, daemon.socket_path, ["-c", "64"], self.arguments.seconds, path))
+        finally:
+            daemon.stop()
+        per = (after - before) / count
+        self.row(f"resident memory added per cached variant, {count:,} organisations through one profile (system_user_org); shipped configuration",
+                 "-", "<= 16 KiB", f"{per:.1f} KiB", "-", "-", "met" if per <= 16 else "missed",
+                 f"Benchmarks/suite --only variants ((VmRSS after {count:,} variants - VmRSS before) / {count:,})")
+        base = median([run.get("rps", 0) for run in results["base"]])
+        cached = median([run.get("rps", 0) for run in results["variant"]])
+        self.row("requests/s for a cached variant (?system_user_org=), keep-alive, 64 connections; shipped configuration",
+                 "the profile's own token, same daemon and load", ">= 0.9x", f"{cached:,.0f} rps", f"{base:,.0f} rps", f"{cached / base:.2f}",
+                 "met" if cached >= 0.9 * base else "missed", f"Benchmarks/suite --only variants (uds-load -c 64 -d {self.arguments.seconds})")
+        self.notes.append(f"delegation: VmRSS {before:.0f} KiB before, {after:.0f} KiB after {count:,} variants; "
+                          f"{len(fetched):,} organisations fetched, {sum(fetched.values()):,} tokens")
 
     # -- start-up ----------------------------------------------------------------------------------
 
@@ -548,16 +616,17 @@ def main():
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--profiles", type=int, default=1000)
+    parser.add_argument("--organisations", type=int, default=1000)
     parser.add_argument("--lifetime", type=int, default=60)
     parser.add_argument("--window", type=int, default=75)
-    parser.add_argument("--only", default="", help="comma-separated: http,signatures,token,memory,ready,cold,refresh")
+    parser.add_argument("--only", default="", help="comma-separated: http,signatures,token,memory,variants,ready,cold,refresh")
     parser.add_argument("--out", default="BENCHMARKS.md")
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     suite = Suite(arguments)
-    chosen = [name for name in arguments.only.split(",") if name] or ["http", "signatures", "token", "memory", "ready", "cold", "refresh"]
-    steps = {"http": suite.http, "signatures": suite.signatures, "token": suite.token_command, "memory": suite.memory,
+    chosen = [name for name in arguments.only.split(",") if name] or ["http", "signatures", "token", "memory", "variants", "ready", "cold", "refresh"]
+    steps = {"http": suite.http, "signatures": suite.signatures, "token": suite.token_command, "memory": suite.memory, "variants": suite.variants,
              "ready": suite.ready, "cold": suite.cold, "refresh": suite.refreshing}
     try:
         for name in chosen:

@@ -58,6 +58,19 @@ struct EmulatorHarness {
     }
 }
 
+/// Runs `body` with `broker`, and shuts the broker down whatever `body` does: a broker dropped
+/// without its shutdown stops the test process (the HTTP client insists on it).
+func shuttingDown<T>(_ broker: TokenBroker, _ body: () async throws -> T) async throws -> T {
+    do {
+        let result = try await body()
+        await broker.shutdown()
+        return result
+    } catch {
+        await broker.shutdown()
+        throw error
+    }
+}
+
 /// Collects log records, to check what the broker says (and that it never says a token).
 final class CapturedLogs: @unchecked Sendable {
     private let lock = NSLock()

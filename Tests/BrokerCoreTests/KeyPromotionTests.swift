@@ -62,46 +62,47 @@ struct KeyPromotionTests {
             configuration.refresh.keyProbeSeconds = 1
             let logs = CapturedLogs()
             let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: RetryPolicy().scaled(by: 0.1), logger: logs.logger)
-            let cache = try #require(broker.cache(for: "notifications"))
+            try await shuttingDown(broker) {
+                let cache = try #require(broker.cache(for: "notifications"))
 
-            let first = try await cache.token()
-            #expect(first.remaining() > .seconds(60))
-            #expect(harness.emulator.stats.tokensIssuedByKid == ["test-kid": 1])
-            #expect(harness.emulator.stats.grantsRefused == 1, "the new key was tried first, and refused")
-            #expect(logs.lines.contains { $0.hasPrefix("warning Maskinporten refused key new-kid") }, "\(logs.lines)")
-            #expect(!logs.lines.contains { $0.hasPrefix("error") }, "\(logs.lines)")
-            // What /v1/profiles shows: the old key signs, the new one was refused.
-            let before = await cache.status().keys
-            #expect(before.map(\.kid) == ["test-kid", "new-kid"])
-            #expect(before.map(\.signs) == [true, false])
-            #expect(before.map(\.verdict) == [.accepted, .refused])
-            #expect(before.allSatisfy { $0.bits == 2048 })
+                let first = try await cache.token()
+                #expect(first.remaining() > .seconds(60))
+                #expect(harness.emulator.stats.tokensIssuedByKid == ["test-kid": 1])
+                #expect(harness.emulator.stats.grantsRefused == 1, "the new key was tried first, and refused")
+                #expect(logs.lines.contains { $0.hasPrefix("warning Maskinporten refused key new-kid") }, "\(logs.lines)")
+                #expect(!logs.lines.contains { $0.hasPrefix("error") }, "\(logs.lines)")
+                // What /v1/profiles shows: the old key signs, the new one was refused.
+                let before = await cache.status().keys
+                #expect(before.map(\.kid) == ["test-kid", "new-kid"])
+                #expect(before.map(\.signs) == [true, false])
+                #expect(before.map(\.verdict) == [.accepted, .refused])
+                #expect(before.allSatisfy { $0.bits == 2048 })
 
-            // Registered: the probe, a second after the refusal, signs with it and keeps it.
-            harness.emulator.register(
-                RegisteredClient(
-                    clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
-                    keys: [
-                        try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
-                        try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
-                    ]))
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            let deadline = ContinuousClock.now + .seconds(15)
-            // Until the broker has the probe's token (the emulator counts it before the Altinn exchange).
-            while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key new-kid") }) || cache.heldToken()?.fingerprint == first.fingerprint,
-                ContinuousClock.now < deadline
-            {
-                try await Task.sleep(for: .milliseconds(100))
+                // Registered: the probe, a second after the refusal, signs with it and keeps it.
+                harness.emulator.register(
+                    RegisteredClient(
+                        clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
+                        keys: [
+                            try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
+                            try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
+                        ]))
+                let refresher = Task { try await broker.run() }
+                defer { refresher.cancel() }
+                let deadline = ContinuousClock.now + .seconds(15)
+                // Until the broker has the probe's token (the emulator counts it before the Altinn exchange).
+                while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key new-kid") }) || cache.heldToken()?.fingerprint == first.fingerprint,
+                    ContinuousClock.now < deadline
+                {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "\(harness.emulator.stats)")
+                #expect(logs.lines.contains { $0.hasPrefix("notice signing with key new-kid") && $0.contains("previous_kid=test-kid") }, "\(logs.lines)")
+                #expect(try await cache.token().fingerprint != first.fingerprint, "the probe's token is served")
+                #expect(harness.emulator.stats.grantsRefused == 1, "no refusal after the key was registered")
+                let after = await cache.status().keys
+                #expect(after.map(\.signs) == [false, true])
+                #expect(after.map(\.verdict) == [.untried, .accepted])
             }
-            #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "\(harness.emulator.stats)")
-            #expect(logs.lines.contains { $0.hasPrefix("notice signing with key new-kid") && $0.contains("previous_kid=test-kid") }, "\(logs.lines)")
-            #expect(try await cache.token().fingerprint != first.fingerprint, "the probe's token is served")
-            #expect(harness.emulator.stats.grantsRefused == 1, "no refusal after the key was registered")
-            let after = await cache.status().keys
-            #expect(after.map(\.signs) == [false, true])
-            #expect(after.map(\.verdict) == [.untried, .accepted])
-            await broker.shutdown()
         }
     }
 
@@ -111,35 +112,36 @@ struct KeyPromotionTests {
             let (configuration, credentials) = try harness.configuration()
             let logs = CapturedLogs()
             let broker = try TokenBroker(configuration: configuration, credentials: credentials, logger: logs.logger)
-            let first = try await #require(broker.cache(for: "notifications")).token()
-            // The same client with a key set that adds a newer key (registered on the client).
-            harness.emulator.register(
-                RegisteredClient(
-                    clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
-                    keys: [
-                        try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
-                        try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
-                    ]))
-            var changed = credentials
-            changed["notifications"] = SigningCredentials(keys: [try Self.key(Keys.rsa2048, "test-kid"), try Self.key(Keys.other2048, "new-kid")])
-            let changes = try broker.apply(configuration: configuration, credentials: changed)
-            #expect(changes.started == ["notifications"])
-            let cache = try #require(broker.cache(for: "notifications"))
-            #expect(cache.heldToken()?.fingerprint == first.fingerprint, "the token is handed out at once, not fetched first")
-            #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == nil)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while cache.heldToken()?.fingerprint == first.fingerprint, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
+            try await shuttingDown(broker) {
+                let first = try await #require(broker.cache(for: "notifications")).token()
+                // The same client with a key set that adds a newer key (registered on the client).
+                harness.emulator.register(
+                    RegisteredClient(
+                        clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
+                        keys: [
+                            try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
+                            try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
+                        ]))
+                var changed = credentials
+                changed["notifications"] = SigningCredentials(keys: [try Self.key(Keys.rsa2048, "test-kid"), try Self.key(Keys.other2048, "new-kid")])
+                let changes = try broker.apply(configuration: configuration, credentials: changed)
+                #expect(changes.started == ["notifications"])
+                let cache = try #require(broker.cache(for: "notifications"))
+                #expect(cache.heldToken()?.fingerprint == first.fingerprint, "the token is handed out at once, not fetched first")
+                #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == nil)
+                let refresher = Task { try await broker.run() }
+                defer { refresher.cancel() }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while cache.heldToken()?.fingerprint == first.fingerprint, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "the new cache fetched at once, with the newest key")
+                // A change to what the token is for (the scopes) is not carried.
+                var other = configuration
+                other.profiles[0].scopes = [EmulatorHarness.scope, "altinn:serviceowner/instances.read"]
+                _ = try broker.apply(configuration: other, credentials: changed)
+                #expect(broker.cache(for: "notifications")?.heldToken() == nil)
             }
-            #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "the new cache fetched at once, with the newest key")
-            // A change to what the token is for (the scopes) is not carried.
-            var other = configuration
-            other.profiles[0].scopes = [EmulatorHarness.scope, "altinn:serviceowner/instances.read"]
-            _ = try broker.apply(configuration: other, credentials: changed)
-            #expect(broker.cache(for: "notifications")?.heldToken() == nil)
-            await broker.shutdown()
         }
     }
 }

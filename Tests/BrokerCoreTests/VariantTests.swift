@@ -64,28 +64,29 @@ struct VariantTests {
             let (configuration, credentials) = try harness.configuration(
                 exchange: "none", minValid: 0, extra: "\n    delegation:\n      system_user_org: any")
             let broker = try TokenBroker(configuration: configuration, credentials: credentials, logger: CapturedLogs().logger)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            let used = TokenVariant(systemUserOrg: Self.org)
-            let idle = TokenVariant(systemUserOrg: try OrganisationNumber("910000012"))
-            _ = try await #require(broker.cache(for: "notifications", variant: idle)).token()
-            let first = try await #require(broker.cache(for: "notifications", variant: used)).token()
-            #expect(broker.variantCount(of: "notifications") == 2)
-            // The idle variant's token runs out after 20 s; the used one is refreshed before that.
-            // (Lifetimes this long keep the test steady on a loaded two-core machine.)
-            let end = ContinuousClock.now + .seconds(40)
-            var refreshed = false
-            while ContinuousClock.now < end, !(refreshed && broker.variantCount(of: "notifications") == 1) {
-                // The used variant is asked for all along; the idle one never again.
-                if let token = broker.cache(for: "notifications", variant: used)?.heldToken(), token.fingerprint != first.fingerprint { refreshed = true }
-                try await Task.sleep(for: .milliseconds(200))
+            try await shuttingDown(broker) {
+                let refresher = Task { try await broker.run() }
+                defer { refresher.cancel() }
+                let used = TokenVariant(systemUserOrg: Self.org)
+                let idle = TokenVariant(systemUserOrg: try OrganisationNumber("910000012"))
+                _ = try await #require(broker.cache(for: "notifications", variant: idle)).token()
+                let first = try await #require(broker.cache(for: "notifications", variant: used)).token()
+                #expect(broker.variantCount(of: "notifications") == 2)
+                // The idle variant's token runs out after 20 s; the used one is refreshed before that.
+                // (Lifetimes this long keep the test steady on a loaded two-core machine.)
+                let end = ContinuousClock.now + .seconds(40)
+                var refreshed = false
+                while ContinuousClock.now < end, !(refreshed && broker.variantCount(of: "notifications") == 1) {
+                    // The used variant is asked for all along; the idle one never again.
+                    if let token = broker.cache(for: "notifications", variant: used)?.heldToken(), token.fingerprint != first.fingerprint { refreshed = true }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                #expect(refreshed, "the used variant was refreshed ahead of expiry")
+                #expect(broker.variantCount(of: "notifications") == 1, "the idle variant was let go once its token ran out")
+                let byOrganisation = harness.emulator.stats.tokensIssuedByOrganisation
+                #expect(byOrganisation["910000012"] == 1, "the idle variant was fetched once, for its request: \(byOrganisation)")
+                #expect((byOrganisation["910000004"] ?? 0) >= 2, "the used variant was refreshed: \(byOrganisation)")
             }
-            #expect(refreshed, "the used variant was refreshed ahead of expiry")
-            #expect(broker.variantCount(of: "notifications") == 1, "the idle variant was let go once its token ran out")
-            let byOrganisation = harness.emulator.stats.tokensIssuedByOrganisation
-            #expect(byOrganisation["910000012"] == 1, "the idle variant was fetched once, for its request: \(byOrganisation)")
-            #expect((byOrganisation["910000004"] ?? 0) >= 2, "the used variant was refreshed: \(byOrganisation)")
-            await broker.shutdown()
         }
     }
 }

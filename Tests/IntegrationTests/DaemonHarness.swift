@@ -130,6 +130,26 @@ final class DaemonHarness: @unchecked Sendable {
 
     let seenTokens = LockedSet()
 
+    /// `body` on a thread of its own: the harness's calls wait for a child process (curl), and
+    /// a test polling with them on Swift's cooperative pool (two threads on a two-core machine)
+    /// would starve every other test in the process. Polling loops use this.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// `request` off the cooperative pool.
+    func requestOffPool(_ path: String, _ extra: [String] = []) async throws -> (status: Int, body: String) {
+        try await Self.offPool { try self.request(path, extra) }
+    }
+
+    /// `emulatorStats` off the cooperative pool.
+    func emulatorStatsOffPool() async throws -> [String: Any] {
+        let text = try await Self.offPool { try Self.curlHTTP("\(self.emulatorURL)/_emulator/stats").output }
+        return try json(text)
+    }
+
     func json(_ text: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
