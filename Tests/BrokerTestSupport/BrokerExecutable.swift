@@ -33,4 +33,9 @@ public enum BrokerExecutable {
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Command.Result {
         try Command.run(path, arguments, environment: environment)
     }
+
+    /// `run` off Swift's cooperative pool (`Command.runOffPool`).
+    public static func runOffPool(_ arguments: [String], environment: [String: String]? = nil) async throws -> Command.Result {
+        try await Command.runOffPool(path, arguments, environment: environment)
+    }
 }

@@ -36,6 +36,19 @@ public struct Command: Sendable {
         return Result(status: status, stdout: process.outputData, stderr: process.errorData)
     }
 
+    /// `run` on a thread of its own, for async tests whose command takes seconds (a compiler, a
+    /// key generation): waiting for it on Swift's cooperative pool (two threads on a two-core
+    /// machine) would stall every other test in the process past its own deadlines.
+    public static func runOffPool(
+        _ executable: String, _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil
+    ) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Swift.Result { try run(executable, arguments, input: input, environment: environment) })
+            }
+        }
+    }
+
     /// The full path of `name` on `$PATH`.
     public static func which(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"

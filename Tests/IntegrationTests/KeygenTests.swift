@@ -72,7 +72,7 @@ struct KeygenTests {
     @Test("the key keygen makes is accepted by the emulator with only its printed public part, and openssl verifies its grants")
     func registeredAndAccepted() async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")
-        let made = try BrokerExecutable.run(["keygen", "--out", directory.path("notifications.jwk")])
+        let made = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("notifications.jwk")])
         #expect(made.status == 0, "\(made.errorOutput)")
 
         // stdout is exactly a JSON array holding one public JWK: what Samarbeidsportalen takes.
@@ -125,9 +125,9 @@ struct KeygenTests {
     }
 
     @Test("--pem prints the public key as PEM, and openssl verifies grants with it", arguments: [2048, 3072])
-    func pem(bits: Int) throws {
+    func pem(bits: Int) async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")
-        let made = try BrokerExecutable.run(["keygen", "--out", directory.path("k.jwk"), "--pem", "--bits", "\(bits)", "--kid", "pem-kid"])
+        let made = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("k.jwk"), "--pem", "--bits", "\(bits)", "--kid", "pem-kid"])
         #expect(made.status == 0, "\(made.errorOutput)")
         #expect(made.output.hasPrefix("-----BEGIN PUBLIC KEY-----\n") && made.output.hasSuffix("-----END PUBLIC KEY-----\n"), "\(made.output)")
         let publicKey = try directory.write("printed.pem", made.output)
@@ -143,13 +143,13 @@ struct KeygenTests {
     }
 
     @Test("keygen never overwrites; --force replaces; --add-to appends up to Maskinporten's 5 keys")
-    func fileRules() throws {
+    func fileRules() async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")
         let path = directory.path("k.jwk")
-        #expect(try BrokerExecutable.run(["keygen", "--out", path, "--kid", "one"]).status == 0)
+        #expect(try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--kid", "one"]).status == 0)
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
 
-        let again = try BrokerExecutable.run(["keygen", "--out", path])
+        let again = try await BrokerExecutable.runOffPool(["keygen", "--out", path])
         #expect(again.status == 1)
         #expect(
             again.errorOutput
@@ -158,43 +158,43 @@ struct KeygenTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == original)
 
         for kid in ["two", "three", "four", "five"] {
-            let added = try BrokerExecutable.run(["keygen", "--out", path, "--add-to", "--kid", kid])
+            let added = try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--add-to", "--kid", kid])
             #expect(added.status == 0, "\(added.errorOutput)")
         }
         #expect(try Self.privateKeys(path).map { $0["kid"] as? String } == ["one", "two", "three", "four", "five"])
         let info = try FileManager.default.attributesOfItem(atPath: path)
         #expect((info[.posixPermissions] as? Int) == 0o600)
-        let sixth = try BrokerExecutable.run(["keygen", "--out", path, "--add-to"])
+        let sixth = try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--add-to"])
         #expect(sixth.status == 1)
         #expect(
             sixth.errorOutput
                 == "error: \(path) already holds 5 keys, Maskinporten's limit for one client: remove the oldest from the file and from Samarbeidsportalen first\n"
         )
-        let duplicate = try BrokerExecutable.run(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"])
+        let duplicate = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"])
         #expect(duplicate.status == 0)
         #expect(
-            try BrokerExecutable.run(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"]).errorOutput.contains(
+            try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"]).errorOutput.contains(
                 "already holds a key with kid x"))
 
         // Without kid, check-config lists every key of the set, the newest marked.
         let whole = try Self.config(in: directory, keyFile: "k.jwk")
-        let listed = try BrokerExecutable.run(["check-config", "--config", whole])
+        let listed = try await BrokerExecutable.runOffPool(["check-config", "--config", whole])
         #expect(listed.status == 0, "\(listed.output)\(listed.errorOutput)")
         #expect(listed.output.contains("  keys:         5 in the JWK Set, oldest first;"), "\(listed.output)")
         #expect(listed.output.contains("  kid:          five, RSA 2048 bits, RS256, made "), "\(listed.output)")
         #expect(listed.output.contains(" ago) (newest)\n"), "\(listed.output)")
         // A profile names one key of the set; check-config shows when it was made.
         let config = try Self.config(in: directory, keyFile: "k.jwk", kid: "three")
-        let check = try BrokerExecutable.run(["check-config", "--config", config])
+        let check = try await BrokerExecutable.runOffPool(["check-config", "--config", config])
         #expect(check.status == 0, "\(check.output)\(check.errorOutput)")
         let today = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate])
         #expect(check.output.contains("  kid:          three, made \(today) (0 days ago)\n"), "\(check.output)")
 
-        #expect(try BrokerExecutable.run(["keygen", "--out", path, "--force", "--kid", "fresh"]).status == 0)
+        #expect(try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--force", "--kid", "fresh"]).status == 0)
         #expect(try Self.privateKeys(path).map { $0["kid"] as? String } == ["fresh"])
 
         for bad in [["--bits", "1024"], ["--kid", "with space"], ["--add-to", "--force"]] {
-            let refused = try BrokerExecutable.run(["keygen", "--out", directory.path("bad.jwk")] + bad)
+            let refused = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("bad.jwk")] + bad)
             #expect(refused.status != 0, "\(bad)")
             #expect(!FileManager.default.fileExists(atPath: directory.path("bad.jwk")), "\(bad)")
         }
