@@ -175,17 +175,6 @@ public actor TokenCache {
 
     // MARK: - Refreshing
 
-    /// One step of the broker's refresh loop (`TokenBroker.run`), which keeps every cache fresh
-    /// from one task: starts a fetch when one is due (at once for a cache with no token, at the
-    /// scheduled refresh, or at the retry after a failure) and none is under way. Returns when
-    /// this cache is next due, or nil while a fetch is under way: its end signals `wakeup`.
-    public func refreshIfDue(now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
-        switch refreshStep(now: now) {
-        case .due(let instant): instant
-        case .fetching, .idle: nil
-        }
-    }
-
     /// What the refresh loop is to do with a cache next.
     public enum RefreshStep: Sendable, Equatable {
         /// Look again at this time.
@@ -196,7 +185,10 @@ public actor TokenCache {
         case idle
     }
 
-    /// `refreshIfDue`, telling an idle variant apart: a variant is refreshed ahead of expiry only
+    /// One step of the broker's refresh loop (`TokenBroker.run`), which keeps every cache fresh
+    /// from one task: starts a fetch when one is due (at once for a cache with no token, at the
+    /// scheduled refresh, or at the retry after a failure) and none is under way. A variant is
+    /// refreshed ahead of expiry only
     /// when its token was handed out since it was obtained; otherwise it is left to run out, and
     /// then reported idle. Its first fetch, and any after a failure, come from requests.
     public func refreshStep(now: ContinuousClock.Instant = .now) -> RefreshStep {
