@@ -98,6 +98,7 @@ let package = Package(
             name: "MaskinportenEmulator",
             dependencies: [
                 "BrokerCrypto",
+                "BrokerPOSIX",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

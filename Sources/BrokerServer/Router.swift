@@ -12,7 +12,6 @@ public struct Router: Sendable {
     let metrics: ServerMetrics
     let auditor: Auditor
     let rotation: KeyRotation?
-    let bodies = TokenBodies()
 
     /// A router over `broker`, reading the serving state through `state` on each request.
     public init(
@@ -56,12 +55,6 @@ public struct Router: Sendable {
     private enum TokenRequest {
         case answer(BrokerResponse)
         case ready(cache: TokenCache, minValid: Int?, profile: String, overflow: AuditSettings.Overflow)
-
-        /// The cache's variant, for the audit line; nil for the profile's own token.
-        var variant: TokenVariant? {
-            if case .ready(let cache, _, _, _) = self { return cache.variant }
-            return nil
-        }
     }
 
     private func tokenRequest(profile name: String, _ request: BrokerRequest, peer: PeerCredentials) -> TokenRequest {
@@ -110,7 +103,7 @@ public struct Router: Sendable {
             } catch {
                 return Self.response(for: error)
             }
-            return tokenAnswer(token, profile: profile, variant: cache.variant, request, peer: peer, overflow: overflow)
+            return tokenAnswer(token, from: cache, profile: profile, request, peer: peer, overflow: overflow)
         }
     }
 
@@ -130,7 +123,7 @@ public struct Router: Sendable {
             response = answer
         case .ready(let cache, let minValid, let profile, let overflow):
             guard let token = cache.heldToken(minValid: minValid) else { return nil }
-            response = tokenAnswer(token, profile: profile, variant: cache.variant, request, peer: peer, overflow: overflow)
+            response = tokenAnswer(token, from: cache, profile: profile, request, peer: peer, overflow: overflow)
         }
         metrics.request(route: Route.token.rawValue, status: response.status.code)
         return response
@@ -138,10 +131,11 @@ public struct Router: Sendable {
 
     /// A token handed out: audited, counted, and answered as JSON or bare text.
     private func tokenAnswer(
-        _ token: IssuedToken, profile: String, variant: TokenVariant?, _ request: BrokerRequest, peer: PeerCredentials, overflow: AuditSettings.Overflow
+        _ token: IssuedToken, from cache: TokenCache, profile: String, _ request: BrokerRequest, peer: PeerCredentials,
+        overflow: AuditSettings.Overflow
     ) -> BrokerResponse {
-        let body = bodies.body(for: token, profile: profile, variant: variant)
-        if let refused = audited(.token, name: profile, variant: variant?.auditName, token, expiresAt: body.expiresAt, peer: peer, overflow: overflow) {
+        let body = TokenBodies.body(for: token, from: cache)
+        if let refused = audited(.token, name: profile, variant: cache.variant, token, expiresAt: body.expiresAt, peer: peer, overflow: overflow) {
             return refused
         }
         if request.wantsPlainText {
@@ -155,7 +149,7 @@ public struct Router: Sendable {
     /// Every token handed out passes here: audited (nil), or refused because the audit trail
     /// cannot take its line and `audit.on_overflow` is refuse (the answer to send instead).
     private func audited(
-        _ kind: Auditor.Kind, name: String, variant: String? = nil, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials,
+        _ kind: Auditor.Kind, name: String, variant: TokenVariant? = nil, _ token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials,
         overflow: AuditSettings.Overflow
     ) -> BrokerResponse? {
         guard auditor.handOut(kind, name: name, variant: variant, token: token, expiresAt: expiresAt, peer: peer, overflow: overflow) else {

@@ -1,13 +1,12 @@
 import BrokerCore
 import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// The JSON answer of `GET /v1/token/{profile}`, built once per token rather than once per
 /// request: everything but `expires_in` is fixed while a token is held, so the body is kept as the
 /// bytes before that number and the bytes after it. Keys in sorted order, as `JSONCoding` writes
 /// every other answer.
-final class TokenBodies: Sendable {
+enum TokenBodies {
     /// One token's answer, split around `expires_in`.
     struct Body: Sendable {
         var token: String
@@ -26,19 +25,10 @@ final class TokenBodies: Sendable {
         }
     }
 
-    private let bodies = NIOLockedValueBox([String: Body]())
-
-    /// The answer for `token` of `profile`, made on the first request after the token changed.
-    /// A variant's answer is made for each request (its cache may go at any time, and a body
-    /// kept here for each would outlive it).
-    func body(for token: IssuedToken, profile: String, variant: TokenVariant? = nil) -> Body {
-        if variant != nil { return Self.make(token, profile: profile) }
-        if let body = bodies.withLockedValue({ $0[profile] }), body.token == token.value {
-            return body
-        }
-        let body = Self.make(token, profile: profile)
-        bodies.withLockedValue { $0[profile] = body }
-        return body
+    /// The answer for `token` from `cache`, made on the first request after the token changed
+    /// and kept by the cache with its token.
+    static func body(for token: IssuedToken, from cache: TokenCache) -> Body {
+        cache.prepared(for: token) { make($0, profile: cache.profile.name) }
     }
 
     static func make(_ token: IssuedToken, profile: String) -> Body {

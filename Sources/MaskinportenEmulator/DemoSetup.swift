@@ -1,4 +1,5 @@
 import BrokerCrypto
+import BrokerPOSIX
 public import Foundation
 
 /// A demo client for an emulator: a fresh RSA key registered as client `demo-client`, its
@@ -30,21 +31,22 @@ public enum DemoSetup {
         }
         let socket = socketPath.map { "socket:\n  path: \($0)\n  mode: \"0600\"\n" } ?? ""
         let configPath = directory.appendingPathComponent("broker.yaml").path
-        try """
-        # Written for the demo: the emulator on \(emulator.altinnPlatform) and a demo key.
-        \(socket)environments:
-          local:
-            maskinporten_issuer: \(emulator.issuer)
-            altinn_platform: \(emulator.altinnPlatform)
-            self_service_api: \(emulator.altinnPlatform)/api/v1/clients
-        profiles:
-          demo:
-            environment: local
-            client_id: demo-client
-            scopes: [\(scope)]
-            key:
-              encoded_jwk_file: demo.jwk
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let text = """
+            # Written for the demo: the emulator on \(emulator.altinnPlatform) and a demo key.
+            \(socket)environments:
+              local:
+                maskinporten_issuer: \(emulator.issuer)
+                altinn_platform: \(emulator.altinnPlatform)
+                self_service_api: \(emulator.altinnPlatform)/api/v1/clients
+            profiles:
+              demo:
+                environment: local
+                client_id: demo-client
+                scopes: [\(scope)]
+                key:
+                  encoded_jwk_file: demo.jwk
+            """
+        try AtomicFile.write(Array(text.utf8), to: configPath, replacing: true)
         return configPath
     }
 }

@@ -1,4 +1,5 @@
 public import BrokerCrypto
+import BrokerPOSIX
 public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
@@ -310,7 +311,7 @@ public final class Emulator: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         do {
             let data = try encoder.encode(clients.sorted { $0.clientID < $1.clientID })
-            try data.write(to: stateDirectory.appendingPathComponent("clients.json"), options: .atomic)
+            try AtomicFile.write(Array(data), to: stateDirectory.appendingPathComponent("clients.json").path, replacing: true)
         } catch {
             logger.error("could not save clients", metadata: ["error": "\(error)"])
         }

@@ -306,6 +306,7 @@ struct ConfigTests {
         arguments: [
             ("991825827", true), ("974760673", true), ("910825496", true), ("991825828", false),
             ("123456789", false), ("99182582", false), ("9918258270", false), ("99182582x", false),
+            ("x91825827", false), ("\u{0669}\u{0669}\u{0661}\u{0668}\u{0662}\u{0665}\u{0668}\u{0662}\u{0667}", false), ("", false),
         ])
     func organisationNumbers(_ text: String, _ valid: Bool) {
         #expect(((try? OrganisationNumber(text)) != nil) == valid, "\(text)")

@@ -76,4 +76,34 @@ struct TokenCacheTests {
             #expect(harness.emulator.stats.exchangesIssued >= 2)
         }
     }
+
+    @Test("what is prepared of a token is made once while it is held, and anew for the next token")
+    func preparedOncePerToken() async throws {
+        try await EmulatorHarness.with { harness in
+            // A token short enough that the next one comes within seconds.
+            harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 3)
+            let (broker, cache) = try harness.broker(minValid: 1)
+            try await shuttingDown(broker) {
+                var made = 0
+                func prepared(_ token: IssuedToken, as tag: String) -> String {
+                    cache.prepared(for: token) {
+                        made += 1
+                        return tag + ":" + $0.fingerprint
+                    }
+                }
+                let first = try await cache.token()
+                #expect(prepared(first, as: "a") == "a:" + first.fingerprint)
+                #expect(prepared(first, as: "b") == "a:" + first.fingerprint)
+                #expect(made == 1)
+                try await Task.sleep(until: .now + first.remaining() - .seconds(1) + .milliseconds(100))
+                let next = try await cache.token()
+                #expect(next.value != first.value)
+                #expect(prepared(next, as: "c") == "c:" + next.fingerprint)
+                // A token no longer held is prepared for the asker, not kept in place of the held one's.
+                #expect(prepared(first, as: "d") == "d:" + first.fingerprint)
+                #expect(prepared(next, as: "e") == "c:" + next.fingerprint)
+                #expect(made == 3)
+            }
+        }
+    }
 }

@@ -29,17 +29,4 @@ struct TokenBodiesTests {
         let date = Date(timeIntervalSince1970: TimeInterval(seconds))
         #expect(JSONCoding.rfc3339(date.addingTimeInterval(0.999)) == date.formatted(.iso8601))
     }
-
-    @Test("a new token replaces the kept answer")
-    func newTokenNewBody() {
-        let bodies = TokenBodies()
-        let first = bodies.body(for: Self.token, profile: "p")
-        #expect(bodies.body(for: Self.token, profile: "p").head == first.head)
-        let next = IssuedToken(
-            value: "eyJ.eyJ.bmV3", kind: .maskinporten, scope: "s", expiresAt: Date(timeIntervalSince1970: 1_900_000_000), fingerprint: "fedcba9876543210")
-        let second = String(buffer: bodies.body(for: next, profile: "p").render(expiresIn: 5))
-        #expect(second.contains("\"access_token\":\"eyJ.eyJ.bmV3\""))
-        #expect(second.contains("\"kind\":\"maskinporten\""))
-        #expect(second.contains("\"expires_in\":5,"))
-    }
 }

@@ -13,6 +13,18 @@ import Testing
 /// `handleImmediately`, the path the fast path's threads take, as the profile's own token is.
 @Suite("Router: variants on the immediate path")
 struct VariantRouterTests {
+    @Test(
+        "the query: percent-decoded, the last of a name given twice, empty pairs skipped",
+        arguments: [
+            ("system_user_org=910000004", ["system_user_org": "910000004"]),
+            ("a=1&&b=%2Fx%20y&a=2&c", ["a": "2", "b": "/x y", "c": ""]),
+            ("system_user_external_ref=%E2%9C%93&bad=%zz", ["system_user_external_ref": "\u{2713}", "bad": ""]),
+            ("=v&&", ["": "v"]),
+        ])
+    func query(_ text: String, _ expected: [String: String]) {
+        #expect(BrokerRequest.parseQuery(Substring(text)) == expected)
+    }
+
     @Test("a cached variant is answered immediately (the fast path), not handed to the slower path")
     func cachedVariantIsImmediate() async throws {
         let logger = Logger(label: "variant-router-tests", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -24,7 +36,7 @@ struct VariantRouterTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let configPath = try DemoSetup.write(in: directory, for: server.emulator)
         let text = try String(contentsOfFile: configPath, encoding: .utf8)
-        try (text + "\n    delegation:\n      system_user_org: any\n").write(toFile: configPath, atomically: true, encoding: .utf8)
+        try (text + "\n    delegation:\n      system_user_org: any\n").write(toFile: configPath, atomically: false, encoding: .utf8)
         let loaded = try LoadedConfiguration.load(path: configPath)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
         let state = ServingState(loaded)

@@ -7,14 +7,22 @@ public struct OrganisationNumber: Sendable, Hashable, CustomStringConvertible {
 
     /// Validates `text`; the error says what is wrong with it.
     public init(_ text: String) throws(OrganisationNumberError) {
-        guard text.count == 9, text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+        // Bytes, not Characters, and nothing allocated: this runs for each delegated token request.
+        var sum = 0
+        var last = -1
+        if text.utf8.count == 9 {
+            for (position, byte) in text.utf8.enumerated() {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { break }
+                let digit = Int(byte - UInt8(ascii: "0"))
+                if position < 8 { sum += digit * Self.weights[position] } else { last = digit }
+            }
+        }
+        guard last >= 0 else {
             throw OrganisationNumberError(reason: "\"\(text)\" is not an organisation number: it must be exactly 9 digits")
         }
-        let values = text.compactMap { $0.wholeNumberValue }
-        let sum = zip(values.prefix(8), Self.weights).reduce(0) { $0 + $1.0 * $1.1 }
         let remainder = sum % 11
         let check = remainder == 0 ? 0 : 11 - remainder
-        guard check != 10, check == values[8] else {
+        guard check != 10, check == last else {
             throw OrganisationNumberError(reason: "\"\(text)\" is not an organisation number: its check digit is wrong (a typo?)")
         }
         digits = text

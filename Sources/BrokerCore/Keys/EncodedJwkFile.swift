@@ -1,4 +1,5 @@
 public import BrokerCrypto
+import BrokerPOSIX
 public import Foundation
 
 #if canImport(Glibc)
@@ -6,9 +7,8 @@ public import Foundation
 #endif
 
 /// Makes signing keys and writes them as EncodedJwk files: what `keygen` does, and what key
-/// rotation will do. A file is written whole or not at all (a temporary file in the same
-/// directory, synced, then linked or renamed into place), mode 0600 from its creation, so no
-/// reader ever sees half a key and no other user ever could.
+/// rotation does. A file is written whole or not at all, mode 0600 from its creation
+/// (`AtomicFile`), so no reader ever sees half a key and no other user ever could.
 public enum EncodedJwkFile {
     /// Maskinporten's limit of keys registered on one client, and so of keys in one file.
     public static let maximumKeys = 5
@@ -96,52 +96,12 @@ public enum EncodedJwkFile {
     }
 
     static func writeAtomically(_ bytes: [UInt8], to path: String, replacing: Bool) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        var template = Array(((directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).XXXXXX").utf8CString)
-        // mkstemp creates the file 0600, owner only, before a byte is in it.
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            throw Failure("cannot create a file in \(directory.isEmpty ? "." : directory): \(String(cString: strerror(errno)))")
-        }
-        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        var placed = false
-        defer {
-            if !placed { unlink(temporary) }
-        }
         do {
-            defer { close(fd) }
-            var existing = stat()
-            if replacing, stat(path, &existing) == 0 {
-                // A key file replaced by root keeps the owner it had (the service reading it).
-                _ = fchown(fd, existing.st_uid, existing.st_gid)
-            }
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { throw Failure("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-                offset += written
-            }
-            guard fsync(fd) == 0 else { throw Failure("cannot sync \(temporary): \(String(cString: strerror(errno)))") }
-        }
-        if replacing {
-            guard rename(temporary, path) == 0 else { throw Failure("cannot put the key in place at \(path): \(String(cString: strerror(errno)))") }
-        } else {
-            // link() fails if the name exists: a new key never overwrites, not even in a race.
-            guard link(temporary, path) == 0 else {
-                if errno == EEXIST {
-                    throw Failure(
-                        "\(path) exists; keygen never overwrites a key: choose another --out, add the key to it with --add-to, or replace it with --force")
-                }
-                throw Failure("cannot create \(path): \(String(cString: strerror(errno)))")
-            }
-            unlink(temporary)
-        }
-        placed = true
-        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            fsync(directoryFD)
-            close(directoryFD)
+            try AtomicFile.write(bytes, to: path, replacing: replacing)
+        } catch  where error.exists {
+            throw Failure("\(path) exists; keygen never overwrites a key: choose another --out, add the key to it with --add-to, or replace it with --force")
+        } catch {
+            throw Failure(error.description)
         }
     }
 

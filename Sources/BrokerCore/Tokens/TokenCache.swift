@@ -57,6 +57,8 @@ public actor TokenCache {
     private struct Held {
         var token: IssuedToken?
         var used = false
+        /// What the server made of `token` for its answers (`prepared(for:_:)`).
+        var prepared: (token: String, value: any Sendable)?
     }
     /// The delegation this cache's tokens carry; nil for the profile's own token. A variant is
     /// refreshed ahead of expiry only while it is used, and is let go once idle.
@@ -144,6 +146,21 @@ public actor TokenCache {
             })
         else { return nil }
         return token.remaining() >= max(.seconds(refresh.minValidSeconds), .seconds(requested ?? 0)) ? token : nil
+    }
+
+    /// `make(token)`, made once per token and kept with it until the token changes: the
+    /// server's answer body, so that a token's JSON is written once however many requests it
+    /// serves, and goes with the cache when a variant is let go.
+    public nonisolated func prepared<Value: Sendable>(for token: IssuedToken, _ make: (IssuedToken) -> Value) -> Value {
+        // Equal tokens share their storage: the comparison is a pointer check, not 1 KiB of text.
+        if let value = held.withLockedValue({ $0.prepared?.token == token.value ? $0.prepared?.value as? Value : nil }) {
+            return value
+        }
+        let value = make(token)
+        held.withLockedValue { held in
+            if held.token?.value == token.value { held.prepared = (token.value, value) }
+        }
+        return value
     }
 
     /// A newly fetched token, at most once per `forcedRefreshInterval`; a fetch already under

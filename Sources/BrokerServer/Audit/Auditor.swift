@@ -64,7 +64,7 @@ public final class Auditor: Service, Sendable {
 
     private struct Pair {
         var name: String
-        var variant: String?
+        var variant: TokenVariant?
         var executable: String?
         /// Hand-outs since the last count line.
         var repeats: UInt64 = 0
@@ -93,9 +93,10 @@ public final class Auditor: Service, Sendable {
 
     /// Records that `token` of `name` is handed to `peer`. False: it must not be handed out
     /// (`overflow` is refuse and the audit trail cannot take lines now).
-    /// `variant` names the delegation a variant's token carries (`system_user_org=...`).
+    /// `variant` is the delegation a variant's token carries, named in the line
+    /// (`system_user_org=...`) only when one is written.
     func handOut(
-        _ kind: Kind, name: String, variant: String? = nil, token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials,
+        _ kind: Kind, name: String, variant: TokenVariant? = nil, token: IssuedToken, expiresAt: String? = nil, peer: PeerCredentials,
         overflow: AuditSettings.Overflow
     ) -> Bool {
         guard level <= kind.level else { return true }
@@ -115,7 +116,7 @@ public final class Auditor: Service, Sendable {
     }
 
     /// A repeat is counted; a first time is written in full. False when its line was dropped.
-    private func record(_ key: PairKey, name: String, variant: String?, fingerprint: String?, expiresAt: String?, peer: PeerCredentials) -> Bool {
+    private func record(_ key: PairKey, name: String, variant: TokenVariant?, fingerprint: String?, expiresAt: String?, peer: PeerCredentials) -> Bool {
         let repeated = pairs.withLockedValue { pairs in
             guard let index = pairs.index(forKey: key) else { return false }
             pairs.values[index].repeats += 1
@@ -137,9 +138,9 @@ public final class Auditor: Service, Sendable {
         return true
     }
 
-    private static func metadata(name: String, variant: String?, peer: PeerCredentials, executable: String?) -> Logger.Metadata {
+    private static func metadata(name: String, variant: TokenVariant?, peer: PeerCredentials, executable: String?) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["audit": "true", "profile": "\(name)", "pid": "\(peer.pid)", "uid": "\(peer.uid)", "gid": "\(peer.gid)"]
-        if let variant { metadata["variant"] = "\(variant)" }
+        if let variant { metadata["variant"] = "\(variant.auditName)" }
         if let executable { metadata["exe"] = "\(executable)" }
         return metadata
     }
