@@ -151,6 +151,7 @@ let package = Package(
         ),
         .target(
             name: "BrokerTestSupport",
+            dependencies: ["BrokerCrypto", "MaskinportenEmulator", .product(name: "Logging", package: "swift-log")],
             path: "Tests/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),

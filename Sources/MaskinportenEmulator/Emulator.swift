@@ -37,15 +37,18 @@ public final class Emulator: Sendable {
     }
 
     /// An emulator answering as `issuer`. With a state directory, the signing key and the
-    /// registered clients are kept there across restarts.
-    public init(issuer: String, stateDirectory: URL? = nil, logger: Logger = Logger(label: "maskinporten-emulator")) throws {
+    /// registered clients are kept there across restarts. `signingKey` is a key made
+    /// beforehand, for tests that start many emulators (making one is the costly part).
+    public init(
+        issuer: String, stateDirectory: URL? = nil, signingKey: RSAPrivateKey? = nil, logger: Logger = Logger(label: "maskinporten-emulator")
+    ) throws {
         self.issuer = issuer.hasSuffix("/") ? issuer : issuer + "/"
         self.stateDirectory = stateDirectory
         self.logger = logger
         var initial = State()
         if let stateDirectory {
             try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            signingKey = try Self.loadOrCreateKey(at: stateDirectory.appendingPathComponent("signing-key.pem"))
+            self.signingKey = try signingKey ?? Self.loadOrCreateKey(at: stateDirectory.appendingPathComponent("signing-key.pem"))
             let clientsFile = stateDirectory.appendingPathComponent("clients.json")
             if let data = try? Data(contentsOf: clientsFile) {
                 for client in try JSONDecoder().decode([RegisteredClient].self, from: data) {
@@ -53,9 +56,9 @@ public final class Emulator: Sendable {
                 }
             }
         } else {
-            signingKey = try RSAPrivateKey.generate()
+            self.signingKey = try signingKey ?? RSAPrivateKey.generate()
         }
-        verifyingKey = try signingKey.publicKey
+        verifyingKey = try self.signingKey.publicKey
         signingKeyID = "emulator-" + Digest.fingerprint(verifyingKey.jwk().n ?? "")
         state = NIOLockedValueBox(initial)
     }

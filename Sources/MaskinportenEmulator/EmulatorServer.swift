@@ -1,3 +1,4 @@
+public import BrokerCrypto
 public import Foundation
 public import Logging
 import NIOCore
@@ -19,9 +20,10 @@ public final class EmulatorServer: Sendable {
     private let logger: Logger
 
     /// Binds `host:port` (port 0 picks a free one) and returns once listening; `run()` serves.
-    public static func bind(host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, logger: Logger = Logger(label: "maskinporten-emulator"))
-        async throws -> EmulatorServer
-    {
+    public static func bind(
+        host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, signingKey: RSAPrivateKey? = nil,
+        logger: Logger = Logger(label: "maskinporten-emulator")
+    ) async throws -> EmulatorServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 512)
@@ -35,7 +37,7 @@ public final class EmulatorServer: Sendable {
             throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "the emulator's socket has no port"])
         }
         let hostInURL = host.contains(":") ? "[\(host)]" : host
-        let emulator = try Emulator(issuer: "http://\(hostInURL):\(boundPort)/", stateDirectory: stateDirectory, logger: logger)
+        let emulator = try Emulator(issuer: "http://\(hostInURL):\(boundPort)/", stateDirectory: stateDirectory, signingKey: signingKey, logger: logger)
         return EmulatorServer(emulator: emulator, port: boundPort, host: host, channel: channel, logger: logger)
     }
 

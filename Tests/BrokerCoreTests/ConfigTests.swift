@@ -4,7 +4,7 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-@Suite("Configuration")
+@Suite("Configuration", .sharedKeys)
 struct ConfigTests {
     @Test("config/broker.example.yaml parses with every section")
     func exampleParses() throws {

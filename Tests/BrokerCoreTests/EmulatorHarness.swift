@@ -16,7 +16,8 @@ struct EmulatorHarness {
 
     /// Runs `body` with a started emulator, stopping it afterwards.
     static func with<T: Sendable>(_ body: (EmulatorHarness) async throws -> T) async throws -> T {
-        let server = try await EmulatorServer.bind(logger: Logger(label: "test-emulator", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await SharedKeys.prepare()
+        let server = try await EmulatorServer.bindForTests(logger: Logger(label: "test-emulator", factory: { _ in SwiftLogNoOpLogHandler() }))
         let task = Task { try await server.run() }
         defer { task.cancel() }
         server.emulator.register(

@@ -4,8 +4,8 @@ import Foundation
 
 /// Keys shared by this module's tests: key generation is the slow part.
 enum Keys {
-    static let rsa2048: TestKey = try! TestKey.rsa(bits: 2048)
-    static let other2048: TestKey = try! TestKey.rsa(bits: 2048)
+    static let rsa2048: TestKey = SharedKeys.key("rsa2048")
+    static let other2048: TestKey = SharedKeys.key("other2048")
 }
 
 /// A configuration directory with a key file, for one test.

@@ -4,7 +4,7 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-@Suite("Grants")
+@Suite("Grants", .sharedKeys)
 struct GrantTests {
     func builder(extra: String = "", key: String? = nil) throws -> GrantBuilder {
         // No "alg" in the JWK: the configured algorithm decides.
@@ -22,7 +22,7 @@ struct GrantTests {
     }
 
     @Test("a grant has exactly Maskinporten's claims and header, and openssl verifies it", arguments: SigningAlgorithm.allCases)
-    func grantShape(_ algorithm: SigningAlgorithm) throws {
+    func grantShape(_ algorithm: SigningAlgorithm) async throws {
         let builder = try builder(extra: "\n    algorithm: \(algorithm)")
         let before = Int(Date().timeIntervalSince1970)
         let grant = try builder.makeGrant()
@@ -46,7 +46,7 @@ struct GrantTests {
         #expect(exp - iat == 120)
         #expect((claims["jti"] as? String)?.isEmpty == false)
 
-        #expect(try Keys.rsa2048.opensslVerify(jws: grant) == "Verified OK")
+        #expect(try await Keys.rsa2048.opensslVerify(jws: grant) == "Verified OK")
     }
 
     @Test("every grant has a fresh jti")
@@ -71,7 +71,7 @@ struct GrantTests {
     }
 
     @Test("resource, consumer_org and authorization_details have the exact shapes Maskinporten takes")
-    func delegationClaims() throws {
+    func delegationClaims() async throws {
         let builder = try builder(
             extra: """
 
@@ -89,13 +89,13 @@ struct GrantTests {
             text.contains(
                 #""authorization_details":[{"externalRef":"my-ref","systemuser_org":{"ID":"0192:974760673","authority":"iso6523-actorid-upis"},"type":"urn:altinn:systemuser"}]"#
             ), "\(text)")
-        try Keys.rsa2048.opensslVerify(jws: grant)
+        try await Keys.rsa2048.opensslVerify(jws: grant)
     }
 
     @Test("a certificate grant carries x5c (leaf first, standard Base64 DER) and no kid; openssl verifies it against the certificate")
-    func x5cGrant() throws {
+    func x5cGrant() async throws {
         let scratch = try TemporaryDirectory()
-        try Command.openssl(
+        try await Command.openssl(
             "req", "-x509", "-key", Keys.rsa2048.pkcs8Path, "-out", scratch.path("cert.pem"), "-days", "5", "-subj", "/CN=Org/serialNumber=991825827")
         try scratch.write("key.pem", Data(contentsOf: URL(fileURLWithPath: Keys.rsa2048.pkcs8Path)), mode: 0o600)
         let builder = try builder(key: "      certificate_file: \(scratch.path("cert.pem"))\n      private_key_file: \(scratch.path("key.pem"))")
@@ -104,14 +104,14 @@ struct GrantTests {
         let header = try decode(parts[0])
         #expect(Set(header.keys) == ["alg", "x5c"])
         let x5c = try #require(header["x5c"] as? [String])
-        let der = try Command.openssl("x509", "-in", scratch.path("cert.pem"), "-outform", "DER").stdout
+        let der = try await Command.openssl("x509", "-in", scratch.path("cert.pem"), "-outform", "DER").stdout
         #expect(x5c == [der.base64EncodedString()])
         // Verify with the public key taken from the certificate by openssl itself.
-        let publicKey = try Command.openssl("x509", "-in", scratch.path("cert.pem"), "-pubkey", "-noout").stdout
+        let publicKey = try await Command.openssl("x509", "-in", scratch.path("cert.pem"), "-pubkey", "-noout").stdout
         let keyPath = try scratch.write("cert-public.pem", publicKey)
         try scratch.write("input", Data("\(parts[0]).\(parts[1])".utf8))
         try scratch.write("signature", TestKey.decodeBase64url(String(parts[2])))
-        let verdict = try Command.run("openssl", ["dgst", "-sha256", "-verify", keyPath, "-signature", scratch.path("signature"), scratch.path("input")])
+        let verdict = try await Command.run("openssl", ["dgst", "-sha256", "-verify", keyPath, "-signature", scratch.path("signature"), scratch.path("input")])
         #expect(verdict.status == 0 && verdict.output.contains("Verified OK"))
     }
 }

@@ -4,7 +4,7 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-@Suite("Key sources")
+@Suite("Key sources", .sharedKeys)
 struct KeyLoaderTests {
     func profile(_ fixture: ConfigFixture, key: String, extra: String = "") throws -> (Profile, String) {
         let yaml = ConfigFixture.profile.replacingOccurrences(of: "      encoded_jwk_file: notifications.jwk", with: key) + extra
@@ -162,13 +162,13 @@ struct KeyLoaderTests {
     // MARK: - Business certificates
 
     @Test("a certificate and its key load; a mismatched, expired or out-of-order chain is refused")
-    func certificateSource() throws {
+    func certificateSource() async throws {
         let fixture = try ConfigFixture()
         let dir = fixture.directory
-        try Command.openssl(
+        try await Command.openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "30", "-subj", "/CN=Test CA")
-        try Command.openssl("req", "-new", "-key", Keys.rsa2048.pkcs8Path, "-out", dir.path("leaf.csr"), "-subj", "/CN=Leaf/serialNumber=991825827")
-        try Command.openssl(
+        try await Command.openssl("req", "-new", "-key", Keys.rsa2048.pkcs8Path, "-out", dir.path("leaf.csr"), "-subj", "/CN=Leaf/serialNumber=991825827")
+        try await Command.openssl(
             "x509", "-req", "-in", dir.path("leaf.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial", "-out",
             dir.path("leaf.pem"), "-days", "10")
         let leaf = try String(contentsOfFile: dir.path("leaf.pem"), encoding: .utf8)

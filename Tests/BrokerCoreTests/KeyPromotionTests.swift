@@ -8,7 +8,7 @@ import Testing
 
 /// A JWK Set without `kid:`: the newest key signs once Maskinporten accepts it; until then the
 /// older one does, and clients never see the refusals.
-@Suite("Key sets: promotion of the newest accepted key")
+@Suite("Key sets: promotion of the newest accepted key", .sharedKeys)
 struct KeyPromotionTests {
     static func key(_ test: TestKey, _ kid: String) throws -> SigningKey {
         let jwk = try JWK.parseEncoded(Array(test.jwkJSON(kid: kid).utf8))

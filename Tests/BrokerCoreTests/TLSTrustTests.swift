@@ -6,7 +6,7 @@ import Testing
 
 /// `ca_file` against a real TLS server: Python's `http.server` behind `ssl`, with a certificate
 /// from a CA that `openssl` makes for the test. (`openssl s_server -www` cannot answer a POST.)
-@Suite("TLS trust with ca_file", .timeLimit(.minutes(1)))
+@Suite("TLS trust with ca_file", .timeLimit(.minutes(1)), .sharedKeys)
 struct TLSTrustTests {
     struct TLSServer {
         let directory: TemporaryDirectory
@@ -17,16 +17,17 @@ struct TLSTrustTests {
 
     func startServer() async throws -> TLSServer {
         let dir = try TemporaryDirectory(prefix: "tls")
-        try Command.openssl(
+        try await Command.openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "2", "-subj",
             "/CN=Broker Test CA")
-        try Command.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("server.key"), "-out", dir.path("server.csr"), "-subj", "/CN=127.0.0.1")
+        try await Command.openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("server.key"), "-out", dir.path("server.csr"), "-subj", "/CN=127.0.0.1")
         try dir.write("san.cnf", "subjectAltName=IP:127.0.0.1\n")
-        try Command.openssl(
+        try await Command.openssl(
             "x509", "-req", "-in", dir.path("server.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial",
             "-out", dir.path("server.pem"), "-days", "2", "-extfile", dir.path("san.cnf"))
         try dir.write("server.py", Self.serverScript)
-        let python = try Command.run("sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let python = try await Command.run("sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         let process = try RunningProcess(python, [dir.path("server.py"), dir.path("server.pem"), dir.path("server.key")])
         let output = try await process.waitForOutput(containing: "listening on ")
         guard let port = output.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {

@@ -7,7 +7,7 @@ import MaskinportenEmulator
 import Testing
 
 /// The token pipeline against the emulator, through the core API.
-@Suite("Token acquisition against the emulator", .timeLimit(.minutes(2)))
+@Suite("Token acquisition against the emulator", .timeLimit(.minutes(2)), .sharedKeys)
 struct TokenAcquisitionTests {
     func claims(of jwt: String) throws -> [String: Any] {
         let payload = try TestKey.decodeBase64url(String(jwt.split(separator: ".")[1]))

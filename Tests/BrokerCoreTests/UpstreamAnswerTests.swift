@@ -4,7 +4,7 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-@Suite("Upstream answers")
+@Suite("Upstream answers", .sharedKeys)
 struct UpstreamAnswerTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
 
@@ -149,7 +149,7 @@ struct UpstreamAnswerTests {
     }
 }
 
-@Suite("Retry policy")
+@Suite("Retry policy", .sharedKeys)
 struct RetryPolicyTests {
     let policy = RetryPolicy()
 

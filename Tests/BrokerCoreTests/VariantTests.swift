@@ -7,7 +7,7 @@ import Testing
 
 /// A profile's variants (delegation chosen per request): chosen and checked, cached each on
 /// its own, refreshed only while used.
-@Suite("Variants: delegation chosen per request")
+@Suite("Variants: delegation chosen per request", .sharedKeys)
 struct VariantTests {
     static let org = try! OrganisationNumber("910000004")
 

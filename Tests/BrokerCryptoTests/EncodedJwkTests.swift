@@ -5,14 +5,13 @@ import Testing
 
 /// Keys shared by the tests of this module: key generation is the slow part.
 enum Keys {
-    static let rsa2048: TestKey = try! TestKey.rsa(bits: 2048)
-    static let other2048: TestKey = try! TestKey.rsa(bits: 2048)
-    static let rsa1024: TestKey = try! TestKey.rsa(bits: 1024)
-    static let rsa4096: TestKey = try! TestKey.rsa(bits: 4096)
-    static let ec: TestKey = try! TestKey.ec()
+    static let rsa2048: TestKey = SharedKeys.key("rsa2048")
+    static let other2048: TestKey = SharedKeys.key("other2048")
+    static let rsa1024: TestKey = SharedKeys.key("rsa1024")
+    static let ec: TestKey = SharedKeys.key("ec")
 }
 
-@Suite("EncodedJwk parsing")
+@Suite("EncodedJwk parsing", .sharedKeys)
 struct EncodedJwkTests {
     // MARK: - Every accepted encoding
 
@@ -44,7 +43,7 @@ struct EncodedJwkTests {
     ]
 
     @Test("each encoding and form yields the same key", arguments: 0..<encodings.count, 0..<forms.count)
-    func acceptsEncoding(encodingIndex: Int, formIndex: Int) throws {
+    func acceptsEncoding(encodingIndex: Int, formIndex: Int) async throws {
         let encoding = Self.encodings[encodingIndex]
         let form = Self.forms[formIndex]
         let key = Keys.rsa2048
@@ -56,12 +55,13 @@ struct EncodedJwkTests {
         // The key parsed is the key openssl made: openssl verifies its signature.
         let message = Array("\(encoding.name) / \(form.name)".utf8)
         let signature = try privateKey.sign(message, algorithm: .rs256)
-        try key.opensslVerify(message: Data(message), signature: Data(signature), digest: "sha256")
+        try await key.opensslVerify(message: Data(message), signature: Data(signature), digest: "sha256")
     }
 
     @Test("a 4096-bit key is accepted")
-    func accepts4096() throws {
-        let jwk = try JWK.parseEncoded(Array(Keys.rsa4096.encodedJwk().utf8))
+    func accepts4096() async throws {
+        // Made here, not shared: a 4096-bit key takes seconds, and only this test needs one.
+        let jwk = try JWK.parseEncoded(Array(try await TestKey.generate(bits: 4096).encodedJwk().utf8))
         #expect(try RSAPrivateKey(jwk: jwk).bits == 4096)
     }
 

@@ -6,7 +6,7 @@ import Testing
 /// The inputs most often given where an EncodedJwk belongs, each named as what it is, with
 /// what to do instead: a PEM file (the key, a certificate, the public key) and the public key
 /// array Samarbeidsportalen shows, raw or Base64-encoded as a user might have "fixed" it.
-@Suite("EncodedJwk: recognised wrong inputs")
+@Suite("EncodedJwk: recognised wrong inputs", .sharedKeys)
 struct RecognisedInputTests {
     static let privatePEM =
         "this is a PEM file (-----BEGIN PRIVATE KEY-----), not an EncodedJwk. A PEM private key belongs in key.private_key_file, with its business certificate in key.certificate_file; a key registered in Samarbeidsportalen by kid is given as an EncodedJwk (Base64 of the private JWK), which `maskinporten-broker keygen --out FILE` makes"
@@ -47,9 +47,9 @@ struct RecognisedInputTests {
     }
 
     @Test("a PEM certificate names certificate_file")
-    func certificate() throws {
+    func certificate() async throws {
         let scratch = try TemporaryDirectory(prefix: "recognise")
-        try Command.openssl("req", "-x509", "-key", Keys.rsa2048.pkcs8Path, "-out", scratch.path("cert.pem"), "-days", "1", "-subj", "/CN=Test")
+        try await Command.openssl("req", "-x509", "-key", Keys.rsa2048.pkcs8Path, "-out", scratch.path("cert.pem"), "-days", "1", "-subj", "/CN=Test")
         let (code, reason) = try #require(Self.reason(try Self.file(scratch.path("cert.pem"))))
         #expect(code == .pemInsteadOfJWK)
         #expect(

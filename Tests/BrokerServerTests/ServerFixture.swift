@@ -1,5 +1,6 @@
 import BrokerCore
 import BrokerPOSIX
+import BrokerTestSupport
 import Foundation
 import Logging
 import MaskinportenEmulator
@@ -30,7 +31,7 @@ actor ServerFixture {
     func get() async throws -> Made {
         if let made { return made }
         let logger = Logger(label: "server-tests", factory: { _ in SwiftLogNoOpLogHandler() })
-        let server = try await EmulatorServer.bind(logger: logger)
+        let server = try await EmulatorServer.bindForTests(logger: logger)
         // The emulator serves for the whole test run, as the fuzz target's does.
         Task { try await server.run() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("server-tests-\(getpid())")

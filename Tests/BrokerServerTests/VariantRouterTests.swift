@@ -1,5 +1,6 @@
 import BrokerCore
 import BrokerPOSIX
+import BrokerTestSupport
 import Foundation
 import Logging
 import MaskinportenEmulator
@@ -28,7 +29,7 @@ struct VariantRouterTests {
     @Test("a cached variant is answered immediately (the fast path), not handed to the slower path")
     func cachedVariantIsImmediate() async throws {
         let logger = Logger(label: "variant-router-tests", factory: { _ in SwiftLogNoOpLogHandler() })
-        let server = try await EmulatorServer.bind(logger: logger)
+        let server = try await EmulatorServer.bindForTests(logger: logger)
         let serving = Task { try await server.run() }
         defer { serving.cancel() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("variant-router-\(UUID().uuidString)")

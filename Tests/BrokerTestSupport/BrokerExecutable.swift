@@ -30,12 +30,7 @@ public enum BrokerExecutable {
 
     /// Runs the executable with `arguments`.
     @discardableResult
-    public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Command.Result {
-        try Command.run(path, arguments, environment: environment)
-    }
-
-    /// `run` off Swift's cooperative pool (`Command.runOffPool`).
-    public static func runOffPool(_ arguments: [String], environment: [String: String]? = nil) async throws -> Command.Result {
-        try await Command.runOffPool(path, arguments, environment: environment)
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Command.Result {
+        try await Command.run(path, arguments, environment: environment)
     }
 }

@@ -19,9 +19,37 @@ public struct Command: Sendable {
 
     /// Runs `executable` (looked up on `$PATH` unless it holds a `/`) with `arguments`, feeding
     /// `input` on standard input, and waits for it to finish. Spawned with posix_spawn and reaped
-    /// with waitpid (see `RunningProcess`).
+    /// with waitpid (see `RunningProcess`), on a thread of its own: waiting on Swift's
+    /// cooperative pool (two threads on a two-core machine) would stall every other test in the
+    /// process, and the in-process emulator's 10-second grant window with them. At most
+    /// `gate`'s count run at once: the suites together would otherwise start dozens of
+    /// processes side by side, and every deadline in the run would be missed.
     @discardableResult
     public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        input: Data? = nil,
+        environment: [String: String]? = nil,
+        currentDirectory: URL? = nil
+    ) async throws -> Result {
+        try await gate.withPermit {
+            try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(
+                        with: Swift.Result {
+                            try runBlocking(executable, arguments, input: input, environment: environment, currentDirectory: currentDirectory)
+                        })
+                }
+            }
+        }
+    }
+
+    /// How many commands run at once: one more than the machine's cores.
+    static let gate = AsyncGate(permits: ProcessInfo.processInfo.activeProcessorCount + 1)
+
+    /// `run`, waiting on the calling thread: for the few callers that are not async.
+    @discardableResult
+    public static func runBlocking(
         _ executable: String,
         _ arguments: [String],
         input: Data? = nil,
@@ -36,19 +64,6 @@ public struct Command: Sendable {
         return Result(status: status, stdout: process.outputData, stderr: process.errorData)
     }
 
-    /// `run` on a thread of its own, for async tests whose command takes seconds (a compiler, a
-    /// key generation): waiting for it on Swift's cooperative pool (two threads on a two-core
-    /// machine) would stall every other test in the process past its own deadlines.
-    public static func runOffPool(
-        _ executable: String, _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil
-    ) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Swift.Result { try run(executable, arguments, input: input, environment: environment) })
-            }
-        }
-    }
-
     /// The full path of `name` on `$PATH`.
     public static func which(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -61,8 +76,17 @@ public struct Command: Sendable {
 
     /// Runs `openssl` and fails with its standard error unless it exits 0.
     @discardableResult
-    public static func openssl(_ arguments: String..., input: Data? = nil) throws -> Result {
-        let result = try run("openssl", arguments, input: input)
+    public static func openssl(_ arguments: String..., input: Data? = nil) async throws -> Result {
+        try checked(arguments, try await run("openssl", arguments, input: input))
+    }
+
+    /// `openssl`, waiting on the calling thread (`runBlocking`).
+    @discardableResult
+    public static func opensslBlocking(_ arguments: String..., input: Data? = nil) throws -> Result {
+        try checked(arguments, try runBlocking("openssl", arguments, input: input))
+    }
+
+    private static func checked(_ arguments: [String], _ result: Result) throws -> Result {
         guard result.status == 0 else {
             throw TestSupportError("openssl \(arguments.joined(separator: " ")) exited \(result.status): \(result.errorOutput)")
         }

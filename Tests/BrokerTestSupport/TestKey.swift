@@ -17,8 +17,7 @@ public struct TestKey: Sendable {
     /// The `kty` of the JWK (`RSA` or `EC`).
     public let kty: String
 
-    /// A fresh RSA key of `bits` bits.
-    /// `rsa(bits:)` on a thread of its own: `openssl genpkey` may take seconds on a loaded
+    /// A fresh RSA key of `bits` bits, made on a thread of its own: `openssl genpkey` may take seconds on a loaded
     /// machine, and waiting for it on Swift's cooperative pool (two threads on a two-core
     /// machine) stalls every other test in the process, which then miss their own deadlines.
     public static func generate(bits: Int = 2048) async throws -> TestKey {
@@ -27,15 +26,17 @@ public struct TestKey: Sendable {
         }
     }
 
+    /// A fresh RSA key of `bits` bits, made on the calling thread: for threads that are not the
+    /// cooperative pool's (`generate`, `SharedKeys`).
     public static func rsa(bits: Int = 2048) throws -> TestKey {
         let directory = try TemporaryDirectory(prefix: "key")
         let pkcs8 = directory.path("key.pem")
-        try Command.openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", pkcs8)
+        try Command.opensslBlocking("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", pkcs8)
         let pkcs1 = directory.path("key.pkcs1.pem")
-        try Command.openssl("pkey", "-in", pkcs8, "-out", pkcs1, "-traditional")
+        try Command.opensslBlocking("pkey", "-in", pkcs8, "-out", pkcs1, "-traditional")
         let pub = directory.path("public.pem")
-        try Command.openssl("pkey", "-in", pkcs8, "-pubout", "-out", pub)
-        let text = try Command.openssl("pkey", "-in", pkcs8, "-text", "-noout").output
+        try Command.opensslBlocking("pkey", "-in", pkcs8, "-pubout", "-out", pub)
+        let text = try Command.opensslBlocking("pkey", "-in", pkcs8, "-text", "-noout").output
         let dump = parseDump(text)
         let names = [
             "modulus": "n", "privateExponent": "d", "prime1": "p", "prime2": "q",
@@ -60,10 +61,10 @@ public struct TestKey: Sendable {
     public static func ec() throws -> TestKey {
         let directory = try TemporaryDirectory(prefix: "key")
         let pkcs8 = directory.path("key.pem")
-        try Command.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pkcs8)
+        try Command.opensslBlocking("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pkcs8)
         let pub = directory.path("public.pem")
-        try Command.openssl("pkey", "-in", pkcs8, "-pubout", "-out", pub)
-        let dump = parseDump(try Command.openssl("pkey", "-in", pkcs8, "-text", "-noout").output)
+        try Command.opensslBlocking("pkey", "-in", pkcs8, "-pubout", "-out", pub)
+        let dump = parseDump(try Command.opensslBlocking("pkey", "-in", pkcs8, "-text", "-noout").output)
         guard let priv = dump["priv"], let point = dump["pub"], point.count == 65 else {
             throw TestSupportError("unexpected EC dump")
         }
@@ -116,11 +117,11 @@ public struct TestKey: Sendable {
     /// Verifies `signature` over `message` with `openssl dgst -verify` and this key's public PEM.
     /// Returns openssl's verdict line; throws when openssl says the signature is bad.
     @discardableResult
-    public func opensslVerify(message: Data, signature: Data, digest: String) throws -> String {
+    public func opensslVerify(message: Data, signature: Data, digest: String) async throws -> String {
         let scratch = try TemporaryDirectory(prefix: "verify")
         let messagePath = try scratch.write("message", message)
         let signaturePath = try scratch.write("signature", signature)
-        let result = try Command.run("openssl", ["dgst", "-\(digest)", "-verify", publicPath, "-signature", signaturePath, messagePath])
+        let result = try await Command.run("openssl", ["dgst", "-\(digest)", "-verify", publicPath, "-signature", signaturePath, messagePath])
         guard result.status == 0 else {
             throw TestSupportError("openssl dgst -verify refused the signature: \(result.output) \(result.errorOutput)")
         }
@@ -129,12 +130,12 @@ public struct TestKey: Sendable {
 
     /// Verifies a compact JWS with openssl, using the digest its `alg` names.
     @discardableResult
-    public func opensslVerify(jws: String) throws -> String {
+    public func opensslVerify(jws: String) async throws -> String {
         let pieces = jws.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard pieces.count == 3 else { throw TestSupportError("not a compact JWS") }
         let header = try JSONSerialization.jsonObject(with: Self.decodeBase64url(pieces[0])) as? [String: Any]
         guard let alg = header?["alg"] as? String, alg.hasPrefix("RS") else { throw TestSupportError("no RS alg in header") }
-        return try opensslVerify(
+        return try await opensslVerify(
             message: Data("\(pieces[0]).\(pieces[1])".utf8),
             signature: Self.decodeBase64url(pieces[2]),
             digest: "sha" + alg.dropFirst(2)

@@ -4,17 +4,17 @@ import Testing
 
 /// Business certificates, delegation, system users, the test organisation, Platform Access
 /// Tokens and the ID-porten exchange, through the socket.
-@Suite("Altinn features through the socket", .serialized, .timeLimit(.minutes(2)))
+@Suite("Altinn features through the socket", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct AltinnFeatureTests {
     func decode(_ segment: Substring) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: TestKey.decodeBase64url(String(segment))) as? [String: Any])
     }
 
     /// A self-signed certificate for `DaemonHarness.key`, valid `days`, and its DER in Base64.
-    func certificate(in harness: DaemonHarness, name: String, subject: String, days: Int = 30) throws -> (pem: String, der: String) {
-        try Command.openssl(
+    func certificate(in harness: DaemonHarness, name: String, subject: String, days: Int = 30) async throws -> (pem: String, der: String) {
+        try await Command.openssl(
             "req", "-x509", "-key", DaemonHarness.key.pkcs8Path, "-out", harness.directory.path("\(name).pem"), "-days", "\(days)", "-subj", subject)
-        let der = try Command.openssl("x509", "-in", harness.directory.path("\(name).pem"), "-outform", "DER").stdout
+        let der = try await Command.openssl("x509", "-in", harness.directory.path("\(name).pem"), "-outform", "DER").stdout
         return (harness.directory.path("\(name).pem"), der.base64EncodedString())
     }
 
@@ -22,8 +22,8 @@ struct AltinnFeatureTests {
     func profiles() async throws {
         let harness = try await DaemonHarness()
         try harness.directory.write("org.key", Data(contentsOf: URL(fileURLWithPath: DaemonHarness.key.pkcs8Path)))
-        let cert = try certificate(in: harness, name: "org", subject: "/CN=Testorg AS/serialNumber=991825827")
-        try DaemonHarness.curlHTTP(
+        let cert = try await certificate(in: harness, name: "org", subject: "/CN=Testorg AS/serialNumber=991825827")
+        try await DaemonHarness.curlHTTP(
             "-X", "POST", "--data",
             """
             {"client_id":"business-client","scopes":["altinn:serviceowner/notifications.create"],"certificates":["\(cert.der)"]}
@@ -50,22 +50,22 @@ struct AltinnFeatureTests {
         try await harness.startDaemon()
 
         for name in ["business", "delegated", "systemuser", "testorg"] {
-            let answer = try harness.request("/v1/token/\(name)")
+            let answer = try await harness.request("/v1/token/\(name)")
             #expect(answer.status == 200, "\(name): \(answer.body)")
         }
-        let delegated = try harness.json(try harness.request("/v1/token/delegated").body)["access_token"] as! String
+        let delegated = try await harness.json(try harness.request("/v1/token/delegated").body)["access_token"] as! String
         #expect(try decode(delegated.split(separator: ".")[1])["urn:altinn:orgNumber"] as? String == "974760673")
-        let testorg = try harness.json(try harness.request("/v1/token/testorg").body)["access_token"] as! String
+        let testorg = try await harness.json(try harness.request("/v1/token/testorg").body)["access_token"] as! String
         #expect(try decode(testorg.split(separator: ".")[1])["urn:altinn:org"] as? String == "ttd")
 
         // Days to certificate expiry in /readyz and /metrics.
-        let readiness = try harness.json(try harness.request("/readyz").body)
+        let readiness = try await harness.json(try harness.request("/readyz").body)
         let days = try #require(readiness["certificate_days_left"] as? [String: Int])
         #expect((28...30).contains(days["profiles.business"] ?? -1))
-        #expect(try harness.request("/metrics").body.contains("maskinporten_broker_certificate_expiry_days{name=\"profile:business\"}"))
+        #expect(try await harness.request("/metrics").body.contains("maskinporten_broker_certificate_expiry_days{name=\"profile:business\"}"))
 
         // check-config prints subject, organisation number, issuer and expiry.
-        let check = try BrokerExecutable.run(["check-config", "--config", harness.configPath])
+        let check = try await BrokerExecutable.run(["check-config", "--config", harness.configPath])
         #expect(
             check.output.contains(
                 "x5c:          serialNumber=991825827,CN=Testorg AS (organisation 991825827), issued by serialNumber=991825827,CN=Testorg AS, expires "))
@@ -77,7 +77,7 @@ struct AltinnFeatureTests {
     @Test("Platform Access Tokens: RS256 with the certificate's key, kid and x5t from its SHA-1 thumbprint, Altinn's claims, cached, verified by openssl")
     func platformAccessTokens() async throws {
         let harness = try await DaemonHarness()
-        try Command.openssl(
+        try await Command.openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"),
             "-days", "60", "-subj", "/CN=ttd platform access")
         chmod(harness.directory.path("pat-key.pem"), 0o600)
@@ -94,7 +94,7 @@ struct AltinnFeatureTests {
         try await harness.startDaemon()
 
         let before = Int(Date().timeIntervalSince1970)
-        let answer = try harness.request("/v1/platform-access-token/my-app")
+        let answer = try await harness.request("/v1/platform-access-token/my-app")
         #expect(answer.status == 200, "\(answer.body)")
         let body = try harness.json(answer.body)
         #expect(Set(body.keys) == ["access_token", "header", "expires_in", "expires_at"])
@@ -103,7 +103,7 @@ struct AltinnFeatureTests {
         let token = try #require(body["access_token"] as? String)
         let parts = token.split(separator: ".")
 
-        let fingerprint = try Command.openssl("x509", "-in", harness.directory.path("pat-cert.pem"), "-noout", "-fingerprint", "-sha1").output
+        let fingerprint = try await Command.openssl("x509", "-in", harness.directory.path("pat-cert.pem"), "-noout", "-fingerprint", "-sha1").output
         let hex = String(fingerprint.split(separator: "=")[1]).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: ":", with: "")
         let header = try decode(parts[0])
         #expect(Set(header.keys) == ["alg", "typ", "kid", "x5t"])
@@ -123,11 +123,11 @@ struct AltinnFeatureTests {
         #expect((before - 6...before - 4).contains(nbf))
         #expect(exp - nbf == 305)
 
-        let publicKey = try Command.openssl("x509", "-in", harness.directory.path("pat-cert.pem"), "-pubkey", "-noout").stdout
+        let publicKey = try await Command.openssl("x509", "-in", harness.directory.path("pat-cert.pem"), "-pubkey", "-noout").stdout
         try harness.directory.write("pat-public.pem", publicKey)
         try harness.directory.write("pat-input", Data("\(parts[0]).\(parts[1])".utf8))
         try harness.directory.write("pat-signature", TestKey.decodeBase64url(String(parts[2])))
-        let verdict = try Command.run(
+        let verdict = try await Command.run(
             "openssl",
             [
                 "dgst", "-sha256", "-verify", harness.directory.path("pat-public.pem"), "-signature", harness.directory.path("pat-signature"),
@@ -135,9 +135,10 @@ struct AltinnFeatureTests {
             ])
         #expect(verdict.output.contains("Verified OK"))
 
-        #expect(try harness.json(try harness.request("/v1/platform-access-token/my-app").body)["access_token"] as? String == token, "minted once and cached")
-        #expect(try harness.request("/v1/platform-access-token/other").status == 404)
-        let readiness = try harness.json(try harness.request("/readyz").body)
+        #expect(
+            try await harness.json(try harness.request("/v1/platform-access-token/my-app").body)["access_token"] as? String == token, "minted once and cached")
+        #expect(try await harness.request("/v1/platform-access-token/other").status == 404)
+        let readiness = try await harness.json(try harness.request("/readyz").body)
         #expect((58...60).contains((readiness["certificate_days_left"] as? [String: Int])?["platform_access_tokens.my-app"] ?? -1))
         await harness.stop()
     }
@@ -152,29 +153,29 @@ struct AltinnFeatureTests {
                   allow: { users: [root] }
                 """)
         try await harness.startDaemon()
-        let minted = try harness.json(
+        let minted = try await harness.json(
             try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"pid\":\"24908499375\"}", "\(harness.emulatorURL)/_emulator/idporten-token").output)
         let personToken = try #require(minted["access_token"] as? String)
-        let before = try harness.emulatorStats()["exchange_requests"] as? Int ?? 0
+        let before = try await harness.emulatorStats()["exchange_requests"] as? Int ?? 0
 
-        let answer = try harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", personToken])
+        let answer = try await harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", personToken])
         #expect(answer.status == 200, "\(answer.body)")
         let body = try harness.json(answer.body)
         #expect(body["kind"] as? String == "altinn")
         let altinn = try #require(body["access_token"] as? String)
         #expect(try decode(altinn.split(separator: ".")[1])["pid"] as? String == "24908499375")
-        let again = try harness.json(try harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", personToken + "\n"]).body)
+        let again = try await harness.json(try harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", personToken + "\n"]).body)
         #expect(again["access_token"] as? String == altinn, "cached by the input's hash")
-        #expect(try harness.emulatorStats()["exchange_requests"] as? Int == before + 1)
+        #expect(try await harness.emulatorStats()["exchange_requests"] as? Int == before + 1)
 
-        let malformed = try harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", "not a token"])
+        let malformed = try await harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", "not a token"])
         #expect(malformed.status == 400)
         #expect(try harness.json(malformed.body)["error"] as? String == "invalid_request")
-        let maskinportenToken = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as! String
-        let foreign = try harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", maskinportenToken])
+        let maskinportenToken = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as! String
+        let foreign = try await harness.request("/v1/exchange/id-porten", ["-X", "POST", "--data-binary", maskinportenToken])
         #expect(foreign.status == 401, "\(foreign.body)")
         #expect(foreign.body.contains("the token was not issued by ID-porten"))
-        #expect(try harness.request("/v1/exchange/id-porten").status == 405)
+        #expect(try await harness.request("/v1/exchange/id-porten").status == 405)
 
         let log = try await harness.waitForLog(containing: "ID-porten token exchanged")
         #expect(!log.contains(personToken.prefix(40)))

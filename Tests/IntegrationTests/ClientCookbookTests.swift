@@ -5,7 +5,7 @@ import Testing
 /// The recipes in docs/clients.md, run as they are written there against `dev`, with a
 /// stand-in for Altinn's Notifications API that refuses the first order with 401: each must get
 /// a token, place the order, and after the 401 get a new token and place it again.
-@Suite("docs/clients.md: the client cookbook", .timeLimit(.minutes(3)))
+@Suite("docs/clients.md: the client cookbook", .timeLimit(.minutes(3)), .sharedKeys)
 struct ClientCookbookTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -28,7 +28,7 @@ struct ClientCookbookTests {
         let socket = String(try #require(line.split(separator: " ").last))
         // Ready once the demo profile holds its first token.
         for _ in 0..<100 {
-            let health = try BrokerExecutable.run(["health", "--ready", "--socket", socket])
+            let health = try await BrokerExecutable.run(["health", "--ready", "--socket", socket])
             if health.status == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -72,14 +72,14 @@ struct ClientCookbookTests {
         let result: Command.Result
         switch language {
         case "shell":
-            result = try await Command.runOffPool("sh", [try directory.write("notify.sh", try Self.recipe("shell"))], environment: environment)
+            result = try await Command.run("sh", [try directory.write("notify.sh", try Self.recipe("shell"))], environment: environment)
         case "python":
-            result = try await Command.runOffPool("python3", [try directory.write("notify.py", try Self.recipe("python"))], environment: environment)
+            result = try await Command.run("python3", [try directory.write("notify.py", try Self.recipe("python"))], environment: environment)
         default:
             // Debian's golang-go (scripts/test installs it), with its caches in the test's directory.
             let go = try Command.which("go")
             for variable in ["HOME", "GOCACHE", "GOPATH"] { environment[variable] = directory.path(variable.lowercased()) }
-            result = try await Command.runOffPool(go, ["run", try directory.write("notify.go", try Self.recipe("go"))], environment: environment)
+            result = try await Command.run(go, ["run", try directory.write("notify.go", try Self.recipe("go"))], environment: environment)
         }
         #expect(result.status == 0, "\(result.output)\(result.errorOutput)")
         let answer = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "\(result.output)\(result.errorOutput)")
@@ -101,7 +101,7 @@ struct ClientCookbookTests {
         let (dev, socket) = try await Self.startDev(in: directory)
         let (server, platform, log) = try await Self.startNotifications(in: directory, first401: false)
         let environment = Self.environment(socket: socket, platform: platform)
-        let placed = try await Command.runOffPool("sh", ["-c", try Self.recipe("curl")], environment: environment)
+        let placed = try await Command.run("sh", ["-c", try Self.recipe("curl")], environment: environment)
         #expect(placed.status == 0, "\(placed.errorOutput)")
         #expect(placed.output.contains("\"orderId\""), "\(placed.output)")
         #expect(try Self.requests(log).map { $0["status"] as? Int } == [201])
@@ -109,7 +109,7 @@ struct ClientCookbookTests {
         // The refresh line, after the first block: a token of three parts (only its header shown).
         let script =
             try Self.recipe("curl") + (try Self.recipe("curl-refresh")) + "printf '%s' \"$TOKEN\" | tr . '\\n' | wc -l; printf '%s' \"$TOKEN\" | cut -c1-3\n"
-        let refreshed = try await Command.runOffPool("sh", ["-c", script], environment: environment)
+        let refreshed = try await Command.run("sh", ["-c", script], environment: environment)
         #expect(refreshed.status == 0, "\(refreshed.errorOutput)")
         #expect(refreshed.output.hasSuffix("2\neyJ\n"), "\(refreshed.output)")
         _ = try await server.stop()

@@ -7,7 +7,7 @@ import Testing
 #endif
 
 /// Peer-credential access control with real users, made for the test.
-@Suite("Daemon access control", .serialized, .timeLimit(.minutes(2)))
+@Suite("Daemon access control", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct DaemonAccessTests {
     @Test("allowed users and groups get tokens; another user gets 403 and never a token; outsiders cannot connect")
     func peerCredentials() async throws {
@@ -18,58 +18,58 @@ struct DaemonAccessTests {
         let member = "mpbgrp\(suffix)"
         let denied = "mpbno\(suffix)"
         let outsider = "mpbout\(suffix)"
-        try Command.run("groupadd", [socketGroup])
-        try Command.run("groupadd", [tokenGroup])
-        try Command.run("useradd", ["-M", "-G", socketGroup, allowed])
-        try Command.run("useradd", ["-M", "-G", "\(socketGroup),\(tokenGroup)", member])
-        try Command.run("useradd", ["-M", "-G", socketGroup, denied])
-        try Command.run("useradd", ["-M", outsider])
+        try await Command.run("groupadd", [socketGroup])
+        try await Command.run("groupadd", [tokenGroup])
+        try await Command.run("useradd", ["-M", "-G", socketGroup, allowed])
+        try await Command.run("useradd", ["-M", "-G", "\(socketGroup),\(tokenGroup)", member])
+        try await Command.run("useradd", ["-M", "-G", socketGroup, denied])
+        try await Command.run("useradd", ["-M", outsider])
         defer {
-            for user in [allowed, member, denied, outsider] { _ = try? Command.run("userdel", [user]) }
-            for group in [socketGroup, tokenGroup] { _ = try? Command.run("groupdel", [group]) }
+            for user in [allowed, member, denied, outsider] { _ = try? Command.runBlocking("userdel", [user]) }
+            for group in [socketGroup, tokenGroup] { _ = try? Command.runBlocking("groupdel", [group]) }
         }
         let harness = try await DaemonHarness(socketMode: "0660", socketGroup: socketGroup, allow: "      users: [\(allowed)]\n      groups: [\(tokenGroup)]")
         try await harness.startDaemon()
 
-        func curlAs(_ user: String, _ path: String) throws -> Command.Result {
-            try Command.run(
+        func curlAs(_ user: String, _ path: String) async throws -> Command.Result {
+            try await Command.run(
                 "runuser",
                 ["-u", user, "--", "curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "http://localhost\(path)"])
         }
 
-        let ok = try curlAs(allowed, "/v1/token/notifications")
+        let ok = try await curlAs(allowed, "/v1/token/notifications")
         #expect(ok.output.hasSuffix("\n200"), "\(ok.output) \(ok.errorOutput)")
-        let byGroup = try curlAs(member, "/v1/token/notifications")
+        let byGroup = try await curlAs(member, "/v1/token/notifications")
         #expect(byGroup.output.hasSuffix("\n200"), "supplementary group: \(byGroup.output)")
 
-        let refused = try curlAs(denied, "/v1/token/notifications")
+        let refused = try await curlAs(denied, "/v1/token/notifications")
         #expect(refused.output.hasSuffix("\n403"), "\(refused.output)")
         #expect(refused.output.contains("\"error\":\"access_denied\""))
         #expect(!refused.output.contains("access_token"))
-        let refresh = try Command.run(
+        let refresh = try await Command.run(
             "runuser",
             [
                 "-u", denied, "--", "curl", "-sS", "-X", "POST", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath,
                 "http://localhost/v1/token/notifications/refresh",
             ])
         #expect(refresh.output.hasSuffix("\n403"))
-        let cli = try Command.run("runuser", ["-u", denied, "--", try BrokerExecutable.path, "token", "notifications", "--socket", harness.socketPath])
+        let cli = try await Command.run("runuser", ["-u", denied, "--", try BrokerExecutable.path, "token", "notifications", "--socket", harness.socketPath])
         #expect(cli.status == 1)
         #expect(cli.output.isEmpty)
         #expect(cli.errorOutput.contains("HTTP 403 access_denied"))
 
         // /v1/profiles lists only what the caller may use; health is open to all who connect.
-        #expect(try curlAs(denied, "/v1/profiles").output.hasPrefix("{\"profiles\":[]}"))
-        #expect(try curlAs(allowed, "/v1/profiles").output.contains("\"profile\":\"notifications\""))
-        #expect(try curlAs(denied, "/healthz").output.hasSuffix("\n200"))
+        #expect(try await curlAs(denied, "/v1/profiles").output.hasPrefix("{\"profiles\":[]}"))
+        #expect(try await curlAs(allowed, "/v1/profiles").output.contains("\"profile\":\"notifications\""))
+        #expect(try await curlAs(denied, "/healthz").output.hasSuffix("\n200"))
 
         // Not in the socket's group: the kernel refuses the connection.
-        let outside = try curlAs(outsider, "/healthz")
+        let outside = try await curlAs(outsider, "/healthz")
         #expect(outside.status != 0)
         #expect(outside.errorOutput.lowercased().contains("permission denied") || outside.errorOutput.contains("Couldn't connect"))
 
         // Denials are audited with the peer's ids.
-        let uid = try Command.run("id", ["-u", denied]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let uid = try await Command.run("id", ["-u", denied]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         let log = try await harness.waitForLog(containing: "access denied")
         #expect(log.contains("uid=\(uid)"))
         await harness.stop()
@@ -77,7 +77,7 @@ struct DaemonAccessTests {
 }
 
 /// Misbehaving clients on the socket.
-@Suite("Daemon under abuse", .serialized, .timeLimit(.minutes(2)))
+@Suite("Daemon under abuse", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct DaemonAbuseTests {
     @Test("garbage, oversized headers, smuggling shapes and hundreds of half-open connections do not stop a normal request")
     func abuse() async throws {
@@ -116,20 +116,20 @@ struct DaemonAbuseTests {
         doubleLength.send("POST /v1/token/notifications/refresh HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
         #expect(doubleLength.receive(timeout: .seconds(3)).hasPrefix("HTTP/1.1 400"))
 
-        let longPath = try harness.request("/v1/token/" + String(repeating: "x", count: 8000))
+        let longPath = try await harness.request("/v1/token/" + String(repeating: "x", count: 8000))
         #expect(longPath.status == 414)
         for path in ["/v1/token/..%2f..%2fetc%2fpasswd", "/v1/token/%00", "/v1/token/../../healthz"] {
-            let answer = try harness.request(path, ["--path-as-is"])
+            let answer = try await harness.request(path, ["--path-as-is"])
             #expect([400, 404].contains(answer.status), "\(path): \(answer.status)")
             #expect(!answer.body.contains("access_token"))
         }
 
         // A normal request is served at once, through all of that.
         let start = ContinuousClock.now
-        let normal = try harness.request("/v1/token/notifications")
+        let normal = try await harness.request("/v1/token/notifications")
         #expect(normal.status == 200)
         #expect(ContinuousClock.now - start < .seconds(5))
-        let metrics = try harness.request("/metrics").body
+        let metrics = try await harness.request("/metrics").body
         #expect(metrics.contains("maskinporten_broker_open_connections "))
 
         // Slowloris: a request head must arrive within 10 s, or the connection is closed; on a
@@ -142,12 +142,12 @@ struct DaemonAbuseTests {
         #expect(halfOpen[0].isClosedByPeer(timeout: .seconds(2)))
         #expect(halfOpen[299].isClosedByPeer(timeout: .seconds(2)))
         #expect(keptAlive.isClosedByPeer(timeout: .seconds(2)))
-        #expect(try harness.request("/healthz").status == 200)
+        #expect(try await harness.request("/healthz").status == 200)
         await harness.stop()
     }
 }
 
-@Suite("Daemon under a connection flood", .serialized, .timeLimit(.minutes(2)))
+@Suite("Daemon under a connection flood", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct DaemonFloodTests {
     static func residentKiB(_ pid: Int32) throws -> Int {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
@@ -166,7 +166,7 @@ struct DaemonFloodTests {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
         let pid = harness.daemon!.pid
-        _ = try harness.request("/v1/token/notifications")
+        _ = try await harness.request("/v1/token/notifications")
         let before = try Self.residentKiB(pid)
         var sockets: [RawSocket] = []
         for index in 0..<5_000 {
@@ -176,13 +176,13 @@ struct DaemonFloodTests {
         }
         try await Task.sleep(for: .milliseconds(500))
         let during = try Self.residentKiB(pid)
-        let metrics = try harness.request("/metrics").body
+        let metrics = try await harness.request("/metrics").body
         let openLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_open_connections ") })
         let open = Double(openLine.split(separator: " ")[1]).map { Int($0) } ?? -1
         #expect(open <= 1_030, "\(openLine) (the cap, plus the metrics request, while evicted connections finish closing)")
         let evictedLine = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("maskinporten_broker_evicted_connections_total ") })
         #expect((Double(evictedLine.split(separator: " ")[1]) ?? 0) >= 3_900)
-        #expect(try harness.request("/v1/token/notifications").status == 200, "a normal request gets through the flood")
+        #expect(try await harness.request("/v1/token/notifications").status == 200, "a normal request gets through the flood")
         #expect(during - before < 64 * 1024, "resident memory grew by \(during - before) KiB under 5,000 connections")
         print("flood: 5000 connections, \(open) open at the cap, RSS \(before) KiB -> \(during) KiB")
         sockets.removeAll()
@@ -192,7 +192,7 @@ struct DaemonFloodTests {
 
 /// The socket's two servers on one connection: the fast path answers cached-token GETs on the
 /// accepting thread, and hands the connection to NIO at the first request it does not answer.
-@Suite("Daemon's fast path and NIO on one connection", .serialized, .timeLimit(.minutes(2)))
+@Suite("Daemon's fast path and NIO on one connection", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct DaemonFastPathTests {
     static func answers(_ text: String) -> [String] {
         text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { "HTTP/1.1 " + $0 }
@@ -202,7 +202,7 @@ struct DaemonFastPathTests {
     func bothPaths() async throws {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
-        #expect(try harness.request("/v1/token/notifications").status == 200)
+        #expect(try await harness.request("/v1/token/notifications").status == 200)
 
         // Pipelined in one write: the fast path answers the first, NIO the rest, in order.
         let pipelined = try RawSocket.connect(harness.socketPath)

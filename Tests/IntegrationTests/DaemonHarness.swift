@@ -5,7 +5,7 @@ import Testing
 /// An emulator process, a client registered with it, and `serve` running against it: the daemon
 /// as an operator runs it.
 final class DaemonHarness: @unchecked Sendable {
-    static let key: TestKey = try! TestKey.rsa(bits: 2048)
+    static let key: TestKey = SharedKeys.key("harness")
     static let clientID = "2f3c9a1e-0000-4000-8000-000000000000"
 
     /// A profile the emulator refuses (its scope is not allowed), for upstream_rejected answers.
@@ -28,16 +28,17 @@ final class DaemonHarness: @unchecked Sendable {
     /// Starts the emulator and writes a configuration with profile `notifications`
     /// (plus `extraProfiles`, YAML under `profiles:`) and `socket` settings.
     init(socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "", altinnLifetime: Int = 1800) async throws {
+        try await SharedKeys.prepare()
         directory = try TemporaryDirectory(prefix: "daemon")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.url.path)
         emulator = try RunningProcess(try BrokerExecutable.path, ["emulator", "--listen", "127.0.0.1:0"])
         let output = try await emulator.waitForOutput(containing: "control API:")
         emulatorURL = String(output.split(separator: "\n")[0].split(separator: " ").last!)
-        try Self.curlHTTP(
+        try await Self.curlHTTP(
             "-X", "POST", "--data",
             "{\"client_id\":\"\(Self.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(Self.publicJWK(Self.key, kid: "daemon-kid"))]}",
             "\(emulatorURL)/_emulator/clients")
-        try Self.curlHTTP("-X", "PUT", "--data", "{\"altinn_token_lifetime\":\(altinnLifetime)}", "\(emulatorURL)/_emulator/settings")
+        try await Self.curlHTTP("-X", "PUT", "--data", "{\"altinn_token_lifetime\":\(altinnLifetime)}", "\(emulatorURL)/_emulator/settings")
         try directory.write("notifications.jwk", Self.key.encodedJwk(kid: "daemon-kid", alg: nil))
         socketPath = directory.path("run/broker.sock")
         configPath = directory.path("broker.yaml")
@@ -92,7 +93,7 @@ final class DaemonHarness: @unchecked Sendable {
     func waitUntilServing(timeout: Duration = .seconds(20)) async throws {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
-            if let result = try? curl("/healthz"), result.output == "ok\n" { return }
+            if let result = try? await curl("/healthz"), result.output == "ok\n" { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestSupportError("the daemon did not answer on \(socketPath): \(logs)")
@@ -110,14 +111,14 @@ final class DaemonHarness: @unchecked Sendable {
 
     /// `curl --unix-socket` to the daemon; `-w` appends the status on its own line.
     @discardableResult
-    func curl(_ path: String, _ extra: [String] = []) throws -> Command.Result {
-        try Command.run("curl", ["-sS", "--max-time", "10", "--unix-socket", socketPath] + extra + ["http://localhost\(path)"])
+    func curl(_ path: String, _ extra: [String] = []) async throws -> Command.Result {
+        try await Command.run("curl", ["-sS", "--max-time", "10", "--unix-socket", socketPath] + extra + ["http://localhost\(path)"])
     }
 
     /// The status code and body of a request over the socket. Every token seen in an answer is
     /// remembered, so that `stop()` can check no log line holds one.
-    func request(_ path: String, _ extra: [String] = []) throws -> (status: Int, body: String) {
-        let result = try curl(path, extra + ["-w", "\n%{http_code}"])
+    func request(_ path: String, _ extra: [String] = []) async throws -> (status: Int, body: String) {
+        let result = try await curl(path, extra + ["-w", "\n%{http_code}"])
         let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
         let body = lines.dropLast().joined(separator: "\n")
         if let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], let token = object["access_token"] as? String {
@@ -130,39 +131,19 @@ final class DaemonHarness: @unchecked Sendable {
 
     let seenTokens = LockedSet()
 
-    /// `body` on a thread of its own: the harness's calls wait for a child process (curl), and
-    /// a test polling with them on Swift's cooperative pool (two threads on a two-core machine)
-    /// would starve every other test in the process. Polling loops use this.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-        }
-    }
-
-    /// `request` off the cooperative pool.
-    func requestOffPool(_ path: String, _ extra: [String] = []) async throws -> (status: Int, body: String) {
-        try await Self.offPool { try self.request(path, extra) }
-    }
-
-    /// `emulatorStats` off the cooperative pool.
-    func emulatorStatsOffPool() async throws -> [String: Any] {
-        let text = try await Self.offPool { try Self.curlHTTP("\(self.emulatorURL)/_emulator/stats").output }
-        return try json(text)
-    }
-
     func json(_ text: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
     @discardableResult
-    static func curlHTTP(_ arguments: String...) throws -> Command.Result {
-        let result = try Command.run("curl", ["-sS", "--fail", "--max-time", "10"] + arguments)
+    static func curlHTTP(_ arguments: String...) async throws -> Command.Result {
+        let result = try await Command.run("curl", ["-sS", "--fail", "--max-time", "10"] + arguments)
         guard result.status == 0 else { throw TestSupportError("curl \(arguments) failed: \(result.errorOutput)") }
         return result
     }
 
-    func emulatorStats() throws -> [String: Any] {
-        try json(try Self.curlHTTP("\(emulatorURL)/_emulator/stats").output)
+    func emulatorStats() async throws -> [String: Any] {
+        try json(try await Self.curlHTTP("\(emulatorURL)/_emulator/stats").output)
     }
 
     /// Stops both processes, then runs their logs through the leak check: no token handed out

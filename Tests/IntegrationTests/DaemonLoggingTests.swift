@@ -2,13 +2,13 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-@Suite("Daemon logging and process hardening", .serialized, .timeLimit(.minutes(2)))
+@Suite("Daemon logging and process hardening", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct DaemonLoggingTests {
     @Test("under systemd (JOURNAL_STREAM) lines carry syslog priorities and no timestamp; otherwise logfmt with timestamps")
     func formats() async throws {
         let journald = try await DaemonHarness()
         try await journald.startDaemon(environment: ["JOURNAL_STREAM": "8:12345"])
-        _ = try journald.request("/v1/token/notifications")
+        _ = try await journald.request("/v1/token/notifications")
         let journalLines = try await journald.waitForLog(containing: "token handed out").split(separator: "\n")
         #expect(!journalLines.isEmpty)
         #expect(journalLines.allSatisfy { $0.hasPrefix("<") && $0.dropFirst().first.map { ("2"..."7").contains($0) } == true }, "\(journalLines.prefix(3))")
@@ -18,7 +18,7 @@ struct DaemonLoggingTests {
 
         let plain = try await DaemonHarness()
         try await plain.startDaemon()
-        _ = try plain.request("/v1/token/notifications")
+        _ = try await plain.request("/v1/token/notifications")
         let lines = try await plain.waitForLog(containing: "token handed out").split(separator: "\n")
         #expect(
             lines.allSatisfy { $0.hasPrefix("ts=20") && $0.split(separator: " ")[0].hasSuffix("Z") && $0.contains(" level=") && $0.contains(" msg=") },
@@ -37,18 +37,18 @@ struct DaemonLoggingTests {
         let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.writeConfig(raw: "log_level: warning\n" + config)
         try await harness.startDaemon()
-        _ = try harness.request("/v1/token/notifications")
+        _ = try await harness.request("/v1/token/notifications")
         _ = try await harness.daemon!.stop()
         #expect(!harness.logs.contains("level=info"))
         try await harness.startDaemon(arguments: ["serve", "--config", harness.configPath, "--log-level", "debug"])
-        _ = try harness.request("/v1/token/notifications")
+        _ = try await harness.request("/v1/token/notifications")
         let log = try await harness.waitForLog(containing: "level=info msg=\"token handed out\"")
         #expect(log.contains("level=debug"))
         await harness.stop()
     }
 }
 
-@Suite("Audit folding through the daemon", .timeLimit(.minutes(2)))
+@Suite("Audit folding through the daemon", .timeLimit(.minutes(2)), .sharedKeys)
 struct AuditFoldingTests {
     @Test("1,000 hand-outs of one token to one process: one audit line in full, then count lines adding up to 999; curl, another process, gets its own line")
     func folding() async throws {
@@ -56,7 +56,7 @@ struct AuditFoldingTests {
         // periodic lines and forgetting idle pairs are AuditorTests', without a clock to race.)
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
-        let token = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as! String
+        let token = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as! String
         let connection = try RawSocket.connect(harness.socketPath)
         let request = "GET /v1/token/notifications HTTP/1.1\r\nHost: localhost\r\n\r\n"
         for _ in 0..<2 {
@@ -80,7 +80,7 @@ struct AuditFoldingTests {
     }
 }
 
-@Suite("The leak check itself")
+@Suite("The leak check itself", .sharedKeys)
 struct LeakCheckTests {
     @Test("it finds a token fragment and a private key part, and passes clean text")
     func findsLeaks() {
@@ -149,7 +149,7 @@ struct StalledLog {
             environment: ["NOTIFY_SOCKET": harness.directory.path("notify.sock"), "WATCHDOG_USEC": "1000000"],
             outputDescriptor: pipe.writeEnd
         )
-        _ = try harness.request("/v1/token/notifications")
+        _ = try await harness.request("/v1/token/notifications")
     }
 
     /// Runs the load for `seconds`, polling `/healthz` and the watchdog all the while.
@@ -197,13 +197,13 @@ struct StalledLog {
     }
 
     /// A counter's value in `/metrics`.
-    func metric(_ series: String) throws -> Int? {
-        let text = try harness.request("/metrics").body
+    func metric(_ series: String) async throws -> Int? {
+        let text = try await harness.request("/metrics").body
         return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Int($0.split(separator: " ").last!) }
     }
 }
 
-@Suite("A log destination that stops reading never stops the serving", .serialized, .timeLimit(.minutes(3)))
+@Suite("A log destination that stops reading never stops the serving", .serialized, .timeLimit(.minutes(3)), .sharedKeys)
 struct StalledLogTests {
     @Test(
         "on_overflow drop: every token request is answered with its token, /healthz and the watchdog carry on; once drained, one line and the metric count the dropped lines"
@@ -223,8 +223,8 @@ struct StalledLogTests {
         // Only now is the pipe read: what was buffered comes out, then the count of what was not.
         let drained = stalled.pipe.read(until: { $0.contains("log lines dropped") }, timeout: .seconds(30))
         #expect(drained.contains("msg=\"token obtained\""), "lines from before the stall are kept")
-        let metricAudit = try #require(try stalled.metric("maskinporten_broker_log_lines_dropped_total{stream=\"audit\"}"))
-        let metricLog = try #require(try stalled.metric("maskinporten_broker_log_lines_dropped_total{stream=\"log\"}"))
+        let metricAudit = try #require(try await stalled.metric("maskinporten_broker_log_lines_dropped_total{stream=\"audit\"}"))
+        let metricLog = try #require(try await stalled.metric("maskinporten_broker_log_lines_dropped_total{stream=\"log\"}"))
         let all = stalled.pipe.read(until: { StalledLog.reported(in: drained + $0) == (metricLog, metricAudit) }, timeout: .seconds(10))
         let reported = StalledLog.reported(in: drained + all)
         #expect(metricAudit > 100, "the load overflowed the buffer: \(metricAudit) audit lines dropped")
@@ -251,7 +251,7 @@ struct StalledLogTests {
         #expect(
             observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5),
             "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
-        let refused = try stalled.harness.request("/v1/token/notifications")
+        let refused = try await stalled.harness.request("/v1/token/notifications")
         #expect(refused.status == 503)
         #expect(try stalled.harness.json(refused.body)["error"] as? String == "audit_unavailable")
 

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// `serve` as users meet it: curl over the socket, the CLI client, signals, systemd notify.
-@Suite("Daemon over the Unix socket", .serialized, .timeLimit(.minutes(3)))
+@Suite("Daemon over the Unix socket", .serialized, .timeLimit(.minutes(3)), .sharedKeys)
 struct DaemonTests {
     @Test("every route answers as docs/socket-api.md says, over curl --unix-socket")
     func routes() async throws {
@@ -11,11 +11,11 @@ struct DaemonTests {
         try await harness.startDaemon()
 
         // GET /v1/token/{profile}: JSON with every field, no-store.
-        let headers = try harness.curl("/v1/token/notifications", ["-D", "-"]).output
+        let headers = try await harness.curl("/v1/token/notifications", ["-D", "-"]).output
         #expect(headers.hasPrefix("HTTP/1.1 200 OK"))
         #expect(headers.lowercased().contains("cache-control: no-store"))
         #expect(headers.lowercased().contains("content-type: application/json"))
-        let (status, body) = try harness.request("/v1/token/notifications")
+        let (status, body) = try await harness.request("/v1/token/notifications")
         #expect(status == 200)
         let token = try harness.json(body)
         #expect(Set(token.keys) == ["access_token", "token_type", "expires_in", "expires_at", "scope", "profile", "kind"])
@@ -30,49 +30,49 @@ struct DaemonTests {
         let accessToken = try #require(token["access_token"] as? String)
 
         // Accept: text/plain gets the bare token.
-        let plain = try harness.request("/v1/token/notifications", ["-H", "Accept: text/plain"])
+        let plain = try await harness.request("/v1/token/notifications", ["-H", "Accept: text/plain"])
         #expect(plain.status == 200 && plain.body == accessToken)
-        #expect(try harness.request("/v1/token/notifications?min_valid=600").status == 200)
+        #expect(try await harness.request("/v1/token/notifications?min_valid=600").status == 200)
 
         // Errors, each with its code.
-        func error(_ path: String, _ extra: [String] = []) throws -> (Int, String?, [String: Any]) {
-            let (status, body) = try harness.request(path, extra)
+        func error(_ path: String, _ extra: [String] = []) async throws -> (Int, String?, [String: Any]) {
+            let (status, body) = try await harness.request(path, extra)
             let object = try harness.json(body)
             return (status, object["error"] as? String, object)
         }
-        #expect(try error("/v1/token/nope").0 == 404)
-        #expect(try error("/v1/token/nope").1 == "unknown_profile")
-        #expect(try error("/v1/token/notifications?min_valid=abc").1 == "invalid_request")
-        #expect(try error("/v1/token/notifications?min_valid=7200").0 == 400)
-        let rejected = try error("/v1/token/refused")
+        #expect(try await error("/v1/token/nope").0 == 404)
+        #expect(try await error("/v1/token/nope").1 == "unknown_profile")
+        #expect(try await error("/v1/token/notifications?min_valid=abc").1 == "invalid_request")
+        #expect(try await error("/v1/token/notifications?min_valid=7200").0 == 400)
+        let rejected = try await error("/v1/token/refused")
         #expect(rejected.0 == 502 && rejected.1 == "upstream_rejected")
         let upstream = try #require(rejected.2["upstream"] as? [String: Any])
         #expect(upstream["status"] as? Int == 400)
         #expect(upstream["error"] as? String == "invalid_scope")
         #expect((upstream["error_description"] as? String)?.hasPrefix("MP-140") == true)
-        #expect(try error("/v1/token/notifications", ["-X", "DELETE"]).0 == 405)
-        #expect(try error("/v1/nothing").0 == 404)
-        #expect(try error("/v1/platform-access-token/x").1 == "unknown_profile")
+        #expect(try await error("/v1/token/notifications", ["-X", "DELETE"]).0 == 405)
+        #expect(try await error("/v1/nothing").0 == 404)
+        #expect(try await error("/v1/platform-access-token/x").1 == "unknown_profile")
 
         // POST .../refresh: a new token, then 429 with Retry-After.
-        let refreshed = try harness.request("/v1/token/notifications/refresh", ["-X", "POST"])
+        let refreshed = try await harness.request("/v1/token/notifications/refresh", ["-X", "POST"])
         #expect(refreshed.status == 200)
         #expect(try harness.json(refreshed.body)["access_token"] as? String != accessToken)
-        let limited = try harness.curl("/v1/token/notifications/refresh", ["-X", "POST", "-D", "-"]).output
+        let limited = try await harness.curl("/v1/token/notifications/refresh", ["-X", "POST", "-D", "-"]).output
         #expect(limited.hasPrefix("HTTP/1.1 429"))
         #expect(limited.lowercased().contains("retry-after: "))
         #expect(limited.contains("\"refresh_rate_limited\""))
 
         // /v1/profiles, /healthz, /readyz, /metrics.
-        let profiles = try harness.json(try harness.request("/v1/profiles").body)["profiles"] as? [[String: Any]]
+        let profiles = try await harness.json(try harness.request("/v1/profiles").body)["profiles"] as? [[String: Any]]
         #expect(profiles?.compactMap { $0["profile"] as? String }.sorted() == ["notifications", "refused"])
         #expect(profiles?.first { $0["profile"] as? String == "notifications" }?["state"] as? String == "ready")
-        #expect(!(try harness.request("/v1/profiles").body.contains(accessToken)))
-        #expect(try harness.request("/healthz") == (200, "ok\n"))
-        let readiness = try harness.request("/readyz")
+        await #expect(!(try harness.request("/v1/profiles").body.contains(accessToken)))
+        #expect(try await harness.request("/healthz") == (200, "ok\n"))
+        let readiness = try await harness.request("/readyz")
         #expect(readiness.status == 503, "profile refused never gets a token")
         #expect(try harness.json(readiness.body)["failing"] as? [String: Any] != nil)
-        let metrics = try harness.request("/metrics")
+        let metrics = try await harness.request("/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.body.contains("maskinporten_broker_tokens_served_total{profile=\"notifications\"}"))
         #expect(metrics.body.contains("maskinporten_broker_requests_total{route=\"token\",status=\"502\"} 1"))
@@ -105,13 +105,13 @@ struct DaemonTests {
                 """)
         try harness.directory.write("loose.jwk", DaemonHarness.key.encodedJwk(kid: "daemon-kid", alg: nil), mode: 0o644)
         try await harness.startDaemon()
-        #expect(try harness.request("/v1/token/notifications").status == 200)
-        let broken = try harness.request("/v1/token/broken")
+        #expect(try await harness.request("/v1/token/notifications").status == 200)
+        let broken = try await harness.request("/v1/token/broken")
         #expect(broken.status == 503)
         let body = try harness.json(broken.body)
         #expect(body["error"] as? String == "profile_unavailable")
         #expect((body["error_description"] as? String)?.contains("chmod 600") == true)
-        let readiness = try harness.json(try harness.request("/readyz").body)
+        let readiness = try await harness.json(try harness.request("/readyz").body)
         #expect((readiness["failing"] as? [String: Any])?["broken"] != nil)
         try await harness.waitForLog(containing: "cannot be served")
         await harness.stop()
@@ -124,14 +124,14 @@ struct DaemonTests {
         let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.writeConfig(raw: "metrics_listen: 127.0.0.1:\(port)\n" + config)
         try await harness.startDaemon()
-        _ = try harness.request("/v1/token/notifications")
+        _ = try await harness.request("/v1/token/notifications")
         var metrics = ""
         for _ in 0..<50 where !metrics.contains("maskinporten_broker_tokens_served_total") {
-            metrics = (try? Command.run("curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics"]))?.output ?? ""
+            metrics = await (try? Command.run("curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics"]))?.output ?? ""
             if !metrics.contains("maskinporten_broker_tokens_served_total") { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(metrics.contains("maskinporten_broker_tokens_served_total{profile=\"notifications\"} 1"))
-        let other = try Command.run("curl", ["-sS", "--max-time", "5", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/v1/token/notifications"]).output
+        let other = try await Command.run("curl", ["-sS", "--max-time", "5", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/v1/token/notifications"]).output
         #expect(other.hasSuffix("\n404"))
         #expect(!other.contains("access_token"))
         await harness.stop()
@@ -141,24 +141,24 @@ struct DaemonTests {
     func commandLineClient() async throws {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
-        let token = try BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
+        let token = try await BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
         #expect(token.status == 0)
         #expect(token.output.hasSuffix("\n") && token.output.split(separator: ".").count == 3)
         var environment = ProcessInfo.processInfo.environment
         environment["MASKINPORTEN_BROKER_SOCKET"] = harness.socketPath
-        let json = try BrokerExecutable.run(["token", "notifications", "--json", "--min-valid", "60"], environment: environment)
+        let json = try await BrokerExecutable.run(["token", "notifications", "--json", "--min-valid", "60"], environment: environment)
         #expect(json.status == 0)
         #expect(json.output.contains("\"kind\":\"altinn\""))
-        let unknown = try BrokerExecutable.run(["token", "nope"], environment: environment)
+        let unknown = try await BrokerExecutable.run(["token", "nope"], environment: environment)
         #expect(unknown.status == 1)
         #expect(unknown.output.isEmpty)
         #expect(unknown.errorOutput == "maskinporten-broker token: nope: HTTP 404 unknown_profile: no profile named \"nope\"\n")
-        #expect(try BrokerExecutable.run(["health"], environment: environment).output == "ok\n")
-        #expect(try BrokerExecutable.run(["health", "--ready"], environment: environment).status == 0)
+        #expect(try await BrokerExecutable.run(["health"], environment: environment).output == "ok\n")
+        #expect(try await BrokerExecutable.run(["health", "--ready"], environment: environment).status == 0)
         // maskinporten-brokerd answers the same, byte for byte (both run BrokerClient).
         for arguments in [["token", "nope"], ["token", "notifications", "--json", "--min-valid=60"], ["health", "--ready"]] {
-            let front = try BrokerExecutable.run(arguments, environment: environment)
-            let full = try Command.run(try BrokerExecutable.daemonPath, arguments, environment: environment)
+            let front = try await BrokerExecutable.run(arguments, environment: environment)
+            let full = try await Command.run(try BrokerExecutable.daemonPath, arguments, environment: environment)
             #expect(front.status == full.status && front.errorOutput == full.errorOutput, "\(arguments)")
             #expect(front.output.prefix(40) == full.output.prefix(40), "\(arguments)")
         }
@@ -166,11 +166,11 @@ struct DaemonTests {
         // SIGTERM: exit 0, socket file gone, probes fail with one line.
         #expect(try await harness.daemon!.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: harness.socketPath))
-        let down = try BrokerExecutable.run(["health", "--socket", harness.socketPath])
+        let down = try await BrokerExecutable.run(["health", "--socket", harness.socketPath])
         #expect(down.status == 1)
         #expect(down.output.hasPrefix("not healthy: cannot connect to \(harness.socketPath)"))
         #expect(down.output.split(separator: "\n").count == 1)
-        let noToken = try BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
+        let noToken = try await BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
         #expect(noToken.status == 1 && noToken.errorOutput.contains("is maskinporten-broker running?"))
         await harness.stop()
     }
@@ -178,8 +178,8 @@ struct DaemonTests {
     @Test("the socket gets the configured mode and group; a stale file is replaced; a second daemon is refused")
     func socketFile() async throws {
         let group = "mpbtest\(Int.random(in: 1000...9999))"
-        try Command.run("groupadd", [group])
-        defer { _ = try? Command.run("groupdel", [group]) }
+        try await Command.run("groupadd", [group])
+        defer { _ = try? Command.runBlocking("groupdel", [group]) }
         let harness = try await DaemonHarness(socketMode: "0660", socketGroup: group)
         // A stale socket file from a crashed daemon.
         try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
@@ -189,14 +189,14 @@ struct DaemonTests {
         let info = try FileManager.default.attributesOfItem(atPath: harness.socketPath)
         #expect(info[.type] as? FileAttributeType == .typeSocket)
         #expect(info[.posixPermissions] as? Int == 0o660)
-        let gid = try Command.run("getent", ["group", group]).output.split(separator: ":")[2]
+        let gid = try await Command.run("getent", ["group", group]).output.split(separator: ":")[2]
         #expect(info[.groupOwnerAccountID] as? Int == Int(gid))
 
-        let second = try BrokerExecutable.run(["serve", "--config", harness.configPath])
+        let second = try await BrokerExecutable.run(["serve", "--config", harness.configPath])
         #expect(second.status == 1)
         #expect(second.errorOutput.contains("another process is already serving on \(harness.socketPath)"))
         #expect(!(second.output + second.errorOutput).contains("token obtained"), "the second daemon must fail before fetching")
-        #expect(try harness.request("/healthz").status == 200)
+        #expect(try await harness.request("/healthz").status == 200)
         await harness.stop()
     }
 
@@ -206,12 +206,12 @@ struct DaemonTests {
     func reload() async throws {
         let harness = try await DaemonHarness()
         try await harness.startDaemon()
-        let first = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
+        let first = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         let good = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.directory.write("broker.yaml", good + "\n  broken: [\n", mode: 0o644)
         kill(harness.daemon!.pid, SIGHUP)
         try await harness.waitForLog(containing: "reload refused")
-        #expect(try harness.request("/v1/token/notifications").status == 200)
+        #expect(try await harness.request("/v1/token/notifications").status == 200)
 
         try harness.directory.write(
             "broker.yaml",
@@ -227,11 +227,11 @@ struct DaemonTests {
         kill(harness.daemon!.pid, SIGHUP)
         var served = false
         for _ in 0..<300 where !served {
-            served = try harness.request("/v1/token/second").status == 200
+            served = try await harness.request("/v1/token/second").status == 200
             if !served { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(served)
-        let again = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
+        let again = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         #expect(again == first, "an unchanged profile keeps its cached token across a reload")
 
         // A key file that no longer loads: both profiles keep the key (and token) in use.
@@ -245,10 +245,10 @@ struct DaemonTests {
         let log = harness.logs
         #expect(log.contains("level=error msg=\"the new key cannot be used; the key in use is kept\""), "\(log)")
         #expect(!log.contains("msg=\"cannot be served\""), "\(log)")
-        let kept = try harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
+        let kept = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         #expect(kept == first, "the profile keeps its key and its token")
-        #expect(try harness.request("/v1/token/second").status == 200)
-        let metrics = try harness.request("/metrics").body
+        #expect(try await harness.request("/v1/token/second").status == 200)
+        let metrics = try await harness.request("/metrics").body
         // Once for SIGHUP, and once more if the key-file watch read the file first.
         #expect(
             metrics.contains("maskinporten_broker_key_reload_failures_total{profile=\"notifications\"} 1")
@@ -262,7 +262,7 @@ struct DaemonTests {
         for hanging in [false, true] {
             let harness = try await DaemonHarness()
             if hanging {
-                try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"hang":true,"count":10}"#, "\(harness.emulatorURL)/_emulator/faults/token")
+                try await DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"hang":true,"count":10}"#, "\(harness.emulatorURL)/_emulator/faults/token")
             }
             try await harness.startDaemon()
             try await harness.waitForLog(containing: hanging ? "msg=starting" : "msg=ready")
@@ -311,13 +311,13 @@ struct DaemonTests {
     func socketActivation() async throws {
         let harness = try await DaemonHarness()
         try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
-        let activate = try Command.run("sh", ["-c", "command -v systemd-socket-activate"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let activate = try await Command.run("sh", ["-c", "command -v systemd-socket-activate"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         try await harness.startDaemon(
             arguments: ["-l", harness.socketPath, try BrokerExecutable.path, "serve", "--config", harness.configPath], executable: activate,
             waitForSocket: false)
         // systemd-socket-activate starts the daemon on the first connection.
         try await harness.waitUntilServing()
-        #expect(try harness.request("/v1/token/notifications").status == 200)
+        #expect(try await harness.request("/v1/token/notifications").status == 200)
         #expect(harness.daemon!.errorOutput.contains("Execing") || harness.daemon!.errorOutput.contains("Listening"))
         _ = try await harness.daemon!.stop()
         await harness.stop()

@@ -26,8 +26,8 @@ extension ProcessHeavySuites {
             return try #require(try JSONSerialization.jsonObject(with: try TestKey.decodeBase64url(payload)) as? [String: Any])
         }
 
-        func token(_ harness: DaemonHarness, _ query: String) throws -> (status: Int, body: String) {
-            try harness.request("/v1/token/vendor?\(query)")
+        func token(_ harness: DaemonHarness, _ query: String) async throws -> (status: Int, body: String) {
+            try await harness.request("/v1/token/vendor?\(query)")
         }
 
         func systemUserOrg(_ token: String) throws -> String? {
@@ -39,41 +39,42 @@ extension ProcessHeavySuites {
         func twoOrganisations() async throws {
             let harness = try await DaemonHarness(extraProfiles: Self.vendor)
             try await harness.startDaemon()
-            try DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
-            let first = try harness.json(try token(harness, "system_user_org=910000004").body)["access_token"] as? String ?? ""
+            try await DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
+            let first = try await harness.json(try token(harness, "system_user_org=910000004").body)["access_token"] as? String ?? ""
             let second =
-                try harness.json(try token(harness, "system_user_org=910000012&system_user_external_ref=customer-7").body)["access_token"] as? String ?? ""
+                try await harness.json(try token(harness, "system_user_org=910000012&system_user_external_ref=customer-7").body)["access_token"] as? String
+                ?? ""
             #expect(try systemUserOrg(first) == "0192:910000004")
             #expect(try systemUserOrg(second) == "0192:910000012")
             let details = try claims(second)["authorization_details"] as? [[String: Any]]
             #expect(details?.first?["externalRef"] as? String == "customer-7")
-            let consumer = try harness.json(try token(harness, "consumer_org=991825827").body)["access_token"] as? String ?? ""
+            let consumer = try await harness.json(try token(harness, "consumer_org=991825827").body)["access_token"] as? String ?? ""
             #expect((try claims(consumer)["consumer"] as? [String: Any])?["ID"] as? String == "0192:991825827")
             // Served from each variant's cache from now on.
             for _ in 0..<3 {
-                #expect(try harness.json(try token(harness, "system_user_org=910000004").body)["access_token"] as? String == first)
-                #expect(
+                #expect(try await harness.json(try token(harness, "system_user_org=910000004").body)["access_token"] as? String == first)
+                await #expect(
                     try harness.json(try token(harness, "system_user_org=910000012&system_user_external_ref=customer-7").body)["access_token"] as? String
                         == second)
             }
-            let stats = try harness.emulatorStats()
+            let stats = try await harness.emulatorStats()
             #expect(stats["tokens_issued"] as? Int == 3, "one fetch per variant: \(stats)")
             #expect(stats["tokens_issued_by_organisation"] as? [String: Int] == ["910000004": 1, "910000012": 1, "991825827": 1], "\(stats)")
             // A forced refresh takes the same parameters, and refreshes that variant only.
-            let refreshed = try harness.json(try harness.request("/v1/token/vendor/refresh?system_user_org=910000004", ["-X", "POST"]).body)
+            let refreshed = try await harness.json(try harness.request("/v1/token/vendor/refresh?system_user_org=910000004", ["-X", "POST"]).body)
             let renewed = refreshed["access_token"] as? String ?? ""
             let renewedOrg = try systemUserOrg(renewed)
             #expect(renewed != first && renewedOrg == "0192:910000004", "\(refreshed)")
-            #expect((try harness.emulatorStats()["tokens_issued_by_organisation"] as? [String: Int])?["910000004"] == 2)
-            let base = try harness.json(try harness.request("/v1/token/vendor").body)["access_token"] as? String ?? ""
+            await #expect((try harness.emulatorStats()["tokens_issued_by_organisation"] as? [String: Int])?["910000004"] == 2)
+            let base = try await harness.json(try harness.request("/v1/token/vendor").body)["access_token"] as? String ?? ""
             #expect(try claims(base)["authorization_details"] == nil && base != first)
             // /v1/profiles counts the variants and never names an organisation.
-            let profiles = try harness.request("/v1/profiles").body
+            let profiles = try await harness.request("/v1/profiles").body
             #expect(!profiles.contains("910000004") && !profiles.contains("991825827"), "\(profiles)")
             #expect(profiles.contains("\"variants\":3"), "\(profiles)")
             // Audit lines name the variant; metrics carry no organisation number.
             try await harness.waitForLog(containing: "variant=\"system_user_org=910000004\"")
-            let metrics = try harness.request("/metrics").body
+            let metrics = try await harness.request("/metrics").body
             #expect(!metrics.contains("910000004"), "\(metrics)")
             await harness.stop()
         }
@@ -82,18 +83,17 @@ extension ProcessHeavySuites {
         func singleFlight() async throws {
             let harness = try await DaemonHarness(extraProfiles: Self.vendor)
             try await harness.startDaemon()
-            try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"delay_ms":300}"#, "\(harness.emulatorURL)/_emulator/faults/token")
-            try DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
+            try await DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"delay_ms":300}"#, "\(harness.emulatorURL)/_emulator/faults/token")
+            try await DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
             let config = harness.directory.path("parallel.curl")
             let line = "url = \"http://localhost/v1/token/vendor?system_user_org=910000020\"\noutput = \"/dev/null\"\n"
             try harness.directory.write("parallel.curl", String(repeating: line, count: 200), mode: 0o644)
             let socketPath = harness.socketPath
-            let result = try await DaemonHarness.offPool {
-                try Command.run("curl", ["-sS", "--parallel", "--parallel-max", "200", "--unix-socket", socketPath, "-K", config, "-w", "%{http_code}\n"])
-            }
+            let result = try await Command.run(
+                "curl", ["-sS", "--parallel", "--parallel-max", "200", "--unix-socket", socketPath, "-K", config, "-w", "%{http_code}\n"])
             let codes = result.output.split(separator: "\n")
             #expect(codes.count == 200 && codes.allSatisfy { $0 == "200" }, "\(result.output) \(result.errorOutput)")
-            let stats = try harness.emulatorStats()
+            let stats = try await harness.emulatorStats()
             #expect(stats["tokens_issued"] as? Int == 1, "\(stats)")
             await harness.stop()
         }
@@ -102,7 +102,7 @@ extension ProcessHeavySuites {
         func refusals() async throws {
             let harness = try await DaemonHarness(extraProfiles: Self.vendor)
             try await harness.startDaemon()
-            try DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
+            try await DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
             let cases: [(String, String, Int, String)] = [
                 ("notifications", "system_user_org=910000004", 400, "does not let callers choose system_user_org"),
                 ("vendor", "system_user_org=910000005", 400, "system_user_org: "),
@@ -111,35 +111,35 @@ extension ProcessHeavySuites {
                 ("vendor", "consumer_org=910000004", 403, "does not let callers choose consumer_org 910000004"),
             ]
             for (profile, query, status, mentions) in cases {
-                let answer = try harness.request("/v1/token/\(profile)?\(query)")
+                let answer = try await harness.request("/v1/token/\(profile)?\(query)")
                 #expect(answer.status == status, "\(query): \(answer.body)")
                 #expect(answer.body.contains(mentions), "\(query): \(answer.body)")
                 #expect(answer.body.contains(status == 400 ? "invalid_request" : "access_denied"))
             }
-            #expect(try harness.emulatorStats()["token_requests"] as? Int == 0)
+            #expect(try await harness.emulatorStats()["token_requests"] as? Int == 0)
             await harness.stop()
         }
 
         @Test("an organisation Maskinporten refuses gives 502 with its error, and the others are served; max_variants evicts the least recently used")
         func refusedOrganisationAndEviction() async throws {
             let harness = try await DaemonHarness(extraProfiles: Self.vendor)
-            try DaemonHarness.curlHTTP("-X", "PUT", "--data", #"{"refused_organisations":["910000039"]}"#, "\(harness.emulatorURL)/_emulator/settings")
+            try await DaemonHarness.curlHTTP("-X", "PUT", "--data", #"{"refused_organisations":["910000039"]}"#, "\(harness.emulatorURL)/_emulator/settings")
             try await harness.startDaemon()
-            let refused = try token(harness, "system_user_org=910000039")
+            let refused = try await token(harness, "system_user_org=910000039")
             #expect(refused.status == 502, "\(refused.body)")
             #expect(refused.body.contains("MP-150"), "\(refused.body)")
-            #expect(try token(harness, "system_user_org=910000004").status == 200)
-            #expect(try harness.request("/v1/token/vendor").status == 200)
-            #expect(try harness.request("/readyz").status == 200, "a refused variant does not make the profile unready")
+            #expect(try await token(harness, "system_user_org=910000004").status == 200)
+            #expect(try await harness.request("/v1/token/vendor").status == 200)
+            #expect(try await harness.request("/readyz").status == 200, "a refused variant does not make the profile unready")
             // Three variants at most: each new one past that evicts the least recently used.
-            #expect(try token(harness, "system_user_org=910000047").status == 200)
-            #expect(try token(harness, "system_user_org=910000055").status == 200)  // evicts 910000039's
-            #expect(try token(harness, "system_user_org=910000063").status == 200)  // evicts 910000004's
-            try DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
-            #expect(try token(harness, "system_user_org=910000055").status == 200)
-            #expect(try harness.emulatorStats()["tokens_issued"] as? Int == 0, "a kept variant is served from its cache")
-            #expect(try token(harness, "system_user_org=910000004").status == 200)
-            #expect(try harness.emulatorStats()["tokens_issued"] as? Int == 1, "an evicted variant is fetched anew")
+            #expect(try await token(harness, "system_user_org=910000047").status == 200)
+            #expect(try await token(harness, "system_user_org=910000055").status == 200)  // evicts 910000039's
+            #expect(try await token(harness, "system_user_org=910000063").status == 200)  // evicts 910000004's
+            try await DaemonHarness.curlHTTP("-X", "POST", "\(harness.emulatorURL)/_emulator/stats/reset")
+            #expect(try await token(harness, "system_user_org=910000055").status == 200)
+            #expect(try await harness.emulatorStats()["tokens_issued"] as? Int == 0, "a kept variant is served from its cache")
+            #expect(try await token(harness, "system_user_org=910000004").status == 200)
+            #expect(try await harness.emulatorStats()["tokens_issued"] as? Int == 1, "an evicted variant is fetched anew")
             await harness.stop()
         }
     }

@@ -3,9 +3,9 @@ import Foundation
 import Testing
 
 /// `maskinporten-broker emulator`, used with curl as a developer would.
-@Suite("Command line: emulator", .timeLimit(.minutes(2)))
+@Suite("Command line: emulator", .timeLimit(.minutes(2)), .sharedKeys)
 struct EmulatorCommandTests {
-    static let key: TestKey = try! TestKey.rsa(bits: 2048)
+    static let key: TestKey = SharedKeys.key("harness")
 
     /// Starts the emulator on a free port and returns it with its base URL.
     func start(stateDir: String) async throws -> (RunningProcess, String) {
@@ -17,8 +17,8 @@ struct EmulatorCommandTests {
         return (process, base)
     }
 
-    func curl(_ arguments: String...) throws -> Command.Result {
-        try Command.run("curl", ["-sS", "--max-time", "10"] + arguments)
+    func curl(_ arguments: String...) async throws -> Command.Result {
+        try await Command.run("curl", ["-sS", "--max-time", "10"] + arguments)
     }
 
     func json(_ text: String) throws -> [String: Any] {
@@ -35,7 +35,8 @@ struct EmulatorCommandTests {
         var publicJWK = Self.key.jwkMembers(kid: "emu-kid", alg: nil)
         for member in ["d", "p", "q", "dp", "dq", "qi"] { publicJWK.removeValue(forKey: member) }
         let client = "{\"client_id\":\"emu-client\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(TestKey.json(publicJWK))]}"
-        let registered = try curl("-X", "POST", "-H", "Content-Type: application/json", "--data", client, "-w", "\n%{http_code}", "\(base)/_emulator/clients")
+        let registered = try await curl(
+            "-X", "POST", "-H", "Content-Type: application/json", "--data", client, "-w", "\n%{http_code}", "\(base)/_emulator/clients")
         #expect(registered.output.hasSuffix("\n201"), "\(registered.output)")
 
         // A grant from sign-grant, posted with curl as docs/emulator.md shows.
@@ -55,40 +56,41 @@ struct EmulatorCommandTests {
                 key:
                   encoded_jwk_file: key.jwk
             """, mode: 0o644)
-        let grant = try BrokerExecutable.run(["sign-grant", "demo", "--config", config]).output.trimmingCharacters(in: .whitespacesAndNewlines)
-        let tokenAnswer = try curl("-d", "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", "-d", "assertion=\(grant)", "\(base)/token")
+        let grant = try await BrokerExecutable.run(["sign-grant", "demo", "--config", config]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let tokenAnswer = try await curl("-d", "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", "-d", "assertion=\(grant)", "\(base)/token")
         let token = try json(tokenAnswer.output)
         #expect(token["token_type"] as? String == "Bearer")
         #expect(token["expires_in"] as? Int == 120)
         let accessToken = try #require(token["access_token"] as? String)
 
         // The same grant again: refused as reused.
-        let reused = try json(try curl("-d", "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", "-d", "assertion=\(grant)", "\(base)/token").output)
+        let reused = try await json(
+            try curl("-d", "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", "-d", "assertion=\(grant)", "\(base)/token").output)
         #expect(reused["error"] as? String == "invalid_grant")
         #expect((reused["error_description"] as? String)?.hasPrefix("MP-134:") == true)
 
         // The exchange: a bare JWT as text, a JSON string when JSON is asked for.
-        let bare = try curl("-H", "Authorization: Bearer \(accessToken)", "\(base)/authentication/api/v1/exchange/maskinporten").output
+        let bare = try await curl("-H", "Authorization: Bearer \(accessToken)", "\(base)/authentication/api/v1/exchange/maskinporten").output
         #expect(bare.split(separator: ".").count == 3 && !bare.hasPrefix("\""))
-        let quoted = try curl(
+        let quoted = try await curl(
             "-H", "Authorization: Bearer \(accessToken)", "-H", "Accept: application/json", "\(base)/authentication/api/v1/exchange/maskinporten?test=true"
         ).output
         #expect(quoted.hasPrefix("\"") && quoted.hasSuffix("\""))
         let unquoted = try JSONDecoder().decode(String.self, from: Data(quoted.utf8))
         let claims = try JSONSerialization.jsonObject(with: TestKey.decodeBase64url(String(unquoted.split(separator: ".")[1]))) as? [String: Any]
         #expect(claims?["urn:altinn:org"] as? String == "ttd")
-        let refused = try curl("-w", "\n%{http_code}", "-H", "Authorization: Bearer nope", "\(base)/authentication/api/v1/exchange/maskinporten").output
+        let refused = try await curl("-w", "\n%{http_code}", "-H", "Authorization: Bearer nope", "\(base)/authentication/api/v1/exchange/maskinporten").output
         #expect(refused.hasSuffix("\n401"))
 
         // A fault: one 503 with Retry-After, then normal service.
-        _ = try curl("-X", "POST", "--data", "{\"status\":503,\"retry_after\":7,\"count\":1}", "\(base)/_emulator/faults/token")
-        let faulted = try curl("-i", "-d", "grant_type=x", "\(base)/token").output
+        _ = try await curl("-X", "POST", "--data", "{\"status\":503,\"retry_after\":7,\"count\":1}", "\(base)/_emulator/faults/token")
+        let faulted = try await curl("-i", "-d", "grant_type=x", "\(base)/token").output
         #expect(faulted.hasPrefix("HTTP/1.1 503"))
         #expect(faulted.lowercased().contains("retry-after: 7"))
-        let after = try curl("-w", "\n%{http_code}", "-d", "grant_type=x", "\(base)/token").output
+        let after = try await curl("-w", "\n%{http_code}", "-d", "grant_type=x", "\(base)/token").output
         #expect(after.hasSuffix("\n400"))
 
-        let stats = try json(try curl("\(base)/_emulator/stats").output)
+        let stats = try await json(try curl("\(base)/_emulator/stats").output)
         #expect(stats["token_requests"] as? Int == 4)
         #expect(stats["tokens_issued"] as? Int == 1)
         #expect(stats["exchange_requests"] as? Int == 3)
@@ -97,7 +99,7 @@ struct EmulatorCommandTests {
         // SIGTERM stops it cleanly; the state directory keeps the client and the signing key.
         #expect(try await process.stop() == 0)
         (process, base) = try await start(stateDir: stateDir)
-        let clients = try curl("\(base)/_emulator/clients").output
+        let clients = try await curl("\(base)/_emulator/clients").output
         #expect(clients.contains("\"client_id\":\"emu-client\""))
         let keyMode = try FileManager.default.attributesOfItem(atPath: stateDir + "/signing-key.pem")[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
@@ -105,8 +107,8 @@ struct EmulatorCommandTests {
     }
 
     @Test("the emulator refuses to listen beyond loopback")
-    func loopbackOnly() throws {
-        let result = try BrokerExecutable.run(["emulator", "--listen", "0.0.0.0:18080"])
+    func loopbackOnly() async throws {
+        let result = try await BrokerExecutable.run(["emulator", "--listen", "0.0.0.0:18080"])
         #expect(result.status != 0)
         #expect(result.errorOutput.contains("loopback only"))
     }

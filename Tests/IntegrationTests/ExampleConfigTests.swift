@@ -4,7 +4,7 @@ import Testing
 
 /// The configurations shipped in `config/` work as shipped: `check-config` passes on each, with
 /// the key files it names made by `keygen`, as a new user would make them.
-@Suite("The example configurations")
+@Suite("The example configurations", .sharedKeys)
 struct ExampleConfigTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -15,11 +15,11 @@ struct ExampleConfigTests {
     /// The example with `/etc/maskinporten-broker/` moved into `directory`, every key file it
     /// names made there by keygen, and the environment check-config needs (the credentials
     /// directory systemd would give the unit).
-    static func prepare(_ name: String, in directory: TemporaryDirectory) throws -> (config: String, environment: [String: String]) {
+    static func prepare(_ name: String, in directory: TemporaryDirectory) async throws -> (config: String, environment: [String: String]) {
         var text = try example(name).replacingOccurrences(of: "/etc/maskinporten-broker/", with: directory.path("") + "/")
         // The socket's group is made by the package (sysusers.d); on a host without it, the
         // check would rightly fail on it. The package test checks the example as installed.
-        if (try? Command.run("getent", ["group", "maskinporten"]).status) != 0 {
+        if (try? await Command.run("getent", ["group", "maskinporten"]).status) != 0 {
             text = text.replacingOccurrences(of: "group: maskinporten", with: "group: root")
         }
         let config = try directory.write(name, text, mode: 0o644)
@@ -39,17 +39,17 @@ struct ExampleConfigTests {
                 continue
             }
             try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let made = try BrokerExecutable.run(["keygen", "--out", file])
+            let made = try await BrokerExecutable.run(["keygen", "--out", file])
             #expect(made.status == 0, "\(made.errorOutput)")
         }
         return (config, environment)
     }
 
     @Test("check-config passes on each example with keys made by keygen", arguments: ["broker.example.yaml", "tt02.minimal.yaml", "dev.example.yaml"])
-    func checkConfigPasses(name: String) throws {
+    func checkConfigPasses(name: String) async throws {
         let directory = try TemporaryDirectory(prefix: "example")
-        let (config, environment) = try Self.prepare(name, in: directory)
-        let check = try BrokerExecutable.run(["check-config", "--config", config], environment: environment)
+        let (config, environment) = try await Self.prepare(name, in: directory)
+        let check = try await BrokerExecutable.run(["check-config", "--config", config], environment: environment)
         #expect(check.status == 0, "\(check.output)\(check.errorOutput)")
         let summary = check.output.split(separator: "\n").last.map(String.init) ?? ""
         #expect(summary.hasPrefix("ok: 1 profile"), "\(check.output)")

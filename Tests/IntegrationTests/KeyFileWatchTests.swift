@@ -13,7 +13,7 @@ extension ProcessHeavySuites {
             // The client has every key registered: what is asserted is which one the daemon signs with.
             var registered = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]
             for (kid, key) in keys { registered.append(DaemonHarness.publicJWK(key, kid: kid)) }
-            try DaemonHarness.curlHTTP(
+            try await DaemonHarness.curlHTTP(
                 "-X", "POST", "--data",
                 "{\"client_id\":\"\(DaemonHarness.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(registered.joined(separator: ","))]}",
                 "\(harness.emulatorURL)/_emulator/clients")
@@ -25,7 +25,7 @@ extension ProcessHeavySuites {
             try harness.directory.write(
                 "broker.yaml", config.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "encoded_jwk_file: secret/key.jwk"), mode: 0o644)
             try await harness.startDaemon()
-            #expect(try harness.request("/v1/token/notifications").status == 200)
+            #expect(try await harness.request("/v1/token/notifications").status == 200)
 
             /// Waits until the emulator has issued a token for a grant signed with `kid` since `before`.
             func expectGrants(from kid: String, _ what: String) async throws {
@@ -36,7 +36,7 @@ extension ProcessHeavySuites {
                 }
                 let after = try await issued(harness)[kid] ?? 0
                 #expect(after > before, "\(what): no grant signed with \(kid) within 5 s; \(harness.logs)")
-                #expect(try harness.request("/v1/token/notifications").status == 200)
+                #expect(try await harness.request("/v1/token/notifications").status == 200)
             }
 
             // Replaced by rename, as editors and install(1) do.
@@ -63,7 +63,7 @@ extension ProcessHeavySuites {
             // A broken file: the key in use stays, the reason is logged and counted.
             try swapData(to: "..2026_11_30_03", "-----BEGIN PRIVATE KEY-----\nbroken\n")
             try await harness.waitForLog(containing: "the key in use is kept")
-            let token = try harness.request("/v1/token/notifications")
+            let token = try await harness.request("/v1/token/notifications")
             #expect(token.status == 200)
             let log = harness.logs
             #expect(log.contains("msg=\"reloading keys: a key file changed\""), "\(log)")
@@ -72,9 +72,9 @@ extension ProcessHeavySuites {
                     "level=error msg=\"the new key cannot be used; the key in use is kept\" error=\"\(harness.configPath): profiles.notifications.key.encoded_jwk_file:"
                 ), "\(log)")
             #expect(!log.contains("msg=\"cannot be served\""), "\(log)")
-            let metrics = try harness.request("/metrics").body
+            let metrics = try await harness.request("/metrics").body
             #expect(metrics.contains("maskinporten_broker_key_reload_failures_total{profile=\"notifications\"} 1"), "\(metrics)")
-            let profiles = try harness.json(try harness.request("/v1/profiles").body)
+            let profiles = try await harness.json(try harness.request("/v1/profiles").body)
             let keysShown = ((profiles["profiles"] as? [[String: Any]])?.first?["keys"] as? [[String: Any]])?.compactMap { $0["kid"] as? String }
             #expect(keysShown == ["daemon-kid"], "the kept key is the one shown: \(profiles)")
             #expect(!log.contains("SIGHUP"))
@@ -82,7 +82,7 @@ extension ProcessHeavySuites {
         }
 
         private func issued(_ harness: DaemonHarness) async throws -> [String: Int] {
-            (try await harness.emulatorStatsOffPool()["tokens_issued_by_kid"] as? [String: Int]) ?? [:]
+            (try await harness.emulatorStats()["tokens_issued_by_kid"] as? [String: Int]) ?? [:]
         }
     }
 }

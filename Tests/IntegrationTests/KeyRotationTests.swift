@@ -13,7 +13,7 @@ extension ProcessHeavySuites {
             let harness = try await DaemonHarness()
             var keys = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]
             for kid in extraKeys { keys.append(DaemonHarness.publicJWK(try await TestKey.generate(), kid: kid)) }
-            try DaemonHarness.curlHTTP(
+            try await DaemonHarness.curlHTTP(
                 "-X", "POST", "--data", "{\"client_id\":\"\(DaemonHarness.clientID)\",\"scopes\":\(Self.scopes),\"keys\":[\(keys.joined(separator: ","))]}",
                 "\(harness.emulatorURL)/_emulator/clients")
             try harness.writeConfig()
@@ -29,16 +29,16 @@ extension ProcessHeavySuites {
             return harness
         }
 
-        func registeredKids(_ harness: DaemonHarness) throws -> [String] {
-            let clients = try JSONSerialization.jsonObject(with: Data(try DaemonHarness.curlHTTP("\(harness.emulatorURL)/_emulator/clients").output.utf8))
+        func registeredKids(_ harness: DaemonHarness) async throws -> [String] {
+            let clients = try JSONSerialization.jsonObject(with: Data(try await DaemonHarness.curlHTTP("\(harness.emulatorURL)/_emulator/clients").output.utf8))
             let client = (clients as? [[String: Any]])?.first { $0["client_id"] as? String == DaemonHarness.clientID }
             return (client?["keys"] as? [[String: Any]])?.compactMap { $0["kid"] as? String } ?? []
         }
 
-        func wait(_ what: String, _ harness: DaemonHarness, seconds: Int = 20, until condition: () throws -> Bool) async throws {
+        func wait(_ what: String, _ harness: DaemonHarness, seconds: Int = 20, until condition: () async throws -> Bool) async throws {
             let end = ContinuousClock.now + .seconds(seconds)
             while ContinuousClock.now < end {
-                if try condition() { return }
+                if try await condition() { return }
                 try await Task.sleep(for: .milliseconds(250))
             }
             Issue.record("not within \(seconds) s: \(what)\n\(harness.logs)")
@@ -57,9 +57,9 @@ extension ProcessHeavySuites {
             var removed = false
             let end = ContinuousClock.now + .seconds(40)
             while ContinuousClock.now < end, !removed {
-                let status = try await harness.requestOffPool("/v1/token/notifications").status
+                let status = try await harness.request("/v1/token/notifications").status
                 if status != 200 { failed.append(status) }
-                let kids = try await DaemonHarness.offPool { try registeredKids(harness) }
+                let kids = try await registeredKids(harness)
                 #expect(kids.contains("daemon-kid") && kids.contains("foreign-kid"), "a key the broker did not make is never removed: \(kids)")
                 #expect(kids.count <= 5 && Set(kids).count == kids.count, "\(kids)")
                 for kid in kids where !["daemon-kid", "foreign-kid"].contains(kid) && !madeKids.contains(kid) { madeKids.append(kid) }
@@ -68,7 +68,7 @@ extension ProcessHeavySuites {
             }
             #expect(failed.isEmpty, "every client request was answered 200: \(failed)")
             #expect(removed, "the first key rotation made was removed after the second was accepted: made \(madeKids); \(harness.logs)")
-            let issued = (try harness.emulatorStats()["tokens_issued_by_kid"] as? [String: Int]) ?? [:]
+            let issued = await (try harness.emulatorStats()["tokens_issued_by_kid"] as? [String: Int]) ?? [:]
             #expect((issued[madeKids.first ?? ""] ?? 0) > 0, "grants were signed with the rotated key: \(issued)")
             let log = harness.logs
             for line in [
@@ -78,10 +78,10 @@ extension ProcessHeavySuites {
                 #expect(log.contains(line), "\(line)")
             }
             // /v1/profiles and the metrics show the rotation.
-            let profiles = try harness.json(try harness.request("/v1/profiles").body)
+            let profiles = try await harness.json(try harness.request("/v1/profiles").body)
             let rotation = (profiles["profiles"] as? [[String: Any]])?.first?["rotation"] as? [String: Any]
             #expect(rotation?["last_rotation"] is String, "\(profiles)")
-            let metrics = try harness.request("/metrics").body
+            let metrics = try await harness.request("/metrics").body
             #expect(metrics.contains("maskinporten_broker_key_rotation_seconds_since_last{profile=\"notifications\"}"), "\(metrics)")
             // The state directory: keys 0600, and no key material in the record.
             let state = harness.directory.path("state")
@@ -118,15 +118,15 @@ extension ProcessHeavySuites {
                 kill(harness.daemon!.pid, SIGKILL)
                 _ = try? await harness.daemon!.stop()
                 outputs += harness.logs
-                let kids = try registeredKids(harness)
+                let kids = try await registeredKids(harness)
                 #expect(Set(kids).count == kids.count && kids.contains("daemon-kid") && kids.contains("foreign-kid"), "after \(step): \(kids)")
             }
             try await harness.startDaemon()
-            #expect(try harness.request("/v1/token/notifications").status == 200)
+            #expect(try await harness.request("/v1/token/notifications").status == 200)
             // The keys the broker holds and the client's registration agree once rotation settles.
             try await wait("the made keys are registered", harness) {
-                let text = try harness.request("/v1/profiles").body
-                let kids = try registeredKids(harness)
+                let text = try await harness.request("/v1/profiles").body
+                let kids = try await registeredKids(harness)
                 let keys =
                     ((try harness.json(text)["profiles"] as? [[String: Any]])?.first?["keys"] as? [[String: Any]])?.compactMap { $0["kid"] as? String } ?? []
                 return !keys.isEmpty && keys.allSatisfy { kids.contains($0) }
@@ -141,17 +141,17 @@ extension ProcessHeavySuites {
         /// its profile is still served.
         func failing(with status: Int) async throws -> DaemonHarness {
             let harness = try await rotatingHarness(every: "1s", retireAfter: "1h")
-            try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"status\":\(status)}", "\(harness.emulatorURL)/_emulator/faults/jwks")
+            try await DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"status\":\(status)}", "\(harness.emulatorURL)/_emulator/faults/jwks")
             try await harness.startDaemon()
             try await harness.waitForLog(containing: "key rotation failed")
-            #expect(try harness.request("/v1/token/notifications").status == 200)
+            #expect(try await harness.request("/v1/token/notifications").status == 200)
             return harness
         }
 
         @Test("the self-service API refusing: 503 is retried and recovers; 401 and a full key set are named with their fix; the profile stays ready and served")
         func refusals() async throws {
             let harness = try await rotatingHarness(every: "1s", retireAfter: "1h")
-            try DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"status":503,"count":1}"#, "\(harness.emulatorURL)/_emulator/faults/jwks")
+            try await DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"status":503,"count":1}"#, "\(harness.emulatorURL)/_emulator/faults/jwks")
             try await harness.startDaemon()
             try await harness.waitForLog(containing: "key rotation failed")
             try await harness.waitForLog(containing: "key rotation: registered the new key on the client")
@@ -161,11 +161,11 @@ extension ProcessHeavySuites {
             // 401: failing, shown, and the profile still ready.
             let unauthorised = try await failing(with: 401)
             #expect(unauthorised.logs.contains("check that it has the scopes idporten:dcr.read and idporten:dcr.write"), "\(unauthorised.logs)")
-            #expect(try unauthorised.request("/readyz").status == 200)
-            let profiles = try unauthorised.json(try unauthorised.request("/v1/profiles").body)
+            #expect(try await unauthorised.request("/readyz").status == 200)
+            let profiles = try await unauthorised.json(try unauthorised.request("/v1/profiles").body)
             let rotation = (profiles["profiles"] as? [[String: Any]])?.first?["rotation"] as? [String: Any]
             #expect(rotation?["state"] as? String == "failing" && (rotation?["error"] as? String)?.contains("HTTP 401") == true, "\(profiles)")
-            let metrics = try unauthorised.request("/metrics").body
+            let metrics = try await unauthorised.request("/metrics").body
             #expect(metrics.contains("maskinporten_broker_key_rotation_failing{profile=\"notifications\"} 1"), "\(metrics)")
             #expect(metrics.contains("maskinporten_broker_key_rotation_failures_total{profile=\"notifications\"} 1"), "\(metrics)")
             await unauthorised.stop()
@@ -181,8 +181,8 @@ extension ProcessHeavySuites {
             try await full.waitForLog(containing: "key rotation failed")
             #expect(
                 full.logs.contains("already has 5 keys registered, Maskinporten's limit: remove one it no longer uses in Samarbeidsportalen"), "\(full.logs)")
-            #expect(try registeredKids(full).count == 5)
-            #expect(try full.request("/v1/token/notifications").status == 200)
+            #expect(try await registeredKids(full).count == 5)
+            #expect(try await full.request("/v1/token/notifications").status == 200)
             await full.stop()
         }
     }

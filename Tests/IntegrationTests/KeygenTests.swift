@@ -4,7 +4,7 @@ import Testing
 
 /// `keygen` as a new user runs it: the key it writes is used by a profile, its printed public
 /// part is what gets registered, and openssl (not the broker) checks the grants it signs.
-@Suite("keygen")
+@Suite("keygen", .sharedKeys)
 struct KeygenTests {
     static let clientID = "2f3c9a1e-0000-4000-8000-000000000000"
 
@@ -28,7 +28,7 @@ struct KeygenTests {
 
     /// The public key openssl builds from a JWK's n and e by itself (`asn1parse -genconf`), so
     /// that the check does not rest on the broker's own conversion.
-    static func opensslPublicKey(n: String, e: String, in directory: TemporaryDirectory) throws -> String {
+    static func opensslPublicKey(n: String, e: String, in directory: TemporaryDirectory) async throws -> String {
         func hex(_ member: String) throws -> String {
             try TestKey.decodeBase64url(member).map { String(format: "%02X", $0) }.joined()
         }
@@ -46,17 +46,17 @@ struct KeygenTests {
             n=INTEGER:0x\(try hex(n))
             e=INTEGER:0x\(try hex(e))
             """)
-        try Command.openssl("asn1parse", "-genconf", genconf, "-out", directory.path("pub.der"), "-noout")
-        try Command.openssl("pkey", "-pubin", "-inform", "DER", "-in", directory.path("pub.der"), "-out", directory.path("pub.pem"))
+        try await Command.openssl("asn1parse", "-genconf", genconf, "-out", directory.path("pub.der"), "-noout")
+        try await Command.openssl("pkey", "-pubin", "-inform", "DER", "-in", directory.path("pub.der"), "-out", directory.path("pub.pem"))
         return directory.path("pub.pem")
     }
 
     /// `openssl dgst -verify` of a compact JWS with the PEM public key at `publicKey`.
-    static func opensslVerify(jws: String, publicKey: String, in directory: TemporaryDirectory) throws -> String {
+    static func opensslVerify(jws: String, publicKey: String, in directory: TemporaryDirectory) async throws -> String {
         let pieces = jws.split(separator: ".").map(String.init)
         let message = try directory.write("grant.signed", Data("\(pieces[0]).\(pieces[1])".utf8))
         let signature = try directory.write("grant.sig", try TestKey.decodeBase64url(pieces[2]))
-        return try Command.openssl("dgst", "-sha256", "-verify", publicKey, "-signature", signature, message).output
+        return try await Command.openssl("dgst", "-sha256", "-verify", publicKey, "-signature", signature, message).output
     }
 
     static func json(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
@@ -72,7 +72,7 @@ struct KeygenTests {
     @Test("the key keygen makes is accepted by the emulator with only its printed public part, and openssl verifies its grants")
     func registeredAndAccepted() async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")
-        let made = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("notifications.jwk")])
+        let made = try await BrokerExecutable.run(["keygen", "--out", directory.path("notifications.jwk")])
         #expect(made.status == 0, "\(made.errorOutput)")
 
         // stdout is exactly a JSON array holding one public JWK: what Samarbeidsportalen takes.
@@ -102,7 +102,7 @@ struct KeygenTests {
         let emulator = try RunningProcess(try BrokerExecutable.path, ["emulator", "--listen", "127.0.0.1:0"])
         // Killed when the test ends and the process object goes.
         let emulatorURL = String(try await emulator.waitForOutput(containing: "control API:").split(separator: "\n")[0].split(separator: " ").last!)
-        let registration = try Command.run(
+        let registration = try await Command.run(
             "curl",
             [
                 "-sS", "--fail", "-X", "POST", "--data",
@@ -111,45 +111,45 @@ struct KeygenTests {
             ])
         #expect(registration.status == 0, "\(registration.errorOutput)")
         let config = try Self.config(in: directory, keyFile: "notifications.jwk", emulatorURL: emulatorURL)
-        let grant = try BrokerExecutable.run(["sign-grant", "notifications", "--config", config])
+        let grant = try await BrokerExecutable.run(["sign-grant", "notifications", "--config", config])
         #expect(grant.status == 0, "\(grant.errorOutput)")
         let jws = grant.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        let answer = try Command.run(
+        let answer = try await Command.run(
             "curl", ["-sS", "-d", "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", "-d", "assertion=\(jws)", "\(emulatorURL)/token"])
         let token = try #require(try Self.json(answer.output) as? [String: Any], "\(answer.output)")
         #expect(token["access_token"] is String, "\(answer.output)")
 
         // openssl checks the grant with a public key it built from the printed n and e.
-        let publicKey = try Self.opensslPublicKey(n: try #require(jwk["n"]), e: try #require(jwk["e"]), in: directory)
-        #expect(try Self.opensslVerify(jws: jws, publicKey: publicKey, in: directory).contains("Verified OK"))
+        let publicKey = try await Self.opensslPublicKey(n: try #require(jwk["n"]), e: try #require(jwk["e"]), in: directory)
+        #expect(try await Self.opensslVerify(jws: jws, publicKey: publicKey, in: directory).contains("Verified OK"))
     }
 
     @Test("--pem prints the public key as PEM, and openssl verifies grants with it", arguments: [2048, 3072])
     func pem(bits: Int) async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")
-        let made = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("k.jwk"), "--pem", "--bits", "\(bits)", "--kid", "pem-kid"])
+        let made = try await BrokerExecutable.run(["keygen", "--out", directory.path("k.jwk"), "--pem", "--bits", "\(bits)", "--kid", "pem-kid"])
         #expect(made.status == 0, "\(made.errorOutput)")
         #expect(made.output.hasPrefix("-----BEGIN PUBLIC KEY-----\n") && made.output.hasSuffix("-----END PUBLIC KEY-----\n"), "\(made.output)")
         let publicKey = try directory.write("printed.pem", made.output)
-        #expect(try Command.openssl("pkey", "-pubin", "-in", publicKey, "-noout", "-text").output.contains("Public-Key: (\(bits) bit)"))
+        #expect(try await Command.openssl("pkey", "-pubin", "-in", publicKey, "-noout", "-text").output.contains("Public-Key: (\(bits) bit)"))
         let config = try Self.config(in: directory, keyFile: "k.jwk")
-        let grant = try BrokerExecutable.run(["sign-grant", "notifications", "--config", config])
+        let grant = try await BrokerExecutable.run(["sign-grant", "notifications", "--config", config])
         #expect(grant.status == 0, "\(grant.errorOutput)")
         let jws = grant.output.trimmingCharacters(in: .whitespacesAndNewlines)
         let headerText = String(decoding: try TestKey.decodeBase64url(String(jws.split(separator: ".")[0])), as: UTF8.self)
         let header = try #require(try Self.json(headerText) as? [String: Any])
         #expect(header["kid"] as? String == "pem-kid")
-        #expect(try Self.opensslVerify(jws: jws, publicKey: publicKey, in: directory).contains("Verified OK"))
+        #expect(try await Self.opensslVerify(jws: jws, publicKey: publicKey, in: directory).contains("Verified OK"))
     }
 
     @Test("keygen never overwrites; --force replaces; --add-to appends up to Maskinporten's 5 keys")
     func fileRules() async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")
         let path = directory.path("k.jwk")
-        #expect(try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--kid", "one"]).status == 0)
+        #expect(try await BrokerExecutable.run(["keygen", "--out", path, "--kid", "one"]).status == 0)
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
 
-        let again = try await BrokerExecutable.runOffPool(["keygen", "--out", path])
+        let again = try await BrokerExecutable.run(["keygen", "--out", path])
         #expect(again.status == 1)
         #expect(
             again.errorOutput
@@ -158,43 +158,43 @@ struct KeygenTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == original)
 
         for kid in ["two", "three", "four", "five"] {
-            let added = try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--add-to", "--kid", kid])
+            let added = try await BrokerExecutable.run(["keygen", "--out", path, "--add-to", "--kid", kid])
             #expect(added.status == 0, "\(added.errorOutput)")
         }
         #expect(try Self.privateKeys(path).map { $0["kid"] as? String } == ["one", "two", "three", "four", "five"])
         let info = try FileManager.default.attributesOfItem(atPath: path)
         #expect((info[.posixPermissions] as? Int) == 0o600)
-        let sixth = try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--add-to"])
+        let sixth = try await BrokerExecutable.run(["keygen", "--out", path, "--add-to"])
         #expect(sixth.status == 1)
         #expect(
             sixth.errorOutput
                 == "error: \(path) already holds 5 keys, Maskinporten's limit for one client: remove the oldest from the file and from Samarbeidsportalen first\n"
         )
-        let duplicate = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"])
+        let duplicate = try await BrokerExecutable.run(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"])
         #expect(duplicate.status == 0)
         #expect(
-            try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"]).errorOutput.contains(
+            try await BrokerExecutable.run(["keygen", "--out", directory.path("d.jwk"), "--add-to", "--kid", "x"]).errorOutput.contains(
                 "already holds a key with kid x"))
 
         // Without kid, check-config lists every key of the set, the newest marked.
         let whole = try Self.config(in: directory, keyFile: "k.jwk")
-        let listed = try await BrokerExecutable.runOffPool(["check-config", "--config", whole])
+        let listed = try await BrokerExecutable.run(["check-config", "--config", whole])
         #expect(listed.status == 0, "\(listed.output)\(listed.errorOutput)")
         #expect(listed.output.contains("  keys:         5 in the JWK Set, oldest first;"), "\(listed.output)")
         #expect(listed.output.contains("  kid:          five, RSA 2048 bits, RS256, made "), "\(listed.output)")
         #expect(listed.output.contains(" ago) (newest)\n"), "\(listed.output)")
         // A profile names one key of the set; check-config shows when it was made.
         let config = try Self.config(in: directory, keyFile: "k.jwk", kid: "three")
-        let check = try await BrokerExecutable.runOffPool(["check-config", "--config", config])
+        let check = try await BrokerExecutable.run(["check-config", "--config", config])
         #expect(check.status == 0, "\(check.output)\(check.errorOutput)")
         let today = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate])
         #expect(check.output.contains("  kid:          three, made \(today) (0 days ago)\n"), "\(check.output)")
 
-        #expect(try await BrokerExecutable.runOffPool(["keygen", "--out", path, "--force", "--kid", "fresh"]).status == 0)
+        #expect(try await BrokerExecutable.run(["keygen", "--out", path, "--force", "--kid", "fresh"]).status == 0)
         #expect(try Self.privateKeys(path).map { $0["kid"] as? String } == ["fresh"])
 
         for bad in [["--bits", "1024"], ["--kid", "with space"], ["--add-to", "--force"]] {
-            let refused = try await BrokerExecutable.runOffPool(["keygen", "--out", directory.path("bad.jwk")] + bad)
+            let refused = try await BrokerExecutable.run(["keygen", "--out", directory.path("bad.jwk")] + bad)
             #expect(refused.status != 0, "\(bad)")
             #expect(!FileManager.default.fileExists(atPath: directory.path("bad.jwk")), "\(bad)")
         }

@@ -7,14 +7,14 @@ import Testing
 #endif
 
 /// Real answers of every route, checked against openapi.yaml by a JSON Schema validator.
-@Suite("openapi.yaml against real answers", .serialized, .timeLimit(.minutes(2)))
+@Suite("openapi.yaml against real answers", .serialized, .timeLimit(.minutes(2)), .sharedKeys)
 struct OpenAPITests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardizedFileURL
 
     @Test("every route's answers, errors included, match openapi.yaml")
     func answersMatchTheContract() async throws {
         let harness = try await DaemonHarness(extraProfiles: DaemonHarness.refusedProfile)
-        try Command.openssl(
+        try await Command.openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"),
             "-days", "30", "-subj", "/CN=pat")
         chmod(harness.directory.path("pat-key.pem"), 0o600)
@@ -29,7 +29,7 @@ struct OpenAPITests {
                 """)
         try await harness.startDaemon()
         let personToken =
-            try harness.json(
+            try await harness.json(
                 try DaemonHarness.curlHTTP("-X", "POST", "--data", "{\"pid\":\"24908499375\"}", "\(harness.emulatorURL)/_emulator/idporten-token").output)[
                 "access_token"] as! String
 
@@ -55,7 +55,7 @@ struct OpenAPITests {
         ]
         var answers: [[String: Any]] = []
         for request in requests {
-            let result = try harness.curl(request.path, ["-X", request.method] + request.extra + ["-w", "\n%{http_code}\n%{content_type}"])
+            let result = try await harness.curl(request.path, ["-X", request.method] + request.extra + ["-w", "\n%{http_code}\n%{content_type}"])
             var lines = result.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             let contentType = lines.removeLast()
             let status = Int(lines.removeLast()) ?? 0
@@ -65,7 +65,7 @@ struct OpenAPITests {
         }
         await harness.stop()
         let file = try harness.directory.write("answers.json", try JSONSerialization.data(withJSONObject: answers))
-        let validation = try Command.run(
+        let validation = try await Command.run(
             "python3", [Self.root.appendingPathComponent("Tests/openapi/validate.py").path, Self.root.appendingPathComponent("openapi.yaml").path, file])
         #expect(validation.status == 0, "\(validation.output)\(validation.errorOutput)")
         #expect(validation.output.hasSuffix("\(requests.count) passed, 0 failed\n"), "\(validation.output)")

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// The files in systemd/, checked by systemd's own tools.
-@Suite("systemd units")
+@Suite("systemd units", .sharedKeys)
 struct SystemdUnitTests {
     static let unitDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd").standardizedFileURL
 
@@ -19,18 +19,18 @@ struct SystemdUnitTests {
     }
 
     @Test("systemd-analyze verify accepts the service and the socket")
-    func verify() throws {
+    func verify() async throws {
         let directory = try installedCopy()
-        let result = try Command.run(
+        let result = try await Command.run(
             "systemd-analyze", ["verify", "maskinporten-broker.service", "maskinporten-broker.socket"], currentDirectory: directory.url)
         #expect(result.status == 0, "\(result.output) \(result.errorOutput)")
         #expect(!result.errorOutput.contains("Unknown"), "\(result.errorOutput)")
     }
 
     @Test("systemd-analyze security rates the service 1.5 or lower")
-    func securityRating() throws {
+    func securityRating() async throws {
         let directory = try installedCopy()
-        let result = try Command.run("systemd-analyze", ["security", "--offline=true", "maskinporten-broker.service"], currentDirectory: directory.url)
+        let result = try await Command.run("systemd-analyze", ["security", "--offline=true", "maskinporten-broker.service"], currentDirectory: directory.url)
         let line = try #require(result.output.split(separator: "\n").last { $0.contains("Overall exposure level") })
         let rating = try #require(line.split(separator: " ").compactMap { Double($0) }.first)
         #expect(rating <= 1.5, "\(line)")
@@ -57,10 +57,10 @@ struct SystemdUnitTests {
     }
 
     @Test("sysusers.d makes the daemon's user and the clients' group; tmpfiles.d makes private configuration directories")
-    func sysusersAndTmpfiles() throws {
+    func sysusersAndTmpfiles() async throws {
         let root = try TemporaryDirectory(prefix: "root")
         try FileManager.default.createDirectory(atPath: root.path("etc"), withIntermediateDirectories: true)
-        let sysusers = try Command.run(
+        let sysusers = try await Command.run(
             "systemd-sysusers", ["--root=\(root.url.path)", Self.unitDirectory.appendingPathComponent("sysusers.d/maskinporten-broker.conf").path])
         #expect(sysusers.status == 0, "\(sysusers.errorOutput)")
         let passwd = try String(contentsOfFile: root.path("etc/passwd"), encoding: .utf8)
@@ -68,7 +68,7 @@ struct SystemdUnitTests {
         #expect(passwd.contains("maskinporten-broker:x:"))
         #expect(passwd.contains(":/usr/sbin/nologin"))
         #expect(group.contains("\nmaskinporten:x:") || group.hasPrefix("maskinporten:x:"))
-        let tmpfiles = try Command.run(
+        let tmpfiles = try await Command.run(
             "systemd-tmpfiles", ["--root=\(root.url.path)", "--create", Self.unitDirectory.appendingPathComponent("tmpfiles.d/maskinporten-broker.conf").path])
         #expect(tmpfiles.status == 0, "\(tmpfiles.errorOutput)")
         #expect(try FileManager.default.attributesOfItem(atPath: root.path("etc/maskinporten-broker"))[.posixPermissions] as? Int == 0o750)

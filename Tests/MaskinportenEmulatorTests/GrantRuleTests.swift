@@ -7,8 +7,8 @@ import Testing
 
 /// Keys for the emulator's tests.
 enum Keys {
-    static let client: RSAPrivateKey = try! RSAPrivateKey.generate()
-    static let stranger: RSAPrivateKey = try! RSAPrivateKey.generate()
+    static let client: RSAPrivateKey = try! SharedKeys.privateKey("rsa2048")
+    static let stranger: RSAPrivateKey = try! SharedKeys.privateKey("stranger")
 }
 
 /// Builds grants by hand, breaking one rule at a time.
@@ -42,7 +42,7 @@ struct GrantForge {
 }
 
 func makeEmulator() throws -> Emulator {
-    let emulator = try Emulator(issuer: "http://127.0.0.1:1/")
+    let emulator = try Emulator.forTests(issuer: "http://127.0.0.1:1/")
     emulator.register(
         RegisteredClient(
             clientID: "client-1",
@@ -52,7 +52,7 @@ func makeEmulator() throws -> Emulator {
     return emulator
 }
 
-@Suite("Emulator: grant rules")
+@Suite("Emulator: grant rules", .sharedKeys)
 struct GrantRuleTests {
     @Test("a valid grant gets a token with Maskinporten's answer fields", arguments: SigningAlgorithm.allCases)
     func validGrant(_ algorithm: SigningAlgorithm) throws {
@@ -162,12 +162,12 @@ struct GrantRuleTests {
     }
 
     @Test("an x5c grant passes with a registered certificate and is refused with another")
-    func x5c() throws {
+    func x5c() async throws {
         let scratch = try TemporaryDirectory()
         var pem = try Keys.client.pkcs8PEM()
         let keyPath = try scratch.write("key.pem", Data(pem))
         pem.resetSecretBytes()
-        try Command.openssl("req", "-x509", "-key", keyPath, "-out", scratch.path("cert.pem"), "-days", "2", "-subj", "/CN=Org/serialNumber=991825827")
+        try await Command.openssl("req", "-x509", "-key", keyPath, "-out", scratch.path("cert.pem"), "-days", "2", "-subj", "/CN=Org/serialNumber=991825827")
         let certificate = try Certificate.chain(pem: Array(Data(contentsOf: URL(fileURLWithPath: scratch.path("cert.pem")))))[0]
         let x5c = Base64.standardEncoded(certificate.der)
         let emulator = try makeEmulator()

@@ -1,10 +1,11 @@
 import BrokerCrypto
+import BrokerTestSupport
 import Foundation
 import Testing
 
 @testable import MaskinportenEmulator
 
-@Suite("Emulator: the self-service API for keys")
+@Suite("Emulator: the self-service API for keys", .sharedKeys)
 struct SelfServiceAPITests {
     static func publicKey(_ kid: String, use: String? = "sig") throws -> JWK {
         var key = try Keys.stranger.publicKey.jwk(kid: kid)
