@@ -4,6 +4,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+public import NIOSSL
 
 /// The emulator on HTTP/1.1: Maskinporten's `/token`, Altinn's exchange, and a control API under
 /// `/_emulator/` for registering clients, injecting faults, changing lifetimes and reading
@@ -20,15 +21,18 @@ public final class EmulatorServer: Sendable {
     private let logger: Logger
 
     /// Binds `host:port` (port 0 picks a free one) and returns once listening; `run()` serves.
+    /// With `tls`, it serves HTTPS (its URLs say `https://`); `publicHost` is the host its URLs
+    /// name, when clients reach it by another name than the address it listens on.
     public static func bind(
-        host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, signingKey: RSAPrivateKey? = nil,
-        logger: Logger = Logger(label: "maskinporten-emulator")
+        host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, signingKey: RSAPrivateKey? = nil, tls: NIOSSLContext? = nil,
+        publicHost: String? = nil, logger: Logger = Logger(label: "maskinporten-emulator")
     ) async throws -> EmulatorServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 512)
             .bind(host: host, port: port) { child in
                 child.eventLoop.makeCompletedFuture {
+                    if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try child.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: child)
                 }
@@ -36,8 +40,10 @@ public final class EmulatorServer: Sendable {
         guard let boundPort = channel.channel.localAddress?.port else {
             throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "the emulator's socket has no port"])
         }
-        let hostInURL = host.contains(":") ? "[\(host)]" : host
-        let emulator = try Emulator(issuer: "http://\(hostInURL):\(boundPort)/", stateDirectory: stateDirectory, signingKey: signingKey, logger: logger)
+        let named = publicHost ?? host
+        let hostInURL = named.contains(":") ? "[\(named)]" : named
+        let emulator = try Emulator(
+            issuer: "\(tls == nil ? "http" : "https")://\(hostInURL):\(boundPort)/", stateDirectory: stateDirectory, signingKey: signingKey, logger: logger)
         return EmulatorServer(emulator: emulator, port: boundPort, host: host, channel: channel, logger: logger)
     }
 

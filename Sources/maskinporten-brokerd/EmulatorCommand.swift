@@ -3,6 +3,7 @@ import BrokerClient
 import Foundation
 import Logging
 import MaskinportenEmulator
+import NIOSSL
 import ServiceLifecycle
 import UnixSignals
 
@@ -15,7 +16,8 @@ struct EmulatorCommand: AsyncParsableCommand {
             Checks grants by the rules of Maskinporten's JWT grant, issues signed tokens, and exchanges \
             them for Altinn tokens. Control API (JSON): POST /_emulator/clients, POST /_emulator/faults/{token|exchange}, \
             DELETE /_emulator/faults, GET|PUT /_emulator/settings, GET /_emulator/stats, POST /_emulator/stats/reset.
-            It listens on loopback only: it has no authentication.
+            It listens on loopback only: it has no authentication. --any-address lets it listen elsewhere, \
+            for test networks (a proxy, containers); --tls-certificate and --tls-key make it serve HTTPS.
             """
     )
 
@@ -25,18 +27,36 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Keep the signing key and registered clients here across restarts.", valueName: "dir"))
     var stateDir: String?
 
+    @Flag(name: .long, help: "Allow --listen on an address other than loopback (test networks only: the emulator has no authentication).")
+    var anyAddress = false
+
+    @Option(
+        name: .long, help: ArgumentHelp("The host name in the emulator's URLs (its issuer), when clients use another name than --listen's.", valueName: "name"))
+    var publicHost: String?
+
+    @Option(name: .long, help: ArgumentHelp("Serve HTTPS with this PEM certificate (chain), with --tls-key.", valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(name: .long, help: ArgumentHelp("The PEM private key of --tls-certificate.", valueName: "file"))
+    var tlsKey: String?
+
     func validate() throws {
-        _ = try Self.parseListen(listen)
+        _ = try Self.parseListen(listen, anyAddress: anyAddress)
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-certificate and --tls-key go together: give both to serve HTTPS, or neither")
+        }
     }
 
-    static func parseListen(_ text: String) throws -> (host: String, port: Int) {
+    static func parseListen(_ text: String, anyAddress: Bool = false) throws -> (host: String, port: Int) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:18080")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
-            throw ValidationError("the emulator issues tokens to anyone who asks: it listens on loopback only (127.0.0.1, ::1, localhost), not \(host)")
+        guard anyAddress || host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
+            throw ValidationError(
+                "the emulator issues tokens to anyone who asks: it listens on loopback only (127.0.0.1, ::1, localhost), not \(host); --any-address allows it on a test network"
+            )
         }
         return (host, port)
     }
@@ -44,10 +64,22 @@ struct EmulatorCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(level: .info)
         let logger = Logger(label: "maskinporten-emulator")
-        let (host, port) = try Self.parseListen(listen)
+        let (host, port) = try Self.parseListen(listen, anyAddress: anyAddress)
+        var tls: NIOSSLContext?
+        if let tlsCertificate, let tlsKey {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { NIOSSLCertificateSource.certificate($0) }
+                let key = try NIOSSLPrivateKey(file: tlsKey, format: .pem)
+                tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            } catch {
+                printError("error: --tls-certificate \(tlsCertificate) and --tls-key \(tlsKey) cannot be used: \(error)")
+                throw ExitCode(1)
+            }
+        }
         let server: EmulatorServer
         do {
-            server = try await EmulatorServer.bind(host: host, port: port, stateDirectory: stateDir.map { URL(fileURLWithPath: $0) }, logger: logger)
+            server = try await EmulatorServer.bind(
+                host: host, port: port, stateDirectory: stateDir.map { URL(fileURLWithPath: $0) }, tls: tls, publicHost: publicHost, logger: logger)
         } catch {
             printError("error: the emulator could not listen on \(listen): \(error)")
             throw ExitCode(1)

@@ -9,31 +9,22 @@ import Testing
 @Suite("TLS trust with ca_file", .timeLimit(.minutes(1)), .sharedKeys)
 struct TLSTrustTests {
     struct TLSServer {
-        let directory: TemporaryDirectory
+        let ca: TestCA
         let process: RunningProcess
         let port: Int
-        var caFile: String { directory.path("ca.pem") }
+        var caFile: String { ca.caFile }
     }
 
     func startServer() async throws -> TLSServer {
-        let dir = try TemporaryDirectory(prefix: "tls")
-        try await Command.openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("ca.key"), "-out", dir.path("ca.pem"), "-days", "2", "-subj",
-            "/CN=Broker Test CA")
-        try await Command.openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.path("server.key"), "-out", dir.path("server.csr"), "-subj", "/CN=127.0.0.1")
-        try dir.write("san.cnf", "subjectAltName=IP:127.0.0.1\n")
-        try await Command.openssl(
-            "x509", "-req", "-in", dir.path("server.csr"), "-CA", dir.path("ca.pem"), "-CAkey", dir.path("ca.key"), "-CAcreateserial",
-            "-out", dir.path("server.pem"), "-days", "2", "-extfile", dir.path("san.cnf"))
-        try dir.write("server.py", Self.serverScript)
+        let ca = try await TestCA.make(for: "127.0.0.1")
+        try ca.directory.write("server.py", Self.serverScript)
         let python = try await Command.run("sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
-        let process = try RunningProcess(python, [dir.path("server.py"), dir.path("server.pem"), dir.path("server.key")])
+        let process = try RunningProcess(python, [ca.directory.path("server.py"), ca.certificateFile, ca.keyFile])
         let output = try await process.waitForOutput(containing: "listening on ")
         guard let port = output.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
             throw TestSupportError("no port in \(output)")
         }
-        return TLSServer(directory: dir, process: process, port: port)
+        return TLSServer(ca: ca, process: process, port: port)
     }
 
     /// Answers every POST like Maskinporten refusing a grant, over TLS on a free port.

@@ -89,6 +89,9 @@ struct SystemdNotifierTests {
         let second = #expect(throws: UnixListener.Failure.self) { try UnixListener.make(path: path, mode: 0o660, group: nil) }
         #expect(second?.description.contains("already serving") == true)
         close(fd)
+        // A child another test is spawning at this moment holds a copy of every descriptor until
+        // it execs (close-on-exec closes it then): give that a moment.
+        for _ in 0..<100 where UnixListener.isLive(path) { usleep(10_000) }
         #expect(!UnixListener.isLive(path))
         let again = try UnixListener.make(path: path, mode: 0o660, group: nil)
         close(again)

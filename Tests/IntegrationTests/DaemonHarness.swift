@@ -24,24 +24,43 @@ final class DaemonHarness: @unchecked Sendable {
     var daemon: RunningProcess?
     let socketPath: String
     let configPath: String
+    /// The CA of an emulator serving HTTPS (`tls:`), which the configuration trusts.
+    let emulatorCA: TestCA?
+    /// Lines added to the `local` environment (a proxy, say).
+    var environmentExtra = ""
+    /// Secrets besides tokens and the key that no log line may hold (a proxy's password).
+    var secrets: [String] = []
 
     /// Starts the emulator and writes a configuration with profile `notifications`
-    /// (plus `extraProfiles`, YAML under `profiles:`) and `socket` settings.
-    init(socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "", altinnLifetime: Int = 1800) async throws {
+    /// (plus `extraProfiles`, YAML under `profiles:`) and `socket` settings. With `tls`, the
+    /// emulator serves HTTPS on `tls.address` (a test network's address, not loopback) with a
+    /// certificate from the test's CA, which `ca_file` trusts: listening on every address, named
+    /// by `tls.host` (not a loopback name, so that calls to it may go through a proxy).
+    init(
+        socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "", altinnLifetime: Int = 1800,
+        tls: (ca: TestCA, host: String)? = nil
+    ) async throws {
         try await SharedKeys.prepare()
         directory = try TemporaryDirectory(prefix: "daemon")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.url.path)
-        emulator = try RunningProcess(try BrokerExecutable.path, ["emulator", "--listen", "127.0.0.1:0"])
+        emulatorCA = tls?.ca
+        socketPath = directory.path("run/broker.sock")
+        configPath = directory.path("broker.yaml")
+        let listen =
+            tls.map {
+                ["--listen", "0.0.0.0:0", "--any-address", "--public-host", $0.host, "--tls-certificate", $0.ca.certificateFile, "--tls-key", $0.ca.keyFile]
+            } ?? [
+                "--listen", "127.0.0.1:0",
+            ]
+        emulator = try RunningProcess(try BrokerExecutable.path, ["emulator"] + listen)
         let output = try await emulator.waitForOutput(containing: "control API:")
         emulatorURL = String(output.split(separator: "\n")[0].split(separator: " ").last!)
-        try await Self.curlHTTP(
+        try await emulatorCurl(
             "-X", "POST", "--data",
             "{\"client_id\":\"\(Self.clientID)\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":[\(Self.publicJWK(Self.key, kid: "daemon-kid"))]}",
             "\(emulatorURL)/_emulator/clients")
-        try await Self.curlHTTP("-X", "PUT", "--data", "{\"altinn_token_lifetime\":\(altinnLifetime)}", "\(emulatorURL)/_emulator/settings")
+        try await emulatorCurl("-X", "PUT", "--data", "{\"altinn_token_lifetime\":\(altinnLifetime)}", "\(emulatorURL)/_emulator/settings")
         try directory.write("notifications.jwk", Self.key.encodedJwk(kid: "daemon-kid", alg: nil))
-        socketPath = directory.path("run/broker.sock")
-        configPath = directory.path("broker.yaml")
         try writeConfig(socketMode: socketMode, socketGroup: socketGroup, allow: allow, extraProfiles: extraProfiles)
     }
 
@@ -63,6 +82,8 @@ final class DaemonHarness: @unchecked Sendable {
                   local:
                     maskinporten_issuer: \(emulatorURL)/
                     altinn_platform: \(emulatorURL)
+                \(emulatorCA.map { "    ca_file: \($0.caFile)" } ?? "")
+                \(environmentExtra)
                 profiles:
                   notifications:
                     environment: local
@@ -142,8 +163,17 @@ final class DaemonHarness: @unchecked Sendable {
         return result
     }
 
+    /// `curlHTTP` to the emulator, trusting its CA when it serves HTTPS.
+    @discardableResult
+    func emulatorCurl(_ arguments: String...) async throws -> Command.Result {
+        let result = try await Command.run(
+            "curl", ["-sS", "--fail", "--max-time", "10"] + (emulatorCA.map { ["--cacert", $0.caFile] } ?? []) + arguments)
+        guard result.status == 0 else { throw TestSupportError("curl \(arguments) failed: \(result.errorOutput)") }
+        return result
+    }
+
     func emulatorStats() async throws -> [String: Any] {
-        try json(try await Self.curlHTTP("\(emulatorURL)/_emulator/stats").output)
+        try json(try await emulatorCurl("\(emulatorURL)/_emulator/stats").output)
     }
 
     /// Stops both processes, then runs their logs through the leak check: no token handed out
@@ -152,7 +182,7 @@ final class DaemonHarness: @unchecked Sendable {
         if let daemon { _ = try? await daemon.stop() }
         _ = try? await emulator.stop()
         let logs = (daemon.map { $0.output + $0.errorOutput } ?? "") + emulator.output + emulator.errorOutput
-        for leak in LeakCheck.findings(in: logs, tokens: seenTokens.values, key: Self.key) {
+        for leak in LeakCheck.findings(in: logs, tokens: seenTokens.values, key: Self.key, secrets: secrets) {
             Issue.record("secret in a log line: \(leak)")
         }
     }
@@ -168,8 +198,11 @@ final class LockedSet: @unchecked Sendable {
 
 /// Looks for secrets in log text: any token's payload or signature, any private key part.
 enum LeakCheck {
-    static func findings(in logs: String, tokens: Set<String>, key: TestKey) -> [String] {
+    static func findings(in logs: String, tokens: Set<String>, key: TestKey, secrets: [String] = []) -> [String] {
         var found: [String] = []
+        for (index, secret) in secrets.enumerated() where logs.contains(secret) {
+            found.append("secret \(index + 1) of \(secrets.count) (\(secret.count) characters)")
+        }
         for token in tokens {
             let parts = token.split(separator: ".")
             for part in parts.dropFirst() where part.count >= 24 {

@@ -303,3 +303,15 @@ public struct DelegationSettings: Sendable, Hashable {
         self.maxVariants = maxVariants
     }
 }
+
+extension BrokerConfiguration {
+    /// Every environment defined or used, by name: those under `environments` and the built-in
+    /// ones profiles and the ID-porten exchange name (with their proxy settings).
+    public var environmentsInUse: [MaskinportenEnvironment] {
+        var byName = environments
+        for environment in profiles.map(\.environment) + [idPortenExchange?.environment].compactMap({ $0 }) where byName[environment.name] == nil {
+            byName[environment.name] = environment
+        }
+        return byName.values.sorted { $0.name < $1.name }
+    }
+}

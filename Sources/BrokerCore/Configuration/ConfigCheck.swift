@@ -41,15 +41,17 @@ public struct ConfigCheck: Sendable {
         if socketProblems.isEmpty, let directory = UnixListener.missingDirectory(of: socket.path) {
             lines.append("  note:         \(directory) does not exist; serve creates it (mode 0755)")
         }
-        for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
+        for environment in configuration.environmentsInUse {
+            let builtIn = configuration.environments[environment.name] == nil ? " (built in)" : ""
             lines.append(
-                "environment \(environment.name): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")"
+                "environment \(environment.name)\(builtIn): aud \(environment.issuer), token endpoint \(environment.tokenEndpoint), altinn \(environment.altinnPlatform ?? "-")"
             )
             if let problem = loaded.environmentProblems[environment.name] {
                 lines.append("  error:        \(problem.message)")
             } else if let caFile = environment.caFile, let roots = loaded.trustRoots[environment.name] {
                 lines.append("  ca_file:      \(caFile): \(roots) certificate\(roots == 1 ? "" : "s")")
             }
+            lines.append("  upstream:     \(describe(environment.proxy))")
         }
         for profile in configuration.profiles {
             lines.append("profile \(profile.name)")
@@ -108,6 +110,21 @@ public struct ConfigCheck: Sendable {
 
     private static func warningLines(_ warnings: [ConfigError], under prefix: String) -> [String] {
         warnings.filter { $0.keyPath.hasPrefix(prefix) }.map { "  warning:      \($0.message)" }
+    }
+
+    /// `through the proxy http://proxy:3128 (from https_proxy in the daemon's environment);
+    /// directly: example.com (from no_proxy ...)`, or `directly`.
+    private static func describe(_ proxy: ProxySettings) -> String {
+        guard let server = proxy.server else {
+            return "directly" + (proxy.source.map { " (\($0))" } ?? "")
+        }
+        var text = "through the proxy \(server) (\(proxy.source.map(String.init(describing:)) ?? "-"))"
+        if !proxy.bypass.isEmpty {
+            text += "; directly: \(proxy.bypass)\(proxy.bypassSource.map { " (\($0))" } ?? ""), and loopback"
+        } else {
+            text += "; directly: loopback only"
+        }
+        return text
     }
 
     private static func describe(_ profile: Profile, _ credentials: SigningCredentials) -> [String] {

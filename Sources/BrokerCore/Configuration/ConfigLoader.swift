@@ -20,7 +20,8 @@ public enum ConfigLoader {
     /// Reads and validates the file at `path`. Keys are not loaded here (see `KeyLoader`).
     ///
     /// - Throws: `ConfigError` naming the file, the key path and what is wrong.
-    public static func load(path: String) throws -> BrokerConfiguration {
+    /// `environment` is the daemon's (for `https_proxy` and `no_proxy`); nil: this process's.
+    public static func load(path: String, environment: [String: String]? = nil) throws -> BrokerConfiguration {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -29,11 +30,11 @@ public enum ConfigLoader {
             throw ConfigError(.unreadableFile, file: path, keyPath: "", "the configuration file \(reason)")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return try parse(yaml: text, file: path, baseDirectory: directory)
+        return try parse(yaml: text, file: path, baseDirectory: directory, environment: environment)
     }
 
     /// Validates YAML text; `file` names it in errors and `baseDirectory` anchors relative paths.
-    public static func parse(yaml: String, file: String, baseDirectory: String) throws -> BrokerConfiguration {
+    public static func parse(yaml: String, file: String, baseDirectory: String, environment: [String: String]? = nil) throws -> BrokerConfiguration {
         let root: Node
         do {
             // Resolver.basic: every scalar stays a string, which YAMLMapping converts and
@@ -46,7 +47,8 @@ public enum ConfigLoader {
         } catch let error as YamlError {
             throw syntaxError(error, file: file)
         }
-        return try ConfigParser(file: file, baseDirectory: baseDirectory).parse(root)
+        return try ConfigParser(file: file, baseDirectory: baseDirectory, processEnvironment: environment ?? ProcessInfo.processInfo.environment)
+            .parse(root)
     }
 
     /// A YAML syntax error, located, without Yams' echo of the file's text (which could hold
@@ -75,6 +77,8 @@ public enum ConfigLoader {
 private struct ConfigParser {
     let file: String
     let baseDirectory: String
+    /// The daemon's environment: `https_proxy`, `no_proxy`.
+    let processEnvironment: [String: String]
 
     static let allowKeys = ["users", "groups", "uids"]
     static let profileKeys = [
@@ -87,18 +91,31 @@ private struct ConfigParser {
             root, file: file, path: "",
             known: [
                 "socket", "refresh", "environments", "profiles", "platform_access_tokens", "id_porten_exchange", "log_level", "metrics_listen", "audit",
-                "state_directory",
+                "state_directory", "proxy", "no_proxy",
             ])
         let socket = try parseSocket(top.mapping("socket", known: ["path", "mode", "group"]))
         let refresh = try parseRefresh(top.mapping("refresh", known: ["at_fraction", "min_valid_seconds", "key_probe_seconds"]))
         var environments: [String: MaskinportenEnvironment] = [:]
+        var builtInProxies: [String: ProxySettings] = [:]
         for (name, section) in try top.namedMappings(
-            "environments", known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file", "self_service_api"])
+            "environments",
+            known: ["maskinporten_issuer", "maskinporten_token_endpoint", "altinn_platform", "ca_file", "self_service_api", "proxy", "no_proxy"])
         {
-            environments[name] = try parseEnvironment(name: name, section)
+            if let builtIn = MaskinportenEnvironment.builtIn[name], section.pairs.allSatisfy({ ["proxy", "no_proxy"].contains($0.key) }) {
+                // A built-in environment takes only how to reach it.
+                builtInProxies[name] = try proxy(for: builtIn, section, top)
+                continue
+            }
+            var environment = try parseEnvironment(name: name, section)
+            environment.proxy = try proxy(for: environment, section, top)
+            environments[name] = environment
         }
         let lookup = { (name: String, mapping: YAMLMapping, key: String) throws -> MaskinportenEnvironment in
-            if let environment = environments[name] ?? MaskinportenEnvironment.builtIn[name] { return environment }
+            if let environment = environments[name] { return environment }
+            if var environment = MaskinportenEnvironment.builtIn[name] {
+                environment.proxy = try builtInProxies[name] ?? proxy(for: environment, nil, top)
+                return environment
+            }
             let known = (MaskinportenEnvironment.builtIn.keys.sorted() + environments.keys.sorted()).joined(separator: ", ")
             if let alias = MaskinportenEnvironment.portalNames[name.lowercased()] {
                 throw mapping.error(
@@ -236,7 +253,7 @@ private struct ConfigParser {
         if MaskinportenEnvironment.builtIn[name] != nil {
             throw ConfigError(
                 .invalidValue, file: file, keyPath: section.path, line: section.line,
-                "\"\(name)\" is a built-in environment and cannot be redefined; choose another name")
+                "\"\(name)\" is a built-in environment and cannot be redefined (only its proxy and no_proxy may be set here); choose another name")
         }
         try checkName(name, section: section)
         let issuer = try url(section, "maskinporten_issuer", required: true)!
@@ -552,7 +569,7 @@ private struct ConfigParser {
         case "https":
             return text
         case "http":
-            guard Self.isLoopback(host) else {
+            guard ProxySettings.isLoopback(host) else {
                 throw section.error(
                     .insecureEndpoint, key, "plain http:// is allowed only to loopback hosts (127.0.0.0/8, ::1, localhost); use https:// for \(host)")
             }
@@ -562,11 +579,49 @@ private struct ConfigParser {
         }
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if bare.lowercased() == "localhost" || bare == "::1" { return true }
-        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    // MARK: - Proxy
+
+    /// How `environment` is reached: its section's `proxy:`, else the top level's, else the
+    /// daemon's `https_proxy`; `no_proxy` likewise. An environment whose endpoints are all on
+    /// loopback is reached directly, whatever the daemon's environment says.
+    func proxy(for environment: MaskinportenEnvironment, _ section: YAMLMapping?, _ top: YAMLMapping) throws -> ProxySettings {
+        var bypass: (NoProxy, ProxySettings.Source)?
+        if let section, let list = try noProxy(section) {
+            bypass = (list, .configuration(section.childPath("no_proxy")))
+        } else if let list = try noProxy(top) {
+            bypass = (list, .configuration("no_proxy"))
+        }
+        for mapping in [section, top].compactMap({ $0 }) {
+            guard let text = try mapping.string("proxy") else { continue }
+            let source = ProxySettings.Source.configuration(mapping.childPath("proxy"))
+            if ["none", "direct"].contains(text.lowercased()) { return ProxySettings(server: nil, source: source) }
+            do {
+                let server = try ProxySettings.server(from: text)
+                return ProxySettings(server: server, source: source, bypass: bypass?.0 ?? NoProxy(), bypassSource: bypass?.1)
+            } catch {
+                throw mapping.error(.invalidValue, "proxy", "the proxy URL \(error.reason)")
+            }
+        }
+        let endpoints = [environment.tokenEndpoint, environment.altinnPlatform, environment.selfServiceAPI].compactMap { $0 }
+        if endpoints.allSatisfy({ URLComponents(string: $0)?.host.map(ProxySettings.isLoopback) ?? true }) { return .direct }
+        do {
+            guard var settings = try ProxySettings.fromEnvironment(processEnvironment) else { return .direct }
+            if let bypass {
+                settings.bypass = bypass.0
+                settings.bypassSource = bypass.1
+            }
+            return settings
+        } catch {
+            throw ConfigError(
+                .invalidValue, file: file, keyPath: "proxy", "\(error.reason); correct it, or set proxy: in the configuration (proxy: none to go directly)")
+        }
+    }
+
+    /// A `no_proxy:` list: comma-separated text or a list.
+    func noProxy(_ mapping: YAMLMapping) throws -> NoProxy? {
+        guard let node = mapping.node("no_proxy"), !node.isNull else { return nil }
+        if case .sequence = node { return NoProxy(try mapping.stringList("no_proxy")!.joined(separator: ",")) }
+        return try mapping.string("no_proxy").map(NoProxy.init)
     }
 
     func absolutePath(_ path: String) -> String {

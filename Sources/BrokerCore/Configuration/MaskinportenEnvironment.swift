@@ -13,6 +13,8 @@ public struct MaskinportenEnvironment: Sendable, Hashable {
     public var caFile: String?
     /// Digdir's self-service API for clients (`.../api/v1/clients`), which key rotation uses.
     public var selfServiceAPI: String?
+    /// How upstream calls reach this environment: directly or through an HTTP proxy.
+    public var proxy: ProxySettings = .direct
 
     /// Creates an environment.
     public init(
@@ -24,6 +26,11 @@ public struct MaskinportenEnvironment: Sendable, Hashable {
         self.tokenEndpoint = tokenEndpoint ?? Self.defaultTokenEndpoint(issuer: issuer)
         self.altinnPlatform = altinnPlatform.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.caFile = caFile
+    }
+
+    /// The upstream client this environment is reached with.
+    public var upstreamSetup: UpstreamClient.Setup {
+        UpstreamClient.Setup(caFile: caFile, proxy: proxy)
     }
 
     /// Maskinporten's token endpoint is the issuer followed by `token`.

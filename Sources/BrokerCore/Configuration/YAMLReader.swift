@@ -11,7 +11,7 @@ final class YAMLMapping {
     let file: String
     let path: String
     let line: Int?
-    private let pairs: [(key: String, value: Node, line: Int?)]
+    let pairs: [(key: String, value: Node, line: Int?)]
     private let known: [String]?
 
     /// Reads `node` as a mapping. With `known`, any other key is refused at once, before a

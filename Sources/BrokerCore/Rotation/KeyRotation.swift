@@ -1,4 +1,4 @@
-public import BrokerCrypto
+import BrokerCrypto
 public import Foundation
 public import Logging
 import Metrics

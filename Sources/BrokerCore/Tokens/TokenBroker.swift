@@ -28,7 +28,7 @@ public final class TokenBroker: Service, Sendable {
 
     private struct State {
         var entries: [String: Entry] = [:]
-        var upstreams: [String: UpstreamClient] = [:]
+        var upstreams: [UpstreamClient.Setup: UpstreamClient] = [:]
         var idPorten: IDPortenExchanger?
         /// Counts the changes to `entries`, so that the refresh loop knows to look at them again.
         var generation = 0
@@ -107,9 +107,10 @@ public final class TokenBroker: Service, Sendable {
         state.withLockedValue { $0.entries.mapValues(\.cache) }
     }
 
-    /// The upstream client for `environment`'s trust setting, once a profile there is running.
+    /// The upstream client for `environment`'s trust and proxy settings, once a profile there
+    /// is running.
     public func upstream(for environment: MaskinportenEnvironment) -> UpstreamClient? {
-        state.withLockedValue { $0.upstreams[environment.caFile ?? ""] }
+        state.withLockedValue { $0.upstreams[environment.upstreamSetup] }
     }
 
     /// A Maskinporten token for Digdir's self-service API, to manage `profile`'s client: from
@@ -219,11 +220,11 @@ public final class TokenBroker: Service, Sendable {
         let timeouts = self.timeouts
         let logger = self.logger
         func client(for environment: MaskinportenEnvironment) throws -> UpstreamClient {
-            let trust = environment.caFile ?? ""
-            if let upstream = upstreams[trust] { return upstream }
+            let setup = environment.upstreamSetup
+            if let upstream = upstreams[setup] { return upstream }
             do {
-                let upstream = try UpstreamClient(caFile: environment.caFile, timeouts: timeouts, logger: logger)
-                upstreams[trust] = upstream
+                let upstream = try UpstreamClient(setup, timeouts: timeouts, logger: logger)
+                upstreams[setup] = upstream
                 return upstream
             } catch {
                 throw ConfigError(

@@ -4,11 +4,26 @@ public import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
-/// HTTP to Maskinporten and Altinn: one `HTTPClient` per trust setting, strict timeouts, no
-/// redirects, bounded bodies. Every outcome becomes a token or a classified `TokenError`.
+/// HTTP to Maskinporten and Altinn: one client per trust and proxy setting, strict timeouts, no
+/// redirects, bounded bodies. Every outcome becomes a token or a classified `TokenError`; a call
+/// through a proxy says which hop failed.
 public final class UpstreamClient: Sendable {
+    /// What a client is made for: environments that share these share a client.
+    public struct Setup: Sendable, Hashable {
+        /// Extra PEM trust anchors.
+        public var caFile: String?
+        /// How calls leave the host.
+        public var proxy: ProxySettings
+
+        public init(caFile: String? = nil, proxy: ProxySettings = .direct) {
+            self.caFile = caFile
+            self.proxy = proxy
+        }
+    }
+
     /// Timeouts for one upstream request.
     public struct Timeouts: Sendable {
         /// Connecting (TCP and TLS).
@@ -23,7 +38,11 @@ public final class UpstreamClient: Sendable {
         }
     }
 
+    /// Calls that go directly.
     private let client: HTTPClient
+    /// Calls that go through the proxy, when there is one.
+    private let proxied: HTTPClient?
+    private let proxy: ProxySettings
     private let timeouts: Timeouts
     private let logger: Logger
     /// Whole fetches (grant, token, exchange) under way at once through this client: as many
@@ -36,31 +55,49 @@ public final class UpstreamClient: Sendable {
     /// The largest answer read; Maskinporten's and Altinn's are a few KiB.
     static let maximumBody = 256 * 1024
 
-    /// A client trusting the system's roots plus, if given, the PEM certificates in `caFile`.
-    public init(caFile: String? = nil, timeouts: Timeouts = Timeouts(), logger: Logger) throws {
+    /// A client trusting the system's roots plus, if given, the PEM certificates in `caFile`,
+    /// calling through `proxy` where it says so.
+    public init(caFile: String? = nil, proxy: ProxySettings = .direct, timeouts: Timeouts = Timeouts(), logger: Logger) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile {
             tls.additionalTrustRoots = [.file(caFile)]
             _ = try NIOSSLCertificate.fromPEMFile(caFile)
         }
-        let configuration = HTTPClient.Configuration(
-            tlsConfiguration: tls,
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.total)),
-            decompression: .disabled
-        )
+        func configuration(through server: ProxySettings.Server?) -> HTTPClient.Configuration {
+            HTTPClient.Configuration(
+                tlsConfiguration: tls,
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.total)),
+                proxy: server.map { server in
+                    .server(
+                        host: server.host, port: server.port,
+                        authorization: server.username.map { .basic(username: $0, password: server.password ?? "") })
+                },
+                decompression: .disabled
+            )
+        }
         // The HTTP library's own logs stay at info or above, whatever the daemon's level: its
         // trace output describes requests, and requests carry tokens.
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .info)
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: quiet)
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: nil), backgroundActivityLogger: quiet)
+        proxied = proxy.server.map {
+            HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0), backgroundActivityLogger: quiet)
+        }
+        self.proxy = proxy
         self.timeouts = timeouts
         self.logger = quiet
+    }
+
+    /// A client for `setup`.
+    public convenience init(_ setup: Setup, timeouts: Timeouts = Timeouts(), logger: Logger) throws {
+        try self.init(caFile: setup.caFile, proxy: setup.proxy, timeouts: timeouts, logger: logger)
     }
 
     /// Closes every connection.
     public func shutdown() async throws {
         try await client.shutdown()
+        try await proxied?.shutdown()
     }
 
     // MARK: - Maskinporten
@@ -120,8 +157,9 @@ public final class UpstreamClient: Sendable {
             Timer(label: "maskinporten_broker_upstream_latency_seconds", dimensions: [("endpoint", endpoint.rawValue)])
                 .recordNanoseconds(started.duration(to: .now).nanoseconds)
         }
+        let server = proxied == nil ? nil : proxy.proxy(for: request.url)
         do {
-            let response = try await client.execute(request, timeout: TimeAmount(timeouts.total), logger: logger)
+            let response = try await (server == nil ? client : proxied!).execute(request, timeout: TimeAmount(timeouts.total), logger: logger)
             let body = try await response.body.collect(upTo: Self.maximumBody)
             let headers = response.headers.map { ($0.name, $0.value) }
             checkClock(response.headers, endpoint: endpoint)
@@ -129,16 +167,64 @@ public final class UpstreamClient: Sendable {
         } catch let error as NIOTooManyBytesError {
             _ = error
             throw Self.counted(endpoint, TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB"))
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time (\(error))"))
         } catch let error as HTTPClientError where error == .cancelled || error == .alreadyShutdown {
             // The client is shut down when the daemon stops, cancelling what is in flight.
             var stopped = TokenError(.unavailable, endpoint: endpoint, "the request to \(name) was stopped: the daemon is stopping")
             stopped.stopped = true
             throw stopped
         } catch {
-            throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached: \(Self.describe(error))"))
+            if let server, let reason = await proxyFailure(error, through: server, url: request.url) {
+                throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) through the proxy \(server): \(reason)"))
+            }
+            let through = server.map { " (through the proxy \($0))" } ?? ""
+            if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+                throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time\(through) (\(error))"))
+            }
+            throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached\(through): \(Self.describe(error))"))
         }
+    }
+
+    /// Which hop of a call through `server` failed, if it was the proxy's: the proxy could not
+    /// be reached, refused the tunnel (asked again for its status, `ProxyProbe`), or could not
+    /// reach the target. Nil: the tunnel stood, and the failure was the upstream's.
+    private func proxyFailure(_ error: any Error, through server: ProxySettings.Server, url: String) async -> String? {
+        let components = URLComponents(string: url)
+        let host = components?.host ?? "?"
+        let port = components?.port ?? 443
+        let target = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        if let error = error as? HTTPClientError {
+            if error == .proxyAuthenticationRequired {
+                return server.username == nil
+                    ? "the proxy asks for credentials (HTTP 407 Proxy Authentication Required): give them in the proxy URL, http://USER:PASSWORD@HOST:PORT"
+                    : "the proxy refused the credentials given (HTTP 407 Proxy Authentication Required): check the user and password in the proxy URL"
+            }
+            if error == .httpProxyHandshakeTimeout {
+                return "the proxy did not answer the CONNECT to \(target) in time"
+            }
+            if error == .invalidProxyResponse {
+                switch await ProxyProbe.ask(server, host: host, port: port, timeout: timeouts.connect) {
+                case .success(let answer) where (500...599).contains(answer.status):
+                    return "the proxy could not reach \(target) (HTTP \(answer.status) \(answer.reason)): the target is unreachable from the proxy"
+                case .success(let answer) where answer.status == 407 || answer.status == 401:
+                    // tinyproxy answers wrong credentials with 401.
+                    return "the proxy refused the credentials given (HTTP \(answer.status) \(answer.reason)): check the user and password in the proxy URL"
+                case .success(let answer):
+                    return "the proxy refused the CONNECT to \(target) (HTTP \(answer.status) \(answer.reason)): its rules must allow this host and port"
+                case .failure(let failure):
+                    return "the proxy refused the CONNECT to \(target) (asked again for its status: \(failure.reason))"
+                }
+            }
+            if error == .connectTimeout {
+                return "the proxy could not be reached in time (connecting to \(server.host):\(server.port))"
+            }
+        }
+        var connecting = error is NIOConnectionError
+        if case ChannelError.connectTimeout = error { connecting = true }
+        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { connecting = true }
+        if connecting {
+            return "the proxy could not be reached: \(Self.describe(error))"
+        }
+        return nil
     }
 
     /// Maskinporten refuses grants whose `iat` is more than 10 s off its clock: warn at 5 s.
