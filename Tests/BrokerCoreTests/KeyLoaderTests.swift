@@ -23,16 +23,26 @@ struct KeyLoaderTests {
         #expect(credentials.certificateChain == nil)
     }
 
-    @Test("a key file readable by group or others is refused with the chmod that fixes it", arguments: [0o644, 0o640, 0o604, 0o660])
-    func filePermissions(_ mode: Int) throws {
+    @Test(
+        "a key file others may read, or its group write, or its group read unless root owns it, is refused with the chmod that fixes it",
+        arguments: [(0o644, 0), (0o604, 0), (0o660, 0), (0o620, 0), (0o640, 65_534), (0o440, 65_534)])
+    func filePermissions(_ mode: Int, _ owner: Int) throws {
         let fixture = try ConfigFixture()
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: fixture.keyPath)
+        try FileManager.default.setAttributes([.posixPermissions: mode, .ownerAccountID: owner], ofItemAtPath: fixture.keyPath)
         let (profile, path) = try profile(fixture, key: "      encoded_jwk_file: notifications.jwk")
         let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(profile, file: path) }
         #expect(error?.code == .keyPermissions)
         #expect(error?.keyPath == "profiles.notifications.key.encoded_jwk_file")
         #expect(error?.message.contains("mode 0\(String(mode, radix: 8))") == true)
         #expect(error?.message.hasSuffix("run: chmod 600 \(fixture.keyPath)") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("its group may read a key file root owns: root:maskinporten 0640 on a host, a Kubernetes Secret's root:<fsGroup> 0440", arguments: [0o640, 0o440])
+    func groupReadableRootOwned(_ mode: Int) throws {
+        let fixture = try ConfigFixture()
+        try FileManager.default.setAttributes([.posixPermissions: mode, .ownerAccountID: 0], ofItemAtPath: fixture.keyPath)
+        let (profile, path) = try profile(fixture, key: "      encoded_jwk_file: notifications.jwk")
+        #expect(try KeyLoader(environment: [:]).load(profile, file: path).kid == "test-kid")
     }
 
     @Test("an EncodedJwk in an environment variable loads; a missing variable is named")

@@ -112,6 +112,25 @@ struct ProxySettingsTests {
         #expect(redefined?.message.contains("only its proxy and no_proxy may be set here") == true)
     }
 
+    @Test("a reload changing only the proxy's password makes a new cache (the password is not in the printed settings), carrying the token")
+    func reloadIdentity() throws {
+        let fixture = try ConfigFixture()
+        func profile(_ proxy: String) throws -> (Profile, SigningCredentials) {
+            let path = try fixture.write("proxy: \(proxy)\n" + ConfigFixture.profile)
+            let configuration = try ConfigLoader.load(path: path, environment: [:])
+            return (configuration.profiles[0], try KeyLoader(environment: [:]).load(configuration.profiles[0], file: path))
+        }
+        let (first, credentials) = try profile("http://u:first-secret-4f1c@proxy:3128")
+        let (second, _) = try profile("http://u:second-secret-9a2b@proxy:3128")
+        let (other, _) = try profile("http://other-proxy:3128")
+        let refresh = RefreshSettings()
+        #expect(TokenBroker.identity(first, credentials, refresh) != TokenBroker.identity(second, credentials, refresh))
+        #expect(!TokenBroker.identity(first, credentials, refresh).contains("first-secret-4f1c"))
+        #expect(TokenBroker.tokenIdentity(first, refresh) == TokenBroker.tokenIdentity(second, refresh))
+        #expect(TokenBroker.tokenIdentity(first, refresh) == TokenBroker.tokenIdentity(other, refresh))
+        #expect(TokenBroker.identity(first, credentials, refresh) != TokenBroker.identity(other, credentials, refresh))
+    }
+
     @Test("the probe's CONNECT carries Basic credentials; status lines are read and cleaned")
     func probe() {
         let request = ProxyProbe.request(ProxySettings.Server(host: "p", port: 1, username: "u", password: "pw"), host: "maskinporten.no", port: 443)

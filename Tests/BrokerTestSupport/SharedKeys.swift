@@ -1,5 +1,8 @@
 public import Foundation
-public import Testing
+
+#if canImport(Testing)
+    public import Testing
+#endif
 
 /// The keys many suites share, made once per test process by `openssl` on a thread of its own.
 /// A static key made on first use would be made on Swift's cooperative pool (two threads on a
@@ -70,17 +73,19 @@ public enum SharedKeys {
     }
 }
 
-/// A suite trait: the suite's tests start once the shared keys are made (`SharedKeys.prepare`).
-public struct SharedKeysTrait: SuiteTrait, TestScoping {
-    public var isRecursive: Bool { false }
+#if canImport(Testing)
+    /// A suite trait: the suite's tests start once the shared keys are made (`SharedKeys.prepare`).
+    public struct SharedKeysTrait: SuiteTrait, TestScoping {
+        public var isRecursive: Bool { false }
 
-    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        try await SharedKeys.prepare()
-        try await function()
+        public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+            try await SharedKeys.prepare()
+            try await function()
+        }
     }
-}
 
-extension Trait where Self == SharedKeysTrait {
-    /// The shared keys are made before the suite's tests run, off the cooperative pool.
-    public static var sharedKeys: Self { SharedKeysTrait() }
-}
+    extension Trait where Self == SharedKeysTrait {
+        /// The shared keys are made before the suite's tests run, off the cooperative pool.
+        public static var sharedKeys: Self { SharedKeysTrait() }
+    }
+#endif

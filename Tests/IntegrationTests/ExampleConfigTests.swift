@@ -17,6 +17,7 @@ struct ExampleConfigTests {
     /// directory systemd would give the unit).
     static func prepare(_ name: String, in directory: TemporaryDirectory) async throws -> (config: String, environment: [String: String]) {
         var text = try example(name).replacingOccurrences(of: "/etc/maskinporten-broker/", with: directory.path("") + "/")
+            .replacingOccurrences(of: "/run/secrets/maskinporten-broker/", with: directory.path("secrets") + "/")
         // The socket's group is made by the package (sysusers.d); on a host without it, the
         // check would rightly fail on it. The package test checks the example as installed.
         if (try? await Command.run("getent", ["group", "maskinporten"]).status) != 0 {
@@ -45,7 +46,9 @@ struct ExampleConfigTests {
         return (config, environment)
     }
 
-    @Test("check-config passes on each example with keys made by keygen", arguments: ["broker.example.yaml", "tt02.minimal.yaml", "dev.example.yaml"])
+    @Test(
+        "check-config passes on each example with keys made by keygen",
+        arguments: ["broker.example.yaml", "tt02.minimal.yaml", "dev.example.yaml", "container.example.yaml"])
     func checkConfigPasses(name: String) async throws {
         let directory = try TemporaryDirectory(prefix: "example")
         let (config, environment) = try await Self.prepare(name, in: directory)

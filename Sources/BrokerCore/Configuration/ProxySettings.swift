@@ -1,3 +1,4 @@
+import BrokerCrypto
 import Foundation
 
 /// How one environment's upstream calls leave the host: directly, or through an HTTP proxy
@@ -55,6 +56,13 @@ public struct ProxySettings: Sendable, Hashable {
 
     /// No proxy.
     public static let direct = ProxySettings()
+
+    /// A digest of the proxy's credentials: what tells two settings apart that print the same
+    /// (`USER:***`), so that a reload changing only the password takes effect.
+    var credentialsFingerprint: String {
+        guard let server, server.username != nil || server.password != nil else { return "" }
+        return Digest.fingerprint("\(server.username ?? "")\u{0}\(server.password ?? "")")
+    }
 
     /// Creates settings.
     public init(server: Server? = nil, source: Source? = nil, bypass: NoProxy = NoProxy(), bypassSource: Source? = nil) {

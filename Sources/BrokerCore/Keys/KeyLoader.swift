@@ -250,8 +250,10 @@ public struct KeyLoader: Sendable {
 
     // MARK: - Files
 
-    /// Reads a file holding a private key, refusing it (as ssh does) when group or others may
-    /// read it.
+    /// Reads a file holding a private key, refusing it when others may read it, or its group
+    /// may write it. Its group may read it only when root owns it (as PostgreSQL allows for its
+    /// keys): `root:maskinporten 0640` on a host, and a Kubernetes Secret's file, which the
+    /// kubelet makes `root:<fsGroup> 0440` for a non-root reader.
     private func readSecretFile(_ path: String, file: String, keyPath: String) throws -> [UInt8] {
         try readFile(path, file: file, keyPath: keyPath, checkMode: true)
     }
@@ -265,7 +267,7 @@ public struct KeyLoader: Sendable {
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) is not a regular file")
         }
-        if checkMode && info.st_mode & 0o077 != 0 {
+        if checkMode && (info.st_mode & 0o027 != 0 || (info.st_mode & 0o040 != 0 && info.st_uid != 0)) {
             let mode = String(info.st_mode & 0o777, radix: 8)
             throw ConfigError(
                 .keyPermissions, file: file, keyPath: keyPath,

@@ -305,6 +305,8 @@ public final class TokenBroker: Service, Sendable {
     static func tokenIdentity(_ profile: Profile, _ refresh: RefreshSettings) -> String {
         var fetching = profile
         fetching.allow = nil
+        // The same tokens whichever way they travel: a changed proxy carries the token too.
+        fetching.environment.proxy = .direct
         return "\(fetching)|\(refresh)"
     }
 
@@ -316,6 +318,6 @@ public final class TokenBroker: Service, Sendable {
         // Every key of a set: adding one is a change (the new key is tried), as removing one is.
         let keys = credentials.keys.map { key in "\(key.kid):\(key.algorithm):\(Digest.fingerprint((try? key.privateKey.publicKey.jwk().n) ?? ""))" }
         return
-            "\(fetching)|\(refresh)|\(credentials.kid ?? "")|\(credentials.algorithm)|\(Digest.fingerprint(publicKey))|\(chain)|\(keys.joined(separator: ","))"
+            "\(fetching)|\(refresh)|\(profile.environment.proxy.credentialsFingerprint)|\(credentials.kid ?? "")|\(credentials.algorithm)|\(Digest.fingerprint(publicKey))|\(chain)|\(keys.joined(separator: ","))"
     }
 }
