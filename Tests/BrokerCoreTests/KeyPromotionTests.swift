@@ -79,13 +79,7 @@ struct KeyPromotionTests {
                 #expect(before.allSatisfy { $0.bits == 2048 })
 
                 // Registered: the probe, a second after the refusal, signs with it and keeps it.
-                harness.emulator.register(
-                    RegisteredClient(
-                        clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
-                        keys: [
-                            try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
-                            try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
-                        ]))
+                try Self.registerBothKeys(harness)
                 let refresher = Task { try await broker.run() }
                 defer { refresher.cancel() }
                 let deadline = ContinuousClock.now + .seconds(15)
@@ -115,13 +109,7 @@ struct KeyPromotionTests {
             try await shuttingDown(broker) {
                 let first = try await #require(broker.cache(for: "notifications")).token()
                 // The same client with a key set that adds a newer key (registered on the client).
-                harness.emulator.register(
-                    RegisteredClient(
-                        clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
-                        keys: [
-                            try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
-                            try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
-                        ]))
+                try Self.registerBothKeys(harness)
                 var changed = credentials
                 changed["notifications"] = SigningCredentials(keys: [try Self.key(Keys.rsa2048, "test-kid"), try Self.key(Keys.other2048, "new-kid")])
                 let changes = try broker.apply(configuration: configuration, credentials: changed)
@@ -143,5 +131,16 @@ struct KeyPromotionTests {
                 #expect(broker.cache(for: "notifications")?.heldToken() == nil)
             }
         }
+    }
+
+    /// The client with both test keys registered: the file's (test-kid) and the newer (new-kid).
+    static func registerBothKeys(_ harness: EmulatorHarness) throws {
+        harness.emulator.register(
+            RegisteredClient(
+                clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
+                keys: [
+                    try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
+                    try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,
+                ]))
     }
 }
