@@ -158,6 +158,11 @@ final class DaemonHarness: @unchecked Sendable {
 
     @discardableResult
     static func curlHTTP(_ arguments: String...) async throws -> Command.Result {
+        try await curlHTTP(arguments)
+    }
+
+    @discardableResult
+    static func curlHTTP(_ arguments: [String]) async throws -> Command.Result {
         let result = try await Command.run("curl", ["-sS", "--fail", "--max-time", "10"] + arguments)
         guard result.status == 0 else { throw TestSupportError("curl \(arguments) failed: \(result.errorOutput)") }
         return result
@@ -166,10 +171,7 @@ final class DaemonHarness: @unchecked Sendable {
     /// `curlHTTP` to the emulator, trusting its CA when it serves HTTPS.
     @discardableResult
     func emulatorCurl(_ arguments: String...) async throws -> Command.Result {
-        let result = try await Command.run(
-            "curl", ["-sS", "--fail", "--max-time", "10"] + (emulatorCA.map { ["--cacert", $0.caFile] } ?? []) + arguments)
-        guard result.status == 0 else { throw TestSupportError("curl \(arguments) failed: \(result.errorOutput)") }
-        return result
+        try await Self.curlHTTP((emulatorCA.map { ["--cacert", $0.caFile] } ?? []) + arguments)
     }
 
     func emulatorStats() async throws -> [String: Any] {

@@ -20,13 +20,8 @@ public struct ProxySettings: Sendable, Hashable {
         /// form that reaches a log line, an error or `check-config`.
         public var description: String {
             let shownHost = host.contains(":") ? "[\(host)]" : host
-            let user = username.map { "\(Self.printable($0)):***@" } ?? ""
+            let user = username.map { "\(UpstreamAnswer.clean($0)):***@" } ?? ""
             return "http://\(user)\(shownHost):\(port)"
-        }
-
-        /// A user name as shown: printable ASCII, at most 64 characters.
-        private static func printable(_ text: String) -> String {
-            String(String.UnicodeScalarView(text.unicodeScalars.prefix(64).map { $0.value > 0x20 && $0.value < 0x7F ? $0 : "?" }))
         }
     }
 

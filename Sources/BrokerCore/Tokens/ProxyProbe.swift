@@ -8,7 +8,7 @@ import NIOPosix
 /// Used only after such a failure, so a proxy that refuses is asked twice per attempt, within
 /// the usual backoff.
 enum ProxyProbe {
-    /// What the proxy answered: its status and reason phrase (printable, cut short).
+    /// What the proxy answered: its status and reason phrase (cleaned as `UpstreamAnswer` cleans).
     struct Answer: Sendable, Equatable {
         var status: Int
         var reason: String
@@ -67,7 +67,7 @@ enum ProxyProbe {
         guard parts.count >= 2, parts[0].starts(with: Array("HTTP/".utf8)), parts[1].count == 3,
             let status = Int(String(decoding: parts[1], as: UTF8.self))
         else { return nil }
-        let reason = parts.count > 2 ? parts[2].prefix(80).map { $0 >= 0x20 && $0 < 0x7F ? Character(UnicodeScalar($0)) : "?" } : []
-        return Answer(status: status, reason: String(reason))
+        // The proxy's words, cleaned as every upstream's are before they reach an error.
+        return Answer(status: status, reason: parts.count > 2 ? UpstreamAnswer.clean(String(decoding: parts[2], as: UTF8.self)) : "")
     }
 }
