@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "BrokerCoreTests",
             dependencies: [
-                "BrokerCore", "BrokerCrypto", "BrokerTestSupport", "MaskinportenEmulator",
+                "BrokerCore", "BrokerCrypto", "BrokerPOSIX", "BrokerTestSupport", "MaskinportenEmulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

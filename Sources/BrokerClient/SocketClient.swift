@@ -54,7 +54,8 @@ public struct SocketClient: Sendable {
             errno = failure
             let hint =
                 errno == ENOENT || errno == ECONNREFUSED
-                ? " (is maskinporten-broker running?)" : (errno == EACCES ? " (is this user in the socket's group?)" : "")
+                ? " (is maskinporten-broker running? see: systemctl status maskinporten-broker.socket maskinporten-broker)"
+                : (errno == EACCES ? " (\(Self.groupHint(path)))" : "")
             throw Failure(description: "cannot connect to \(path): \(Self.errorText())\(hint)")
         }
 
@@ -78,9 +79,17 @@ public struct SocketClient: Sendable {
             if count < 0 {
                 if errno == EINTR { continue }
                 throw Failure(
-                    description: errno == EAGAIN ? "no answer from \(path) within \(timeoutSeconds) s" : "cannot read from \(path): \(Self.errorText())")
+                    description: errno == EAGAIN
+                        ? "no answer from \(path) within \(timeoutSeconds) s: the socket takes connections but the daemon does not answer; "
+                            + "systemd holds them while the daemon starts, and while it fails to: \(Self.statusHint)"
+                        : "cannot read from \(path): \(Self.errorText())\(errno == ECONNRESET ? "; \(Self.statusHint)" : "")")
             }
-            if count == 0 { break }
+            if count == 0 {
+                if received.isEmpty {
+                    throw Failure(description: "\(path) closed the connection without an answer (the daemon stopped or failed to start?); \(Self.statusHint)")
+                }
+                break
+            }
             received.append(contentsOf: chunk[0..<count])
             if received.count > 4 << 20 { throw Failure(description: "the answer from \(path) is too large") }
         }
@@ -110,6 +119,32 @@ public struct SocketClient: Sendable {
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }
+
+    /// Where an operator sees why the daemon does not answer.
+    static let statusHint = "see systemctl status maskinporten-broker and journalctl -u maskinporten-broker"
+
+    /// `the socket's group is maskinporten: add this user to it (...)`. The group's name is read
+    /// from /etc/group itself: this client is static, and NSS cannot be loaded into it.
+    static func groupHint(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "is this user in the socket's group?" }
+        var name = "\(info.st_gid)"
+        if let file = fopen("/etc/group", "re") {
+            defer { fclose(file) }
+            var line: UnsafeMutablePointer<CChar>?
+            var capacity = 0
+            defer { free(line) }
+            while getline(&line, &capacity, file) > 0, let line {
+                let fields = String(cString: line).split(separator: ":", omittingEmptySubsequences: false)
+                if fields.count > 2, fields[2] == "\(info.st_gid)" {
+                    name = String(fields[0])
+                    break
+                }
+            }
+        }
+        return
+            "only the socket's group, \(name), may connect: add this user to it, as SupplementaryGroups=\(name) in a service's unit or usermod -aG \(name) USER and a new login"
+    }
 }
 
 extension Substring {

@@ -166,11 +166,16 @@ public final class EmulatorServer: Sendable {
             return .encodable(.ok, emulator.clients.sorted { $0.clientID < $1.clientID })
         case (.POST, "/_emulator/clients"):
             guard let client = request.decode(RegisteredClient.self) else {
+                // keygen prints the array itself: pasted inside [ ], it nests, and a JWK
+                // decoder's complaint about it would not say so.
+                let nested = request.decode(JSONValue.self)?.object?["keys"]?.array?.contains { $0.array != nil } == true
                 return .json(
                     .badRequest,
                     [
                         "error": "invalid_request",
-                        "error_description": "expected {\"client_id\", \"scopes\": [...], \"keys\": [JWK...], \"certificates\": [base64 DER...]}",
+                        "error_description": nested
+                            ? "\"keys\" holds an array inside its array: keygen prints the array already, so give it as \"keys\":$(cat public.json), not \"keys\":[$(cat public.json)]"
+                            : "expected {\"client_id\", \"scopes\": [...], \"keys\": [JWK...], \"certificates\": [base64 DER...]}",
                     ])
             }
             emulator.register(client)

@@ -3,6 +3,7 @@ import BrokerClient
 import Foundation
 import Logging
 import MaskinportenEmulator
+import NIOCore
 import NIOSSL
 import ServiceLifecycle
 import UnixSignals
@@ -80,6 +81,15 @@ struct EmulatorCommand: AsyncParsableCommand {
         do {
             server = try await EmulatorServer.bind(
                 host: host, port: port, stateDirectory: stateDir.map { URL(fileURLWithPath: $0) }, tls: tls, publicHost: publicHost, logger: logger)
+        } catch let error as IOError {
+            // NIO's own text names its function and repeats errno; an operator needs the reason.
+            let reason = String(cString: strerror(error.errnoCode))
+            let hint =
+                error.errnoCode == EADDRINUSE
+                ? ": another program (an emulator still running?) listens there; stop it, or choose another port with --listen \(host.contains(":") ? "[\(host)]" : host):\(port == 65535 ? 18081 : port + 1)"
+                : ""
+            printError("error: the emulator could not listen on \(listen): \(reason)\(hint)")
+            throw ExitCode(1)
         } catch {
             printError("error: the emulator could not listen on \(listen): \(error)")
             throw ExitCode(1)

@@ -16,14 +16,21 @@ struct Keygen: ParsableCommand {
             key to the keys already in the file (a JWK Set, oldest first, at most 5: Maskinporten's limit per client), \
             for rotating by hand. Prints the public JWK inside a JSON array, which Samarbeidsportalen takes as it is \
             ("Egne public nøkler"), or with --pem the public key as PEM. No private member is ever printed.
+            With --from, the key is not made but taken from FILE: an RSA private key as PEM, or a private JWK \
+            as JSON (as JWK generators make it); its kid is kept unless --kid is given.
             """
     )
 
     @Option(name: .long, help: ArgumentHelp("The EncodedJwk file to write.", valueName: "file"))
     var out: String
 
-    @Option(name: .long, help: ArgumentHelp("Key size: 2048, 3072 or 4096.", valueName: "bits"))
-    var bits: Int = 2048
+    @Option(name: .long, help: ArgumentHelp("Key size: 2048 (default), 3072 or 4096.", valueName: "bits"))
+    var bits: Int?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Take the key from this file instead of making one: an RSA private key as PEM, or a private JWK as JSON.", valueName: "file"))
+    var from: String?
 
     @Option(name: .long, help: ArgumentHelp("The key id (default: the day and the start of the key's thumbprint, e.g. 2026-11-29-Xy7aBc3d).", valueName: "kid"))
     var kid: String?
@@ -41,14 +48,26 @@ struct Keygen: ParsableCommand {
         if addTo && force {
             throw ValidationError("--add-to keeps the keys in the file and --force replaces them; give one")
         }
+        if from != nil && bits != nil {
+            throw ValidationError("--bits is for a new key; a key taken --from a file keeps its own size")
+        }
     }
 
     func run() throws {
         do {
-            let existing = addTo ? try EncodedJwkFile.keysToAddTo(out, kid: kid) : []
-            let key = try EncodedJwkFile.makeKey(bits: bits, kid: kid)
+            let existing: [JWK]
+            let key: JWK
+            if let from {
+                key = try EncodedJwkFile.importKey(from: from, kid: kid)
+                existing = addTo ? try EncodedJwkFile.keysToAddTo(out, key: key) : []
+            } else {
+                existing = addTo ? try EncodedJwkFile.keysToAddTo(out, kid: kid) : []
+                key = try EncodedJwkFile.makeKey(bits: bits ?? 2048, kid: kid)
+            }
             try EncodedJwkFile.write(existing + [key], asSet: addTo, to: out, replacing: addTo || force)
-            let publicKey = try RSAPrivateKey(jwk: key).publicKey
+            let privateKey = try RSAPrivateKey(jwk: key)
+            let bits = privateKey.bits
+            let publicKey = try privateKey.publicKey
             if pem {
                 print(try publicKey.pem(), terminator: "")
             } else {
@@ -60,6 +79,11 @@ struct Keygen: ParsableCommand {
                 printError("added key \(kidText) (RSA \(bits) bits) to \(out) (mode 0600); it holds \(existing.count + 1) keys, oldest first: \(kids)")
                 printError(
                     "register the public key above on the client in Samarbeidsportalen, beside the ones there. A profile without key.kid signs with the newest key once Maskinporten accepts it, and with the newest accepted one until then (a restart or reload makes the daemon read the file)"
+                )
+            } else if let from {
+                printError("wrote \(out) (mode 0600) from \(from): RSA \(bits) bits, kid \(kidText)")
+                printError(
+                    "if this key is registered in Samarbeidsportalen already, the kid there must be \(kidText) (give its kid with --kid otherwise); if not, register the public key above. Then give the file to the profile as key.encoded_jwk_file (or as a systemd credential)"
                 )
             } else {
                 printError("wrote \(out) (mode 0600): RSA \(bits) bits, kid \(kidText)")

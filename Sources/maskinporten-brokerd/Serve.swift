@@ -18,9 +18,14 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Uses the socket systemd passes in ($LISTEN_FDS) when there is one, else creates socket.path. \
             SIGHUP reloads the configuration and keys (a broken new configuration is refused and the old one kept); \
-            SIGTERM and SIGINT stop it cleanly.
+            SIGTERM and SIGINT stop it cleanly. A configuration it cannot serve (and with --strict, anything \
+            check-config calls an error) ends it with exit status 78 (EX_CONFIG), which the unit does not restart.
             """
     )
+
+    /// EX_CONFIG from sysexits.h: the unit's `RestartPreventExitStatus=` leaves the service
+    /// failed instead of starting it again, since a configuration error is not transient.
+    static let configurationError = ExitCode(78)
 
     @OptionGroup var options: ConfigOption
 
@@ -28,6 +33,13 @@ struct Serve: AsyncParsableCommand {
         name: .long,
         help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: log_level in the configuration, else info).", valueName: "level"))
     var logLevel: String?
+
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Refuse to start on anything check-config reports as an error, a profile whose key does not load included (the unit runs serve so).",
+            discussion: "Without it, such a profile answers 503 and the others are served."))
+    var strict = false
 
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
@@ -46,7 +58,20 @@ struct Serve: AsyncParsableCommand {
             loaded = try LoadedConfiguration.load(path: path)
         } catch {
             printError("error: \(error)")
-            throw ExitCode(1)
+            throw Self.configurationError
+        }
+        if strict {
+            // check-config's report, once, where the operator looks: the journal.
+            let check = ConfigCheck.run(loaded, loader: KeyLoader())
+            if !check.errors.isEmpty {
+                printError(String(check.report.dropLast()))
+                // The report shows most errors under their section already: the rest, once.
+                for error in check.errors where !check.report.contains(error.message) { printError("error: \(error)") }
+                printError(
+                    "error: not starting: the configuration has \(check.errors.count == 1 ? "an error" : "\(check.errors.count) errors") (exit status 78, not restarted); fix it, check it with check-config, then start again"
+                )
+                throw Self.configurationError
+            }
         }
         let level = Logger.Level(rawValue: logLevel ?? loaded.configuration.logLevel) ?? .info
         bootstrapLogging(level: level)
@@ -64,6 +89,9 @@ struct Serve: AsyncParsableCommand {
             try await group.run()
         } catch let error as ExitCode {
             throw error
+        } catch let error as ConfigError {
+            printError("error: \(error)")
+            throw Self.configurationError
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
@@ -101,7 +129,7 @@ struct Serve: AsyncParsableCommand {
             return SocketServer.Listener(descriptor: fd, removeOnExit: nil)
         }
         let socket = loaded.configuration.socket
-        if let problem = loaded.socketProblems.first { throw ValidationError("\(problem)") }
+        if let problem = loaded.socketProblems.first { throw problem }
         let created = UnixListener.missingDirectory(of: socket.path)
         let fd = try UnixListener.make(path: socket.path, mode: mode_t(socket.mode), group: socket.group.flatMap { Accounts.gid(of: $0) }.map { gid_t($0) })
         if let created {

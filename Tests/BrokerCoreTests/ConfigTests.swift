@@ -2,6 +2,7 @@ import BrokerCore
 import BrokerCrypto
 import BrokerTestSupport
 import Foundation
+import Logging
 import Testing
 
 @Suite("Configuration", .sharedKeys)
@@ -141,10 +142,10 @@ struct ConfigTests {
             name: "unknown key source", yaml: base.replacingOccurrences(of: "encoded_jwk_file:", with: "jwk_file:"),
             code: .unknownKey, keyPath: "profiles.notifications.key.jwk_file", mentions: "unknown key"),
         Invalid(
-            name: "missing client id", yaml: base.replacingOccurrences(of: "    client_id: 2f3c9a1e-0000-4000-8000-000000000000\n", with: ""),
+            name: "missing client id", yaml: base.replacingOccurrences(of: "    client_id: 2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17\n", with: ""),
             code: .missingKey, keyPath: "profiles.notifications.client_id", mentions: "client id is required"),
         Invalid(
-            name: "empty client id", yaml: base.replacingOccurrences(of: "2f3c9a1e-0000-4000-8000-000000000000", with: "\"\""),
+            name: "empty client id", yaml: base.replacingOccurrences(of: "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17", with: "\"\""),
             code: .invalidValue, keyPath: "profiles.notifications.client_id", mentions: "must not be empty"),
         Invalid(
             name: "empty scope list", yaml: base.replacingOccurrences(of: "[altinn:serviceowner/notifications.create]", with: "[]"),
@@ -259,6 +260,9 @@ struct ConfigTests {
             name: "broken YAML", yaml: "profiles:\n  notifications: [\n",
             code: .yamlSyntax, keyPath: "", mentions: "YAML syntax error"),
         Invalid(
+            name: "a tab for indentation", yaml: base.replacingOccurrences(of: "\n    scopes:", with: "\n\tscopes:"),
+            code: .yamlSyntax, keyPath: "", mentions: "holds a tab character, and YAML indents with spaces only: replace the tab with spaces"),
+        Invalid(
             name: "rotation duration without a unit it knows", yaml: base + "\n    rotation:\n      every: 3 months",
             code: .invalidValue, keyPath: "profiles.notifications.rotation.every", mentions: "not a duration"),
         Invalid(
@@ -292,6 +296,19 @@ struct ConfigTests {
         if invalid.code != .empty && invalid.code != .yamlSyntax || invalid.name == "broken YAML" {
             #expect(error?.line != nil, "errors tied to a line give it: \(error?.description ?? "")")
         }
+    }
+
+    @Test("a client id still the example's placeholder is warned of, by check-config and serve alike")
+    func placeholderClientID() throws {
+        let fixture = try ConfigFixture()
+        let placeholder = ConfigFixture.profile.replacingOccurrences(of: "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17", with: "2f3c9a1e-0000-4000-8000-000000000000")
+        let loaded = try LoadedConfiguration.load(path: fixture.write(placeholder), loader: KeyLoader(environment: [:]))
+        let warnings = loaded.warnings(logLevel: .info)
+        #expect(warnings.map(\.code) == [.placeholder])
+        #expect(warnings.first?.keyPath == "profiles.notifications.client_id")
+        #expect(warnings.first?.message.contains("set it to your integration's id from Samarbeidsportalen") == true)
+        let real = try LoadedConfiguration.load(path: fixture.write(ConfigFixture.profile), loader: KeyLoader(environment: [:]))
+        #expect(real.warnings(logLevel: .info).isEmpty)
     }
 
     @Test("a missing file is named")

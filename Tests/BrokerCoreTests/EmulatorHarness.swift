@@ -22,7 +22,7 @@ struct EmulatorHarness {
         defer { task.cancel() }
         server.emulator.register(
             RegisteredClient(
-                clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [scope],
+                clientID: "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17", scopes: [scope],
                 keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid", alg: nil).utf8)).publicPart]
             ))
         return try await body(EmulatorHarness(server: server, fixture: try ConfigFixture()))

@@ -23,7 +23,7 @@ struct ConfigFixture {
         profiles:
           notifications:
             environment: tt02
-            client_id: 2f3c9a1e-0000-4000-8000-000000000000
+            client_id: 2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17
             scopes: [altinn:serviceowner/notifications.create]
             key:
               encoded_jwk_file: notifications.jwk

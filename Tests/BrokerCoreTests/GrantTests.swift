@@ -38,7 +38,7 @@ struct GrantTests {
         let claims = try decode(parts[1])
         #expect(Set(claims.keys) == ["aud", "iss", "iat", "exp", "jti", "scope"], "no extra claims: Maskinporten refuses them")
         #expect(claims["aud"] as? String == "https://test.maskinporten.no/")
-        #expect(claims["iss"] as? String == "2f3c9a1e-0000-4000-8000-000000000000")
+        #expect(claims["iss"] as? String == "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17")
         #expect(claims["scope"] as? String == "altinn:serviceowner/notifications.create")
         let iat = try #require(claims["iat"] as? Int)
         let exp = try #require(claims["exp"] as? Int)

@@ -1,5 +1,6 @@
 import BrokerCore
 import BrokerCrypto
+import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Testing
@@ -87,12 +88,12 @@ struct KeyLoaderTests {
             "[Unit]\nLoadCredential=ignored:/x\n[Service]\nLoadCredential=notifications-jwk:/packaged/path\nLoadCredential=other:/o\n", mode: 0o644)
         // A drop-in of the operator's moves the file; another clears and sets the list.
         try root.write("lib/maskinporten-broker.service.d/10-move.conf", "[Service]\nLoadCredential=notifications-jwk:\(keyFile)\n", mode: 0o644)
-        #expect(UnitCredentials.load(searchPath: [etc, lib]) == ["notifications-jwk": keyFile, "other": "/o"])
+        #expect(ServiceUnit.load(searchPath: [etc, lib])?.credentials == ["notifications-jwk": keyFile, "other": "/o"])
         try root.write(
             "etc/maskinporten-broker.service.d/20-only.conf", "[Service]\nLoadCredential=\nLoadCredential=notifications-jwk:\(keyFile)\n", mode: 0o644)
-        let found = UnitCredentials.load(searchPath: [etc, lib])
+        let found = try #require(ServiceUnit.load(searchPath: [etc, lib])?.credentials)
         #expect(found == ["notifications-jwk": keyFile])
-        #expect(UnitCredentials.load(searchPath: [root.path("none")]).isEmpty)
+        #expect(ServiceUnit.load(searchPath: [root.path("none")]) == nil)
 
         let (profile, path) = try profile(fixture, key: "      encoded_jwk_credential: notifications-jwk")
         let loader = KeyLoader(environment: [:], unitCredentials: found)
@@ -107,6 +108,44 @@ struct KeyLoaderTests {
             error?.message
                 == "$CREDENTIALS_DIRECTORY is not set, and maskinporten-broker.service loads no credential named elsewhere (it loads notifications-jwk): systemd sets it for units with LoadCredential=elsewhere:PATH; outside systemd use encoded_jwk_file"
         )
+    }
+
+    @Test("check-config by root checks the files serve reads as the unit's user, naming the user, what is in the way and the fix")
+    func filesCheckedAsTheServiceUser() throws {
+        let fixture = try ConfigFixture()
+        let path = try fixture.write(ConfigFixture.profile)
+        let keyFile = fixture.keyPath
+        let unit = ServiceUnit(user: "nobody")
+        #expect(unit.otherReader?.name == "nobody")
+        let loader = KeyLoader(environment: [:])
+        #expect(ConfigCheck.run(path: path, loader: loader).errors.isEmpty, "as root, without the unit, nothing is in the way")
+
+        // The directory (0700, root's) keeps nobody from the configuration and the key alike.
+        let blocked = ConfigCheck.run(path: path, loader: loader, unit: unit)
+        #expect(blocked.errors.map(\.keyPath) == ["", "profiles.notifications.key.encoded_jwk_file"])
+        let directory = fixture.directory.url.path
+        #expect(
+            blocked.errors.first?.message
+                == "\(path) cannot be read by nobody, the user maskinporten-broker.service runs as: the directory \(directory) (root:root, mode 0700) does not let it through; keep the file in a directory it may enter, such as /etc/maskinporten-broker"
+        )
+        #expect(blocked.report.contains("files checked as nobody, the user maskinporten-broker.service runs as\n"), "\(blocked.report)")
+
+        // A key only root may read (keygen's 0600) is named with the fix, the credential form too.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
+        let rootOnly = ConfigCheck.run(path: path, loader: loader, unit: unit)
+        #expect(rootOnly.errors.map(\.code) == [.serviceAccess])
+        #expect(
+            rootOnly.errors.first?.message
+                == "\(keyFile) cannot be read by nobody, the user maskinporten-broker.service runs as: it is \(keyFile) (root:root, mode 0600); run: chown root:nogroup \(keyFile) && chmod 0640 \(keyFile); or load it as the unit's credential (key: { encoded_jwk_credential: NAME } with LoadCredential=NAME:\(keyFile) in the unit), as the example configuration does"
+        )
+        #expect(rootOnly.report.contains("profile notifications\n"))
+        #expect(rootOnly.report.hasSuffix("1 error: 1 in profiles\n"), "\(rootOnly.report)")
+
+        // The fix it gives works, for the service's user and for the key file rule alike.
+        #expect(chown(keyFile, 0, try #require(BrokerPOSIX.Accounts.gid(of: "nogroup"))) == 0)
+        #expect(chmod(keyFile, 0o640) == 0)
+        let fixed = ConfigCheck.run(path: path, loader: loader, unit: unit)
+        #expect(fixed.errors.isEmpty, "\(fixed.errors)")
     }
 
     @Test("kid: override, selection from a JWK Set, and a JWK without kid")

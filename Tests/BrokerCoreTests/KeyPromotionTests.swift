@@ -137,7 +137,7 @@ struct KeyPromotionTests {
     static func registerBothKeys(_ harness: EmulatorHarness) throws {
         harness.emulator.register(
             RegisteredClient(
-                clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: [EmulatorHarness.scope],
+                clientID: "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17", scopes: [EmulatorHarness.scope],
                 keys: [
                     try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart,
                     try JWK.parseEncoded(Array(Keys.other2048.jwkJSON(kid: "new-kid").utf8)).publicPart,

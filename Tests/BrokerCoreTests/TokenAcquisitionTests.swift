@@ -238,7 +238,7 @@ struct TokenAcquisitionTests {
         try await EmulatorHarness.with { harness in
             harness.emulator.register(
                 RegisteredClient(
-                    clientID: "2f3c9a1e-0000-4000-8000-000000000000", scopes: ["other:scope"],
+                    clientID: "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17", scopes: ["other:scope"],
                     keys: [try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart]))
             let (broker, cache) = try harness.broker()
             defer { Task { await broker.shutdown() } }

@@ -9,7 +9,7 @@ import Testing
 @Suite("EncodedJwk: recognised wrong inputs", .sharedKeys)
 struct RecognisedInputTests {
     static let privatePEM =
-        "this is a PEM file (-----BEGIN PRIVATE KEY-----), not an EncodedJwk. A PEM private key belongs in key.private_key_file, with its business certificate in key.certificate_file; a key registered in Samarbeidsportalen by kid is given as an EncodedJwk (Base64 of the private JWK), which `maskinporten-broker keygen --out FILE` makes"
+        "this is a PEM file (-----BEGIN PRIVATE KEY-----), not an EncodedJwk. A PEM private key belongs in key.private_key_file, with its business certificate in key.certificate_file; a key registered in Samarbeidsportalen by kid is given as an EncodedJwk (Base64 of the private JWK), which `maskinporten-broker keygen --from THIS_FILE --out FILE` makes of this key"
     static let publicArray =
         "this is a JSON array of public keys, as Samarbeidsportalen shows them: the public part, which Maskinporten holds. The broker signs with the private part: give the EncodedJwk that was made with it (Base64 of the private JWK, with \"d\"), or make a new pair with `maskinporten-broker keygen --out FILE` and register its public part"
 

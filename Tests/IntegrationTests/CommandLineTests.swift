@@ -25,7 +25,7 @@ struct CommandLineTests {
                 profiles:
                   notifications:
                     environment: tt02
-                    client_id: 2f3c9a1e-0000-4000-8000-000000000000
+                    client_id: 2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17
                     scopes: [altinn:serviceowner/notifications.create]
                     key:
                       encoded_jwk_file: notifications.jwk
@@ -58,7 +58,7 @@ struct CommandLineTests {
         let out = result.output
         #expect(
             out.contains(
-                "profile notifications\n  environment:  tt02 (aud https://test.maskinporten.no/, token endpoint https://test.maskinporten.no/token)\n  client id:    2f3c9a1e-0000-4000-8000-000000000000\n  kid:          cli-kid\n  key:          RSA 2048 bits, EncodedJwk file \(setup.directory.path("notifications.jwk"))\n  algorithm:    RS384\n"
+                "profile notifications\n  environment:  tt02 (aud https://test.maskinporten.no/, token endpoint https://test.maskinporten.no/token)\n  client id:    2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17\n  kid:          cli-kid\n  key:          RSA 2048 bits, EncodedJwk file \(setup.directory.path("notifications.jwk"))\n  algorithm:    RS384\n"
             ), "\(out)")
         #expect(out.contains("profile business\n  environment:  prod (aud https://maskinporten.no/"), "\(out)")
         #expect(
@@ -132,13 +132,22 @@ struct CommandLineTests {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "LISTEN_FDS")
         let serve = try await BrokerExecutable.run(["serve", "--config", setup.config], environment: environment)
-        #expect(serve.status == 1)
+        #expect(serve.status == 78, "EX_CONFIG, which the unit does not restart")
         #expect(serve.errorOutput.contains(refusal), "\(serve.errorOutput)")
 
         // ...and, given a directory it may use, warns of the unknown user in the same words.
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: open)
         let fixed = try await BrokerExecutable.run(["check-config", "--config", setup.config])
         #expect(fixed.output.hasSuffix("1 error: 1 in platform_access_tokens; 1 warning: 1 in profiles\n"), "\(fixed.output)")
+        // serve --strict, as the unit runs it, refuses what check-config calls an error: its
+        // report once, and exit 78. Without --strict the others are served.
+        let strict = try await BrokerExecutable.run(["serve", "--strict", "--config", setup.config], environment: environment)
+        #expect(strict.status == 78)
+        #expect(strict.errorOutput.contains(fixed.output.dropLast()), "\(strict.errorOutput)")
+        #expect(strict.errorOutput.components(separatedBy: "missing.key does not exist").count == 2, "said once: \(strict.errorOutput)")
+        #expect(
+            strict.errorOutput.hasSuffix(
+                "error: not starting: the configuration has an error (exit status 78, not restarted); fix it, check it with check-config, then start again\n"))
         let daemon = try RunningProcess(try BrokerExecutable.path, ["serve", "--config", setup.config], environment: environment)
         let log = try await daemon.waitForOutput(containing: "allow list names")
         #expect(log.contains("level=warning msg=\"\(unknown)\" key=profiles.notifications.allow"), "\(log)")

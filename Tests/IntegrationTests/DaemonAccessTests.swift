@@ -67,6 +67,15 @@ struct DaemonAccessTests {
         let outside = try await curlAs(outsider, "/healthz")
         #expect(outside.status != 0)
         #expect(outside.errorOutput.lowercased().contains("permission denied") || outside.errorOutput.contains("Couldn't connect"))
+        // The client command says which group to join, and how.
+        let outsideClient = try await Command.run(
+            "runuser", ["-u", outsider, "--", try BrokerExecutable.path, "token", "notifications", "--socket", harness.socketPath])
+        #expect(outsideClient.status == 1)
+        #expect(
+            outsideClient.errorOutput.contains(
+                "Permission denied (only the socket's group, \(socketGroup), may connect: add this user to it, as SupplementaryGroups=\(socketGroup) in a service's unit"
+            ),
+            "\(outsideClient.errorOutput)")
 
         // Denials are audited with the peer's ids.
         let uid = try await Command.run("id", ["-u", denied]).output.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -6,7 +6,7 @@ import Testing
 /// as an operator runs it.
 final class DaemonHarness: @unchecked Sendable {
     static let key: TestKey = SharedKeys.key("harness")
-    static let clientID = "2f3c9a1e-0000-4000-8000-000000000000"
+    static let clientID = "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17"
 
     /// A profile the emulator refuses (its scope is not allowed), for upstream_rejected answers.
     static let refusedProfile = """

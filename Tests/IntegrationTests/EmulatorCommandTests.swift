@@ -38,6 +38,11 @@ struct EmulatorCommandTests {
         let registered = try await curl(
             "-X", "POST", "-H", "Content-Type: application/json", "--data", client, "-w", "\n%{http_code}", "\(base)/_emulator/clients")
         #expect(registered.output.hasSuffix("\n201"), "\(registered.output)")
+        // keygen's array pasted inside the placeholder's brackets: the nesting is named.
+        let nested = try await curl(
+            "-X", "POST", "--data", client.replacingOccurrences(of: "\"keys\":[", with: "\"keys\":[[").replacingOccurrences(of: "}]}", with: "}]]}"),
+            "\(base)/_emulator/clients")
+        #expect(nested.output.contains("holds an array inside its array"), "\(nested.output)")
 
         // A grant from sign-grant, posted with curl as docs/emulator.md shows.
         try scratch.write("key.jwk", Self.key.encodedJwk(kid: "emu-kid", alg: nil))
@@ -104,6 +109,22 @@ struct EmulatorCommandTests {
         let keyMode = try FileManager.default.attributesOfItem(atPath: stateDir + "/signing-key.pem")[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
         #expect(try await process.stop(SIGINT) == 0)
+    }
+
+    @Test("a port in use is named with the fix, in words, not NIO's")
+    func portInUse() async throws {
+        let first = try RunningProcess(try BrokerExecutable.daemonPath, ["emulator", "--listen", "127.0.0.1:0"])
+        let banner = try await first.waitForOutput(containing: "token endpoint")
+        let address = try #require(banner.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: "/").last)
+        let result = try await BrokerExecutable.run(["emulator", "--listen", String(address)])
+        #expect(result.status == 1)
+        let portText = try #require(address.split(separator: ":").last)
+        let port = try #require(Int(portText))
+        #expect(
+            result.errorOutput
+                == "error: the emulator could not listen on \(address): Address already in use: another program (an emulator still running?) listens there; stop it, or choose another port with --listen 127.0.0.1:\(port + 1)\n"
+        )
+        #expect(try await first.stop(SIGINT) == 0)
     }
 
     @Test("the emulator refuses to listen beyond loopback")

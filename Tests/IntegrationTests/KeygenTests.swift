@@ -6,7 +6,7 @@ import Testing
 /// part is what gets registered, and openssl (not the broker) checks the grants it signs.
 @Suite("keygen", .sharedKeys)
 struct KeygenTests {
-    static let clientID = "2f3c9a1e-0000-4000-8000-000000000000"
+    static let clientID = "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17"
 
     /// A profile using `keyFile` against an emulator at `emulatorURL` (or tt02).
     static func config(in directory: TemporaryDirectory, keyFile: String, emulatorURL: String? = nil, kid: String? = nil) throws -> String {
@@ -140,6 +140,63 @@ struct KeygenTests {
         let header = try #require(try Self.json(headerText) as? [String: Any])
         #expect(header["kid"] as? String == "pem-kid")
         #expect(try await Self.opensslVerify(jws: jws, publicKey: publicKey, in: directory).contains("Verified OK"))
+    }
+
+    @Test("keygen --from turns a key made elsewhere (PEM, PKCS#1 or PKCS#8, or a private JWK) into the EncodedJwk, and refuses what is no private key")
+    func fromExistingKey() async throws {
+        let key = SharedKeys.key("harness")
+        let directory = try TemporaryDirectory(prefix: "keygen-from")
+        let n = try #require(key.jwkMembers()["n"])
+
+        // An RSA key as PEM, in both forms: the kid given, the public part printed, the file 0600.
+        for (name, pem) in [("pkcs8", key.pkcs8Path), ("pkcs1", try #require(key.pkcs1Path))] {
+            let out = directory.path("\(name).jwk")
+            let made = try await BrokerExecutable.run(["keygen", "--from", pem, "--out", out, "--kid", "registered"])
+            #expect(made.status == 0, "\(made.errorOutput)")
+            #expect(made.output.hasPrefix("[{") && made.output.contains("\"n\":\"\(n)\"") && !made.output.contains("\"d\""), "\(made.output)")
+            #expect(made.errorOutput.contains("wrote \(out) (mode 0600) from \(pem): RSA 2048 bits, kid registered"), "\(made.errorOutput)")
+            let written = try Self.privateKeys(out)
+            #expect(written.map { $0["kid"] as? String } == ["registered"])
+            #expect(written.first?["n"] as? String == n && written.first?["d"] != nil && written.first?["use"] as? String == "sig")
+            #expect((try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int) == 0o600)
+        }
+
+        // A private JWK as a JWK generator writes it: its own kid and alg are kept, and the
+        // result signs grants openssl verifies with the original public key.
+        let jwkFile = try directory.write("mkjwk.json", key.jwkJSON(kid: "mkjwk-kid", alg: "RS384"), mode: 0o600)
+        let fromJWK = try await BrokerExecutable.run(["keygen", "--from", jwkFile, "--out", directory.path("jwk.jwk")])
+        #expect(fromJWK.status == 0, "\(fromJWK.errorOutput)")
+        #expect(try Self.privateKeys(directory.path("jwk.jwk")).first?["kid"] as? String == "mkjwk-kid")
+        #expect(try Self.privateKeys(directory.path("jwk.jwk")).first?["alg"] as? String == "RS384")
+        let config = try Self.config(in: directory, keyFile: "jwk.jwk")
+        let grant = try await BrokerExecutable.run(["sign-grant", "notifications", "--config", config])
+        #expect(grant.status == 0, "\(grant.errorOutput)")
+        let pieces = grant.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").map(String.init)
+        let signature = try directory.write("grant.sig", try TestKey.decodeBase64url(pieces[2]))
+        let message = try directory.write("grant.signed", Data("\(pieces[0]).\(pieces[1])".utf8))
+        let verified = try await Command.openssl("dgst", "-sha384", "-verify", key.publicPath, "-signature", signature, message)
+        #expect(verified.output.contains("Verified OK"), "\(verified.output)")
+
+        // What is no private key is named; nothing is written; the existing file is kept.
+        let publicArray = try directory.write("public.json", "[\(key.jwkJSON(kid: "k", dropping: ["d", "p", "q", "dp", "dq", "qi"]))]")
+        let encoded = try directory.write("already.jwk", key.encodedJwk(kid: "k"))
+        let cases: [([String], String)] = [
+            (["--from", publicArray], "this is a JSON array of public keys"),
+            (["--from", key.publicPath], "a public key"),
+            (["--from", encoded], "is an EncodedJwk already: give it to the profile as it is"),
+            (["--from", key.pkcs8Path, "--bits", "4096"], "--bits is for a new key"),
+            (["--from", directory.path("none.pem")], "cannot be read"),
+        ]
+        for (arguments, expected) in cases {
+            let refused = try await BrokerExecutable.run(["keygen", "--out", directory.path("refused.jwk")] + arguments)
+            #expect(refused.status != 0, "\(arguments)")
+            #expect(refused.errorOutput.contains(expected), "\(arguments): \(refused.errorOutput)")
+            #expect(!FileManager.default.fileExists(atPath: directory.path("refused.jwk")), "\(arguments)")
+        }
+        let again = try await BrokerExecutable.run(["keygen", "--from", key.pkcs8Path, "--out", directory.path("pkcs8.jwk")])
+        #expect(again.errorOutput.contains("keygen never overwrites a key"), "\(again.errorOutput)")
+        let twice = try await BrokerExecutable.run(["keygen", "--from", key.pkcs8Path, "--out", directory.path("pkcs8.jwk"), "--add-to", "--kid", "other"])
+        #expect(twice.errorOutput.contains("already holds this key (kid registered)"), "\(twice.errorOutput)")
     }
 
     @Test("keygen never overwrites; --force replaces; --add-to appends up to Maskinporten's 5 keys")

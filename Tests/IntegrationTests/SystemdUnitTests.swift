@@ -41,6 +41,12 @@ struct SystemdUnitTests {
         let service = try String(contentsOf: Self.unitDirectory.appendingPathComponent("maskinporten-broker.service"), encoding: .utf8)
         for line in [
             "Type=notify", "WatchdogSec=", "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'", "User=maskinporten-broker",
+            // A configuration error is final: serve --strict exits 78, which is not restarted; a
+            // reload checks first, so that a refused one fails visibly; other failures stop
+            // after 5 starts in 30 s (RestartSec=2s would never reach systemd's 5 in 10 s).
+            "ExecStart=/usr/bin/maskinporten-brokerd serve --strict --config /etc/maskinporten-broker/broker.yaml", "RestartPreventExitStatus=78",
+            "ExecReload=/usr/bin/maskinporten-brokerd check-config --quiet --config /etc/maskinporten-broker/broker.yaml",
+            "StartLimitIntervalSec=30s", "StartLimitBurst=5",
             "ConfigurationDirectory=maskinporten-broker", "LoadCredential=notifications-jwk:", "NoNewPrivileges=yes",
         ] {
             #expect(service.contains(line), "\(line)")
@@ -49,6 +55,9 @@ struct SystemdUnitTests {
         let settings = service.split(separator: "\n").filter { !$0.hasPrefix("#") }
         #expect(!settings.contains { $0.hasPrefix("RuntimeDirectory") }, "a RuntimeDirectory would take the socket from its group at every start")
         #expect(!settings.contains { $0.contains("/bin/kill") }, "procps is not on a minimal system")
+        #expect(!settings.contains { $0.hasPrefix("ExecStartPre=") }, "systemd applies RestartPreventExitStatus= to the main process only")
+        let reloads = settings.filter { $0.hasPrefix("ExecReload=") }
+        #expect(reloads.count == 2 && reloads[0].contains("check-config"), "the check runs before the signal: \(reloads)")
         #expect(settings.contains("SystemCallFilter=setpriority") && settings.contains("LimitNICE=-4"), "libdispatch may set its threads' nice values")
         let socket = try String(contentsOf: Self.unitDirectory.appendingPathComponent("maskinporten-broker.socket"), encoding: .utf8)
         for line in ["ListenStream=/run/maskinporten-broker/broker.sock", "SocketMode=0660", "SocketGroup=maskinporten"] {

@@ -153,6 +153,25 @@ checks_phase() {
     if wait_for 15 test "$(as notifier /v1/token/second)" = 200; then pass "the reloaded configuration is served"; else fail "the reloaded configuration is served" "$(cat /tmp/body)"; fi
     equal "reload keeps the process" "$(show $unit MainPID)" "$pid"
 
+    # A reload of a configuration that would be refused fails where the operator looks (the
+    # exit status of systemctl reload), and the running configuration keeps serving.
+    cp /etc/maskinporten-broker/broker.yaml /root/good.yaml
+    printf 'profiles:\n  notifications: [\n' > /etc/maskinporten-broker/broker.yaml
+    local reload
+    if reload=$(systemctl reload $unit 2>&1); then
+        fail "systemctl reload of a broken configuration fails" "it exited 0: $reload"
+    else
+        pass "systemctl reload of a broken configuration fails"
+    fi
+    equal "a refused reload keeps the process" "$(show $unit MainPID)" "$pid"
+    equal "a refused reload keeps serving" "$(as notifier /v1/token/second)" 200
+    if journalctl -b -u $unit -o cat --no-pager | grep -q "error: /etc/maskinporten-broker/broker.yaml:.*YAML syntax error"; then
+        pass "the journal says why the reload was refused"
+    else
+        fail "the journal says why the reload was refused" "$(journalctl -b -u $unit -o cat --no-pager | tail -5)"
+    fi
+    cp /root/good.yaml /etc/maskinporten-broker/broker.yaml
+
     run "systemctl restart succeeds" systemctl restart $unit
     wait_for 15 serving
     equal "after a restart the socket keeps its group and mode" "$(owners $socket)" "maskinporten-broker maskinporten 660"
@@ -266,6 +285,53 @@ checks_phase() {
     fi
     rm -rf /run/systemd/system/$unit.d
     systemctl daemon-reload
+
+    # The operator's first mistakes, under systemd. A key file root made with keygen (0600) and
+    # named by encoded_jwk_file: check-config, by hand as root, checks it as the service's user.
+    systemctl reset-failed $unit maskinporten-broker.socket
+    config "" | sed 's|key: { encoded_jwk_credential: notifications-jwk }|key: { encoded_jwk_file: /etc/maskinporten-broker/credentials/notifications.jwk }|' \
+        > /etc/maskinporten-broker/broker.yaml
+    local check
+    check=$(maskinporten-broker check-config 2>&1)
+    if [ $? = 1 ] && echo "$check" | grep -q "cannot be read by maskinporten-broker, the user maskinporten-broker.service runs as: the directory /etc/maskinporten-broker/credentials (root:root, mode 0700)"; then
+        pass "check-config by hand refuses a key in root's credentials directory, naming the service's user"
+    else
+        fail "check-config by hand refuses a key in root's credentials directory, naming the service's user" "$check"
+    fi
+    install -m 0600 /e2e/notifications.jwk /etc/maskinporten-broker/notifications.jwk
+    sed -i 's|/etc/maskinporten-broker/credentials/notifications.jwk|/etc/maskinporten-broker/notifications.jwk|' /etc/maskinporten-broker/broker.yaml
+    check=$(maskinporten-broker check-config 2>&1)
+    if [ $? = 1 ] && echo "$check" | grep -qF "run: chown root:maskinporten-broker /etc/maskinporten-broker/notifications.jwk && chmod 0640 /etc/maskinporten-broker/notifications.jwk"; then
+        pass "check-config by hand refuses a root-only key file, naming the service's user and the fix"
+    else
+        fail "check-config by hand refuses a root-only key file, naming the service's user and the fix" "$check"
+    fi
+
+    # What check-config refused, the service refuses: failed at once (exit 78), not restarted.
+    restarts=$(show $unit NRestarts)
+    systemctl restart $unit >/dev/null 2>&1
+    sleep 7
+    equal "a refused configuration leaves the unit failed" "$(show $unit ActiveState)" failed
+    equal "the daemon exited 78 (EX_CONFIG)" "$(show $unit ExecMainStatus)" 78
+    equal "a refused configuration is not restarted" "$(show $unit NRestarts)" "$restarts"
+    equal "the journal names the service's user once" "$(journalctl -b -u $unit -o cat --no-pager | grep -c 'notifications.jwk cannot be read by maskinporten-broker, the user this runs as')" 1
+    # A client meanwhile (socket activation tries once more, and fails the same way) is told
+    # where to look.
+    local health
+    health=$(runuser -u notifier -- maskinporten-broker health 2>&1)
+    if [ $? = 1 ] && echo "$health" | grep -q "systemctl status maskinporten-broker"; then
+        pass "a client of a daemon that fails to start is pointed at systemctl status"
+    else
+        fail "a client of a daemon that fails to start is pointed at systemctl status" "$health"
+    fi
+
+    # The fix check-config gave makes it pass, and then the service starts.
+    chown root:maskinporten-broker /etc/maskinporten-broker/notifications.jwk
+    chmod 0640 /etc/maskinporten-broker/notifications.jwk
+    run "check-config passes with the fix it gave" maskinporten-broker check-config
+    systemctl reset-failed $unit maskinporten-broker.socket
+    systemctl start maskinporten-broker.socket $unit
+    if wait_for 15 serving; then pass "check-config's ok means the service starts"; else fail "check-config's ok means the service starts" "$(show $unit ActiveState) $(cat /tmp/body)"; fi
 
     # Removal keeps the configuration; purge removes it.
     run "apt removes the package" apt-get remove -y maskinporten-broker

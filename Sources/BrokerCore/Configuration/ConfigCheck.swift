@@ -13,8 +13,9 @@ public struct ConfigCheck: Sendable {
     public var warnings: [ConfigError] = []
 
     /// Checks the file at `path`, loading keys with `loader`. Problems with one profile's key do
-    /// not stop the others from being checked.
-    public static func run(path: String, loader: KeyLoader = KeyLoader()) -> ConfigCheck {
+    /// not stop the others from being checked. With the installed `unit`, the files `serve`
+    /// reads are checked as the user the unit runs it as, when that is another user.
+    public static func run(path: String, loader: KeyLoader = KeyLoader(), unit: ServiceUnit? = nil) -> ConfigCheck {
         let loaded: LoadedConfiguration
         do {
             loaded = try LoadedConfiguration.load(path: path, loader: loader)
@@ -23,13 +24,33 @@ public struct ConfigCheck: Sendable {
         } catch {
             return ConfigCheck(report: "", errors: [ConfigError(.unreadableFile, file: path, keyPath: "", "\(error)")])
         }
+        return run(loaded, loader: loader, unit: unit)
+    }
+
+    /// Checks a configuration already loaded (with `loader`): what `serve --strict` refuses to
+    /// start with, in check-config's words.
+    public static func run(_ loaded: LoadedConfiguration, loader: KeyLoader, unit: ServiceUnit? = nil) -> ConfigCheck {
         let configuration = loaded.configuration
+        let path = configuration.file
         let warnings = loaded.warnings(logLevel: Logger.Level(rawValue: configuration.logLevel) ?? .info)
         let socketProblems = loaded.socketProblems
         var lines = ["configuration \(path)"]
         if loader.readsUnitCredentials, configuration.profiles.contains(where: { if case .encodedJwkCredential = $0.keySource { true } else { false } }) {
             let files = loader.unitCredentials.sorted { $0.key < $1.key }.map { "\($0.key) from \($0.value)" }.joined(separator: ", ")
-            lines.append("credentials as \(UnitCredentials.unit) loads them: \(files)")
+            lines.append("credentials as \(ServiceUnit.name) loads them: \(files)")
+        }
+        var accessProblems: [ConfigError] = []
+        if let unit, let reader = unit.otherReader {
+            accessProblems = loaded.accessProblems(for: reader, unit: unit)
+            lines.append("files checked as \(reader.name), the user \(ServiceUnit.name) runs as")
+            lines += accessProblems.filter { $0.keyPath.isEmpty }.map { "  error:        \($0.message)" }
+        } else if let user = unit?.user, user != "root", FileReader.account(user) == nil {
+            accessProblems.append(
+                ConfigError(
+                    .unknownAccount, file: path, keyPath: "",
+                    "\(ServiceUnit.name) runs as User=\(user), which this host does not have; install the package's sysusers.d file (systemd-sysusers) or correct User="
+                ))
+            lines.append("  error:        \(accessProblems[0].message)")
         }
         let socket = configuration.socket
         lines.append(
@@ -52,6 +73,7 @@ public struct ConfigCheck: Sendable {
                 lines.append("  ca_file:      \(caFile): \(roots) certificate\(roots == 1 ? "" : "s")")
             }
             lines.append("  upstream:     \(describe(environment.proxy))")
+            lines += findingLines(accessProblems, under: "environments.\(environment.name).", "error")
         }
         for profile in configuration.profiles {
             lines.append("profile \(profile.name)")
@@ -60,7 +82,8 @@ public struct ConfigCheck: Sendable {
             } else if let problem = loaded.problems[profile.name] {
                 lines.append("  error:        \(problem.message)")
             }
-            lines += warningLines(warnings, under: "profiles.\(profile.name).")
+            lines += findingLines(accessProblems, under: "profiles.\(profile.name).", "error")
+            lines += findingLines(warnings, under: "profiles.\(profile.name).", "warning")
         }
         for settings in configuration.platformAccessTokens {
             lines.append("platform access token \(settings.name)")
@@ -72,19 +95,20 @@ public struct ConfigCheck: Sendable {
             } else if let problem = loaded.platformAccessTokenProblems[settings.name] {
                 lines.append("  error:        \(problem.message)")
             }
-            lines += warningLines(warnings, under: "platform_access_tokens.\(settings.name).")
+            lines += findingLines(accessProblems, under: "platform_access_tokens.\(settings.name).", "error")
+            lines += findingLines(warnings, under: "platform_access_tokens.\(settings.name).", "warning")
         }
         if let exchange = configuration.idPortenExchange {
             lines.append("id-porten exchange")
             lines.append("  environment:  \(exchange.environment.name) (\(exchange.environment.altinnPlatform ?? "-"))")
             lines.append("  allowed:      \(describe(exchange.allow))")
-            lines += warningLines(warnings, under: "id_porten_exchange.")
+            lines += findingLines(warnings, under: "id_porten_exchange.", "warning")
         }
         lines.append(
             "audit on_overflow \(configuration.audit.onOverflow.rawValue), repeats counted every \(configuration.audit.summaryIntervalSeconds) s, log level \(configuration.logLevel)"
         )
-        lines += warningLines(warnings, under: "audit.")
-        let errors = socketProblems + loaded.allProblems.map(\.error)
+        lines += findingLines(warnings, under: "audit.", "warning")
+        let errors = socketProblems + loaded.allProblems.map(\.error) + accessProblems
         var served = [counted(configuration.profiles.count, "profile")]
         if !configuration.platformAccessTokens.isEmpty { served.append(counted(configuration.platformAccessTokens.count, "platform access token")) }
         if configuration.idPortenExchange != nil { served.append("the ID-porten exchange") }
@@ -108,8 +132,8 @@ public struct ConfigCheck: Sendable {
         "\(count) \(noun)\(count == 1 ? "" : "s")"
     }
 
-    private static func warningLines(_ warnings: [ConfigError], under prefix: String) -> [String] {
-        warnings.filter { $0.keyPath.hasPrefix(prefix) }.map { "  warning:      \($0.message)" }
+    private static func findingLines(_ findings: [ConfigError], under prefix: String, _ kind: String) -> [String] {
+        findings.filter { $0.keyPath.hasPrefix(prefix) }.map { "  \(kind):\(String(repeating: " ", count: 13 - kind.count))\($0.message)" }
     }
 
     /// `through the proxy http://proxy:3128 (from https_proxy in the daemon's environment);

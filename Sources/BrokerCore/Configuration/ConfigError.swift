@@ -37,6 +37,10 @@ public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
         case socketPlace
         /// A setting that has no effect as configured.
         case ineffective
+        /// A file the service's user cannot read.
+        case serviceAccess
+        /// A value still the example's placeholder.
+        case placeholder
     }
 
     /// What kind of problem this is.

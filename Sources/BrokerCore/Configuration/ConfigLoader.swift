@@ -1,4 +1,5 @@
 import BrokerCrypto
+import BrokerPOSIX
 import Foundation
 import Yams
 
@@ -26,7 +27,8 @@ public enum ConfigLoader {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text (permissions?)" : "does not exist"
+            if access(path, R_OK) != 0, errno == EACCES, let denied = KeyLoader.denied(path, file: path, keyPath: "") { throw denied }
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "does not exist"
             throw ConfigError(.unreadableFile, file: path, keyPath: "", "the configuration file \(reason)")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -45,7 +47,7 @@ public enum ConfigLoader {
             }
             root = composed
         } catch let error as YamlError {
-            throw syntaxError(error, file: file)
+            throw syntaxError(error, file: file, yaml: yaml)
         }
         return try ConfigParser(file: file, baseDirectory: baseDirectory, processEnvironment: environment ?? ProcessInfo.processInfo.environment)
             .parse(root)
@@ -53,12 +55,19 @@ public enum ConfigLoader {
 
     /// A YAML syntax error, located, without Yams' echo of the file's text (which could hold
     /// anything the user pasted).
-    private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
+    private static func syntaxError(_ error: YamlError, file: String, yaml: String) -> ConfigError {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
             let detail = context.map { "\($0.text) " } ?? ""
-            return ConfigError(.yamlSyntax, file: file, keyPath: "", line: mark.line, "YAML syntax error at column \(mark.column): \(detail)\(problem)")
+            // libyaml's words for a tab ("found character that cannot start any token") do not
+            // say it is one; editors show a tab as spaces.
+            let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+            let tab =
+                lines.indices.contains(mark.line - 1) && lines[mark.line - 1].contains("\t")
+                ? "; line \(mark.line) holds a tab character, and YAML indents with spaces only: replace the tab with spaces" : ""
+            return ConfigError(
+                .yamlSyntax, file: file, keyPath: "", line: mark.line, "YAML syntax error at column \(mark.column): \(detail)\(problem)\(tab)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             return ConfigError(
                 .yamlSyntax, file: file, keyPath: "", line: context.mark.line,

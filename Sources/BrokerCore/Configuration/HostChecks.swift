@@ -33,7 +33,8 @@ extension AccessList {
 /// so that `check-config` passes exactly what `serve` would start with, in the same words.
 extension LoadedConfiguration {
     /// What `serve` warns about and serves anyway: allow lists naming users or groups this host
-    /// does not have, and settings that have no effect at `logLevel`.
+    /// does not have, a client id still the example's placeholder, and settings that have no
+    /// effect at `logLevel`.
     public func warnings(logLevel: Logger.Level) -> [ConfigError] {
         let file = configuration.file
         var lists: [(String, AccessList?)] = configuration.profiles.map { ("profiles.\($0.name).allow", $0.allow) }
@@ -48,6 +49,13 @@ extension LoadedConfiguration {
                     "allow list names that do not exist on this host are ignored: \(unknown.joined(separator: ", ")); create them (useradd, groupadd) or correct the names"
                 ))
         }
+        for profile in configuration.profiles where Self.placeholderClientIDs.contains(profile.clientID) {
+            warnings.append(
+                ConfigError(
+                    .placeholder, file: file, keyPath: "profiles.\(profile.name).client_id",
+                    "client_id is still the example's placeholder \(profile.clientID); set it to your integration's id from Samarbeidsportalen (\"integrasjonens identifikator\"), or Maskinporten answers invalid_client"
+                ))
+        }
         if configuration.audit.onOverflow == .refuse && logLevel > .info {
             warnings.append(
                 ConfigError(
@@ -57,6 +65,9 @@ extension LoadedConfiguration {
         }
         return warnings
     }
+
+    /// The client ids the shipped examples carry, which no real integration has.
+    static let placeholderClientIDs: Set<String> = ["2f3c9a1e-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000000"]
 
     /// What keeps `serve` from making its socket at `socket.path`: checked when systemd does not
     /// pass the socket in (socket activation makes it instead, and `socket.path` is not used).
@@ -73,5 +84,61 @@ extension LoadedConfiguration {
                     "no group named \(group) on this host; create it (groupadd) or correct the name"))
         }
         return problems
+    }
+}
+
+// MARK: - Files the service reads
+
+extension LoadedConfiguration {
+    /// Every file `serve` reads itself, by the key path that names it: the configuration, key
+    /// and certificate files, trust files; `asCredential` for an EncodedJwk, which could come
+    /// in as a credential instead. Not a credential's file: systemd reads that, as root.
+    public var filesServeReads: [(keyPath: String, path: String, asCredential: Bool)] {
+        var files: [(String, String, Bool)] = [("", configuration.file, false)]
+        for profile in configuration.profiles {
+            let keyPath = "profiles.\(profile.name).key"
+            switch profile.keySource {
+            case .encodedJwkFile(let path): files.append(("\(keyPath).encoded_jwk_file", path, true))
+            case .certificate(let certificate, let privateKey):
+                files += [("\(keyPath).certificate_file", certificate, false), ("\(keyPath).private_key_file", privateKey, false)]
+            case .encodedJwkEnvironment, .encodedJwkCredential: break
+            }
+        }
+        for settings in configuration.platformAccessTokens {
+            let keyPath = "platform_access_tokens.\(settings.name)"
+            files += [("\(keyPath).certificate_file", settings.certificateFile, false), ("\(keyPath).private_key_file", settings.privateKeyFile, false)]
+        }
+        for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
+            if let caFile = environment.caFile { files.append(("environments.\(environment.name).ca_file", caFile, false)) }
+        }
+        return files
+    }
+
+    /// The files `serve` reads that `reader`, the user the service runs as, cannot: what makes
+    /// a `check-config` by root pass and the service then fail. Each names the file or the
+    /// directory in the way, and the fix.
+    public func accessProblems(for reader: FileReader, unit: ServiceUnit) -> [ConfigError] {
+        filesServeReads.compactMap { keyPath, path, asCredential in
+            guard let denial = reader.denial(reading: path) else { return nil }
+            let who = "\(reader.name), the user \(ServiceUnit.name) runs as"
+            return ConfigError(
+                .serviceAccess, file: configuration.file, keyPath: keyPath,
+                Self.unreadable(
+                    path, by: who, denial: denial, group: unit.group ?? Accounts.primaryGroupName(of: reader.name) ?? reader.name, asCredential: asCredential))
+        }
+    }
+
+    /// `PATH cannot be read by WHO: WHAT IS IN THE WAY; run: FIX`: the one wording for a file
+    /// the service's user cannot read, from `check-config` and from `serve` itself.
+    public static func unreadable(_ path: String, by who: String, denial: FileDenial, group: String, asCredential: Bool) -> String {
+        let credential =
+            asCredential
+            ? "; or load it as the unit's credential (key: { encoded_jwk_credential: NAME } with LoadCredential=NAME:\(path) in the unit), as the example configuration does"
+            : ""
+        if denial.isDirectory {
+            return
+                "\(path) cannot be read by \(who): the directory \(denial) does not let it through; keep the file in a directory it may enter, such as /etc/maskinporten-broker\(credential)"
+        }
+        return "\(path) cannot be read by \(who): it is \(denial); run: chown root:\(group) \(path) && chmod 0640 \(path)\(credential)"
     }
 }

@@ -41,6 +41,65 @@ public enum EncodedJwkFile {
         return jwk
     }
 
+    /// The key in the file at `path`, a key made elsewhere, as the private JWK an EncodedJwk
+    /// holds: an RSA private key as PEM (PKCS#8 or PKCS#1, as an earlier integration kept it),
+    /// or a private JWK as JSON (or a JWK Set holding one), as JWK generators such as the one
+    /// Altinn's guide uses make it. The JWK's own kid and alg are kept unless `kid` is given;
+    /// without either, the kid is made as `makeKey` makes it. No creation time is recorded: it
+    /// is not known.
+    public static func importKey(from path: String, kid: String?, now: Date = Date()) throws -> JWK {
+        if let kid { try check(kid: kid) }
+        var data: [UInt8]
+        do {
+            data = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw Failure("\(path) cannot be read: \(Self.reason(error))")
+        }
+        defer { data.resetSecretBytes() }
+        var text = Array(data.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
+        defer { text.resetSecretBytes() }
+        let key: RSAPrivateKey
+        var recorded: (kid: String?, algorithm: SigningAlgorithm) = (nil, .rs256)
+        do {
+            if text.starts(with: Array("-----BEGIN ".utf8)) {
+                let label = String(decoding: text.dropFirst(11).prefix(40).prefix { $0 != UInt8(ascii: "-") }, as: UTF8.self)
+                if label.hasPrefix("ENCRYPTED") {
+                    throw Failure(
+                        "\(path) holds an encrypted private key: decrypt it first (openssl pkey -in \(path) -out PLAIN.pem), give PLAIN.pem to --from, then delete it"
+                    )
+                }
+                // A certificate or a public key: named as what it is, as a key source names it.
+                if !label.hasSuffix("PRIVATE KEY") { _ = try JWK.parseEncoded(text) }
+                key = try RSAPrivateKey(pem: text)
+            } else if text.first == UInt8(ascii: "{") || text.first == UInt8(ascii: "[") {
+                let jwk = try JWK.parseJSON(text)
+                if let use = jwk.use, use != "sig" {
+                    throw Failure("\(path) holds a JWK marked \"use\": \"\(use)\"; Maskinporten grants need a signing key (\"sig\")")
+                }
+                guard jwk.isPrivate else {
+                    throw Failure(
+                        "\(path) holds a public JWK only (no \"d\"): the broker signs with the private part; give the private JWK the generator made, or make a new pair with keygen --out FILE"
+                    )
+                }
+                key = try RSAPrivateKey(jwk: jwk)
+                recorded = (jwk.kid, try jwk.alg.map { try SigningAlgorithm(name: $0) } ?? .rs256)
+            } else if (try? JWK.parseEncodedKeys(text)) != nil {
+                throw Failure("\(path) is an EncodedJwk already: give it to the profile as it is (key.encoded_jwk_file), or copy it with install -m 0600")
+            } else {
+                throw Failure(
+                    "\(path) is neither a PEM private key nor a JWK: --from takes an RSA private key as PEM (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----) or a private JWK as JSON (with \"d\")"
+                )
+            }
+        } catch let error as BrokerCryptoError {
+            throw Failure("\(path): \(error.reason)")
+        }
+        var jwk = try key.privateJWK(kid: kid ?? recorded.kid, algorithm: recorded.algorithm)
+        if jwk.kid == nil {
+            jwk.kid = now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
+        }
+        return jwk
+    }
+
     /// A kid must survive every place it goes: a JWS header, Samarbeidsportalen's form, a log line.
     static func check(kid: String) throws {
         guard !kid.isEmpty, kid.utf8.count <= 100, kid.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }) else {
@@ -77,6 +136,16 @@ public enum EncodedJwkFile {
         }
         if let kid, existing.contains(where: { $0.kid == kid }) {
             throw Failure("\(path) already holds a key with kid \(kid); choose another --kid")
+        }
+        return existing
+    }
+
+    /// `keysToAddTo` for a key already made (an imported one): its kid must be new, and so
+    /// must the key itself.
+    public static func keysToAddTo(_ path: String, key: JWK) throws -> [JWK] {
+        let existing = try keysToAddTo(path, kid: key.kid)
+        if let same = existing.first(where: { $0.thumbprint == key.thumbprint }) {
+            throw Failure("\(path) already holds this key (kid \(same.kid ?? "-")); there is nothing to add")
         }
         return existing
     }

@@ -1,4 +1,5 @@
 public import BrokerCrypto
+import BrokerPOSIX
 public import Foundation
 
 /// One key a profile may sign with: a key of its JWK Set.
@@ -68,7 +69,7 @@ public struct KeyLoader: Sendable {
     /// The time certificates must be valid at.
     public var now: Date
     /// Where credentials are read from when `$CREDENTIALS_DIRECTORY` is not set: the files the
-    /// service unit loads them from (`UnitCredentials`), for `check-config` run by hand.
+    /// service unit loads them from (`ServiceUnit`), for `check-config` run by hand.
     public var unitCredentials: [String: String]
 
     /// A loader reading the current process environment.
@@ -128,7 +129,7 @@ public struct KeyLoader: Sendable {
                 }
                 let unitNote =
                     unitCredentials.isEmpty
-                    ? "" : ", and \(UnitCredentials.unit) loads no credential named \(name) (it loads \(unitCredentials.keys.sorted().joined(separator: ", ")))"
+                    ? "" : ", and \(ServiceUnit.name) loads no credential named \(name) (it loads \(unitCredentials.keys.sorted().joined(separator: ", ")))"
                 throw ConfigError(
                     .invalidKey, file: file, keyPath: sourcePath,
                     "$CREDENTIALS_DIRECTORY is not set\(unitNote): systemd sets it for units with LoadCredential=\(name):PATH; outside systemd use encoded_jwk_file"
@@ -258,9 +259,22 @@ public struct KeyLoader: Sendable {
         try readFile(path, file: file, keyPath: keyPath, checkMode: true)
     }
 
+    /// A file this process may not read, named with its user and the fix, as `check-config`
+    /// names it for the service's user.
+    static func denied(_ path: String, file: String, keyPath: String) -> ConfigError? {
+        let reader = FileReader.current
+        guard let denial = reader.denial(reading: path) else { return nil }
+        return ConfigError(
+            .serviceAccess, file: file, keyPath: keyPath,
+            LoadedConfiguration.unreadable(
+                path, by: "\(reader.name), the user this runs as", denial: denial, group: Accounts.groupName(of: getegid()) ?? "\(getegid())",
+                asCredential: keyPath.hasSuffix(".encoded_jwk_file")))
+    }
+
     private func readFile(_ path: String, file: String, keyPath: String, checkMode: Bool) throws -> [UInt8] {
         var info = stat()
         guard stat(path, &info) == 0 else {
+            if errno == EACCES, let denied = Self.denied(path, file: file, keyPath: keyPath) { throw denied }
             let reason = errno == ENOENT ? "does not exist" : "cannot be read: \(String(cString: strerror(errno)))"
             throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) \(reason)")
         }
@@ -274,7 +288,8 @@ public struct KeyLoader: Sendable {
                 "\(path) holds a private key but is accessible by group or others (mode 0\(mode)); run: chmod 600 \(path)")
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) cannot be opened for reading (permissions?)")
+            throw Self.denied(path, file: file, keyPath: keyPath)
+                ?? ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) cannot be opened for reading: \(String(cString: strerror(errno)))")
         }
         defer { try? handle.close() }
         let data = (try? handle.readToEnd()) ?? Data()

@@ -211,7 +211,7 @@ extension JWK {
         if label.hasSuffix("PRIVATE KEY") {
             throw BrokerCryptoError(
                 .pemInsteadOfJWK,
-                "this is \(what). A PEM private key belongs in key.private_key_file, with its business certificate in key.certificate_file; a key registered in Samarbeidsportalen by kid is given as an EncodedJwk (Base64 of the private JWK), which `maskinporten-broker keygen --out FILE` makes"
+                "this is \(what). A PEM private key belongs in key.private_key_file, with its business certificate in key.certificate_file; a key registered in Samarbeidsportalen by kid is given as an EncodedJwk (Base64 of the private JWK), which `maskinporten-broker keygen --from THIS_FILE --out FILE` makes of this key"
             )
         }
         if label.hasSuffix("CERTIFICATE") {
