@@ -45,7 +45,7 @@ struct SystemdUnitTests {
             // reload checks first, so that a refused one fails visibly; other failures stop
             // after 5 starts in 30 s (RestartSec=2s would never reach systemd's 5 in 10 s).
             "ExecStart=/usr/bin/maskinporten-brokerd serve --strict --config /etc/maskinporten-broker/broker.yaml", "RestartPreventExitStatus=78",
-            "ExecReload=/usr/bin/maskinporten-brokerd check-config --quiet --config /etc/maskinporten-broker/broker.yaml",
+            "ExecReload=+/usr/bin/env -u CREDENTIALS_DIRECTORY /usr/bin/maskinporten-brokerd check-config --quiet --config /etc/maskinporten-broker/broker.yaml",
             "StartLimitIntervalSec=30s", "StartLimitBurst=5",
             "ConfigurationDirectory=maskinporten-broker", "LoadCredential=notifications-jwk:", "NoNewPrivileges=yes",
         ] {

@@ -49,12 +49,7 @@ public enum EncodedJwkFile {
     /// is not known.
     public static func importKey(from path: String, kid: String?, now: Date = Date()) throws -> JWK {
         if let kid { try check(kid: kid) }
-        var data: [UInt8]
-        do {
-            data = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw Failure("\(path) cannot be read: \(Self.reason(error))")
-        }
+        var data = try readSecret(path)
         defer { data.resetSecretBytes() }
         var text = Array(data.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
         defer { text.resetSecretBytes() }
@@ -109,12 +104,7 @@ public enum EncodedJwkFile {
 
     /// The keys in the EncodedJwk file at `path` (a single JWK counts as a set of one).
     public static func readKeys(_ path: String) throws -> [JWK] {
-        var data: [UInt8]
-        do {
-            data = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw Failure("\(path) cannot be read: \(Self.reason(error))")
-        }
+        var data = try readSecret(path)
         defer { data.resetSecretBytes() }
         do {
             return try JWK.parseEncodedKeys(data)
@@ -171,6 +161,15 @@ public enum EncodedJwkFile {
             throw Failure("\(path) exists; keygen never overwrites a key: choose another --out, add the key to it with --add-to, or replace it with --force")
         } catch {
             throw Failure(error.description)
+        }
+    }
+
+    /// The bytes of a key file; the caller wipes them.
+    private static func readSecret(_ path: String) throws -> [UInt8] {
+        do {
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw Failure("\(path) cannot be read: \(Self.reason(error))")
         }
     }
 
