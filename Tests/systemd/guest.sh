@@ -354,8 +354,6 @@ checks_phase() {
     else
         fail "a client of a daemon that fails to start is pointed at systemctl status" "$health"
     fi
-    # The waiting connection made systemd start it again and again: the start limit ends that.
-    equal "socket activation of a refused configuration stops at the start limit" "$(show $unit Result)" start-limit-hit
 
     # The fix check-config gave makes it pass, and then the service starts.
     chown root:maskinporten-broker /etc/maskinporten-broker/notifications.jwk
