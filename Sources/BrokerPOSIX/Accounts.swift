@@ -9,11 +9,7 @@
 public enum Accounts {
     /// The uid of user `name`, nil when the host has no such user.
     public static func uid(of name: String) -> UInt32? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 16_384)
-        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return entry.pw_uid
+        user(named: name)?.uid
     }
 
     /// The gid of group `name`, nil when the host has no such group.

@@ -86,7 +86,7 @@ struct EmulatorCommand: AsyncParsableCommand {
             let reason = String(cString: strerror(error.errnoCode))
             let hint =
                 error.errnoCode == EADDRINUSE
-                ? ": another program (an emulator still running?) listens there; stop it, or choose another port with --listen \(host.contains(":") ? "[\(host)]" : host):\(port == 65535 ? 18081 : port + 1)"
+                ? ": another program (an emulator still running?) listens there; stop it, or choose another port with --listen \(host.contains(":") ? "[\(host)]" : host):\(port < 65535 ? port + 1 : port - 1)"
                 : ""
             printError("error: the emulator could not listen on \(listen): \(reason)\(hint)")
             throw ExitCode(1)

@@ -53,16 +53,17 @@ struct Serve: AsyncParsableCommand {
         let hardening = ProcessHardening.apply()
         ProcessHardening.raiseOpenFileLimit()
         let path = ConfigLoader.resolvePath(explicit: options.config)
+        let loader = KeyLoader()
         let loaded: LoadedConfiguration
         do {
-            loaded = try LoadedConfiguration.load(path: path)
+            loaded = try LoadedConfiguration.load(path: path, loader: loader)
         } catch {
             printError("error: \(error)")
             throw Self.configurationError
         }
         if strict {
             // check-config's report, once, where the operator looks: the journal.
-            let check = ConfigCheck.run(loaded, loader: KeyLoader())
+            let check = ConfigCheck.run(loaded, loader: loader)
             if !check.errors.isEmpty {
                 printError(String(check.report.dropLast()))
                 // The report shows most errors under their section already: the rest, once.

@@ -90,41 +90,18 @@ extension LoadedConfiguration {
 // MARK: - Files the service reads
 
 extension LoadedConfiguration {
-    /// Every file `serve` reads itself, by the key path that names it: the configuration, key
-    /// and certificate files, trust files; `asCredential` for an EncodedJwk, which could come
-    /// in as a credential instead. Not a credential's file: systemd reads that, as root.
-    public var filesServeReads: [(keyPath: String, path: String, asCredential: Bool)] {
-        var files: [(String, String, Bool)] = [("", configuration.file, false)]
-        for profile in configuration.profiles {
-            let keyPath = "profiles.\(profile.name).key"
-            switch profile.keySource {
-            case .encodedJwkFile(let path): files.append(("\(keyPath).encoded_jwk_file", path, true))
-            case .certificate(let certificate, let privateKey):
-                files += [("\(keyPath).certificate_file", certificate, false), ("\(keyPath).private_key_file", privateKey, false)]
-            case .encodedJwkEnvironment, .encodedJwkCredential: break
-            }
-        }
-        for settings in configuration.platformAccessTokens {
-            let keyPath = "platform_access_tokens.\(settings.name)"
-            files += [("\(keyPath).certificate_file", settings.certificateFile, false), ("\(keyPath).private_key_file", settings.privateKeyFile, false)]
-        }
-        for environment in configuration.environments.values.sorted(by: { $0.name < $1.name }) {
-            if let caFile = environment.caFile { files.append(("environments.\(environment.name).ca_file", caFile, false)) }
-        }
-        return files
-    }
-
     /// The files `serve` reads that `reader`, the user the service runs as, cannot: what makes
     /// a `check-config` by root pass and the service then fail. Each names the file or the
     /// directory in the way, and the fix.
     public func accessProblems(for reader: FileReader, unit: ServiceUnit) -> [ConfigError] {
-        filesServeReads.compactMap { keyPath, path, asCredential in
-            guard let denial = reader.denial(reading: path) else { return nil }
+        configuration.filesRead.compactMap { file in
+            guard let denial = reader.denial(reading: file.path) else { return nil }
             let who = "\(reader.name), the user \(ServiceUnit.name) runs as"
             return ConfigError(
-                .serviceAccess, file: configuration.file, keyPath: keyPath,
+                .serviceAccess, file: configuration.file, keyPath: file.keyPath,
                 Self.unreadable(
-                    path, by: who, denial: denial, group: unit.group ?? Accounts.primaryGroupName(of: reader.name) ?? reader.name, asCredential: asCredential))
+                    file.path, by: who, denial: denial, group: unit.group ?? Accounts.primaryGroupName(of: reader.name) ?? reader.name,
+                    asCredential: file.couldBeCredential))
         }
     }
 

@@ -35,9 +35,7 @@ public enum EncodedJwkFile {
         if let kid { try check(kid: kid) }
         let key = try RSAPrivateKey.generate(bits: bits)
         var jwk = try key.privateJWK(kid: kid, algorithm: .rs256, madeAt: Int(now.timeIntervalSince1970))
-        if kid == nil {
-            jwk.kid = now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
-        }
+        if kid == nil { jwk.kid = defaultKid(jwk, now: now) }
         return jwk
     }
 
@@ -89,10 +87,13 @@ public enum EncodedJwkFile {
             throw Failure("\(path): \(error.reason)")
         }
         var jwk = try key.privateJWK(kid: kid ?? recorded.kid, algorithm: recorded.algorithm)
-        if jwk.kid == nil {
-            jwk.kid = now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
-        }
+        if jwk.kid == nil { jwk.kid = defaultKid(jwk, now: now) }
         return jwk
+    }
+
+    /// The day and the start of the key's RFC 7638 thumbprint: `2026-11-29-Xy7aBc3d`.
+    private static func defaultKid(_ jwk: JWK, now: Date) -> String {
+        now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
     }
 
     /// A kid must survive every place it goes: a JWS header, Samarbeidsportalen's form, a log line.

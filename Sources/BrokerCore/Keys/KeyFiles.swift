@@ -6,16 +6,47 @@ extension BrokerConfiguration {
     /// key takes effect without a signal. Keys from the environment or a systemd credential are
     /// not here: those are fixed for the process's life (a credential is a copy made at start).
     public var keyFiles: [String] {
-        var files: [String] = []
+        filesRead.filter(\.isKeyMaterial).map(\.path).reduce(into: []) { unique, file in if !unique.contains(file) { unique.append(file) } }
+    }
+
+    /// A file the daemon reads itself, by the key path that names it.
+    public struct FileRead: Sendable {
+        /// Where the configuration names it (empty for the configuration file).
+        public var keyPath: String
+        /// The file.
+        public var path: String
+        /// A key or certificate file, watched for changes (not the configuration or a trust file).
+        public var isKeyMaterial: Bool
+        /// An EncodedJwk, which could come in as a systemd credential instead.
+        public var couldBeCredential: Bool
+    }
+
+    /// Every file the daemon reads itself, as its own user: the configuration, key and
+    /// certificate files, trust files. Not a credential's file: systemd reads that, as root.
+    public var filesRead: [FileRead] {
+        var files = [FileRead(keyPath: "", path: file, isKeyMaterial: false, couldBeCredential: false)]
+        func key(_ keyPath: String, _ path: String, credential: Bool = false) -> FileRead {
+            FileRead(keyPath: keyPath, path: path, isKeyMaterial: true, couldBeCredential: credential)
+        }
         for profile in profiles {
+            let keyPath = "profiles.\(profile.name).key"
             switch profile.keySource {
-            case .encodedJwkFile(let path): files.append(path)
-            case .certificate(let certificateFile, let privateKeyFile): files += [certificateFile, privateKeyFile]
+            case .encodedJwkFile(let path): files.append(key("\(keyPath).encoded_jwk_file", path, credential: true))
+            case .certificate(let certificateFile, let privateKeyFile):
+                files += [key("\(keyPath).certificate_file", certificateFile), key("\(keyPath).private_key_file", privateKeyFile)]
             case .encodedJwkEnvironment, .encodedJwkCredential: break
             }
         }
-        for settings in platformAccessTokens { files += [settings.certificateFile, settings.privateKeyFile] }
-        return files.reduce(into: []) { unique, file in if !unique.contains(file) { unique.append(file) } }
+        for settings in platformAccessTokens {
+            let keyPath = "platform_access_tokens.\(settings.name)"
+            files += [key("\(keyPath).certificate_file", settings.certificateFile), key("\(keyPath).private_key_file", settings.privateKeyFile)]
+        }
+        for environment in environments.values.sorted(by: { $0.name < $1.name }) {
+            if let caFile = environment.caFile {
+                files.append(FileRead(keyPath: "environments.\(environment.name).ca_file", path: caFile, isKeyMaterial: false, couldBeCredential: false))
+            }
+        }
+        return files
     }
 }
 

@@ -288,8 +288,9 @@ public struct KeyLoader: Sendable {
                 "\(path) holds a private key but is accessible by group or others (mode 0\(mode)); run: chmod 600 \(path)")
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
+            let reason = String(cString: strerror(errno))  // before denied(...) makes calls of its own
             throw Self.denied(path, file: file, keyPath: keyPath)
-                ?? ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) cannot be opened for reading: \(String(cString: strerror(errno)))")
+                ?? ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) cannot be opened for reading: \(reason)")
         }
         defer { try? handle.close() }
         let data = (try? handle.readToEnd()) ?? Data()
