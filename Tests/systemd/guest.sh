@@ -68,6 +68,13 @@ EOF
 }
 
 install_phase() {
+    # Installed in the chroot before this first boot (Tests/systemd/e2e): the boot made what
+    # its postinst could not make there. Then purged, for apt to install it afresh.
+    equal "the package installed in a chroot is there at the first boot" "$(dpkg-query -W -f='${Status}' maskinporten-broker)" "install ok installed"
+    equal "the first boot made its configuration directory" "$(owners /etc/maskinporten-broker)" "root maskinporten-broker 750"
+    equal "the first boot made its credentials directory" "$(owners /etc/maskinporten-broker/credentials)" "root root 700"
+    run "apt purges the package installed in the chroot" apt-get purge -y maskinporten-broker
+
     run "apt installs the package" apt-get install -y --no-install-recommends /e2e/old.deb
     equal "the package starts no daemon before it is configured" "$(show $unit ActiveState)" inactive
     run "sysusers made the daemon's user" getent passwd maskinporten-broker
