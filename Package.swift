@@ -8,6 +8,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// A fuzz target has no main of its own (libFuzzer's, or the replayer's, is named by the target).
+let fuzzSettings = swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+
 // Linux only: the daemon is built on epoll, eventfd, SO_PEERCRED and systemd's protocols, and
 // is built and tested on Debian 12 with Swift 6.3. (SwiftPM's `platforms` lists Apple's systems
 // only, so it is left out.)
@@ -20,11 +23,6 @@ let package = Package(
     products: [
         .executable(name: "maskinporten-broker", targets: ["maskinporten-broker"]),
         .executable(name: "maskinporten-brokerd", targets: ["maskinporten-brokerd"]),
-        .library(name: "BrokerClient", targets: ["BrokerClient"]),
-        .library(name: "BrokerCore", targets: ["BrokerCore"]),
-        .library(name: "BrokerCrypto", targets: ["BrokerCrypto"]),
-        .library(name: "BrokerServer", targets: ["BrokerServer"]),
-        .library(name: "MaskinportenEmulator", targets: ["MaskinportenEmulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,17 +47,52 @@ let package = Package(
             dependencies: ["COpenSSL"],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CSystemShims",
+            path: "Sources/CSystemShims"
+        ),
+        // The operating system layer, and the log handler every command uses beside its writer.
         .target(
-            name: "BrokerCore",
+            name: "BrokerPOSIX",
+            dependencies: ["CSystemShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The configuration: schema, loading with the keys it names, host checks, check-config.
+        .target(
+            name: "BrokerConfig",
             dependencies: [
                 "BrokerCrypto",
                 "BrokerPOSIX",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Every HTTP call leaving the host; the only importer of AsyncHTTPClient and NIOSSL.
+        .target(
+            name: "BrokerUpstream",
+            dependencies: [
+                "BrokerConfig",
+                "BrokerCrypto",
+                "BrokerPOSIX",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Caches, variants, the key chooser, the refresh loop, rotation.
+        .target(
+            name: "BrokerTokens",
+            dependencies: [
+                "BrokerConfig",
+                "BrokerCrypto",
+                "BrokerPOSIX",
+                "BrokerUpstream",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -67,21 +100,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .systemLibrary(
-            name: "CSystemShims",
-            path: "Sources/CSystemShims"
-        ),
-        .target(
-            name: "BrokerPOSIX",
-            dependencies: ["CSystemShims"],
-            swiftSettings: swiftSettings
-        ),
+        // The socket: fast path, NIO pipeline, routes, access, audit, metrics rendering.
         .target(
             name: "BrokerServer",
             dependencies: [
-                "BrokerCore",
+                "BrokerConfig",
                 "BrokerCrypto",
                 "BrokerPOSIX",
+                "BrokerTokens",
+                "BrokerUpstream",
                 "CSystemShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,8 +118,23 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The daemon's services wired together: Supervisor, reload, the key-file watch.
+        .target(
+            name: "BrokerDaemon",
+            dependencies: [
+                "BrokerConfig",
+                "BrokerPOSIX",
+                "BrokerServer",
+                "BrokerTokens",
+                "BrokerUpstream",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -132,10 +174,12 @@ let package = Package(
             name: "maskinporten-brokerd",
             dependencies: [
                 "BrokerClient",
-                "BrokerCore",
+                "BrokerConfig",
                 "BrokerCrypto",
-                "BrokerServer",
+                "BrokerDaemon",
                 "BrokerPOSIX",
+                "BrokerServer",
+                "BrokerUpstream",
                 "MaskinportenEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -148,13 +192,33 @@ let package = Package(
         ),
         .executableTarget(
             name: "BrokerBenchmarks",
-            dependencies: ["BrokerCore", "BrokerCrypto"],
+            dependencies: ["BrokerConfig", "BrokerCrypto", "BrokerUpstream"],
             path: "Benchmarks/BrokerBenchmarks",
             swiftSettings: swiftSettings
         ),
+        // The libFuzzer targets (Fuzz/run builds them with -DFUZZING and the sanitizers; a plain build
+        // makes each a replayer of the inputs named on its command line).
+        .target(name: "FuzzSupport", path: "Fuzz/Sources/FuzzSupport", swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzKeys", dependencies: ["FuzzSupport", "BrokerCrypto"], path: "Fuzz/Sources/FuzzKeys", swiftSettings: fuzzSettings),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "BrokerConfig"], path: "Fuzz/Sources/FuzzConfig", swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzUpstream", dependencies: ["FuzzSupport", "BrokerUpstream"], path: "Fuzz/Sources/FuzzUpstream", swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzHTTP",
+            dependencies: [
+                "FuzzSupport", "BrokerConfig", "BrokerCrypto", "BrokerPOSIX", "BrokerServer", "BrokerTokens", "MaskinportenEmulator",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/Sources/FuzzHTTP",
+            swiftSettings: fuzzSettings
+        ),
         .target(
             name: "BrokerTestSupport",
-            dependencies: ["BrokerCrypto", "MaskinportenEmulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BrokerConfig", "BrokerCrypto", "MaskinportenEmulator", .product(name: "Logging", package: "swift-log")],
             path: "Tests/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -164,9 +228,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "BrokerCoreTests",
+            name: "BrokerConfigTests",
+            dependencies: ["BrokerConfig", "BrokerCrypto", "BrokerPOSIX", "BrokerTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BrokerUpstreamTests",
+            dependencies: ["BrokerConfig", "BrokerCrypto", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BrokerTokensTests",
             dependencies: [
-                "BrokerCore", "BrokerCrypto", "BrokerPOSIX", "BrokerTestSupport", "MaskinportenEmulator",
+                "BrokerConfig", "BrokerCrypto", "BrokerPOSIX", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -175,7 +249,8 @@ let package = Package(
         .testTarget(
             name: "BrokerServerTests",
             dependencies: [
-                "BrokerServer", "BrokerCore", "BrokerPOSIX", "BrokerTestSupport", "MaskinportenEmulator",
+                "BrokerServer", "BrokerConfig", "BrokerDaemon", "BrokerPOSIX", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport",
+                "MaskinportenEmulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -190,7 +265,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerPOSIXTests",
-            dependencies: ["BrokerPOSIX", "BrokerTestSupport"],
+            dependencies: ["BrokerPOSIX", "BrokerTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

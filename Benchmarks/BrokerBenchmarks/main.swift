@@ -4,8 +4,9 @@
 //   Benchmarks/run                 # release build, then every benchmark
 //   Benchmarks/run --rounds 5      # more alternating rounds
 
-import BrokerCore
+import BrokerConfig
 import BrokerCrypto
+import BrokerUpstream
 import Foundation
 
 // MARK: - Setup

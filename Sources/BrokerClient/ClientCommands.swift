@@ -1,26 +1,26 @@
 /// The client commands, `token` and `health`, as both executables run them: the small
 /// `maskinporten-broker` front (which starts in under a millisecond) and `maskinporten-brokerd`
 /// (which has every command). Each returns the process's exit status.
-public enum ClientCommands {
+package enum ClientCommands {
     /// What `token` asks for.
-    public struct TokenRequest: Equatable, Sendable {
+    package struct TokenRequest: Equatable, Sendable {
         /// The profile.
-        public var profile: String
+        package var profile: String
         /// `--socket`.
-        public var socket: String?
+        package var socket: String?
         /// `--min-valid`.
-        public var minValid: Int?
+        package var minValid: Int?
         /// `--json`.
-        public var json = false
+        package var json = false
         /// `--system-user-org`: the system user's organisation (a profile with `delegation:`).
-        public var systemUserOrg: String?
+        package var systemUserOrg: String?
         /// `--external-ref`: the system user's external reference.
-        public var externalRef: String?
+        package var externalRef: String?
         /// `--consumer-org`: the organisation acted for.
-        public var consumerOrg: String?
+        package var consumerOrg: String?
 
         /// A request for `profile`.
-        public init(
+        package init(
             profile: String, socket: String? = nil, minValid: Int? = nil, json: Bool = false, systemUserOrg: String? = nil, externalRef: String? = nil,
             consumerOrg: String? = nil
         ) {
@@ -34,7 +34,7 @@ public enum ClientCommands {
         }
 
         /// `/v1/token/PROFILE?...`.
-        public var target: String {
+        package var target: String {
             var query: [String] = []
             if let minValid { query.append("min_valid=\(minValid)") }
             if let systemUserOrg { query.append("system_user_org=" + percentEncode(systemUserOrg)) }
@@ -47,7 +47,7 @@ public enum ClientCommands {
     /// `token PROFILE [--socket PATH] [--min-valid SECONDS] [--json] [--system-user-org N [--external-ref R]] [--consumer-org N]`:
     /// the bare token and a newline (with `json` the whole answer) on standard output, exit 0;
     /// else one line on standard error, exit 1.
-    public static func token(_ request: TokenRequest) -> Int32 {
+    package static func token(_ request: TokenRequest) -> Int32 {
         let client = SocketClient(path: SocketClient.resolvePath(request.socket))
         let profile = request.profile
         let response: SocketClient.Response
@@ -66,11 +66,11 @@ public enum ClientCommands {
     }
 
     /// `health`'s `--timeout` when none is given, in both executables.
-    public static let defaultHealthTimeoutSeconds = 5
+    package static let defaultHealthTimeoutSeconds = 5
 
     /// `health [--socket PATH] [--ready] [--timeout SECONDS]`: one line of reason on standard
     /// output; exit 0 healthy (with `ready`: ready), 1 not.
-    public static func health(socket: String?, ready: Bool, timeoutSeconds: Int) -> Int32 {
+    package static func health(socket: String?, ready: Bool, timeoutSeconds: Int) -> Int32 {
         var client = SocketClient(path: SocketClient.resolvePath(socket))
         client.timeoutSeconds = max(1, timeoutSeconds)
         let route = ready ? "/readyz" : "/healthz"
@@ -88,7 +88,7 @@ public enum ClientCommands {
     }
 
     /// Keeps a profile name from changing the path or query.
-    public static func percentEncode(_ text: String) -> String {
+    package static func percentEncode(_ text: String) -> String {
         var result = ""
         for byte in text.utf8 {
             switch byte {

@@ -1,13 +1,13 @@
 /// A well-formed `token` or `health` call, as `maskinporten-brokerd`'s parser would read it
 /// (`--name value` or `--name=value`, the last of a repeated option wins). Anything else is nil,
 /// and goes to `maskinporten-brokerd`.
-public enum ClientInvocation: Equatable, Sendable {
+package enum ClientInvocation: Equatable, Sendable {
     case token(ClientCommands.TokenRequest)
     case health(socket: String?, ready: Bool, timeoutSeconds: Int)
     /// `--version`: answered here, so that it works without `maskinporten-brokerd` beside.
     case version
 
-    public init?(_ arguments: [String]) {
+    package init?(_ arguments: [String]) {
         guard let command = arguments.first else { return nil }
         if arguments == ["--version"] {
             self = .version

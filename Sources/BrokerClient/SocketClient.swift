@@ -8,30 +8,30 @@ internal import BrokerPOSIX
 
 /// A minimal blocking HTTP/1.1 client over a Unix socket: one request, `Connection: close`, no
 /// event loop, so that `token` and `health` start and finish as fast as a small C program.
-public struct SocketClient: Sendable {
+package struct SocketClient: Sendable {
     /// The answer.
-    public struct Response: Sendable {
-        public var status: Int
-        public var headers: [(String, String)]
-        public var body: [UInt8]
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [(String, String)]
+        package var body: [UInt8]
 
-        public var text: String { String(decoding: body, as: UTF8.self) }
+        package var text: String { String(decoding: body, as: UTF8.self) }
     }
 
     /// Why no answer was had.
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
-    public let path: String
-    public var timeoutSeconds = 30
+    package let path: String
+    package var timeoutSeconds = 30
 
-    public init(path: String) {
+    package init(path: String) {
         self.path = path
     }
 
     /// `--socket`, else `$MASKINPORTEN_BROKER_SOCKET`, else the default path.
-    public static func resolvePath(_ explicit: String?) -> String {
+    package static func resolvePath(_ explicit: String?) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
         if let fromEnvironment = getenv("MASKINPORTEN_BROKER_SOCKET").map({ String(cString: $0) }), !fromEnvironment.isEmpty {
             return fromEnvironment
@@ -39,7 +39,7 @@ public struct SocketClient: Sendable {
         return "/run/maskinporten-broker/broker.sock"
     }
 
-    public func request(_ method: String, _ target: String, accept: String) throws -> Response {
+    package func request(_ method: String, _ target: String, accept: String) throws -> Response {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(Self.errorText())") }
         defer { close(fd) }
@@ -96,7 +96,7 @@ public struct SocketClient: Sendable {
         return try Self.parse(received)
     }
 
-    public static func parse(_ bytes: [UInt8]) throws -> Response {
+    package static func parse(_ bytes: [UInt8]) throws -> Response {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = bytes.indices.first(where: { bytes[$0...].starts(with: separator) }) else {
             throw Failure(description: "the daemon's answer is not HTTP")
@@ -154,8 +154,8 @@ extension Substring {
 }
 
 /// Reads `"error"` and `"error_description"` from an error body without Foundation.
-public enum ErrorBodyText {
-    public static func summary(_ body: String) -> String {
+package enum ErrorBodyText {
+    package static func summary(_ body: String) -> String {
         let error = value(of: "error", in: body)
         let description = value(of: "error_description", in: body)
         switch (error, description) {
@@ -166,7 +166,7 @@ public enum ErrorBodyText {
     }
 
     /// The string value of a top-level key (simple scan: the daemon's error bodies are flat).
-    public static func value(of key: String, in body: String) -> String? {
+    package static func value(of key: String, in body: String) -> String? {
         guard let range = body.firstRange(of: "\"\(key)\":\"") else { return nil }
         var result = ""
         var escaped = false

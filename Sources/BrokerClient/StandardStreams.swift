@@ -8,13 +8,13 @@
 
 /// Writes one line to standard error in a single write(2), so lines from several threads never
 /// interleave.
-public func printError(_ line: String) {
+package func printError(_ line: String) {
     writeAll(2, line + "\n")
 }
 
 /// Writes text to standard output at once, unbuffered: output that other programs wait for (the
 /// emulator's address) must not sit in a buffer.
-public func printNow(_ text: String) {
+package func printNow(_ text: String) {
     writeAll(1, text.hasSuffix("\n") ? text : text + "\n")
 }
 

@@ -1,2 +1,2 @@
 /// This build's version: the Debian package's (`scripts/build-deb` reads it from this line).
-public let brokerVersion = "0.2.0"
+package let brokerVersion = "0.2.0"

@@ -6,14 +6,14 @@
 
 /// Users and groups of this host by name, through NSS (`getpwnam_r`, `getgrnam_r`): what the
 /// access check resolves allow lists with, and what `check-config` checks them against.
-public enum Accounts {
+package enum Accounts {
     /// The uid of user `name`, nil when the host has no such user.
-    public static func uid(of name: String) -> UInt32? {
+    package static func uid(of name: String) -> UInt32? {
         user(named: name)?.uid
     }
 
     /// The gid of group `name`, nil when the host has no such group.
-    public static func gid(of name: String) -> UInt32? {
+    package static func gid(of name: String) -> UInt32? {
         var entry = group()
         var result: UnsafeMutablePointer<group>?
         var buffer = [CChar](repeating: 0, count: 16_384)
@@ -24,7 +24,7 @@ public enum Accounts {
 
 extension Accounts {
     /// The uid and primary gid of user `name`, nil when the host has no such user.
-    public static func user(named name: String) -> (uid: UInt32, gid: UInt32)? {
+    package static func user(named name: String) -> (uid: UInt32, gid: UInt32)? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
@@ -33,7 +33,7 @@ extension Accounts {
     }
 
     /// The name of user `uid`, nil when the host has none.
-    public static func name(of uid: UInt32) -> String? {
+    package static func name(of uid: UInt32) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
@@ -42,7 +42,7 @@ extension Accounts {
     }
 
     /// The name of group `gid`, nil when the host has none.
-    public static func groupName(of gid: UInt32) -> String? {
+    package static func groupName(of gid: UInt32) -> String? {
         var entry = group()
         var result: UnsafeMutablePointer<group>?
         var buffer = [CChar](repeating: 0, count: 16_384)
@@ -52,7 +52,7 @@ extension Accounts {
 
     /// Every group user `name` is a member of in the group database, `primary` among them: what
     /// `initgroups` gives a process started as that user.
-    public static func groups(of name: String, primary: UInt32) -> [UInt32] {
+    package static func groups(of name: String, primary: UInt32) -> [UInt32] {
         var count: Int32 = 64
         while true {
             var list = [gid_t](repeating: 0, count: Int(count))
@@ -66,7 +66,7 @@ extension Accounts {
 
 extension Accounts {
     /// The name of user `name`'s primary group.
-    public static func primaryGroupName(of name: String) -> String? {
+    package static func primaryGroupName(of name: String) -> String? {
         user(named: name).flatMap { groupName(of: $0.gid) }
     }
 }

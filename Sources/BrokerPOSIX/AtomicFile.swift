@@ -10,19 +10,19 @@
 ///
 /// Foundation's atomic writes are not used: on Linux they leave an empty
 /// `/tmp/TemporaryDirectory.*` behind for every write.
-public enum AtomicFile {
+package enum AtomicFile {
     /// Why the file could not be written.
-    public struct Failure: Error, Sendable, CustomStringConvertible {
+    package struct Failure: Error, Sendable, CustomStringConvertible {
         /// What went wrong, naming the file or directory.
-        public let description: String
+        package let description: String
         /// The file existed and `replacing` was not set.
-        public let exists: Bool
+        package let exists: Bool
     }
 
     /// Writes `bytes` to `path`. With `replacing`, an existing file is replaced (keeping its
     /// owner and group, when the writer may set them); without it, an existing file is never
     /// touched, not even in a race (`link(2)` fails if the name exists).
-    public static func write(_ bytes: [UInt8], to path: String, replacing: Bool) throws(Failure) {
+    package static func write(_ bytes: [UInt8], to path: String, replacing: Bool) throws(Failure) {
         let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.utf8.index(after: $0)...]) } ?? path

@@ -10,16 +10,16 @@
 /// The judgement is the kernel's for owner, group and mode bits (search permission on every
 /// directory on the way, read permission on the file). ACLs are not read: a file an ACL opens
 /// to the reader is reported unreadable, and the fix the report gives works all the same.
-public struct FileReader: Sendable, Equatable {
+package struct FileReader: Sendable, Equatable {
     /// The user's name, for messages.
-    public var name: String
+    package var name: String
     /// The user id.
-    public var uid: UInt32
+    package var uid: UInt32
     /// The primary group and every supplementary group.
-    public var gids: Set<UInt32>
+    package var gids: Set<UInt32>
 
     /// A reader.
-    public init(name: String, uid: UInt32, gids: Set<UInt32>) {
+    package init(name: String, uid: UInt32, gids: Set<UInt32>) {
         self.name = name
         self.uid = uid
         self.gids = gids
@@ -29,7 +29,7 @@ public struct FileReader: Sendable, Equatable {
     /// `SupplementaryGroups=`: the primary group is `group` when given (else the user's own), and
     /// the user's groups from the group database are added, as `initgroups` does. Nil when the
     /// host has no such user, or no such group.
-    public static func account(_ name: String, group: String? = nil, supplementaryGroups: [String] = []) -> FileReader? {
+    package static func account(_ name: String, group: String? = nil, supplementaryGroups: [String] = []) -> FileReader? {
         guard let (uid, primary) = Accounts.user(named: name) else { return nil }
         var gids: Set<UInt32> = [primary]
         if let group {
@@ -44,7 +44,7 @@ public struct FileReader: Sendable, Equatable {
     }
 
     /// This process: its effective user and groups.
-    public static var current: FileReader {
+    package static var current: FileReader {
         let uid = geteuid()
         var gids: Set<UInt32> = [getegid()]
         let count = getgroups(0, nil)
@@ -59,7 +59,7 @@ public struct FileReader: Sendable, Equatable {
     /// Why this reader cannot read the file at `path`, or nil when it can (or when the file
     /// does not exist: that is reported where the file is read). Symbolic links are followed
     /// as opening the file follows them.
-    public func denial(reading path: String) -> FileDenial? {
+    package func denial(reading path: String) -> FileDenial? {
         guard uid != 0 else { return nil }
         // This process may be the reader that cannot resolve the path: then the path as given.
         let target: String
@@ -99,20 +99,20 @@ public struct FileReader: Sendable, Equatable {
 }
 
 /// What keeps a reader from a file: the file itself, or a directory on the way to it.
-public struct FileDenial: Sendable, Equatable, CustomStringConvertible {
+package struct FileDenial: Sendable, Equatable, CustomStringConvertible {
     /// The file, or the directory the reader may not search.
-    public var path: String
+    package var path: String
     /// Whether `path` is a directory on the way rather than the file.
-    public var isDirectory: Bool
+    package var isDirectory: Bool
     /// Its owner's name.
-    public var owner: String
+    package var owner: String
     /// Its group's name.
-    public var group: String
+    package var group: String
     /// Its permission bits.
-    public var mode: UInt32
+    package var mode: UInt32
 
     /// `/etc/maskinporten-broker/credentials (root:root, mode 0700)`.
-    public var description: String {
+    package var description: String {
         let octal = String(mode, radix: 8)
         return "\(path) (\(owner):\(group), mode \(String(repeating: "0", count: max(0, 4 - octal.count)) + octal))"
     }

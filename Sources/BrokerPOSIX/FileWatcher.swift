@@ -16,24 +16,24 @@ import CSystemShims
 /// A watcher is made for one set of directories; after a change the caller makes a new one, as
 /// a swapped symlink may now lead elsewhere. Events are read on a thread of their own, which
 /// blocks in poll(2) until `stop()`.
-public final class FileWatcher: Sendable {
+package final class FileWatcher: Sendable {
     /// The directories watched.
-    public let directories: [String]
+    package let directories: [String]
     /// Directories that could not be watched, with why (a missing or unreadable directory).
-    public let problems: [Problem]
+    package let problems: [Problem]
     private let wake: Int32
 
     /// A directory that could not be watched.
-    public struct Problem: Sendable {
+    package struct Problem: Sendable {
         /// The directory.
-        public var directory: String
+        package var directory: String
         /// Why.
-        public var error: SystemError
+        package var error: SystemError
     }
 
     /// Watches the directories holding `paths` and every directory their symlinks lead
     /// through; `onChange` is called (on the watcher's thread) once for each burst of events.
-    public init(paths: [String], onChange: @escaping @Sendable () -> Void) throws(SystemError) {
+    package init(paths: [String], onChange: @escaping @Sendable () -> Void) throws(SystemError) {
         let inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard inotify >= 0 else { throw SystemError("inotify_init1") }
         let wake = CSystemShims_eventFD()
@@ -79,7 +79,7 @@ public final class FileWatcher: Sendable {
     }
 
     /// Ends the watching thread; no `onChange` call starts after it has seen this. Call once.
-    public func stop() {
+    package func stop() {
         var one: UInt64 = 1
         _ = write(wake, &one, 8)
     }

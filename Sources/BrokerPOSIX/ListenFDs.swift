@@ -6,13 +6,13 @@
 
 /// sd_listen_fds(3): sockets passed in by systemd (`$LISTEN_FDS`, `$LISTEN_PID`), starting at
 /// file descriptor 3.
-public enum ListenFDs {
+package enum ListenFDs {
     /// The first passed descriptor.
-    public static let start: Int32 = 3
+    package static let start: Int32 = 3
 
     /// The passed descriptors, when they are meant for this process. The variables are removed
     /// afterwards so that child processes do not take the sockets for theirs.
-    public static func take(environment: [String: String]? = nil, unsetEnvironment: Bool = true) -> [Int32] {
+    package static func take(environment: [String: String]? = nil, unsetEnvironment: Bool = true) -> [Int32] {
         let environment = environment ?? SystemdNotifier.processEnvironment()
         defer {
             if unsetEnvironment {
@@ -28,7 +28,7 @@ public enum ListenFDs {
     }
 
     /// Whether `fd` is a listening Unix stream socket.
-    public static func isListeningUnixStream(_ fd: Int32) -> Bool {
+    package static func isListeningUnixStream(_ fd: Int32) -> Bool {
         var type: Int32 = 0
         var accepting: Int32 = 0
         var domain: Int32 = 0
@@ -43,7 +43,7 @@ public enum ListenFDs {
 
     /// The path a Unix socket is bound to (`getsockname`), for saying where the daemon listens
     /// when systemd made the socket; nil for an unnamed or abstract socket.
-    public static func boundPath(_ fd: Int32) -> String? {
+    package static func boundPath(_ fd: Int32) -> String? {
         var address = sockaddr_un()
         var length = socklen_t(MemoryLayout<sockaddr_un>.size)
         let named = withUnsafeMutablePointer(to: &address) {

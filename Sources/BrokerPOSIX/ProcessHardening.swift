@@ -9,10 +9,10 @@ import CSystemShims
 /// Keeps key material out of core dumps and away from other processes of the same user:
 /// `PR_SET_DUMPABLE` 0 (no core dumps, no ptrace by same-uid processes, /proc files root-owned)
 /// and a zero core-size limit.
-public enum ProcessHardening {
+package enum ProcessHardening {
     /// Applies both; returns what could not be applied (for a warning), empty when all held.
     @discardableResult
-    public static func apply() -> [String] {
+    package static func apply() -> [String] {
         var failures: [String] = []
         if CSystemShims_setDumpable(0) != 0 {
             failures.append("prctl(PR_SET_DUMPABLE, 0): \(SystemError("prctl"))")
@@ -28,7 +28,7 @@ public enum ProcessHardening {
     /// Raises the soft limit on open files to the hard limit (at most 65,536), so that the
     /// connection cap is reached before the descriptor limit. Returns the soft limit in force.
     @discardableResult
-    public static func raiseOpenFileLimit() -> UInt64 {
+    package static func raiseOpenFileLimit() -> UInt64 {
         var limit = rlimit()
         let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
         guard getrlimit(resource, &limit) == 0 else { return 0 }
@@ -41,15 +41,15 @@ public enum ProcessHardening {
     }
 
     /// Whether the process is currently dumpable.
-    public static var isDumpable: Bool {
+    package static var isDumpable: Bool {
         CSystemShims_getDumpable() != 0
     }
 }
 
 /// The process's memory.
-public enum ProcessMemory {
+package enum ProcessMemory {
     /// Hands the heap's free pages back to the system (glibc's `malloc_trim`).
-    public static func releaseFree() {
+    package static func releaseFree() {
         _ = CSystemShims_releaseFreeHeap()
     }
 }

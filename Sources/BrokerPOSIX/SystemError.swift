@@ -5,25 +5,25 @@
 #endif
 
 /// A failed system call: the function, errno and its text.
-public struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
+package struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The call that failed.
-    public let function: String
+    package let function: String
     /// `errno` after the call.
-    public let errno: Int32
+    package let errno: Int32
 
     /// Captures the current `errno`.
-    public init(_ function: String) {
+    package init(_ function: String) {
         self.function = function
         self.errno = Glibc.errno
     }
 
     /// An error with a given `errno`.
-    public init(_ function: String, errno: Int32) {
+    package init(_ function: String, errno: Int32) {
         self.function = function
         self.errno = errno
     }
 
-    public var description: String {
+    package var description: String {
         "\(function): \(String(cString: strerror(errno)))"
     }
 }

@@ -6,14 +6,14 @@
 
 /// sd_notify(3) without libsystemd: datagrams to `$NOTIFY_SOCKET` (a path, or an abstract
 /// address starting with `@`). Without `$NOTIFY_SOCKET` every call does nothing.
-public struct SystemdNotifier: Sendable {
+package struct SystemdNotifier: Sendable {
     /// The socket address, as given in the environment.
-    public let socketPath: String?
+    package let socketPath: String?
     /// Half of `$WATCHDOG_USEC`, when the watchdog is enabled for this process.
-    public let watchdogInterval: Duration?
+    package let watchdogInterval: Duration?
 
     /// A notifier reading `environment` (by default the process environment).
-    public init(environment: [String: String]? = nil) {
+    package init(environment: [String: String]? = nil) {
         let environment = environment ?? Self.processEnvironment()
         let path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
         socketPath = path
@@ -27,27 +27,27 @@ public struct SystemdNotifier: Sendable {
     }
 
     /// Whether a service manager listens.
-    public var isEnabled: Bool { socketPath != nil }
+    package var isEnabled: Bool { socketPath != nil }
 
     /// `READY=1` with a status line.
-    public func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
+    package func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
     /// `STATUS=`.
-    public func status(_ text: String) { send("STATUS=\(text)") }
+    package func status(_ text: String) { send("STATUS=\(text)") }
     /// `RELOADING=1` with `MONOTONIC_USEC`, as `Type=notify-reload` wants it.
-    public func reloading() {
+    package func reloading() {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
         send("RELOADING=1\nMONOTONIC_USEC=\(usec)")
     }
     /// `STOPPING=1`.
-    public func stopping() { send("STOPPING=1") }
+    package func stopping() { send("STOPPING=1") }
     /// `WATCHDOG=1`.
-    public func watchdog() { send("WATCHDOG=1") }
+    package func watchdog() { send("WATCHDOG=1") }
 
     /// Sends one datagram; failures are ignored, as sd_notify's callers do.
     @discardableResult
-    public func send(_ message: String) -> Bool {
+    package func send(_ message: String) -> Bool {
         guard let socketPath else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }

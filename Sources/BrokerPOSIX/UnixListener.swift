@@ -1,22 +1,22 @@
 #if canImport(Glibc)
-    public import Glibc
+    package import Glibc
 #elseif canImport(Musl)
     import Musl
 #endif
 
 /// Creates the daemon's listening Unix socket by hand, so that its mode and group are set before
 /// `listen(2)`: no connection can arrive while the socket still has the wrong permissions.
-public enum UnixListener {
+package enum UnixListener {
     /// Why the socket could not be created.
-    public struct Failure: Error, Sendable, CustomStringConvertible {
+    package struct Failure: Error, Sendable, CustomStringConvertible {
         /// What went wrong, for the operator.
-        public let description: String
+        package let description: String
     }
 
     /// A listening socket at `path` with `mode` and (if given) `group`, in a parent directory
     /// that is created (0755) if missing and must not be writable by everyone. A stale socket
     /// file is removed; a live one (another daemon answering) is an error.
-    public static func make(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 512) throws -> Int32 {
+    package static func make(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 512) throws -> Int32 {
         if let problem = problem(placing: path) { throw Failure(description: problem) }
         try createDirectory(of: path)
         try removeStale(path)
@@ -42,7 +42,7 @@ public enum UnixListener {
     }
 
     /// Whether something answers on the socket at `path`.
-    public static func isLive(_ path: String) -> Bool {
+    package static func isLive(_ path: String) -> Bool {
         guard let address = try? Self.address(path) else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -64,7 +64,7 @@ public enum UnixListener {
     /// `check-config` reports): a path too long, a parent that is no directory or that everyone
     /// may write to, a file that is not a socket in its place. Nil when nothing does. A missing
     /// parent is no problem: it is created.
-    public static func problem(placing path: String) -> String? {
+    package static func problem(placing path: String) -> String? {
         guard UnixSocketAddress(path) != nil else {
             return "the socket path \(path) is too long (\(path.utf8.count) bytes; at most 107)"
         }
@@ -83,7 +83,7 @@ public enum UnixListener {
     }
 
     /// The parent directory of `path` when it does not exist yet (`make` creates it, 0755).
-    public static func missingDirectory(of path: String) -> String? {
+    package static func missingDirectory(of path: String) -> String? {
         let directory = parent(of: path)
         var info = stat()
         return stat(directory, &info) == 0 ? nil : directory

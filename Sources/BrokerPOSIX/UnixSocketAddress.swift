@@ -1,17 +1,17 @@
 #if canImport(Glibc)
-    public import Glibc
+    package import Glibc
 #elseif canImport(Musl)
-    public import Musl
+    package import Musl
 #endif
 
 /// A Unix socket address: a path, or an abstract-namespace name written `@name` (as systemd
 /// writes `NOTIFY_SOCKET`).
-public struct UnixSocketAddress {
+package struct UnixSocketAddress {
     private var storage = sockaddr_un()
     private let length: socklen_t
 
     /// The address of `path`; nil when it does not fit `sun_path` (107 bytes).
-    public init?(_ path: String) {
+    package init?(_ path: String) {
         var bytes = Array(path.utf8)
         let abstract = bytes.first == UInt8(ascii: "@")
         if abstract { bytes[0] = 0 }
@@ -23,14 +23,14 @@ public struct UnixSocketAddress {
     }
 
     /// Calls `body` with the address as `bind`, `connect` and `sendto` take it.
-    public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    package func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
         withUnsafePointer(to: storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
         }
     }
 
     /// `connect(2)` for `fd`, retried on EINTR; the errno on failure.
-    public func connect(_ fd: Int32) -> Int32? {
+    package func connect(_ fd: Int32) -> Int32? {
         while true {
             let result = withSockaddr { Glibc.connect(fd, $0, $1) }
             if result == 0 { return nil }

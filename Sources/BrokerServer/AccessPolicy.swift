@@ -1,4 +1,4 @@
-public import BrokerCore
+package import BrokerConfig
 import BrokerPOSIX
 
 #if canImport(Glibc)
@@ -8,24 +8,24 @@ import BrokerPOSIX
 #endif
 
 /// An `allow` list resolved to ids: who may use a profile (or a token issuer).
-public struct AccessPolicy: Sendable, Equatable {
+package struct AccessPolicy: Sendable, Equatable {
     /// User ids allowed, by `uids` and by `users` names.
-    public var uids: Set<UInt32>
+    package var uids: Set<UInt32>
     /// Group ids allowed, by `groups` names; primary and supplementary groups count.
-    public var gids: Set<UInt32>
+    package var gids: Set<UInt32>
 
     /// The daemon's own user, who (with root) may use everything: read once, not per request.
     static let ownUID: UInt32 = getuid()
 
     /// Resolves `list`; nil means no list: root and the daemon's own user only.
-    public init(_ list: AccessList?) {
+    package init(_ list: AccessList?) {
         let resolved = (list ?? AccessList()).resolved()
         self.uids = resolved.uids
         self.gids = resolved.gids
     }
 
     /// Whether `peer` may use what this policy guards.
-    public func permits(_ peer: PeerCredentials) -> Bool {
+    package func permits(_ peer: PeerCredentials) -> Bool {
         if peer.uid == 0 || peer.uid == Self.ownUID || uids.contains(peer.uid) { return true }
         if gids.isEmpty { return false }
         if gids.contains(peer.gid) { return true }

@@ -1,7 +1,7 @@
 // The JSON bodies of the socket API's answers (docs/socket-api.md; openapi.yaml), encoded with
 // JSONCoding.encoder. Token answers for the hot path are prepared once per token (TokenBodies).
 
-import BrokerCore
+import BrokerTokens
 import Foundation
 
 struct TokenBody: Encodable {

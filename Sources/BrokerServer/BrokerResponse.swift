@@ -1,23 +1,23 @@
 import BrokerPOSIX
 import Foundation
-public import NIOCore
-public import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 
 /// One HTTP request as the router sees it.
-public struct BrokerRequest: Sendable {
+package struct BrokerRequest: Sendable {
     /// The method.
-    public var method: HTTPMethod
+    package var method: HTTPMethod
     /// The path, without the query.
-    public var path: String
+    package var path: String
     /// Query parameters.
-    public var query: [String: String]
+    package var query: [String: String]
     /// Request headers.
-    public var headers: HTTPHeaders
+    package var headers: HTTPHeaders
     /// The body.
-    public var body: ByteBuffer
+    package var body: ByteBuffer
 
     /// A request from its head and body.
-    public init(head: HTTPRequestHead, body: ByteBuffer) {
+    package init(head: HTTPRequestHead, body: ByteBuffer) {
         self.init(method: head.method, uri: head.uri, headers: head.headers, body: body)
     }
 
@@ -76,16 +76,16 @@ public struct BrokerRequest: Sendable {
 }
 
 /// One HTTP answer.
-public struct BrokerResponse: Sendable {
+package struct BrokerResponse: Sendable {
     /// The status.
-    public var status: HTTPResponseStatus
+    package var status: HTTPResponseStatus
     /// Headers besides Content-Length and Connection.
-    public var headers: HTTPHeaders
+    package var headers: HTTPHeaders
     /// The body.
-    public var body: ByteBuffer
+    package var body: ByteBuffer
 
     /// An answer.
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+    package init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
         self.headers = headers
         self.body = body
@@ -173,7 +173,7 @@ struct ErrorBody: Encodable {
 }
 
 /// `"upstream":{"status","error","error_description"}`.
-public struct UpstreamAnswerBody: Encodable, Sendable {
+package struct UpstreamAnswerBody: Encodable, Sendable {
     var status: Int
     var error: String?
     var errorDescription: String?

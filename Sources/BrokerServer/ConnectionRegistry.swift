@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerPOSIX
 import NIOConcurrencyHelpers
 import NIOCore
 

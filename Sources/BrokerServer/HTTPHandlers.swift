@@ -1,25 +1,25 @@
 import Logging
 import NIOConcurrencyHelpers
-public import NIOCore
+package import NIOCore
 import NIOHTTP1
 
 /// Limits that keep one client from holding memory or the daemon's attention.
-public struct ServerLimits: Sendable {
+package struct ServerLimits: Sendable {
     /// Request line and headers together.
-    public var headerBytes = 16 * 1024
+    package var headerBytes = 16 * 1024
     /// A request body (the ID-porten exchange sends a token).
-    public var bodyBytes = 64 * 1024
+    package var bodyBytes = 64 * 1024
     /// The request target.
-    public var uriBytes = 4 * 1024
+    package var uriBytes = 4 * 1024
     /// Time allowed for a request's head to arrive, from connect or the previous answer.
-    public var headTimeout: TimeAmount = .seconds(10)
+    package var headTimeout: TimeAmount = .seconds(10)
     /// Time allowed for a whole request (head and body) once its head has arrived.
-    public var requestTimeout: TimeAmount = .seconds(60)
+    package var requestTimeout: TimeAmount = .seconds(60)
     /// Open connections at most; beyond it the oldest connection is closed.
-    public var maxConnections = 1024
+    package var maxConnections = 1024
 
     /// The defaults.
-    public init() {}
+    package init() {}
 }
 
 /// Counts raw bytes ahead of the HTTP decoder, so that a request too large for the limits is cut

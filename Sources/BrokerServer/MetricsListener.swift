@@ -1,26 +1,26 @@
-public import Logging
+package import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-public import ServiceLifecycle
+import ServiceLifecycle
 
 /// A TCP listener that serves nothing but `GET /metrics` (`metrics_listen`), for a Prometheus
 /// that cannot reach the Unix socket.
-public final class MetricsListener: Service, Sendable {
+package final class MetricsListener: Service, Sendable {
     private let host: String
     private let port: Int
     private let render: @Sendable () async -> String
     private let logger: Logger
 
     /// A listener on `host:port` answering with `render()`.
-    public init(host: String, port: Int, render: @escaping @Sendable () async -> String, logger: Logger) {
+    package init(host: String, port: Int, render: @escaping @Sendable () async -> String, logger: Logger) {
         self.host = host
         self.port = port
         self.render = render
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let render = self.render
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

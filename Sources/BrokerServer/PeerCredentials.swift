@@ -7,16 +7,16 @@ import Foundation
 #endif
 
 /// Who is on the other end of a Unix socket connection, from `SO_PEERCRED` at accept time.
-public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
+package struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     /// The peer's process id.
-    public var pid: Int32
+    package var pid: Int32
     /// The peer's effective user id.
-    public var uid: UInt32
+    package var uid: UInt32
     /// The peer's effective group id.
-    public var gid: UInt32
+    package var gid: UInt32
 
     /// Credentials with the given ids.
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+    package init(pid: Int32, uid: UInt32, gid: UInt32) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
@@ -24,7 +24,7 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
 
     /// The peer process's supplementary groups, read from `/proc/<pid>/status`; empty if the
     /// process is gone.
-    public func supplementaryGroups() -> [UInt32] {
+    package func supplementaryGroups() -> [UInt32] {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") })
         else { return [] }
@@ -32,12 +32,12 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The peer's executable, from `/proc/<pid>/exe`, for audit lines.
-    public func executable() -> String? {
+    package func executable() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
         guard length > 0 else { return nil }
         return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+    package var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
 }

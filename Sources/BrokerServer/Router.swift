@@ -1,12 +1,14 @@
-public import BrokerCore
+import BrokerConfig
 import BrokerCrypto
+package import BrokerTokens
+import BrokerUpstream
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 
 /// Maps requests to answers (docs/socket-api.md).
-public struct Router: Sendable {
+package struct Router: Sendable {
     let broker: TokenBroker
     let state: @Sendable () -> ServingState
     let metrics: ServerMetrics
@@ -14,7 +16,7 @@ public struct Router: Sendable {
     let rotation: KeyRotation?
 
     /// A router over `broker`, reading the serving state through `state` on each request.
-    public init(
+    package init(
         broker: TokenBroker, state: @escaping @Sendable () -> ServingState, metrics: ServerMetrics, auditor: Auditor, rotation: KeyRotation? = nil
     ) {
         self.rotation = rotation
@@ -25,7 +27,7 @@ public struct Router: Sendable {
     }
 
     /// The answer to `request` from `peer`.
-    public func handle(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
+    package func handle(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
         let (route, response) = await dispatch(request, peer: peer)
         metrics.request(route: route.rawValue, status: response.status.code)
         return response
@@ -113,7 +115,7 @@ public struct Router: Sendable {
     /// as it answers every other route. The hot path: no task, no actor hop, the JSON made once per token.
     /// Called on NIO's event loops and on the fast path's threads (`FastServer`), which hand it
     /// only the `Accept` header: it must read no other.
-    public func handleImmediately(_ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse? {
+    package func handleImmediately(_ request: BrokerRequest, peer: PeerCredentials) -> BrokerResponse? {
         guard request.method == .GET else { return nil }
         let (route, name) = Route.match(request.path)
         guard route == .token, !name.isEmpty else { return nil }
@@ -318,7 +320,7 @@ public struct Router: Sendable {
     }
 
     /// The Prometheus exposition of every metric, per-profile gauges brought up to date.
-    public func metricsText() async -> String {
+    package func metricsText() async -> String {
         var profiles: [(name: String, state: String, expiresIn: Double?)] = []
         var certificates: [(name: String, days: Int)] = []
         var keys: [(profile: String, key: KeyStatus)] = []

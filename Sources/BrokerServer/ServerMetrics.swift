@@ -1,22 +1,22 @@
-import BrokerCore
 import BrokerPOSIX
+import BrokerTokens
 import Foundation
 import Metrics
 import NIOConcurrencyHelpers
-public import Prometheus
+package import Prometheus
 
 /// The daemon's metrics, through swift-metrics into a swift-prometheus registry that `/metrics`
 /// (and the optional TCP metrics listener) renders. Labels hold only route names, status codes
-/// and configured names: never anything a caller sent. BrokerCore's own metrics (upstream calls,
+/// and configured names: never anything a caller sent. The token modules' own metrics (upstream calls,
 /// latency, refresh failures) reach the same registry through `MetricsSystem`.
-public final class ServerMetrics: Sendable {
+package final class ServerMetrics: Sendable {
     /// The registry rendered on `/metrics`.
-    public let registry: PrometheusCollectorRegistry
+    package let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let open = NIOLockedValueBox(0)
 
     /// Metrics in `registry`.
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         self.factory = PrometheusMetricsFactory(registry: registry)
     }
@@ -92,7 +92,7 @@ public final class ServerMetrics: Sendable {
     private let gauge = NIOLockedValueBox<Metrics.Gauge?>(nil)
 
     /// Open connections now.
-    public var openConnections: Int { open.withLockedValue { $0 } }
+    package var openConnections: Int { open.withLockedValue { $0 } }
 
     static let states = ["starting", "ready", "refreshing", "degraded", "failing", "unavailable"]
 

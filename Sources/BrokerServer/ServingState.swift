@@ -1,34 +1,35 @@
-public import BrokerCore
+package import BrokerConfig
+package import BrokerTokens
 
 /// What the daemon serves right now, made from a loaded configuration and replaced whole on
 /// reload: the configuration, who may use what, and what cannot be served and why.
-public struct ServingState: Sendable {
+package struct ServingState: Sendable {
     /// The configuration in force.
-    public var configuration: BrokerConfiguration
+    package var configuration: BrokerConfiguration
     /// Who may use each profile.
-    public var access: [String: AccessPolicy]
+    package var access: [String: AccessPolicy]
     /// Each profile by name (a variant request reads its `delegation:`).
-    public var profiles: [String: Profile]
+    package var profiles: [String: Profile]
     /// Profiles that cannot be served (their keys did not load), with the reason.
-    public var unavailable: [String: String]
+    package var unavailable: [String: String]
     /// Platform Access Token issuers, by name.
-    public var platformAccessTokens: [String: PlatformAccessTokenIssuer]
+    package var platformAccessTokens: [String: PlatformAccessTokenIssuer]
     /// Who may fetch each Platform Access Token.
-    public var platformAccessTokenAccess: [String: AccessPolicy]
+    package var platformAccessTokenAccess: [String: AccessPolicy]
     /// Platform Access Tokens that cannot be served, with the reason.
-    public var unavailablePlatformAccessTokens: [String: String]
+    package var unavailablePlatformAccessTokens: [String: String]
     /// Who may use the ID-porten exchange, when it is enabled.
-    public var idPortenAccess: AccessPolicy?
+    package var idPortenAccess: AccessPolicy?
 
     /// The state for `loaded`, with its allow lists resolved.
-    public init(_ loaded: LoadedConfiguration) {
+    package init(_ loaded: LoadedConfiguration) {
         configuration = loaded.configuration
         var access: [String: AccessPolicy] = [:]
         for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
         self.access = access
         profiles = Dictionary(configuration.profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         unavailable = loaded.problems.mapValues(\.description)
-        platformAccessTokens = loaded.platformAccessTokens
+        platformAccessTokens = loaded.platformAccessKeys.mapValues(PlatformAccessTokenIssuer.init)
         var tokenAccess: [String: AccessPolicy] = [:]
         for settings in configuration.platformAccessTokens { tokenAccess[settings.name] = AccessPolicy(settings.allow) }
         platformAccessTokenAccess = tokenAccess

@@ -1,9 +1,9 @@
-public import Logging
+package import Logging
 import NIOConcurrencyHelpers
-public import NIOCore
+package import NIOCore
 import NIOHTTP1
 import NIOPosix
-public import ServiceLifecycle
+import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -11,18 +11,18 @@ public import ServiceLifecycle
 
 /// The HTTP/1.1 server on the daemon's Unix socket: bound by the daemon (mode and group set
 /// before `listen`) or handed in by systemd, with peer credentials on every connection.
-public final class SocketServer: Service, Sendable {
+package final class SocketServer: Service, Sendable {
     /// The listening socket: made by `UnixListener.make` before anything else starts (so a
     /// second daemon fails before fetching a token), or passed in by systemd.
-    public struct Listener: Sendable {
+    package struct Listener: Sendable {
         /// The listening descriptor; the server owns it from now on.
-        public var descriptor: Int32
+        package var descriptor: Int32
         /// The socket file to remove on exit: set when the daemon created it, nil when systemd
         /// passed it in (systemd owns the file).
-        public var removeOnExit: String?
+        package var removeOnExit: String?
 
         /// A listener on `descriptor`.
-        public init(descriptor: Int32, removeOnExit: String?) {
+        package init(descriptor: Int32, removeOnExit: String?) {
             self.descriptor = descriptor
             self.removeOnExit = removeOnExit
         }
@@ -38,7 +38,7 @@ public final class SocketServer: Service, Sendable {
     private let fast = NIOLockedValueBox<FastServer?>(nil)
 
     /// A server for `router` on `listener`; `onListening` runs once connections can be accepted.
-    public init(
+    package init(
         listener: Listener, router: Router, limits: ServerLimits = ServerLimits(), metrics: ServerMetrics, logger: Logger,
         onListening: @escaping @Sendable () -> Void = {}
     ) {
@@ -55,7 +55,7 @@ public final class SocketServer: Service, Sendable {
     ///
     /// `FastServer` accepts, on one thread per core, and answers cached-token requests itself;
     /// every other connection it hands to NIO (`adopt`), on the event loop group's loops.
-    public func run() async throws {
+    package func run() async throws {
         let descriptor = listener.descriptor
         let group = MultiThreadedEventLoopGroup.singleton
         let router = self.router
@@ -92,7 +92,7 @@ public final class SocketServer: Service, Sendable {
 
     /// Returns once every accepting thread has come round its loop (for the watchdog): a thread
     /// stuck in a request would never answer.
-    public func respond() async {
+    package func respond() async {
         await fast.withLockedValue { $0 }?.respond()
     }
 
@@ -101,8 +101,7 @@ public final class SocketServer: Service, Sendable {
     /// and the broker's request handler (which also keeps the connection's deadlines).
     /// Must run on the channel's event loop. (Also used by the HTTP fuzz target, on a testing
     /// channel.)
-    @_spi(Fuzzing)
-    public static func configureConnection(_ channel: any Channel, peer: PeerCredentials, router: Router, limits: ServerLimits, logger: Logger) throws {
+    package static func configureConnection(_ channel: any Channel, peer: PeerCredentials, router: Router, limits: ServerLimits, logger: Logger) throws {
         let byteGuard = RequestByteGuard(limit: limits.headerBytes + limits.bodyBytes + 16 * 1024)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.headerBytes

@@ -1,4 +1,5 @@
-import BrokerCore
+import BrokerConfig
+import BrokerTokens
 import Foundation
 import NIOCore
 

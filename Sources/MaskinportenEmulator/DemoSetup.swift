@@ -1,18 +1,18 @@
 import BrokerCrypto
 import BrokerPOSIX
-public import Foundation
+package import Foundation
 
 /// A demo client for an emulator: a fresh RSA key registered as client `demo-client`, its
 /// EncodedJwk written 0600 as `demo.jwk`, and a `broker.yaml` with profile `demo` against the
 /// emulator, both in `directory`. What `maskinporten-broker dev` runs on, and what the HTTP
 /// fuzz target builds its router from.
-public enum DemoSetup {
+package enum DemoSetup {
     /// The demo's scope.
-    public static let scope = "altinn:serviceowner/notifications.create"
+    package static let scope = "altinn:serviceowner/notifications.create"
 
     /// Writes the key and the configuration; returns the configuration's path. With
     /// `socketPath`, the configuration has a `socket` section (mode 0600).
-    public static func write(in directory: URL, for emulator: Emulator, socketPath: String? = nil) throws -> String {
+    package static func write(in directory: URL, for emulator: Emulator, socketPath: String? = nil) throws -> String {
         let key = try RSAPrivateKey.generate()
         let kid = "demo-" + Digest.fingerprint(UUID().uuidString)
         // The self-service scopes too, so that adding `rotation:` to the demo profile works.

@@ -1,7 +1,7 @@
-public import BrokerCrypto
+package import BrokerCrypto
 import BrokerPOSIX
-public import Foundation
-public import Logging
+package import Foundation
+package import Logging
 import NIOConcurrencyHelpers
 
 /// A local Maskinporten and Altinn token exchange: registers clients, checks grants by every
@@ -9,13 +9,13 @@ import NIOConcurrencyHelpers
 /// lets tests inject faults and count calls.
 ///
 /// `Emulator` holds the behaviour; `EmulatorServer` puts it on HTTP.
-public final class Emulator: Sendable {
+package final class Emulator: Sendable {
     /// Maskinporten's issuer: the `aud` grants must carry (`http://127.0.0.1:PORT/`).
-    public let issuer: String
+    package let issuer: String
     /// Where grants are sent.
-    public var tokenEndpoint: String { issuer + "token" }
+    package var tokenEndpoint: String { issuer + "token" }
     /// The Altinn platform base URL (the same server).
-    public var altinnPlatform: String { String(issuer.dropLast()) }
+    package var altinnPlatform: String { String(issuer.dropLast()) }
 
     let signingKey: RSAPrivateKey
     /// Its public half, for checking the tokens brought back to the exchanges.
@@ -39,7 +39,7 @@ public final class Emulator: Sendable {
     /// An emulator answering as `issuer`. With a state directory, the signing key and the
     /// registered clients are kept there across restarts. `signingKey` is a key made
     /// beforehand, for tests that start many emulators (making one is the costly part).
-    public init(
+    package init(
         issuer: String, stateDirectory: URL? = nil, signingKey: RSAPrivateKey? = nil, logger: Logger = Logger(label: "maskinporten-emulator")
     ) throws {
         self.issuer = issuer.hasSuffix("/") ? issuer : issuer + "/"
@@ -64,12 +64,12 @@ public final class Emulator: Sendable {
     }
 
     /// The emulator's clock: the wall clock moved by `clock_offset`.
-    public var now: Date { Date().addingTimeInterval(TimeInterval(settings.clockOffset)) }
+    package var now: Date { Date().addingTimeInterval(TimeInterval(settings.clockOffset)) }
 
     // MARK: - Control
 
     /// Registers (or replaces) a client.
-    public func register(_ client: RegisteredClient) {
+    package func register(_ client: RegisteredClient) {
         let clients = state.withLockedValue { state in
             state.clients[client.clientID] = client
             return Array(state.clients.values)
@@ -81,38 +81,38 @@ public final class Emulator: Sendable {
     }
 
     /// The registered clients.
-    public var clients: [RegisteredClient] {
+    package var clients: [RegisteredClient] {
         state.withLockedValue { Array($0.clients.values) }
     }
 
     /// Injects `fault` into `target`'s answers (replacing any earlier one).
-    public func inject(_ fault: Fault, into target: FaultTarget) {
+    package func inject(_ fault: Fault, into target: FaultTarget) {
         state.withLockedValue { $0.faults[target] = fault }
     }
 
     /// Removes every fault.
-    public func clearFaults() {
+    package func clearFaults() {
         state.withLockedValue { $0.faults = [:] }
     }
 
     /// What the emulator issues.
-    public var settings: EmulatorSettings {
+    package var settings: EmulatorSettings {
         get { state.withLockedValue { $0.settings } }
         set { state.withLockedValue { $0.settings = newValue } }
     }
 
     /// Request counters since start or the last reset.
-    public var stats: EmulatorStats {
+    package var stats: EmulatorStats {
         state.withLockedValue { $0.stats }
     }
 
     /// Zeroes the counters.
-    public func resetStats() {
+    package func resetStats() {
         state.withLockedValue { $0.stats = EmulatorStats() }
     }
 
     /// The emulator's public signing key, as a JWK Set (for verifying its tokens).
-    public var jwks: [JWK] {
+    package var jwks: [JWK] {
         [verifyingKey.jwk(kid: signingKeyID, algorithm: .rs256)]
     }
 
@@ -240,10 +240,10 @@ public final class Emulator: Sendable {
     // MARK: - ID-porten
 
     /// ID-porten's issuer as the emulator plays it.
-    public var idPortenIssuer: String { issuer + "idporten" }
+    package var idPortenIssuer: String { issuer + "idporten" }
 
     /// A person's ID-porten-like access token, signed by the emulator, for tests.
-    public func mintIDPortenToken(pid: String, lifetime: Int = 600, now: Date = Date()) throws -> String {
+    package func mintIDPortenToken(pid: String, lifetime: Int = 600, now: Date = Date()) throws -> String {
         let issuedAt = Int(now.timeIntervalSince1970)
         return try sign([
             "iss": .string(idPortenIssuer), "pid": .string(pid), "acr": "idporten-loa-high", "amr": .array(["TestID"]),

@@ -1,29 +1,36 @@
-public import BrokerCrypto
-public import Foundation
-public import Logging
+package import BrokerCrypto
+package import Foundation
+package import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-public import NIOSSL
+package import NIOSSL
 
 /// The emulator on HTTP/1.1: Maskinporten's `/token`, Altinn's exchange, and a control API under
 /// `/_emulator/` for registering clients, injecting faults, changing lifetimes and reading
 /// counters.
-public final class EmulatorServer: Sendable {
+package final class EmulatorServer: Sendable {
     /// The emulator behind the server.
-    public let emulator: Emulator
+    package let emulator: Emulator
     /// The bound port.
-    public let port: Int
+    package let port: Int
     /// The bound host.
-    public let host: String
+    package let host: String
 
     private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
     private let logger: Logger
 
     /// Binds `host:port` (port 0 picks a free one) and returns once listening; `run()` serves.
+    /// A TLS server context from PEM files: a certificate chain, leaf first, and its key.
+    package static func tlsContext(certificateFile: String, keyFile: String) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+        return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+    }
+
     /// With `tls`, it serves HTTPS (its URLs say `https://`); `publicHost` is the host its URLs
     /// name, when clients reach it by another name than the address it listens on.
-    public static func bind(
+    package static func bind(
         host: String = "127.0.0.1", port: Int = 0, stateDirectory: URL? = nil, signingKey: RSAPrivateKey? = nil, tls: NIOSSLContext? = nil,
         publicHost: String? = nil, logger: Logger = Logger(label: "maskinporten-emulator")
     ) async throws -> EmulatorServer {
@@ -59,7 +66,7 @@ public final class EmulatorServer: Sendable {
     }
 
     /// Serves until the task is cancelled, then returns normally.
-    public func run() async throws {
+    package func run() async throws {
         do {
             try await withTaskCancellationHandler {
                 try await channel.executeThenClose { inbound in

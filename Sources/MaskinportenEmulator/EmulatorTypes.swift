@@ -1,18 +1,18 @@
-public import BrokerCrypto
+package import BrokerCrypto
 
 /// A Maskinporten client (integration) registered with the emulator.
-public struct RegisteredClient: Sendable, Codable, Equatable {
+package struct RegisteredClient: Sendable, Codable, Equatable {
     /// The client id: the grant's `iss`.
-    public var clientID: String
+    package var clientID: String
     /// Scopes the client may ask for.
-    public var scopes: [String]
+    package var scopes: [String]
     /// Public JWKs, found by `kid`.
-    public var keys: [JWK]
+    package var keys: [JWK]
     /// Business certificates (standard Base64 DER, as in `x5c`) the client may sign with.
-    public var certificates: [String]
+    package var certificates: [String]
 
     /// Creates a client.
-    public init(clientID: String, scopes: [String], keys: [JWK] = [], certificates: [String] = []) {
+    package init(clientID: String, scopes: [String], keys: [JWK] = [], certificates: [String] = []) {
         self.clientID = clientID
         self.scopes = scopes
         self.keys = keys
@@ -24,7 +24,7 @@ public struct RegisteredClient: Sendable, Codable, Equatable {
         case scopes, keys, certificates
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         clientID = try container.decode(String.self, forKey: .clientID)
         scopes = try container.decodeIfPresent([String].self, forKey: .scopes) ?? []
@@ -34,7 +34,7 @@ public struct RegisteredClient: Sendable, Codable, Equatable {
 }
 
 /// Which emulated endpoint a fault applies to.
-public enum FaultTarget: String, Sendable, Codable, CaseIterable {
+package enum FaultTarget: String, Sendable, Codable, CaseIterable {
     /// Maskinporten's `/token`.
     case token
     /// Altinn's `/authentication/api/v1/exchange/maskinporten`.
@@ -44,24 +44,24 @@ public enum FaultTarget: String, Sendable, Codable, CaseIterable {
 }
 
 /// A fault injected into one endpoint's answers.
-public struct Fault: Sendable, Codable, Equatable {
+package struct Fault: Sendable, Codable, Equatable {
     /// Answer with this HTTP status (and a JSON error body) instead of the real answer.
-    public var status: Int?
+    package var status: Int?
     /// With `status`: a `Retry-After` header, in seconds.
-    public var retryAfter: Int?
+    package var retryAfter: Int?
     /// Wait this long before answering.
-    public var delayMilliseconds: Int?
+    package var delayMilliseconds: Int?
     /// Close the connection without answering.
-    public var drop: Bool?
+    package var drop: Bool?
     /// Never answer (until the client gives up).
-    public var hang: Bool?
+    package var hang: Bool?
     /// Answer 200 with a body that is neither JSON nor a JWT.
-    public var garbage: Bool?
+    package var garbage: Bool?
     /// How many requests the fault affects before it clears itself; nil: until cleared.
-    public var count: Int?
+    package var count: Int?
 
     /// Creates a fault.
-    public init(
+    package init(
         status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil, count: Int? = nil
     ) {
         self.status = status
@@ -74,12 +74,12 @@ public struct Fault: Sendable, Codable, Equatable {
     }
 
     /// Whether the fault replaces the answer (rather than only delaying it).
-    public var replacesAnswer: Bool {
+    package var replacesAnswer: Bool {
         status != nil || drop == true || hang == true || garbage == true
     }
 
     /// The delay, as a duration.
-    public var delay: Duration? {
+    package var delay: Duration? {
         delayMilliseconds.map { .milliseconds($0) }
     }
 
@@ -92,28 +92,28 @@ public struct Fault: Sendable, Codable, Equatable {
 }
 
 /// Knobs that change what the emulator issues.
-public struct EmulatorSettings: Sendable, Codable, Equatable {
+package struct EmulatorSettings: Sendable, Codable, Equatable {
     /// Lifetime of Maskinporten access tokens (`expires_in`), seconds.
-    public var tokenLifetime: Int = 120
+    package var tokenLifetime: Int = 120
     /// Lifetime of Altinn tokens (their `exp`), seconds. Deliberately unlike `tokenLifetime`, so
     /// that a client taking the wrong one is caught.
-    public var altinnTokenLifetime: Int = 1800
+    package var altinnTokenLifetime: Int = 1800
     /// Added to the Altinn token's `exp`: negative values issue tokens that are already expired.
-    public var altinnExpOffset: Int = 0
+    package var altinnExpOffset: Int = 0
     /// Added to the `Date` header, seconds: pretends the emulator's clock is off.
-    public var dateOffset: Int = 0
+    package var dateOffset: Int = 0
     /// Added to the emulator's whole clock, seconds: the grant checks (`iat`, `exp`), the tokens
     /// it issues and the `Date` header. A wall-clock jump upstream.
-    public var clockOffset: Int = 0
+    package var clockOffset: Int = 0
     /// How long a key registered through the self-service API takes to be accepted in grants,
     /// seconds: Maskinporten's caches take a while to see a new key.
-    public var keyRegistrationDelay: Int = 0
+    package var keyRegistrationDelay: Int = 0
     /// Organisation numbers refused as a system user's or in `consumer_org`, as Maskinporten
     /// refuses an organisation with no system user (or no delegation) for the client.
-    public var refusedOrganisations: [String] = []
+    package var refusedOrganisations: [String] = []
 
     /// Settings with the given values.
-    public init(
+    package init(
         tokenLifetime: Int = 120, altinnTokenLifetime: Int = 1800, altinnExpOffset: Int = 0, dateOffset: Int = 0, clockOffset: Int = 0,
         keyRegistrationDelay: Int = 0, refusedOrganisations: [String] = []
     ) {
@@ -136,7 +136,7 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
         case refusedOrganisations = "refused_organisations"
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         tokenLifetime = try container.decodeIfPresent(Int.self, forKey: .tokenLifetime) ?? 120
         altinnTokenLifetime = try container.decodeIfPresent(Int.self, forKey: .altinnTokenLifetime) ?? 1800
@@ -149,30 +149,30 @@ public struct EmulatorSettings: Sendable, Codable, Equatable {
 }
 
 /// Request counters, so tests can assert how many upstream calls were made.
-public struct EmulatorStats: Sendable, Codable, Equatable {
+package struct EmulatorStats: Sendable, Codable, Equatable {
     /// Requests to `/token`.
-    public var tokenRequests = 0
+    package var tokenRequests = 0
     /// Access tokens issued.
-    public var tokensIssued = 0
+    package var tokensIssued = 0
     /// Grants refused.
-    public var grantsRefused = 0
+    package var grantsRefused = 0
     /// Requests to the Altinn exchange.
-    public var exchangeRequests = 0
+    package var exchangeRequests = 0
     /// Altinn tokens issued.
-    public var exchangesIssued = 0
+    package var exchangesIssued = 0
     /// Exchanges refused.
-    public var exchangesRefused = 0
+    package var exchangesRefused = 0
     /// Answers replaced by an injected fault.
-    public var faultsInjected = 0
+    package var faultsInjected = 0
     /// Access tokens issued, by the kid of the key that signed the grant.
-    public var tokensIssuedByKid: [String: Int] = [:]
+    package var tokensIssuedByKid: [String: Int] = [:]
     /// Key sets registered through the self-service API (`POST {api}/{client_id}/jwks`).
-    public var jwksRegistrations = 0
+    package var jwksRegistrations = 0
     /// Access tokens issued for a system user's organisation or a `consumer_org`, by number.
-    public var tokensIssuedByOrganisation: [String: Int] = [:]
+    package var tokensIssuedByOrganisation: [String: Int] = [:]
 
     /// Zero counters.
-    public init() {}
+    package init() {}
 
     enum CodingKeys: String, CodingKey {
         case tokenRequests = "token_requests"

@@ -1,7 +1,7 @@
 /// A rule of Maskinporten's JWT grant that a grant broke, with the error Maskinporten's answer
 /// carries. MP-100, MP-110 and MP-120 are Digdir's documented codes; the others are the
 /// emulator's own, numbered in the same style, so tests can tell every rule apart.
-public enum GrantViolation: String, Sendable, CaseIterable, Error {
+package enum GrantViolation: String, Sendable, CaseIterable, Error {
     case badSignature = "MP-100"
     case notAJWT = "MP-101"
     case unsupportedAlgorithm = "MP-102"
@@ -24,7 +24,7 @@ public enum GrantViolation: String, Sendable, CaseIterable, Error {
     case noDelegation = "MP-151"
 
     /// The OAuth2 `error` of the answer.
-    public var error: String {
+    package var error: String {
         switch self {
         case .unknownScope: "invalid_scope"
         case .resourceNotArray, .invalidAuthorizationDetails: "invalid_request"
@@ -33,7 +33,7 @@ public enum GrantViolation: String, Sendable, CaseIterable, Error {
     }
 
     /// The text of `error_description`, before the detail.
-    public var text: String {
+    package var text: String {
         switch self {
         case .badSignature: "Invalid assertion. Client authentication failed. Invalid JWT signature"
         case .notAJWT: "Invalid assertion. The assertion is not a signed JWT"
@@ -59,17 +59,17 @@ public enum GrantViolation: String, Sendable, CaseIterable, Error {
     }
 
     /// `error_description`: the code, the text and the detail.
-    public func description(detail: String?) -> String {
+    package func description(detail: String?) -> String {
         "\(rawValue): \(text)" + (detail.map { ": \($0)" } ?? "")
     }
 }
 
 /// A refused grant: the rule and what was off.
-public struct GrantRefusal: Error, Sendable {
+package struct GrantRefusal: Error, Sendable {
     /// The rule broken.
-    public var violation: GrantViolation
+    package var violation: GrantViolation
     /// What exactly was wrong, when there is more to say.
-    public var detail: String?
+    package var detail: String?
 
     init(_ violation: GrantViolation, _ detail: String? = nil) {
         self.violation = violation

@@ -1,4 +1,4 @@
-public import BrokerCrypto
+package import BrokerCrypto
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -75,12 +75,12 @@ extension EmulatorServer {
 
 extension Emulator {
     /// The keys registered on `clientID`.
-    public func registeredKeys(of clientID: String) -> [JWK] {
+    package func registeredKeys(of clientID: String) -> [JWK] {
         state.withLockedValue { $0.clients[clientID]?.keys ?? [] }
     }
 
     /// Replaces `clientID`'s keys; keys new to it take effect after `key_registration_delay`.
-    public func replaceKeys(of clientID: String, with keys: [JWK]) {
+    package func replaceKeys(of clientID: String, with keys: [JWK]) {
         let now = self.now
         let clients = state.withLockedValue { state -> [RegisteredClient] in
             guard var client = state.clients[clientID] else { return Array(state.clients.values) }

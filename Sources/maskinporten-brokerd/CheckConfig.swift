@@ -1,6 +1,6 @@
 import ArgumentParser
 import BrokerClient
-import BrokerCore
+import BrokerConfig
 
 /// `check-config`: validates the configuration and every key without starting anything.
 struct CheckConfig: ParsableCommand {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import BrokerClient
-import BrokerCore
+import BrokerConfig
 import BrokerCrypto
+import BrokerDaemon
 import BrokerPOSIX
 import BrokerServer
 import Foundation

@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import MaskinportenEmulator
 import NIOCore
-import NIOSSL
 import ServiceLifecycle
 import UnixSignals
 
@@ -66,15 +65,14 @@ struct EmulatorCommand: AsyncParsableCommand {
         bootstrapLogging(level: .info)
         let logger = Logger(label: "maskinporten-emulator")
         let (host, port) = try Self.parseListen(listen, anyAddress: anyAddress)
-        var tls: NIOSSLContext?
-        if let tlsCertificate, let tlsKey {
-            do {
-                let chain = try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { NIOSSLCertificateSource.certificate($0) }
-                let key = try NIOSSLPrivateKey(file: tlsKey, format: .pem)
-                tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
-            } catch {
-                printError("error: --tls-certificate \(tlsCertificate) and --tls-key \(tlsKey) cannot be used: \(error)")
-                throw ExitCode(1)
+        let tls = try tlsCertificate.flatMap { certificate in
+            try tlsKey.map { key in
+                do {
+                    return try EmulatorServer.tlsContext(certificateFile: certificate, keyFile: key)
+                } catch {
+                    printError("error: --tls-certificate \(certificate) and --tls-key \(key) cannot be used: \(error)")
+                    throw ExitCode(1)
+                }
             }
         }
         let server: EmulatorServer

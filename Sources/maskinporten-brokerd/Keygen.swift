@@ -1,6 +1,6 @@
 import ArgumentParser
 import BrokerClient
-import BrokerCore
+import BrokerConfig
 import BrokerCrypto
 import Foundation
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BrokerClient
-import BrokerCore
+import BrokerConfig
+import BrokerDaemon
 import BrokerPOSIX
 import BrokerServer
 import Logging

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BrokerClient
-import BrokerCore
+import BrokerConfig
+import BrokerUpstream
 
 /// `sign-grant`: one signed JWT grant, for trying a profile against Maskinporten by hand.
 struct SignGrant: ParsableCommand {

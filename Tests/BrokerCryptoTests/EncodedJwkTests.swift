@@ -1,7 +1,8 @@
-import BrokerCrypto
 import BrokerTestSupport
 import Foundation
 import Testing
+
+@testable import BrokerCrypto
 
 /// Keys shared by the tests of this module: key generation is the slow part.
 enum Keys {

@@ -1,7 +1,8 @@
-import BrokerCrypto
 import BrokerTestSupport
 import Foundation
 import Testing
+
+@testable import BrokerCrypto
 
 /// The inputs most often given where an EncodedJwk belongs, each named as what it is, with
 /// what to do instead: a PEM file (the key, a certificate, the public key) and the public key

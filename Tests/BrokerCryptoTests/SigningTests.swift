@@ -1,7 +1,8 @@
-import BrokerCrypto
 import BrokerTestSupport
 import Foundation
 import Testing
+
+@testable import BrokerCrypto
 
 @Suite("Signing, checked by openssl", .sharedKeys)
 struct SigningTests {

@@ -1,6 +1,7 @@
-import BrokerPOSIX
 import Foundation
 import Testing
+
+@testable import BrokerPOSIX
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
-import BrokerPOSIX
 import Foundation
 import Testing
+
+@testable import BrokerPOSIX
 
 /// The hand-made RFC 3339 formatter against Foundation's, which it replaces.
 @Suite("UTCTimestamp")

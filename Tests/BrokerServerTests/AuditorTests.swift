@@ -1,11 +1,12 @@
-import BrokerCore
-import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Logging
 import Testing
 
+@testable import BrokerConfig
+@testable import BrokerPOSIX
 @testable import BrokerServer
+@testable import BrokerTokens
 
 @Suite("Audit lines: the first hand-out of a token to a process in full, repeats folded into counts", .timeLimit(.minutes(1)))
 struct AuditorTests {

@@ -1,14 +1,15 @@
-import BrokerCore
-import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Logging
-import MaskinportenEmulator
 import NIOCore
 import NIOEmbedded
 import Testing
 
-@_spi(Fuzzing) @testable import BrokerServer
+@testable import BrokerConfig
+@testable import BrokerPOSIX
+@testable import BrokerServer
+@testable import BrokerTokens
+@testable import MaskinportenEmulator
 
 /// A router as the daemon builds it, in this process: profile `demo` (from `DemoSetup`, a key
 /// made now) against an emulator on loopback, also in this process, and audit lines written to

@@ -1,11 +1,10 @@
-import BrokerCore
 import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import Testing
 
-@_spi(Fuzzing) @testable import BrokerServer
+@testable import BrokerServer
 
 /// The socket's pipeline in process, on `NIOAsyncTestingChannel`: the handlers every connection
 /// gets, the router and a token broker against an emulator, no process and no socket.

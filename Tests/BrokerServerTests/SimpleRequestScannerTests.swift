@@ -1,6 +1,6 @@
 import Testing
 
-@_spi(Fuzzing) @testable import BrokerServer
+@testable import BrokerServer
 
 @Suite("The fast path's request scanner")
 struct SimpleRequestScannerTests {

@@ -1,9 +1,9 @@
-import BrokerCore
 import Foundation
 import NIOCore
 import Testing
 
 @testable import BrokerServer
+@testable import BrokerTokens
 
 @Suite("Token answers built once per token")
 struct TokenBodiesTests {

@@ -1,14 +1,15 @@
-import BrokerCore
-import BrokerPOSIX
 import BrokerTestSupport
 import Foundation
 import Logging
-import MaskinportenEmulator
 import NIOCore
 import NIOHTTP1
 import Testing
 
+@testable import BrokerConfig
+@testable import BrokerPOSIX
 @testable import BrokerServer
+@testable import BrokerTokens
+@testable import MaskinportenEmulator
 
 /// A variant's token on the request path: fetched once through the router, then answered by
 /// `handleImmediately`, the path the fast path's threads take, as the profile's own token is.

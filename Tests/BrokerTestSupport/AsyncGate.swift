@@ -1,18 +1,18 @@
 import Foundation
 
 /// At most `permits` holders at once; the others wait without holding a thread.
-public final class AsyncGate: @unchecked Sendable {
+package final class AsyncGate: @unchecked Sendable {
     private let lock = NSLock()
     private var free: Int
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
     /// A gate letting `permits` through at once.
-    public init(permits: Int) {
+    package init(permits: Int) {
         free = permits
     }
 
     /// `body` once a permit is free, giving it back after.
-    public func withPermit<T>(_ body: () async throws -> T) async rethrows -> T {
+    package func withPermit<T>(_ body: () async throws -> T) async rethrows -> T {
         await acquire()
         defer { release() }
         return try await body()

@@ -1,10 +1,10 @@
 import Foundation
 
 /// The built `maskinporten-broker` executable, run by the integration tests as a user would.
-public enum BrokerExecutable {
+package enum BrokerExecutable {
     /// `$MASKINPORTEN_BROKER_BIN`, else the executable next to the test bundle (the same build
     /// directory `swift test` built both into).
-    public static var path: String {
+    package static var path: String {
         get throws {
             if let explicit = ProcessInfo.processInfo.environment["MASKINPORTEN_BROKER_BIN"], !explicit.isEmpty {
                 return explicit
@@ -22,7 +22,7 @@ public enum BrokerExecutable {
 
     /// `maskinporten-brokerd`, the executable with every command, next to `maskinporten-broker`
     /// (which hands it every command but `token` and `health`).
-    public static var daemonPath: String {
+    package static var daemonPath: String {
         get throws {
             URL(fileURLWithPath: try path).deletingLastPathComponent().appendingPathComponent("maskinporten-brokerd").path
         }
@@ -30,7 +30,7 @@ public enum BrokerExecutable {
 
     /// Runs the executable with `arguments`.
     @discardableResult
-    public static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Command.Result {
+    package static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Command.Result {
         try await Command.run(path, arguments, environment: environment)
     }
 }

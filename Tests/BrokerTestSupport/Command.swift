@@ -1,20 +1,20 @@
-public import Foundation
+package import Foundation
 
 /// Runs an external program (openssl, the broker's own executable) the way a user would.
-public struct Command: Sendable {
+package struct Command: Sendable {
     /// What a finished command left behind.
-    public struct Result: Sendable {
+    package struct Result: Sendable {
         /// The exit status.
-        public var status: Int32
+        package var status: Int32
         /// Everything written to standard output.
-        public var stdout: Data
+        package var stdout: Data
         /// Everything written to standard error.
-        public var stderr: Data
+        package var stderr: Data
 
         /// Standard output as text.
-        public var output: String { String(decoding: stdout, as: UTF8.self) }
+        package var output: String { String(decoding: stdout, as: UTF8.self) }
         /// Standard error as text.
-        public var errorOutput: String { String(decoding: stderr, as: UTF8.self) }
+        package var errorOutput: String { String(decoding: stderr, as: UTF8.self) }
     }
 
     /// Runs `executable` (looked up on `$PATH` unless it holds a `/`) with `arguments`, feeding
@@ -25,7 +25,7 @@ public struct Command: Sendable {
     /// `gate`'s count run at once: the suites together would otherwise start dozens of
     /// processes side by side, and every deadline in the run would be missed.
     @discardableResult
-    public static func run(
+    package static func run(
         _ executable: String,
         _ arguments: [String],
         input: Data? = nil,
@@ -49,7 +49,7 @@ public struct Command: Sendable {
 
     /// `run`, waiting on the calling thread: for the few callers that are not async.
     @discardableResult
-    public static func runBlocking(
+    package static func runBlocking(
         _ executable: String,
         _ arguments: [String],
         input: Data? = nil,
@@ -65,7 +65,7 @@ public struct Command: Sendable {
     }
 
     /// The full path of `name` on `$PATH`.
-    public static func which(_ name: String) throws -> String {
+    package static func which(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(name)"
@@ -76,13 +76,13 @@ public struct Command: Sendable {
 
     /// Runs `openssl` and fails with its standard error unless it exits 0.
     @discardableResult
-    public static func openssl(_ arguments: String..., input: Data? = nil) async throws -> Result {
+    package static func openssl(_ arguments: String..., input: Data? = nil) async throws -> Result {
         try checked(arguments, try await run("openssl", arguments, input: input))
     }
 
     /// `openssl`, waiting on the calling thread (`runBlocking`).
     @discardableResult
-    public static func opensslBlocking(_ arguments: String..., input: Data? = nil) throws -> Result {
+    package static func opensslBlocking(_ arguments: String..., input: Data? = nil) throws -> Result {
         try checked(arguments, try runBlocking("openssl", arguments, input: input))
     }
 
@@ -95,35 +95,35 @@ public struct Command: Sendable {
 }
 
 /// A failure in the test scaffolding itself.
-public struct TestSupportError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct TestSupportError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// A directory under the system's temporary directory, removed when the value is released.
-public final class TemporaryDirectory: Sendable {
+package final class TemporaryDirectory: Sendable {
     /// The directory.
-    public let url: URL
+    package let url: URL
 
     /// Creates a new, empty directory with mode 0700.
-    public init(prefix: String = "broker-test") throws {
+    package init(prefix: String = "broker-test") throws {
         let base = FileManager.default.temporaryDirectory
         url = base.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
     /// The path of `name` inside the directory.
-    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    package func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 
     /// Writes `contents` to `name` with the given mode and returns its path.
     @discardableResult
-    public func write(_ name: String, _ contents: String, mode: Int = 0o600) throws -> String {
+    package func write(_ name: String, _ contents: String, mode: Int = 0o600) throws -> String {
         try write(name, Data(contents.utf8), mode: mode)
     }
 
     /// Writes `contents` to `name` with the given mode and returns its path.
     @discardableResult
-    public func write(_ name: String, _ contents: Data, mode: Int = 0o600) throws -> String {
+    package func write(_ name: String, _ contents: Data, mode: Int = 0o600) throws -> String {
         let target = path(name)
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try contents.write(to: URL(fileURLWithPath: target))

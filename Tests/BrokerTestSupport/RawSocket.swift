@@ -6,9 +6,9 @@ import Foundation
 
 /// Plain Unix sockets for tests that misbehave on purpose (half-open connections, garbage) and
 /// for receiving systemd notifications.
-public final class RawSocket: @unchecked Sendable {
+package final class RawSocket: @unchecked Sendable {
     // @unchecked: one test uses one socket from one task.
-    public let fd: Int32
+    package let fd: Int32
 
     private init(fd: Int32) {
         self.fd = fd
@@ -19,7 +19,7 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     /// A stream connection to `path`.
-    public static func connect(_ path: String) throws -> RawSocket {
+    package static func connect(_ path: String) throws -> RawSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket failed") }
         var address = try Self.address(path)
@@ -34,7 +34,7 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     /// A datagram socket bound at `path`, as systemd's `NOTIFY_SOCKET` is.
-    public static func datagramListener(_ path: String) throws -> RawSocket {
+    package static func datagramListener(_ path: String) throws -> RawSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket failed") }
         var address = try Self.address(path)
@@ -50,7 +50,7 @@ public final class RawSocket: @unchecked Sendable {
 
     /// Writes all of `bytes`; false when the peer has gone.
     @discardableResult
-    public func send(_ bytes: [UInt8]) -> Bool {
+    package func send(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -62,10 +62,10 @@ public final class RawSocket: @unchecked Sendable {
 
     /// Writes `text`.
     @discardableResult
-    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+    package func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
     /// Reads what arrives within `timeout`: until the peer closes, or nothing more comes.
-    public func receive(timeout: Duration = .seconds(5)) -> String {
+    package func receive(timeout: Duration = .seconds(5)) -> String {
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         let end = ContinuousClock.now + timeout
@@ -85,7 +85,7 @@ public final class RawSocket: @unchecked Sendable {
     /// Reads until `marker` has arrived `count` times (or the peer closes, or `timeout` passes),
     /// then what follows within 100 ms: counted as the bytes come, so that megabytes of answers
     /// cost one pass.
-    public func receive(untilCount count: Int, of marker: String, timeout: Duration = .seconds(10)) -> String {
+    package func receive(untilCount count: Int, of marker: String, timeout: Duration = .seconds(10)) -> String {
         let needle = Array(marker.utf8)
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -119,7 +119,7 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     /// The datagrams waiting now, without waiting for more (a `NOTIFY_SOCKET`).
-    public func receiveWaitingDatagrams() -> [String] {
+    package func receiveWaitingDatagrams() -> [String] {
         var datagrams: [String] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -130,7 +130,7 @@ public final class RawSocket: @unchecked Sendable {
     }
 
     /// Whether the peer has closed the connection (reads EOF or an error within `timeout`).
-    public func isClosedByPeer(timeout: Duration = .seconds(5)) -> Bool {
+    package func isClosedByPeer(timeout: Duration = .seconds(5)) -> Bool {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let milliseconds = Int32(timeout.components.seconds * 1000)
         guard poll(&poller, 1, milliseconds) > 0 else { return false }

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -10,9 +10,9 @@ public import Foundation
 /// Started with posix_spawn and reaped with waitpid, not Foundation's `Process`: `Process`
 /// watches a descriptor it leaves in the child, and programs that close every descriptor
 /// before exec (systemd-socket-activate) make it wait forever.
-public final class RunningProcess: @unchecked Sendable {
+package final class RunningProcess: @unchecked Sendable {
     // @unchecked: the exit status is guarded by `lock`.
-    public let pid: pid_t
+    package let pid: pid_t
     private let scratch: TemporaryDirectory
     private let outPath: String
     private let errPath: String
@@ -22,7 +22,7 @@ public final class RunningProcess: @unchecked Sendable {
     /// Starts `executable` (a path) with `arguments` and `environment` (default: this
     /// process's), standard input from `stdinPath` (default /dev/null); standard output and error
     /// into files the test reads, or both into `outputDescriptor` (a pipe the test holds).
-    public init(
+    package init(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdinPath: String = "/dev/null", currentDirectory: String? = nil,
         outputDescriptor: Int32? = nil
     ) throws {
@@ -79,22 +79,22 @@ public final class RunningProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit and returns its status.
-    public func waitForExit() -> Int32 {
+    package func waitForExit() -> Int32 {
         reap(blocking: true) ?? -1
     }
 
     /// Everything written to standard output so far, as bytes.
-    public var outputData: Data { (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data() }
+    package var outputData: Data { (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data() }
     /// Everything written to standard error so far, as bytes.
-    public var errorData: Data { (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data() }
+    package var errorData: Data { (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data() }
 
     /// Everything written to standard output so far.
-    public var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    package var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
     /// Everything written to standard error so far.
-    public var errorOutput: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+    package var errorOutput: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
 
     /// Whether the process is still running.
-    public var isRunning: Bool { reap(blocking: false) == nil }
+    package var isRunning: Bool { reap(blocking: false) == nil }
 
     /// The exit status once exited (128 + signal when killed by a signal).
     private func reap(blocking: Bool) -> Int32? {
@@ -111,7 +111,7 @@ public final class RunningProcess: @unchecked Sendable {
 
     /// Waits until standard output contains `text`; throws with what it did print after `timeout`.
     @discardableResult
-    public func waitForOutput(containing text: String, timeout: Duration = .seconds(20)) async throws -> String {
+    package func waitForOutput(containing text: String, timeout: Duration = .seconds(20)) async throws -> String {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
             let current = output
@@ -126,7 +126,7 @@ public final class RunningProcess: @unchecked Sendable {
 
     /// Sends `signal` and waits for the exit status.
     @discardableResult
-    public func stop(_ signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async throws -> Int32 {
+    package func stop(_ signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async throws -> Int32 {
         if isRunning { kill(pid, signal) }
         let end = ContinuousClock.now + timeout
         while true {

@@ -1,7 +1,7 @@
-public import Foundation
+package import Foundation
 
 #if canImport(Testing)
-    public import Testing
+    package import Testing
 #endif
 
 /// The keys many suites share, made once per test process by `openssl` on a thread of its own.
@@ -9,9 +9,9 @@ public import Foundation
 /// two-core machine), and every thread touching it would wait there while `openssl` works: the
 /// whole process stalled for seconds, and the in-process emulator then refused grants as older
 /// than its 10-second window.
-public enum SharedKeys {
+package enum SharedKeys {
     /// The keys, by name, and their sizes (`ec`: a P-256 key).
-    public static let sizes: [String: Int] = [
+    package static let sizes: [String: Int] = [
         "rsa2048": 2048, "other2048": 2048, "rsa1024": 1024, "ec": 256, "harness": 2048, "emulator": 2048, "stranger": 2048,
     ]
 
@@ -19,7 +19,7 @@ public enum SharedKeys {
 
     /// The key `name`: made already when the suite has the `.sharedKeys` trait or its harness
     /// called `prepare`; made here, on the calling thread, otherwise.
-    public static func key(_ name: String) -> TestKey {
+    package static func key(_ name: String) -> TestKey {
         if let key = store.made(name) { return key }
         let key = try! make(name)
         return store.keep(name, key)
@@ -27,7 +27,7 @@ public enum SharedKeys {
 
     /// Makes the shared keys not made yet, one after another on a thread of their own, once for
     /// all callers, who wait without holding a thread of the pool.
-    public static func prepare() async throws {
+    package static func prepare() async throws {
         try await store.preparation().value
     }
 
@@ -75,10 +75,10 @@ public enum SharedKeys {
 
 #if canImport(Testing)
     /// A suite trait: the suite's tests start once the shared keys are made (`SharedKeys.prepare`).
-    public struct SharedKeysTrait: SuiteTrait, TestScoping {
-        public var isRecursive: Bool { false }
+    package struct SharedKeysTrait: SuiteTrait, TestScoping {
+        package var isRecursive: Bool { false }
 
-        public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        package func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
             try await SharedKeys.prepare()
             try await function()
         }
@@ -86,6 +86,6 @@ public enum SharedKeys {
 
     extension Trait where Self == SharedKeysTrait {
         /// The shared keys are made before the suite's tests run, off the cooperative pool.
-        public static var sharedKeys: Self { SharedKeysTrait() }
+        package static var sharedKeys: Self { SharedKeysTrait() }
     }
 #endif

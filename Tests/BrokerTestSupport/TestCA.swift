@@ -1,20 +1,20 @@
-public import Foundation
+package import Foundation
 
 /// A certificate authority `openssl` makes for one test, and a server certificate it signed for
 /// an IP address: for TLS servers the broker must trust through `ca_file`.
-public struct TestCA: Sendable {
+package struct TestCA: Sendable {
     /// The directory holding the files; it lives as long as the value.
-    public let directory: TemporaryDirectory
+    package let directory: TemporaryDirectory
     /// The CA's certificate (PEM): what `ca_file` names.
-    public var caFile: String { directory.path("ca.pem") }
+    package var caFile: String { directory.path("ca.pem") }
     /// The server's certificate (PEM), for `address`.
-    public var certificateFile: String { directory.path("server.pem") }
+    package var certificateFile: String { directory.path("server.pem") }
     /// The server's private key (PEM).
-    public var keyFile: String { directory.path("server.key") }
+    package var keyFile: String { directory.path("server.key") }
 
     /// A CA and a certificate for `address` (an IP address or a host name, in the certificate's
     /// subjectAltName).
-    public static func make(for address: String) async throws -> TestCA {
+    package static func make(for address: String) async throws -> TestCA {
         let directory = try TemporaryDirectory(prefix: "ca")
         try await Command.openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory.path("ca.key"), "-out", directory.path("ca.pem"), "-days", "2",

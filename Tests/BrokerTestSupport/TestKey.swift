@@ -1,26 +1,26 @@
-public import Foundation
+package import Foundation
 
 /// A key made by the `openssl` command-line tool for one test run, with its JWK built here from
 /// OpenSSL's own text dump, independently of the code under test. No key is ever committed.
-public struct TestKey: Sendable {
+package struct TestKey: Sendable {
     /// The directory holding the key files; it lives as long as the key.
-    public let directory: TemporaryDirectory
+    package let directory: TemporaryDirectory
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey` writes it.
-    public let pkcs8Path: String
+    package let pkcs8Path: String
     /// PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`); nil for non-RSA keys.
-    public let pkcs1Path: String?
+    package let pkcs1Path: String?
     /// The public key in PEM, for `openssl dgst -verify`.
-    public let publicPath: String
+    package let publicPath: String
     /// Key parts as unsigned big-endian bytes, by JWK member name (RSA: n, e, d, p, q, dp, dq, qi;
     /// EC: d, x, y).
-    public let parts: [String: [UInt8]]
+    package let parts: [String: [UInt8]]
     /// The `kty` of the JWK (`RSA` or `EC`).
-    public let kty: String
+    package let kty: String
 
     /// A fresh RSA key of `bits` bits, made on a thread of its own: `openssl genpkey` may take seconds on a loaded
     /// machine, and waiting for it on Swift's cooperative pool (two threads on a two-core
     /// machine) stalls every other test in the process, which then miss their own deadlines.
-    public static func generate(bits: Int = 2048) async throws -> TestKey {
+    package static func generate(bits: Int = 2048) async throws -> TestKey {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread { continuation.resume(with: Result { try TestKey.rsa(bits: bits) }) }
         }
@@ -28,7 +28,7 @@ public struct TestKey: Sendable {
 
     /// A fresh RSA key of `bits` bits, made on the calling thread: for threads that are not the
     /// cooperative pool's (`generate`, `SharedKeys`).
-    public static func rsa(bits: Int = 2048) throws -> TestKey {
+    package static func rsa(bits: Int = 2048) throws -> TestKey {
         let directory = try TemporaryDirectory(prefix: "key")
         let pkcs8 = directory.path("key.pem")
         try Command.opensslBlocking("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", pkcs8)
@@ -58,7 +58,7 @@ public struct TestKey: Sendable {
     }
 
     /// A fresh P-256 EC key (for the "not an RSA key" errors).
-    public static func ec() throws -> TestKey {
+    package static func ec() throws -> TestKey {
         let directory = try TemporaryDirectory(prefix: "key")
         let pkcs8 = directory.path("key.pem")
         try Command.opensslBlocking("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pkcs8)
@@ -75,7 +75,7 @@ public struct TestKey: Sendable {
     // MARK: - JWK forms
 
     /// The JWK members as base64url strings, with `kty` and, when given, `kid`, `alg` and `use`.
-    public func jwkMembers(kid: String? = "test-kid", alg: String? = "RS256") -> [String: String] {
+    package func jwkMembers(kid: String? = "test-kid", alg: String? = "RS256") -> [String: String] {
         var members = parts.mapValues(Self.base64url)
         members["kty"] = kty
         if kty == "EC" { members["crv"] = "P-256" }
@@ -86,7 +86,7 @@ public struct TestKey: Sendable {
     }
 
     /// The JWK as JSON text.
-    public func jwkJSON(kid: String? = "test-kid", alg: String? = "RS256", dropping: Set<String> = [], replacing: [String: String] = [:]) -> String {
+    package func jwkJSON(kid: String? = "test-kid", alg: String? = "RS256", dropping: Set<String> = [], replacing: [String: String] = [:]) -> String {
         var members = jwkMembers(kid: kid, alg: alg)
         for name in dropping { members.removeValue(forKey: name) }
         members.merge(replacing) { $1 }
@@ -94,18 +94,18 @@ public struct TestKey: Sendable {
     }
 
     /// The EncodedJwk as Digdir's tools and most generators give it: standard Base64 of the JWK.
-    public func encodedJwk(kid: String? = "test-kid", alg: String? = "RS256") -> String {
+    package func encodedJwk(kid: String? = "test-kid", alg: String? = "RS256") -> String {
         Data(jwkJSON(kid: kid, alg: alg).utf8).base64EncodedString()
     }
 
     /// Renders a flat string map as a JSON object.
-    public static func json(_ members: [String: String]) -> String {
+    package static func json(_ members: [String: String]) -> String {
         let data = try! JSONSerialization.data(withJSONObject: members, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
 
     /// base64url without padding.
-    public static func base64url(_ bytes: [UInt8]) -> String {
+    package static func base64url(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_")
@@ -117,7 +117,7 @@ public struct TestKey: Sendable {
     /// Verifies `signature` over `message` with `openssl dgst -verify` and this key's public PEM.
     /// Returns openssl's verdict line; throws when openssl says the signature is bad.
     @discardableResult
-    public func opensslVerify(message: Data, signature: Data, digest: String) async throws -> String {
+    package func opensslVerify(message: Data, signature: Data, digest: String) async throws -> String {
         let scratch = try TemporaryDirectory(prefix: "verify")
         let messagePath = try scratch.write("message", message)
         let signaturePath = try scratch.write("signature", signature)
@@ -130,7 +130,7 @@ public struct TestKey: Sendable {
 
     /// Verifies a compact JWS with openssl, using the digest its `alg` names.
     @discardableResult
-    public func opensslVerify(jws: String) async throws -> String {
+    package func opensslVerify(jws: String) async throws -> String {
         let pieces = jws.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard pieces.count == 3 else { throw TestSupportError("not a compact JWS") }
         let header = try JSONSerialization.jsonObject(with: Self.decodeBase64url(pieces[0])) as? [String: Any]
@@ -143,7 +143,7 @@ public struct TestKey: Sendable {
     }
 
     /// Decodes base64url with or without padding.
-    public static func decodeBase64url(_ text: String) throws -> Data {
+    package static func decodeBase64url(_ text: String) throws -> Data {
         var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while standard.count % 4 != 0 { standard += "=" }
         guard let data = Data(base64Encoded: standard) else { throw TestSupportError("bad base64url") }

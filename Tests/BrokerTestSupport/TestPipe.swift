@@ -6,14 +6,14 @@ import Foundation
 
 /// A pipe whose reading end the test holds: the log destination that stops reading (a stalled
 /// journald) until the test drains it.
-public final class TestPipe: @unchecked Sendable {
+package final class TestPipe: @unchecked Sendable {
     // @unchecked: one test uses one pipe; the descriptors never change.
-    public let readEnd: Int32
-    public let writeEnd: Int32
+    package let readEnd: Int32
+    package let writeEnd: Int32
 
     /// A pipe; with `size`, its buffer is set to that many bytes (F_SETPIPE_SZ; the kernel rounds
     /// up to a page).
-    public init(size: Int? = nil) throws {
+    package init(size: Int? = nil) throws {
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { throw TestSupportError("pipe: \(String(cString: strerror(errno)))") }
         readEnd = ends[0]
@@ -37,7 +37,7 @@ public final class TestPipe: @unchecked Sendable {
     }
 
     /// Fills the pipe's buffer, so that the next write blocks until the test reads.
-    public func fill() {
+    package func fill() {
         let flags = fcntl(writeEnd, F_GETFL)
         _ = fcntl(writeEnd, F_SETFL, flags | O_NONBLOCK)
         let filler = [UInt8](repeating: UInt8(ascii: "#"), count: 4096)
@@ -47,7 +47,7 @@ public final class TestPipe: @unchecked Sendable {
 
     /// Reads what arrives until `done` holds for everything read so far (filler excluded) or
     /// `timeout` passes; returns it.
-    public func read(until done: (String) -> Bool, timeout: Duration = .seconds(10)) -> String {
+    package func read(until done: (String) -> Bool, timeout: Duration = .seconds(10)) -> String {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let end = ContinuousClock.now + timeout

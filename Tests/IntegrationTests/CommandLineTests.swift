@@ -219,7 +219,7 @@ struct CommandLineTests {
         let source = try String(
             contentsOfFile: #filePath.replacingOccurrences(of: "Tests/IntegrationTests/CommandLineTests.swift", with: "Sources/BrokerClient/Version.swift"),
             encoding: .utf8)
-        let line = try #require(source.split(separator: "\n").first { $0.hasPrefix("public let brokerVersion = \"") })
+        let line = try #require(source.split(separator: "\n").first { $0.hasPrefix("package let brokerVersion = \"") })
         let expected = String(line.split(separator: "\"")[1])
         let alone = try TemporaryDirectory(prefix: "version")
         try FileManager.default.copyItem(atPath: try BrokerExecutable.path, toPath: alone.path("maskinporten-broker"))

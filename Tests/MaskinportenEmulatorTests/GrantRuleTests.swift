@@ -1,8 +1,8 @@
-import BrokerCrypto
 import BrokerTestSupport
 import Foundation
 import Testing
 
+@testable import BrokerCrypto
 @testable import MaskinportenEmulator
 
 /// Keys for the emulator's tests.

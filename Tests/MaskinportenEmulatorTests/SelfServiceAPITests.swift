@@ -1,8 +1,8 @@
-import BrokerCrypto
 import BrokerTestSupport
 import Foundation
 import Testing
 
+@testable import BrokerCrypto
 @testable import MaskinportenEmulator
 
 @Suite("Emulator: the self-service API for keys", .sharedKeys)

@@ -1,15 +1,15 @@
-import BrokerCore
+import BrokerConfig
 import FuzzSupport
 
 /// The configuration decoder: any text must give a configuration or a `ConfigError`.
 @_cdecl("FuzzConfig_main")
-public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+package func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzConfig)
 }
 
 /// libFuzzer's entry point (its runtime refers to it by name).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+package func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     fuzzConfig(data, size)
 }
 

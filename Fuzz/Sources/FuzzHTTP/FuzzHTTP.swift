@@ -1,6 +1,8 @@
-import BrokerCore
+import BrokerConfig
 import BrokerCrypto
-@_spi(Fuzzing) import BrokerServer
+import BrokerPOSIX
+import BrokerServer
+import BrokerTokens
 import Dispatch
 import Foundation
 import FuzzSupport
@@ -17,13 +19,13 @@ import NIOHTTP1
 /// And every request head the fast path's scanner takes must be the request NIO's parser reads
 /// from the same bytes.
 @_cdecl("FuzzHTTP_main")
-public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+package func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzHTTP)
 }
 
 /// libFuzzer's entry point (its runtime refers to it by name).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+package func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     fuzzHTTP(data, size)
 }
 
@@ -166,7 +168,7 @@ enum FastPathAgreement {
         limits.maxHeaderFieldSize = ServerLimits().headerBytes
         limits.maxHeaderFieldCount = 100
         try? channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-        try? channel.writeInbound(ByteBuffer(bytes: head))
+        _ = try? channel.writeInbound(ByteBuffer(bytes: head))
         var parts: [HTTPServerRequestPart] = []
         while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
         _ = try? channel.finish()

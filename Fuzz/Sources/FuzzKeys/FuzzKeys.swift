@@ -4,13 +4,13 @@ import FuzzSupport
 /// EncodedJwk, JWK JSON, PEM keys and certificate chains: any bytes must give a key or a
 /// `BrokerCryptoError`, never a crash.
 @_cdecl("FuzzKeys_main")
-public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+package func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzKeys)
 }
 
 /// libFuzzer's entry point (its runtime refers to it by name).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+package func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     fuzzKeys(data, size)
 }
 

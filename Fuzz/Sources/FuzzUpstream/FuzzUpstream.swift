@@ -1,16 +1,16 @@
-import BrokerCore
+import BrokerUpstream
 import FuzzSupport
 
 /// Maskinporten's and Altinn's answers: any status, headers and body must give a token or a
 /// classified `TokenError`.
 @_cdecl("FuzzUpstream_main")
-public func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+package func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzUpstream)
 }
 
 /// libFuzzer's entry point (its runtime refers to it by name).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+package func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     fuzzUpstream(data, size)
 }
 

@@ -1,5 +1,5 @@
 import COpenSSL
-public import Foundation
+package import Foundation
 
 /// Owns one `X509`.
 final class X509Backing: @unchecked Sendable {
@@ -18,22 +18,22 @@ final class X509Backing: @unchecked Sendable {
 
 /// An X.509 certificate, as used for Maskinporten's `x5c` grants and Altinn's Platform Access
 /// Tokens.
-public struct Certificate: Sendable {
+package struct Certificate: Sendable {
     let backing: X509Backing
 
     /// The DER encoding, as `x5c` carries it (Base64, not base64url).
-    public let der: [UInt8]
+    package let der: [UInt8]
     /// The subject in RFC 2253 form.
-    public let subject: String
+    package let subject: String
     /// The issuer in RFC 2253 form.
-    public let issuer: String
+    package let issuer: String
     /// The subject's `serialNumber` attribute: for Norwegian business certificates, the
     /// organisation number.
-    public let subjectSerialNumber: String?
+    package let subjectSerialNumber: String?
     /// Start of validity.
-    public let notBefore: Date
+    package let notBefore: Date
     /// End of validity.
-    public let notAfter: Date
+    package let notAfter: Date
 
     init(taking pointer: OpaquePointer) throws {
         backing = X509Backing(taking: pointer)
@@ -53,7 +53,7 @@ public struct Certificate: Sendable {
     }
 
     /// One certificate from its DER encoding (an `x5c` entry, decoded).
-    public init(der: [UInt8]) throws {
+    package init(der: [UInt8]) throws {
         let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
             var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
             return d2i_X509(nil, &cursor, buffer.count)
@@ -68,7 +68,7 @@ public struct Certificate: Sendable {
 
     /// Every certificate in PEM text, in file order (for a chain: leaf first). Private key blocks
     /// in the same text are skipped.
-    public static func chain(pem: [UInt8]) throws -> [Certificate] {
+    package static func chain(pem: [UInt8]) throws -> [Certificate] {
         var certificates: [Certificate] = []
         try pem.withUnsafeBytes { buffer in
             guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else {
@@ -93,7 +93,7 @@ public struct Certificate: Sendable {
     // MARK: - Properties
 
     /// The certificate's RSA public key.
-    public var publicKey: RSAPublicKey {
+    package var publicKey: RSAPublicKey {
         get throws {
             guard let key = X509_get_pubkey(backing.pointer) else {
                 throw OpenSSLErrorQueue.error(.invalidCertificate, "the certificate's public key could not be read")
@@ -107,7 +107,7 @@ public struct Certificate: Sendable {
     }
 
     /// SHA-1 of the DER encoding: the "thumbprint" Altinn uses as `kid` and `x5t`.
-    public var sha1Thumbprint: [UInt8] {
+    package var sha1Thumbprint: [UInt8] {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         guard X509_digest(backing.pointer, EVP_sha1(), &digest, &length) == 1 else { return [] }
@@ -115,7 +115,7 @@ public struct Certificate: Sendable {
     }
 
     /// Whether `issuerCertificate` issued this certificate (names, key identifiers and signature).
-    public func isIssued(by issuerCertificate: Certificate) -> Bool {
+    package func isIssued(by issuerCertificate: Certificate) -> Bool {
         guard X509_check_issued(issuerCertificate.backing.pointer, backing.pointer) == X509_V_OK else { return false }
         guard let key = X509_get_pubkey(issuerCertificate.backing.pointer) else { return false }
         defer { EVP_PKEY_free(key) }

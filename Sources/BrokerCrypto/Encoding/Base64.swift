@@ -1,7 +1,7 @@
 /// Base64 in the two alphabets JOSE meets: base64url without padding for everything we write, and
 /// a lenient decoder for what people paste into config (standard or URL-safe alphabet, with or
 /// without padding, wrapped in lines).
-public enum Base64 {
+package enum Base64 {
     private static let urlAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     private static let standardAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
@@ -17,12 +17,12 @@ public enum Base64 {
     // MARK: - Encoding
 
     /// base64url without padding (RFC 7515 §2), as JWS needs it.
-    public static func urlEncoded(_ bytes: some Collection<UInt8>) -> String {
+    package static func urlEncoded(_ bytes: some Collection<UInt8>) -> String {
         encode(bytes, alphabet: urlAlphabet, pad: false)
     }
 
     /// Standard Base64 with padding (as used in `x5c`).
-    public static func standardEncoded(_ bytes: some Collection<UInt8>) -> String {
+    package static func standardEncoded(_ bytes: some Collection<UInt8>) -> String {
         encode(bytes, alphabet: standardAlphabet, pad: true)
     }
 
@@ -72,7 +72,7 @@ public enum Base64 {
     ///
     /// - Throws: `BrokerCryptoError` `.invalidBase64` naming the offending position, or
     ///   `.truncated` when the text stops part-way through a byte.
-    public static func decode(_ text: some Collection<UInt8>, what: String = "the text") throws -> [UInt8] {
+    package static func decode(_ text: some Collection<UInt8>, what: String = "the text") throws -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(text.count * 3 / 4)
         var accumulator: UInt32 = 0
@@ -131,7 +131,7 @@ public enum Base64 {
 
 extension Array where Element == UInt8 {
     /// Overwrites the bytes with zeros (for buffers that held key material) and empties the array.
-    public mutating func resetSecretBytes() {
+    package mutating func resetSecretBytes() {
         withUnsafeMutableBytes { buffer in
             guard let base = buffer.baseAddress else { return }
             // OPENSSL_cleanse: a plain loop of zero stores could be removed by the optimiser.

@@ -1,9 +1,9 @@
 import COpenSSL
 
 /// One-shot message digests.
-public enum Digest {
+package enum Digest {
     /// SHA-256 of `bytes`.
-    public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
+    package static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         let input = Array(bytes)
@@ -14,7 +14,7 @@ public enum Digest {
 
     /// A short, log-safe fingerprint of a secret (a token): the first 12 hex digits of its
     /// SHA-256. It identifies a token in audit lines without revealing it.
-    public static func fingerprint(_ secret: String) -> String {
+    package static func fingerprint(_ secret: String) -> String {
         sha256(secret.utf8).prefix(6).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex

@@ -3,9 +3,9 @@
 /// Errors are equal when their codes are equal, so that tests can name the error they expect.
 /// The reason is written for an operator: it names what is wrong and never contains key
 /// material or a token.
-public struct BrokerCryptoError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct BrokerCryptoError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
-    public enum Code: String, Hashable, Sendable, CaseIterable {
+    package enum Code: String, Hashable, Sendable, CaseIterable {
         /// The text is not Base64 (standard or URL-safe).
         case invalidBase64
         /// The Base64 text or the JSON inside it ends early.
@@ -45,24 +45,24 @@ public struct BrokerCryptoError: Error, Hashable, Sendable, CustomStringConverti
     }
 
     /// What kind of failure this is.
-    public let code: Code
+    package let code: Code
     /// A human-readable explanation, free of key material.
-    public let reason: String
+    package let reason: String
     /// Where the error was raised.
-    public let fileID: String
+    package let fileID: String
     /// Where the error was raised.
-    public let line: Int
+    package let line: Int
 
     /// Creates an error.
-    public init(_ code: Code, _ reason: String, fileID: String = #fileID, line: Int = #line) {
+    package init(_ code: Code, _ reason: String, fileID: String = #fileID, line: Int = #line) {
         self.code = code
         self.reason = reason
         self.fileID = fileID
         self.line = line
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    package static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    package func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
-    public var description: String { reason }
+    package var description: String { reason }
 }

@@ -2,30 +2,30 @@ import Foundation
 
 /// A JSON Web Key (RFC 7517) as far as this broker reads it: the RSA members, `kid`, `alg` and
 /// `use`. Members are kept as their base64url text until a key is built from them.
-public struct JWK: Sendable, Codable, Hashable {
+package struct JWK: Sendable, Codable, Hashable {
     /// Key type: `RSA` is the only one accepted for signing.
-    public var kty: String?
+    package var kty: String?
     /// Key id, sent as the JWS header `kid`.
-    public var kid: String?
+    package var kid: String?
     /// The algorithm the key is meant for, if the generator recorded one.
-    public var alg: String?
+    package var alg: String?
     /// `sig` for signing keys.
-    public var use: String?
+    package var use: String?
     /// RSA members (RFC 7518 §6.3), base64url.
-    public var n, e, d, p, q, dp, dq, qi: String?
+    package var n, e, d, p, q, dp, dq, qi: String?
     /// EC curve, read only to name it in the error for an EC key.
-    public var crv: String?
+    package var crv: String?
     /// When the key was made (Unix seconds), as `keygen` and rotation record it in the private
     /// JWK, so that a key's age can be shown. Not a member RFC 7517 defines; other readers
     /// ignore it, as the RFC requires, and the public JWK never carries it.
-    public var iat: Int?
+    package var iat: Int?
 
     enum CodingKeys: String, CodingKey {
         case kty, kid, alg, use, n, e, d, p, q, dp, dq, qi, crv, iat
     }
 
     /// Creates a JWK from its members.
-    public init(
+    package init(
         kty: String? = "RSA", kid: String? = nil, alg: String? = nil, use: String? = nil,
         n: String? = nil, e: String? = nil, d: String? = nil, p: String? = nil, q: String? = nil,
         dp: String? = nil, dq: String? = nil, qi: String? = nil, iat: Int? = nil
@@ -46,44 +46,44 @@ public struct JWK: Sendable, Codable, Hashable {
     }
 
     /// Whether the JWK holds a private key (its `d`).
-    public var isPrivate: Bool { d != nil }
+    package var isPrivate: Bool { d != nil }
 
     /// The RFC 7638 thumbprint of an RSA key: base64url of the SHA-256 of its required public
     /// members in lexical order. Stable for a key, whatever else the JWK holds.
-    public var thumbprint: String? {
+    package var thumbprint: String? {
         guard kty == "RSA", let e, let n else { return nil }
         return Base64.urlEncoded(Digest.sha256(Array(#"{"e":"\#(e)","kty":"RSA","n":"\#(n)"}"#.utf8)))
     }
 
     /// The public members only (`kty`, `kid`, `alg`, `use`, `n`, `e`): what is registered with
     /// Maskinporten. Drops every private part and the creation time.
-    public var publicPart: JWK {
+    package var publicPart: JWK {
         JWK(kty: kty, kid: kid, alg: alg, use: use, n: n, e: e)
     }
 }
 
 /// A JWK Set (RFC 7517 §5): `{"keys":[...]}`.
-public struct JWKSet: Sendable, Codable, Hashable {
+package struct JWKSet: Sendable, Codable, Hashable {
     /// The keys, oldest first as `keygen --add-to` appends them.
-    public var keys: [JWK]
+    package var keys: [JWK]
 
     /// A set of `keys`.
-    public init(keys: [JWK]) {
+    package init(keys: [JWK]) {
         self.keys = keys
     }
 
     /// The JSON text, members in a fixed order.
-    public func json() throws -> [UInt8] {
+    package func json() throws -> [UInt8] {
         Array(try Self.encoder.encode(self))
     }
 
     /// The keys as a bare JSON array, as Samarbeidsportalen shows and takes a client's keys.
-    public func arrayJSON() throws -> [UInt8] {
+    package func arrayJSON() throws -> [UInt8] {
         Array(try Self.encoder.encode(keys))
     }
 
     /// One JWK's JSON text, members in the same order.
-    public static func json(_ key: JWK) throws -> [UInt8] {
+    package static func json(_ key: JWK) throws -> [UInt8] {
         Array(try encoder.encode(key))
     }
 
@@ -125,14 +125,14 @@ extension JWK {
     /// - Throws: `BrokerCryptoError` naming what is wrong, never quoting the key. The inputs
     ///   most often given by mistake (a PEM file, the public key array Samarbeidsportalen shows)
     ///   are named as what they are.
-    public static func parseEncoded(_ text: some Collection<UInt8>, kid: String? = nil) throws -> JWK {
+    package static func parseEncoded(_ text: some Collection<UInt8>, kid: String? = nil) throws -> JWK {
         var json = try decodeEncoded(text)
         defer { json.resetSecretBytes() }
         return try parseJSON(json, kid: kid)
     }
 
     /// Every key of an EncodedJwk, in the order it holds them (a single JWK is a set of one).
-    public static func parseEncodedKeys(_ text: some Collection<UInt8>) throws -> [JWK] {
+    package static func parseEncodedKeys(_ text: some Collection<UInt8>) throws -> [JWK] {
         var json = try decodeEncoded(text)
         defer { json.resetSecretBytes() }
         let document = try decodeDocument(json)
@@ -140,7 +140,7 @@ extension JWK {
     }
 
     /// Reads a JWK or JWK Set from its JSON text.
-    public static func parseJSON(_ json: [UInt8], kid: String? = nil) throws -> JWK {
+    package static func parseJSON(_ json: [UInt8], kid: String? = nil) throws -> JWK {
         let document = try decodeDocument(json)
         guard let keys = document.keys else { return document.key }
         return try select(from: keys, kid: kid)

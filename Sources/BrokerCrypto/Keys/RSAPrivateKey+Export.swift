@@ -4,7 +4,7 @@ extension RSAPrivateKey {
     // MARK: - Generating
 
     /// A new random RSA key (for the emulator's signing key and `dev`'s demo key).
-    public static func generate(bits: Int = 2048) throws -> RSAPrivateKey {
+    package static func generate(bits: Int = 2048) throws -> RSAPrivateKey {
         guard bits >= minimumBits else {
             throw BrokerCryptoError(.keyTooSmall, "refusing to generate a \(bits)-bit key; at least \(minimumBits) bits are required")
         }
@@ -26,7 +26,7 @@ extension RSAPrivateKey {
 
     /// The key as unencrypted PKCS#8 PEM. The caller must store it with mode 0600 and wipe the
     /// buffer when done.
-    public func pkcs8PEM() throws -> [UInt8] {
+    package func pkcs8PEM() throws -> [UInt8] {
         guard let bio = BIO_new(BIO_s_mem()) else { throw OpenSSLErrorQueue.error("BIO_new failed") }
         defer { BIO_free(bio) }
         guard PEM_write_bio_PrivateKey(bio, backing.pointer, nil, nil, 0, nil, nil) == 1 else {
@@ -42,7 +42,7 @@ extension RSAPrivateKey {
 
     /// The full private JWK (n, e, d, p, q, dp, dq, qi), as an EncodedJwk holds it, with the
     /// time it was made (`iat`) when given.
-    public func privateJWK(kid: String?, algorithm: SigningAlgorithm? = .rs256, madeAt: Int? = nil) throws -> JWK {
+    package func privateJWK(kid: String?, algorithm: SigningAlgorithm? = .rs256, madeAt: Int? = nil) throws -> JWK {
         var members: [RSAParameter: String] = [:]
         for parameter in RSAParameter.privateKeyParts {
             guard let bn = backing.bigNumber(parameter) else {

@@ -1,27 +1,27 @@
 import COpenSSL
-public import Foundation
+package import Foundation
 
 /// An RSA private key of at least 2048 bits whose parts have been checked to belong together.
 ///
 /// Built from a JWK with `EVP_PKEY_fromdata` or from a PEM file (PKCS#1 or PKCS#8).
-public struct RSAPrivateKey: Sendable {
+package struct RSAPrivateKey: Sendable {
     let backing: EVPKey
 
     /// The smallest modulus accepted, as Maskinporten and jwt-kit require.
-    public static let minimumBits = 2048
+    package static let minimumBits = 2048
 
     /// The modulus length in bits.
-    public var bits: Int { backing.bits }
+    package var bits: Int { backing.bits }
 
     /// The public half.
-    public var publicKey: RSAPublicKey {
+    package var publicKey: RSAPublicKey {
         get throws { try RSAPublicKey(n: backing.publicBytes(RSAParameter.n) ?? [], e: backing.publicBytes(RSAParameter.e) ?? []) }
     }
 
     // MARK: - From a JWK
 
     /// Builds the key from an RSA JWK holding all of n, e, d, p, q, dp, dq and qi.
-    public init(jwk: JWK) throws {
+    package init(jwk: JWK) throws {
         guard let kty = jwk.kty else {
             throw BrokerCryptoError(.invalidJWK, "the JWK has no \"kty\" member")
         }
@@ -64,7 +64,7 @@ public struct RSAPrivateKey: Sendable {
 
     /// Reads the first private key in PEM text (PKCS#1 `RSA PRIVATE KEY` or PKCS#8
     /// `PRIVATE KEY`); other PEM blocks, such as certificates, are skipped.
-    public init(pem: [UInt8]) throws {
+    package init(pem: [UInt8]) throws {
         let text = String(decoding: pem, as: UTF8.self)
         if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
             throw BrokerCryptoError(
@@ -101,7 +101,7 @@ public struct RSAPrivateKey: Sendable {
     // MARK: - Signing
 
     /// Signs `message` with RSASSA-PKCS1-v1_5 and the algorithm's digest.
-    public func sign(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
+    package func sign(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
         guard let context = EVP_MD_CTX_new() else { throw OpenSSLErrorQueue.error("EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
         guard EVP_DigestSignInit(context, nil, algorithm.digest, nil, backing.pointer) == 1 else {

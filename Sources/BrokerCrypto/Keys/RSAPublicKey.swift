@@ -1,8 +1,8 @@
 import COpenSSL
-public import Foundation
+package import Foundation
 
 /// An RSA public key, for verifying signatures (the emulator, tests) and for publishing as a JWK.
-public struct RSAPublicKey: Sendable {
+package struct RSAPublicKey: Sendable {
     let backing: EVPKey
 
     init(backing: EVPKey) {
@@ -10,7 +10,7 @@ public struct RSAPublicKey: Sendable {
     }
 
     /// Builds the key from its modulus and exponent (unsigned big-endian bytes).
-    public init(n: [UInt8], e: [UInt8]) throws {
+    package init(n: [UInt8], e: [UInt8]) throws {
         guard !n.isEmpty, !e.isEmpty else {
             throw BrokerCryptoError(.invalidJWK, "an RSA public key needs both n and e")
         }
@@ -31,7 +31,7 @@ public struct RSAPublicKey: Sendable {
     }
 
     /// Builds the key from a public JWK (`kty` RSA with `n` and `e`).
-    public init(jwk: JWK) throws {
+    package init(jwk: JWK) throws {
         guard jwk.kty == "RSA" else {
             throw BrokerCryptoError(.unsupportedKeyType, "the JWK is not an RSA key")
         }
@@ -42,10 +42,10 @@ public struct RSAPublicKey: Sendable {
     }
 
     /// The modulus length in bits.
-    public var bits: Int { backing.bits }
+    package var bits: Int { backing.bits }
 
     /// The public JWK: `kty`, `n`, `e` and, when given, `kid`, `alg` and `use`.
-    public func jwk(kid: String? = nil, algorithm: SigningAlgorithm? = nil) -> JWK {
+    package func jwk(kid: String? = nil, algorithm: SigningAlgorithm? = nil) -> JWK {
         JWK(
             kty: "RSA", kid: kid, alg: algorithm?.rawValue, use: "sig",
             n: Base64.urlEncoded(backing.publicBytes(RSAParameter.n) ?? []),
@@ -55,7 +55,7 @@ public struct RSAPublicKey: Sendable {
 
     /// The key as PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo), as `openssl pkey
     /// -pubout` writes it.
-    public func pem() throws -> String {
+    package func pem() throws -> String {
         guard let bio = BIO_new(BIO_s_mem()) else { throw OpenSSLErrorQueue.error("BIO_new failed") }
         defer { BIO_free(bio) }
         guard PEM_write_bio_PUBKEY(bio, backing.pointer) == 1 else {
@@ -68,7 +68,7 @@ public struct RSAPublicKey: Sendable {
     }
 
     /// Whether `signature` is a valid RSASSA-PKCS1-v1_5 signature of `message`.
-    public func verify(_ signature: some ContiguousBytes, for message: some ContiguousBytes, algorithm: SigningAlgorithm) -> Bool {
+    package func verify(_ signature: some ContiguousBytes, for message: some ContiguousBytes, algorithm: SigningAlgorithm) -> Bool {
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
         guard EVP_DigestVerifyInit(context, nil, algorithm.digest, nil, backing.pointer) == 1 else {
@@ -89,7 +89,7 @@ public struct RSAPublicKey: Sendable {
     }
 
     /// Whether this is the public half of `privateKey`.
-    public func matches(_ privateKey: RSAPrivateKey) -> Bool {
+    package func matches(_ privateKey: RSAPrivateKey) -> Bool {
         EVP_PKEY_eq(backing.pointer, privateKey.backing.pointer) == 1
     }
 }

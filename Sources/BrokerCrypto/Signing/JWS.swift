@@ -1,7 +1,7 @@
 import Foundation
 
 /// JWS compact serialisation (RFC 7515 §7.1) for RSA signatures.
-public enum JWS {
+package enum JWS {
     /// The encoder for headers and claims: keys sorted so that output is stable, and `/` left
     /// unescaped so that `aud` reads as the issuer URL it is.
     private static func makeEncoder() -> JSONEncoder {
@@ -11,7 +11,7 @@ public enum JWS {
     }
 
     /// `base64url(header) . base64url(payload) . base64url(signature)`.
-    public static func sign(
+    package static func sign(
         header: some Encodable,
         payload: some Encodable,
         key: RSAPrivateKey,
@@ -24,19 +24,19 @@ public enum JWS {
     }
 
     /// The three parts of a compact JWS, decoded, without checking the signature.
-    public struct Parts: Sendable {
+    package struct Parts: Sendable {
         /// The decoded header JSON.
-        public var header: [UInt8]
+        package var header: [UInt8]
         /// The decoded payload JSON.
-        public var payload: [UInt8]
+        package var payload: [UInt8]
         /// The signature bytes.
-        public var signature: [UInt8]
+        package var signature: [UInt8]
         /// `header.payload` as sent: the bytes the signature covers.
-        public var signingInput: [UInt8]
+        package var signingInput: [UInt8]
     }
 
     /// Splits a compact JWS and decodes its parts.
-    public static func split(_ token: String) throws -> Parts {
+    package static func split(_ token: String) throws -> Parts {
         let pieces = token.split(separator: ".", omittingEmptySubsequences: false)
         guard pieces.count == 3 else {
             throw BrokerCryptoError(.invalidBase64, "a compact JWS has three dot-separated parts, this has \(pieces.count)")

@@ -1,20 +1,20 @@
 import COpenSSL
 
 /// The JWS algorithms Maskinporten accepts for grants: RSASSA-PKCS1-v1_5 with SHA-2.
-public enum SigningAlgorithm: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+package enum SigningAlgorithm: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case rs256 = "RS256"
     case rs384 = "RS384"
     case rs512 = "RS512"
 
     /// Parses `RS256`, `RS384` or `RS512` (case-sensitive, as in the JWS header).
-    public init(name: String) throws {
+    package init(name: String) throws {
         guard let algorithm = SigningAlgorithm(rawValue: name) else {
             throw BrokerCryptoError(.unsupportedAlgorithm, "unsupported algorithm \"\(name)\": use RS256, RS384 or RS512")
         }
         self = algorithm
     }
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
     /// The digest, fetched once per process rather than implicitly on every signature.
     var digest: OpaquePointer { MessageDigests.shared.digest(for: self) }

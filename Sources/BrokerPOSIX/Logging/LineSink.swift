@@ -19,9 +19,9 @@
 /// `capacity` is held. Log lines may fill three quarters of it: the last quarter is kept for
 /// audit lines, so a burst of ordinary lines cannot make the audit trail drop (nor, with
 /// `audit.on_overflow: refuse`, stop the tokens).
-public final class LineSink: Sendable {
+package final class LineSink: Sendable {
     /// Which count a dropped line goes to.
-    public enum Stream: UInt8, Sendable {
+    package enum Stream: UInt8, Sendable {
         /// Ordinary log lines.
         case log = 0
         /// Audit lines: tokens handed out, access denied.
@@ -29,20 +29,20 @@ public final class LineSink: Sendable {
     }
 
     /// Lines dropped, by stream.
-    public struct Drops: Sendable, Equatable {
+    package struct Drops: Sendable, Equatable {
         /// Ordinary log lines.
-        public var log: UInt64
+        package var log: UInt64
         /// Audit lines.
-        public var audit: UInt64
+        package var audit: UInt64
 
         /// Counts.
-        public init(log: UInt64 = 0, audit: UInt64 = 0) {
+        package init(log: UInt64 = 0, audit: UInt64 = 0) {
             self.log = log
             self.audit = audit
         }
 
         /// Both together.
-        public var total: UInt64 { log + audit }
+        package var total: UInt64 { log + audit }
 
         subscript(stream: Stream) -> UInt64 {
             get { stream == .log ? log : audit }
@@ -56,11 +56,11 @@ public final class LineSink: Sendable {
     /// holds (64 KiB for a pipe, about 200 KiB for journald's stream socket). It is memory that is
     /// only touched when lines wait, and it bounds what a stall can cost: 512 KiB with the batch
     /// in flight, next to an idle daemon's 24 MiB.
-    public static let defaultCapacity = 256 * 1024
+    package static let defaultCapacity = 256 * 1024
 
     /// Longer lines are cut (at a UTF-8 boundary) so that one line cannot take the buffer;
     /// journald's own line limit is 48 KiB.
-    public static let maximumLineBytes = 16 * 1024
+    package static let maximumLineBytes = 16 * 1024
 
     /// Per line in the buffer: stream (1 byte), wall-clock seconds (8) and nanoseconds (4),
     /// length (4). The writer formats the time, so no request formats a timestamp.
@@ -88,7 +88,7 @@ public final class LineSink: Sendable {
     /// Starts a writer thread for `descriptor` (standard output unless told). With `timestamps`
     /// each line is written behind `ts=<RFC 3339 UTC, milliseconds> ` (logfmt; journald stamps
     /// lines itself). `dropReport` makes the line that tells how many lines were dropped.
-    public init(descriptor: Int32 = 1, capacity: Int = LineSink.defaultCapacity, timestamps: Bool, dropReport: @escaping @Sendable (Drops) -> [UInt8]) throws {
+    package init(descriptor: Int32 = 1, capacity: Int = LineSink.defaultCapacity, timestamps: Bool, dropReport: @escaping @Sendable (Drops) -> [UInt8]) throws {
         let state = ConditionLock(State())
         self.state = state
         self.capacity = capacity
@@ -104,14 +104,14 @@ public final class LineSink: Sendable {
     /// Queues `line` (without its newline) for writing. False when the buffer had no room (or
     /// the sink is closed): the line was dropped and counted. Never blocks on the destination.
     @discardableResult
-    public func append(_ line: String, stream: Stream) -> Bool {
+    package func append(_ line: String, stream: Stream) -> Bool {
         var line = line
         return line.withUTF8 { append(bytes: $0, stream: stream) }
     }
 
     /// `append` for bytes already at hand.
     @discardableResult
-    public func append(bytes: UnsafeBufferPointer<UInt8>, stream: Stream) -> Bool {
+    package func append(bytes: UnsafeBufferPointer<UInt8>, stream: Stream) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let length = Self.cutLength(bytes)
@@ -138,12 +138,12 @@ public final class LineSink: Sendable {
 
     /// Whether an audit line was refused since the writer last took the buffer: the audit trail
     /// cannot be written now (`audit.on_overflow: refuse` stops handing out tokens meanwhile).
-    public var isRefusingAudit: Bool {
+    package var isRefusingAudit: Bool {
         state.withLock { $0.refusingAudit }
     }
 
     /// Lines dropped since the start.
-    public var drops: Drops {
+    package var drops: Drops {
         state.withLock { $0.dropped }
     }
 
@@ -151,7 +151,7 @@ public final class LineSink: Sendable {
     /// were. For the end of the process: a stalled destination delays the exit by `timeout` at
     /// most.
     @discardableResult
-    public func flush(timeout: Duration) -> Bool {
+    package func flush(timeout: Duration) -> Bool {
         state.wait(until: \.idle, timeout: timeout) { _, idle in idle }
     }
 

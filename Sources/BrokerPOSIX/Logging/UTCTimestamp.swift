@@ -9,10 +9,10 @@
 /// RFC 3339 timestamps in UTC, by `gmtime_r`. Foundation's ISO 8601 styles go through its time
 /// zone machinery, which maps ICU's time zone data into the daemon: about a megabyte resident for
 /// a format that never changes (Benchmarks, idle memory).
-public enum UTCTimestamp {
+package enum UTCTimestamp {
     /// `2026-11-25T00:51:29Z` for whole seconds since 1970; with `milliseconds`,
     /// `2026-11-25T00:51:29.123Z`.
-    public static func format(secondsSince1970 seconds: Int, milliseconds: Int? = nil) -> String {
+    package static func format(secondsSince1970 seconds: Int, milliseconds: Int? = nil) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(24)
         append(secondsSince1970: seconds, milliseconds: milliseconds, to: &bytes)
@@ -21,7 +21,7 @@ public enum UTCTimestamp {
 
     /// The same, appended to `bytes`: the log writer stamps each line this way, off the request
     /// path and without a string per line.
-    public static func append(secondsSince1970 seconds: Int, milliseconds: Int? = nil, to bytes: inout [UInt8]) {
+    package static func append(secondsSince1970 seconds: Int, milliseconds: Int? = nil, to bytes: inout [UInt8]) {
         var time = time_t(seconds)
         var parts = tm()
         guard gmtime_r(&time, &parts) != nil else {
@@ -47,7 +47,7 @@ public enum UTCTimestamp {
     }
 
     /// Now, with milliseconds.
-    public static func now() -> String {
+    package static func now() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return format(secondsSince1970: Int(now.tv_sec), milliseconds: Int(now.tv_nsec) / 1_000_000)

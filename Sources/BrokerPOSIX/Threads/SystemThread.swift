@@ -8,10 +8,10 @@ import CSystemShims
 
 /// A detached pthread of our own, for work that must block in a system call without holding up
 /// an event loop or Swift's cooperative pool (the log writer waits on its destination).
-public enum SystemThread {
+package enum SystemThread {
     /// Starts `body` on a new detached thread named `name` (at most 15 bytes, as `top -H` and
     /// gdb show it).
-    public static func detach(name: String, _ body: @escaping @Sendable () -> Void) throws {
+    package static func detach(name: String, _ body: @escaping @Sendable () -> Void) throws {
         final class Start {
             let name: String
             let body: @Sendable () -> Void

@@ -1,8 +1,9 @@
-public import BrokerCore
-public import BrokerPOSIX
-public import Logging
+import BrokerConfig
+package import BrokerPOSIX
+import BrokerTokens
+package import Logging
 import NIOConcurrencyHelpers
-public import ServiceLifecycle
+import ServiceLifecycle
 
 /// The audit trail: who was handed which token, and who was refused.
 ///
@@ -26,9 +27,9 @@ public import ServiceLifecycle
 ///
 /// Lines go through `LineLogHandler.line`, the one serialiser of log lines, straight into the
 /// sink: the auditor must know whether its line was taken, which a swift-log call cannot say.
-public final class Auditor: Service, Sendable {
+package final class Auditor: Service, Sendable {
     /// What a line records.
-    public enum Kind: UInt8, Sendable {
+    package enum Kind: UInt8, Sendable {
         /// A profile's token.
         case token
         /// A Platform Access Token.
@@ -51,7 +52,7 @@ public final class Auditor: Service, Sendable {
     }
 
     /// Pairs remembered at most: 10,000 pairs of about 200 bytes each are 2 MB at worst.
-    public static let maximumPairs = 10_000
+    package static let maximumPairs = 10_000
 
     private struct PairKey: Hashable {
         var kind: Kind
@@ -80,14 +81,14 @@ public final class Auditor: Service, Sendable {
     /// An auditor writing into `output`'s sink; audit lines are info (hand-outs) and notice
     /// (denials), written when `level` lets them through. `interval` is read at each summary:
     /// `audit.summary_interval_seconds` of the configuration in force.
-    public init(output: LineLogHandler.Output, level: Logger.Level, interval: @escaping @Sendable () -> Int) {
+    package init(output: LineLogHandler.Output, level: Logger.Level, interval: @escaping @Sendable () -> Int) {
         self.output = output
         self.level = level
         self.interval = interval
     }
 
     /// Lines the sink has dropped, by stream (for the metrics).
-    public var drops: LineSink.Drops { output.sink.drops }
+    package var drops: LineSink.Drops { output.sink.drops }
 
     // MARK: - Recording
 
@@ -149,7 +150,7 @@ public final class Auditor: Service, Sendable {
 
     /// Writes the count lines every interval, and once more when the daemon stops (after the
     /// socket server, which comes later in the service group).
-    public func run() async throws {
+    package func run() async throws {
         while true {
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(self.interval())) }

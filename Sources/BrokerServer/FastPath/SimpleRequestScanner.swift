@@ -1,20 +1,18 @@
 /// A whole `GET` request head with no body, in the one shape the fast path answers itself.
-@_spi(Fuzzing)
-public struct SimpleRequest: Equatable, Sendable {
+package struct SimpleRequest: Equatable, Sendable {
     /// The request target as sent (path and query).
-    public var target: String
+    package var target: String
     /// Whether the connection stays open after the answer (HTTP/1.1 unless `Connection: close`;
     /// HTTP/1.0 only with `Connection: keep-alive`), as NIO's `HTTPRequestHead.isKeepAlive`.
-    public var keepAlive: Bool
+    package var keepAlive: Bool
     /// The first `Accept` header's value, if any (the router picks JSON or bare text by it).
-    public var accept: String?
+    package var accept: String?
     /// Bytes of the head, up to and including its closing empty line.
-    public var length: Int
+    package var length: Int
 }
 
 /// What the fast path makes of the bytes at the start of a connection's unread input.
-@_spi(Fuzzing)
-public enum SimpleRequestScan: Equatable, Sendable {
+package enum SimpleRequestScan: Equatable, Sendable {
     /// No end of the head yet, and nothing so far rules the fast path out: read more.
     case incomplete
     /// A request the fast path may answer.
@@ -30,17 +28,16 @@ public enum SimpleRequestScan: Equatable, Sendable {
 /// carries no body or framing (`Content-Length`, `Transfer-Encoding`), no `Upgrade` and no
 /// `Expect`. Whatever it does not recognise it leaves to NIO's parser, so it never has to be
 /// as complete as one: being too strict costs a hand-over, never a wrong answer.
-@_spi(Fuzzing)
-public struct SimpleRequestScanner: Sendable {
+package struct SimpleRequestScanner: Sendable {
     /// The most bytes a head may have (request line and fields), as NIO's decoder is configured.
-    public var headerBytes: Int
+    package var headerBytes: Int
     /// The longest request target.
-    public var targetBytes: Int
+    package var targetBytes: Int
     /// The most header fields.
-    public var maxFields = 100
+    package var maxFields = 100
 
     /// A scanner for these limits.
-    public init(headerBytes: Int, targetBytes: Int) {
+    package init(headerBytes: Int, targetBytes: Int) {
         self.headerBytes = headerBytes
         self.targetBytes = targetBytes
     }
@@ -48,7 +45,7 @@ public struct SimpleRequestScanner: Sendable {
     static let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
 
     /// What `bytes`, a connection's unread input, starts with.
-    public func scan(_ bytes: UnsafeRawBufferPointer) -> SimpleRequestScan {
+    package func scan(_ bytes: UnsafeRawBufferPointer) -> SimpleRequestScan {
         // "GET " first: anything else goes to NIO at once, without waiting for the whole head.
         let get: [UInt8] = [0x47, 0x45, 0x54, 0x20]
         for index in 0..<min(4, bytes.count) where bytes[index] != get[index] { return .other }

@@ -1,0 +1,111 @@
+import BrokerTestSupport
+import Foundation
+import Logging
+import Testing
+
+@testable import BrokerConfig
+@testable import BrokerTokens
+@testable import BrokerUpstream
+
+/// `ca_file` against a real TLS server: Python's `http.server` behind `ssl`, with a certificate
+/// from a CA that `openssl` makes for the test. (`openssl s_server -www` cannot answer a POST.)
+@Suite("TLS trust with ca_file", .timeLimit(.minutes(1)), .sharedKeys)
+struct TLSTrustTests {
+    struct TLSServer {
+        let ca: TestCA
+        let process: RunningProcess
+        let port: Int
+        var caFile: String { ca.caFile }
+    }
+
+    func startServer() async throws -> TLSServer {
+        let ca = try await TestCA.make(for: "127.0.0.1")
+        try ca.directory.write("server.py", Self.serverScript)
+        let python = try await Command.run("sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let process = try RunningProcess(python, [ca.directory.path("server.py"), ca.certificateFile, ca.keyFile])
+        let output = try await process.waitForOutput(containing: "listening on ")
+        guard let port = output.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            throw TestSupportError("no port in \(output)")
+        }
+        return TLSServer(ca: ca, process: process, port: port)
+    }
+
+    /// Answers every POST like Maskinporten refusing a grant, over TLS on a free port.
+    static let serverScript = """
+        import http.server, ssl, sys
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = b'{"error":"invalid_grant","error_description":"from the TLS test server"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[1], sys.argv[2])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        print("listening on", server.server_address[1], flush=True)
+        server.serve_forever()
+        """
+
+    func fetch(server: TLSServer, caFile: String?) async throws -> TokenError? {
+        let fixture = try ConfigFixture()
+        let path = try fixture.write(
+            """
+            environments:
+              tls:
+                maskinporten_issuer: https://127.0.0.1:\(server.port)/
+            \(caFile.map { "    ca_file: \($0)" } ?? "")
+            """ + "\n" + ConfigFixture.profile.replacingOccurrences(of: "environment: tt02", with: "environment: tls") + "\n    exchange: none")
+        let configuration = try ConfigLoader.load(path: path)
+        let credentials = try KeyLoader(environment: [:]).load(configuration.profiles[0], file: path)
+        let broker = try TokenBroker(
+            configuration: configuration, credentials: ["notifications": credentials],
+            timeouts: .init(connect: .seconds(2), total: .seconds(4)), logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { Task { await broker.shutdown() } }
+        do {
+            _ = try await broker.cache(for: "notifications")!.token()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("with the CA in ca_file the TLS handshake succeeds; without it the server is not trusted")
+    func caFileTrust() async throws {
+        let server = try await startServer()
+        defer { Task { try? await server.process.stop(SIGKILL) } }
+        // The handshake works and the server's refusal comes through.
+        let trusted = try await fetch(server: server, caFile: server.caFile)
+        #expect(trusted?.kind == .rejected, "\(trusted?.description ?? "no error")")
+        #expect(trusted?.upstream?.errorDescription == "from the TLS test server")
+        let untrusted = try await fetch(server: server, caFile: nil)
+        #expect(untrusted?.kind == .unavailable, "\(untrusted?.description ?? "no error")")
+        #expect(untrusted?.reason.contains("TLS") == true || untrusted?.reason.lowercased().contains("certificate") == true, "\(untrusted?.description ?? "")")
+    }
+
+    @Test("a ca_file that is not PEM is named by check-config and refused by the broker")
+    func badCAFile() async throws {
+        let fixture = try ConfigFixture()
+        try fixture.directory.write("ca.pem", "not a certificate")
+        let path = try fixture.write(
+            """
+            environments:
+              tls:
+                maskinporten_issuer: https://127.0.0.1:1/
+                ca_file: ca.pem
+            """ + "\n" + ConfigFixture.profile.replacingOccurrences(of: "environment: tt02", with: "environment: tls") + "\n    exchange: none")
+        let check = ConfigCheck.run(path: path, loader: KeyLoader(environment: [:]))
+        #expect(check.errors.map(\.keyPath) == ["environments.tls.ca_file"])
+        let configuration = try ConfigLoader.load(path: path)
+        let credentials = try KeyLoader(environment: [:]).load(configuration.profiles[0], file: path)
+        let error = #expect(throws: ConfigError.self) {
+            try TokenBroker(configuration: configuration, credentials: ["notifications": credentials], logger: Logger(label: "t"))
+        }
+        #expect(error?.keyPath == "environments.tls.ca_file")
+    }
+}
