@@ -61,7 +61,8 @@ package final class Daemon: Sendable {
         }
         supervisor = Supervisor(
             configPath: configPath, broker: broker, state: state, notifier: notifier, listening: listening.stream,
-            readyTimeout: readyTimeout, server: server, keyFiles: loaded.keyFileContents, reloads: reloads, logger: logger
+            readyTimeout: readyTimeout, server: server, keyFiles: loaded.keyFileContents, reloads: reloads, snapshot: { await router.snapshot() },
+            logger: logger
         )
         self.rotation = rotation
         self.broker = broker
@@ -93,6 +94,8 @@ package final class Supervisor: Service, Sendable {
     private let listening: AsyncStream<Void>
     private let readyTimeout: Duration
     private let server: SocketServer
+    /// What the broker holds now (`Router.snapshot`).
+    private let snapshot: @Sendable () async -> BrokerSnapshot
     let logger: Logger
     /// What the key files held when the daemon read them at start.
     private let keyFilesAtStart: KeyFileContents
@@ -105,9 +108,11 @@ package final class Supervisor: Service, Sendable {
     init(
         configPath: String, broker: TokenBroker, state: NIOLockedValueBox<ServingState>, notifier: SystemdNotifier, listening: AsyncStream<Void>,
         readyTimeout: Duration, server: SocketServer, keyFiles: KeyFileContents,
-        reloads: (stream: AsyncStream<ReloadCause>, continuation: AsyncStream<ReloadCause>.Continuation), logger: Logger
+        reloads: (stream: AsyncStream<ReloadCause>, continuation: AsyncStream<ReloadCause>.Continuation),
+        snapshot: @escaping @Sendable () async -> BrokerSnapshot, logger: Logger
     ) {
         self.reloads = reloads
+        self.snapshot = snapshot
         self.server = server
         self.keyFilesAtStart = keyFiles
         self.configPath = configPath
@@ -173,18 +178,9 @@ package final class Supervisor: Service, Sendable {
         }
     }
 
-    /// `serving 3 profiles: 2 ready, 1 failing`.
+    /// `serving 3 profiles: 2 ready, 1 failing`: the snapshot the socket's answers render too.
     func statusLine() async -> String {
-        var counts: [String: Int] = [:]
-        let caches = broker.caches
-        for cache in caches.values {
-            counts[await cache.status().state.rawValue, default: 0] += 1
-        }
-        let unavailable = state.withLockedValue { $0.unavailable.count }
-        if unavailable > 0 { counts["unavailable"] = unavailable }
-        let parts = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
-        let total = caches.count + unavailable
-        return "serving \(total) profile\(total == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
+        await snapshot().statusLine
     }
 
     // MARK: - Reload
@@ -235,7 +231,7 @@ package final class Supervisor: Service, Sendable {
             guard let kept = broker.cache(for: name)?.credentials else { continue }
             loaded.credentials[name] = kept
             loaded.problems[name] = nil
-            Counter(label: "maskinporten_broker_key_reload_failures_total", dimensions: [("profile", name)]).increment()
+            Counter(label: MetricName.keyReloadFailures, dimensions: [("profile", name)]).increment()
             logger.error("the new key cannot be used; the key in use is kept", metadata: ["profile": "\(name)", "error": "\(problem)"])
         }
     }

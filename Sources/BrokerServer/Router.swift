@@ -262,56 +262,58 @@ package struct Router: Sendable {
 
     // MARK: - Profiles, readiness, metrics
 
+    /// What the broker holds now, gathered once for whichever rendering asks.
+    package func snapshot() async -> BrokerSnapshot {
+        await BrokerSnapshot.gather(state: state(), broker: broker, rotation: rotation)
+    }
+
     private func profiles(peer: PeerCredentials) async -> BrokerResponse {
-        let state = state()
-        var list: [ProfileBody] = []
-        for profile in state.configuration.profiles where state.access[profile.name]?.permits(peer) == true {
-            let status = await broker.cache(for: profile.name)?.status()
-            list.append(
-                ProfileBody(
-                    profile: profile.name, environment: profile.environment.name, kind: profile.exchange == .altinn ? "altinn" : "maskinporten",
-                    scopes: profile.scopes, state: status?.state.rawValue ?? "unavailable",
-                    expiresAt: status?.expiresAt.map(JSONCoding.rfc3339), lastError: status?.lastError?.description ?? state.unavailable[profile.name],
-                    keys: status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0) } },
-                    rotation: rotation?.status(of: profile.name).map(RotationBody.init),
-                    variants: profile.delegation == nil ? nil : broker.variantCount(of: profile.name)
-                ))
+        let access = state().access
+        let snapshot = await snapshot()
+        let list = snapshot.profiles.filter { access[$0.profile.name]?.permits(peer) == true }.map { entry in
+            ProfileBody(
+                profile: entry.profile.name, environment: entry.profile.environment.name,
+                kind: entry.profile.exchange == .altinn ? "altinn" : "maskinporten", scopes: entry.profile.scopes, state: entry.state,
+                expiresAt: entry.status?.expiresAt.map(JSONCoding.rfc3339), lastError: entry.status?.lastError?.description ?? entry.unavailable,
+                keys: entry.status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0, now: snapshot.takenAt) } },
+                rotation: entry.rotation.map(RotationBody.init), variants: entry.variants)
         }
         return .json(.ok, ["profiles": list])
     }
 
     private func readiness() async -> BrokerResponse {
+        let snapshot = await snapshot()
         var failing: [String: ReadinessProblem] = [:]
         var certificates: [String: Int] = [:]
-        let state = state()
-        for profile in state.configuration.profiles {
-            guard let cache = broker.cache(for: profile.name) else {
-                failing[profile.name] = ReadinessProblem(state: "unavailable", error: state.unavailable[profile.name])
+        for entry in snapshot.profiles {
+            let name = entry.profile.name
+            guard let status = entry.status else {
+                failing[name] = ReadinessProblem(state: "unavailable", error: entry.unavailable)
                 continue
             }
-            let status = await cache.status()
-            if let days = cache.credentials.daysUntilCertificateExpiry() {
-                certificates["profiles.\(profile.name)"] = days
-                if let leaf = cache.credentials.certificateChain?.first, leaf.notAfter <= Date() {
-                    failing[profile.name] = ReadinessProblem(
+            if let leaf = entry.certificate {
+                certificates["profiles.\(name)"] = snapshot.daysLeft(leaf)
+                if leaf.notAfter <= snapshot.takenAt {
+                    failing[name] = ReadinessProblem(
                         state: "failing", error: "the business certificate \(leaf.subject) expired on \(JSONCoding.rfc3339(leaf.notAfter))")
                     continue
                 }
             }
             if !status.servable {
-                failing[profile.name] = ReadinessProblem(state: status.state.rawValue, error: status.lastError?.description)
+                failing[name] = ReadinessProblem(state: status.state.rawValue, error: status.lastError?.description)
             }
         }
-        for (name, issuer) in state.platformAccessTokens {
-            let days = issuer.daysUntilCertificateExpiry()
-            certificates["platform_access_tokens.\(name)"] = days
-            if days < 0 || issuer.certificate.notAfter <= Date() {
-                failing["platform_access_tokens.\(name)"] = ReadinessProblem(
-                    state: "failing", error: "the certificate \(issuer.certificate.subject) expired on \(JSONCoding.rfc3339(issuer.certificate.notAfter))")
+        for issuer in snapshot.platformAccessTokens {
+            let key = "platform_access_tokens.\(issuer.name)"
+            guard let certificate = issuer.certificate else {
+                failing[key] = ReadinessProblem(state: "unavailable", error: issuer.unavailable)
+                continue
             }
-        }
-        for (name, reason) in state.unavailablePlatformAccessTokens {
-            failing["platform_access_tokens.\(name)"] = ReadinessProblem(state: "unavailable", error: reason)
+            certificates[key] = snapshot.daysLeft(certificate)
+            if certificate.notAfter <= snapshot.takenAt {
+                failing[key] = ReadinessProblem(
+                    state: "failing", error: "the certificate \(certificate.subject) expired on \(JSONCoding.rfc3339(certificate.notAfter))")
+            }
         }
         let body = ReadinessBody(
             status: failing.isEmpty ? "ready" : "not_ready", failing: failing.isEmpty ? nil : failing,
@@ -321,23 +323,7 @@ package struct Router: Sendable {
 
     /// The Prometheus exposition of every metric, per-profile gauges brought up to date.
     package func metricsText() async -> String {
-        var profiles: [(name: String, state: String, expiresIn: Double?)] = []
-        var certificates: [(name: String, days: Int)] = []
-        var keys: [(profile: String, key: KeyStatus)] = []
-        var rotations: [(profile: String, status: KeyRotation.Status)] = []
-        let state = state()
-        for profile in state.configuration.profiles {
-            let cache = broker.cache(for: profile.name)
-            let status = await cache?.status()
-            profiles.append((profile.name, status?.state.rawValue ?? "unavailable", status?.expiresAt.map { $0.timeIntervalSinceNow }))
-            keys += (status?.keys ?? []).map { (profile.name, $0) }
-            if let rotating = rotation?.status(of: profile.name) { rotations.append((profile.name, rotating)) }
-            if let days = cache?.credentials.daysUntilCertificateExpiry() { certificates.append(("profile:\(profile.name)", days)) }
-        }
-        for (name, issuer) in state.platformAccessTokens.sorted(by: { $0.key < $1.key }) {
-            certificates.append(("platform_access_token:\(name)", issuer.daysUntilCertificateExpiry()))
-        }
-        return metrics.render(profiles: profiles, certificates: certificates, keys: keys, rotations: rotations, droppedLines: auditor.drops)
+        metrics.render(await snapshot(), droppedLines: auditor.drops)
     }
 
     // MARK: - Helpers

@@ -1,3 +1,4 @@
+import BrokerConfig
 import BrokerPOSIX
 import BrokerTokens
 import Foundation
@@ -42,18 +43,18 @@ package final class ServerMetrics: Sendable {
 
     func request(route: String, status: UInt) {
         counter(CounterKey(label: "requests", first: route, second: status)) {
-            Counter(label: "maskinporten_broker_requests_total", dimensions: [("route", route), ("status", "\(status)")], factory: factory)
+            Counter(label: MetricName.requests, dimensions: [("route", route), ("status", "\(status)")], factory: factory)
         }.increment()
     }
 
     func tokenHandedOut(profile: String) {
         counter(CounterKey(label: "tokens", first: profile, second: 0)) {
-            Counter(label: "maskinporten_broker_tokens_served_total", dimensions: [("profile", profile)], factory: factory)
+            Counter(label: MetricName.tokensServed, dimensions: [("profile", profile)], factory: factory)
         }.increment()
     }
 
     func denied(profile: String) {
-        Counter(label: "maskinporten_broker_access_denied_total", dimensions: [("profile", profile)], factory: factory).increment()
+        Counter(label: MetricName.accessDenied, dimensions: [("profile", profile)], factory: factory).increment()
     }
 
     func connectionOpened() {
@@ -73,7 +74,7 @@ package final class ServerMetrics: Sendable {
 
     func connectionRefused() {
         counter(CounterKey(label: "evicted", first: "", second: 0)) {
-            Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory)
+            Counter(label: MetricName.evictedConnections, factory: factory)
         }.increment()
     }
 
@@ -84,7 +85,7 @@ package final class ServerMetrics: Sendable {
     private var openGauge: Metrics.Gauge {
         gauge.withLockedValue { gauge in
             if let gauge { return gauge }
-            let made = Metrics.Gauge(label: "maskinporten_broker_open_connections", factory: factory)
+            let made = Metrics.Gauge(label: MetricName.openConnections, factory: factory)
             gauge = made
             return made
         }
@@ -106,47 +107,50 @@ package final class ServerMetrics: Sendable {
             defer { rendered = drops }
             return (drops.log - min(drops.log, rendered.log), drops.audit - min(drops.audit, rendered.audit))
         }
-        Counter(label: "maskinporten_broker_log_lines_dropped_total", dimensions: [("stream", "log")], factory: factory).increment(by: Int64(log))
-        Counter(label: "maskinporten_broker_log_lines_dropped_total", dimensions: [("stream", "audit")], factory: factory).increment(by: Int64(audit))
+        Counter(label: MetricName.logLinesDropped, dimensions: [("stream", "log")], factory: factory).increment(by: Int64(log))
+        Counter(label: MetricName.logLinesDropped, dimensions: [("stream", "audit")], factory: factory).increment(by: Int64(audit))
     }
 
-    /// The exposition text, after setting the per-profile gauges from the given snapshot.
-    func render(
-        profiles: [(name: String, state: String, expiresIn: Double?)], certificates: [(name: String, days: Int)] = [],
-        keys: [(profile: String, key: KeyStatus)] = [], rotations: [(profile: String, status: KeyRotation.Status)] = [],
-        droppedLines: LineSink.Drops = LineSink.Drops()
-    ) -> String {
-        for (profile, status) in rotations {
-            Gauge(label: "maskinporten_broker_key_rotation_failing", dimensions: [("profile", profile)], factory: factory).record(
-                status.state == .failing ? 1 : 0)
-            Counter(label: "maskinporten_broker_key_rotation_failures_total", dimensions: [("profile", profile)], factory: factory).increment(by: 0)
-            if let last = status.lastRotation {
-                Gauge(label: "maskinporten_broker_key_rotation_seconds_since_last", dimensions: [("profile", profile)], factory: factory)
-                    .record(Int(Date().timeIntervalSince(last)))
+    /// The exposition text, after setting the per-profile gauges from `snapshot`.
+    func render(_ snapshot: BrokerSnapshot, droppedLines: LineSink.Drops = LineSink.Drops()) -> String {
+        for entry in snapshot.profiles {
+            let profile = entry.profile.name
+            if let rotation = entry.rotation {
+                Gauge(label: MetricName.keyRotationFailing, dimensions: [("profile", profile)], factory: factory).record(rotation.state == .failing ? 1 : 0)
+                Counter(label: MetricName.keyRotationFailures, dimensions: [("profile", profile)], factory: factory).increment(by: 0)
+                if let last = rotation.lastRotation {
+                    Gauge(label: MetricName.keyRotationSecondsSinceLast, dimensions: [("profile", profile)], factory: factory)
+                        .record(Int(snapshot.takenAt.timeIntervalSince(last)))
+                }
             }
-        }
-        for (profile, key) in keys {
-            let dimensions = [("profile", profile), ("kid", key.kid)]
-            Gauge(label: "maskinporten_broker_key_signing", dimensions: dimensions, factory: factory).record(key.signs ? 1 : 0)
-            if let madeAt = key.madeAt {
-                Gauge(label: "maskinporten_broker_key_age_days", dimensions: dimensions, factory: factory)
-                    .record(Int((Date().timeIntervalSince(madeAt) / 86_400).rounded(.down)))
+            for key in entry.status?.keys ?? [] {
+                let dimensions = [("profile", profile), ("kid", key.kid)]
+                Gauge(label: MetricName.keySigning, dimensions: dimensions, factory: factory).record(key.signs ? 1 : 0)
+                if let madeAt = key.madeAt {
+                    Gauge(label: MetricName.keyAgeDays, dimensions: dimensions, factory: factory)
+                        .record(Int((snapshot.takenAt.timeIntervalSince(madeAt) / 86_400).rounded(.down)))
+                }
             }
-        }
-        for profile in profiles {
             for state in Self.states {
-                Gauge(label: "maskinporten_broker_profile_state", dimensions: [("profile", profile.name), ("state", state)], factory: factory)
-                    .record(state == profile.state ? 1 : 0)
+                Gauge(label: MetricName.profileState, dimensions: [("profile", profile), ("state", state)], factory: factory)
+                    .record(state == entry.state ? 1 : 0)
             }
-            if let expiresIn = profile.expiresIn {
-                Gauge(label: "maskinporten_broker_token_expiry_seconds", dimensions: [("profile", profile.name)], factory: factory).record(Int(expiresIn))
+            if let expiresAt = entry.status?.expiresAt {
+                Gauge(label: MetricName.tokenExpirySeconds, dimensions: [("profile", profile)], factory: factory)
+                    .record(Int(expiresAt.timeIntervalSince(snapshot.takenAt)))
+            }
+            if let certificate = entry.certificate {
+                Gauge(label: MetricName.certificateExpiryDays, dimensions: [("name", "profile:\(profile)")], factory: factory)
+                    .record(snapshot.daysLeft(certificate))
             }
         }
-        for certificate in certificates {
-            Gauge(label: "maskinporten_broker_certificate_expiry_days", dimensions: [("name", certificate.name)], factory: factory).record(certificate.days)
+        for issuer in snapshot.platformAccessTokens {
+            guard let certificate = issuer.certificate else { continue }
+            Gauge(label: MetricName.certificateExpiryDays, dimensions: [("name", "platform_access_token:\(issuer.name)")], factory: factory)
+                .record(snapshot.daysLeft(certificate))
         }
         recordOpen(openConnections)
-        Counter(label: "maskinporten_broker_evicted_connections_total", factory: factory).increment(by: 0)
+        Counter(label: MetricName.evictedConnections, factory: factory).increment(by: 0)
         recordDropped(droppedLines)
         return registry.emitToString()
     }

@@ -4,6 +4,7 @@ import NIOEmbedded
 import NIOHTTP1
 import Testing
 
+@testable import BrokerPOSIX
 @testable import BrokerServer
 
 /// The socket's pipeline in process, on `NIOAsyncTestingChannel`: the handlers every connection
@@ -112,6 +113,23 @@ struct ServerPipelineTests {
         #expect(metrics.contains("maskinporten_broker_key_signing{profile=\"demo\",kid=\"\(kid)\"} 1"), "\(metrics)")
         #expect(metrics.contains("maskinporten_broker_key_age_days{profile=\"demo\",kid=\"\(kid)\"} 0"), "\(metrics)")
         await connection.close()
+    }
+
+    @Test("every metric family /metrics shows is named in MetricName, and docs/metrics.md lists exactly those")
+    func metricNames() async throws {
+        let connection = try await TestConnection.open()
+        try await connection.send(get("/metrics"))
+        let metrics = try await connection.answer().body
+        await connection.close()
+        let shown = Set(
+            metrics.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) })
+        #expect(shown.isSubset(of: Set(MetricName.all)), "not in MetricName: \(shown.subtracting(MetricName.all).sorted())")
+        #expect(shown.contains(MetricName.profileState) && shown.contains(MetricName.requests), "\(shown.sorted())")
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let document = try String(contentsOf: repository.appendingPathComponent("docs/metrics.md"), encoding: .utf8)
+        let listed = Set(
+            document.split(separator: "\n").filter { $0.hasPrefix("| `maskinporten_broker_") }.map { $0.split(separator: "`")[1] }.map(String.init))
+        #expect(listed == Set(MetricName.all), "docs/metrics.md vs MetricName: \(listed.symmetricDifference(MetricName.all).sorted())")
     }
 
     @Test("a caller outside every allow list sees no profiles")

@@ -319,7 +319,7 @@ package actor TokenCache {
         case .failure(let error):
             failures += 1
             lastError = error
-            Counter(label: "maskinporten_broker_refresh_failures_total", dimensions: [("profile", profile.name)]).increment()
+            Counter(label: MetricName.refreshFailures, dimensions: [("profile", profile.name)]).increment()
             let usable = current.map { $0.remaining() - minValid }
             let delay = policy.delay(after: error, failures: failures, usable: usable)
             retryAt = .now + delay

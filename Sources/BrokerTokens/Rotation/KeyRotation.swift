@@ -1,5 +1,6 @@
 package import BrokerConfig
 import BrokerCrypto
+import BrokerPOSIX
 import BrokerUpstream
 package import Foundation
 package import Logging
@@ -116,7 +117,7 @@ package final class KeyRotation: Service, Sendable {
                 status.failures = failures
                 status.error = tokenError.description
             }
-            Counter(label: "maskinporten_broker_key_rotation_failures_total", dimensions: [("profile", profile.name)]).increment()
+            Counter(label: MetricName.keyRotationFailures, dimensions: [("profile", profile.name)]).increment()
             logger.error(
                 "key rotation failed; the profile keeps signing with the key it has",
                 metadata: ["error": "\(tokenError)", "retry_in_seconds": "\(wait.components.seconds)", "failures": "\(failures)"])

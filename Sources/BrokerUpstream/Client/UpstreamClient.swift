@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 package import BrokerConfig
+import BrokerPOSIX
 import Foundation
 package import Logging
 import Metrics
@@ -147,7 +148,7 @@ package final class UpstreamClient: Sendable {
             case .success: "ok"
             case .failure(let error): error.kind.rawValue
             }
-        Counter(label: "maskinporten_broker_upstream_calls_total", dimensions: [("endpoint", endpoint.rawValue), ("outcome", outcome)]).increment()
+        Counter(label: MetricName.upstreamCalls, dimensions: [("endpoint", endpoint.rawValue), ("outcome", outcome)]).increment()
         return result
     }
 
@@ -155,7 +156,7 @@ package final class UpstreamClient: Sendable {
         let name = endpoint.displayName
         let started = ContinuousClock.now
         defer {
-            Timer(label: "maskinporten_broker_upstream_latency_seconds", dimensions: [("endpoint", endpoint.rawValue)])
+            Timer(label: MetricName.upstreamLatency, dimensions: [("endpoint", endpoint.rawValue)])
                 .recordNanoseconds(started.duration(to: .now).nanoseconds)
         }
         let server = proxied == nil ? nil : proxy.proxy(for: request.url)
