@@ -1,23 +1,7 @@
 # Helpers for container roots made from this host's files (scripts/build-image, and the test's
 # client image in Tests/containers). Sourced, not run.
 
-# need_tools COMMAND:PACKAGE...: installs the packages whose command (or file) is missing.
-need_tools() {
-    local missing=() pair
-    for pair in "$@"; do
-        local what=${pair%%:*}
-        if [[ "$what" == /* ]]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
-        missing+=("${pair#*:}")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "${0##*/}: install ${missing[*]} first" >&2
-        return 1
-    fi
-    echo "${0##*/}: installing ${missing[*]}" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-        { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # copy_libraries ROOT EXECUTABLE...: the shared libraries the executables load, and the dynamic
 # loader, copied to the same paths under ROOT.
