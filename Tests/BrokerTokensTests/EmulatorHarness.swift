@@ -54,11 +54,19 @@ struct EmulatorHarness {
     func broker(
         exchange: String = "altinn", minValid: Int = 10, policy: RetryPolicy = RetryPolicy().scaled(by: 0.1),
         timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(connect: .seconds(2), total: .seconds(10)),
-        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        clock: TokenClock = .system, logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws -> (TokenBroker, TokenCache) {
         let (configuration, credentials) = try configuration(exchange: exchange, minValid: minValid)
-        let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: policy, timeouts: timeouts, logger: logger)
+        let broker = try TokenBroker(
+            configuration: configuration, credentials: credentials, policy: policy, timeouts: timeouts, clock: clock, logger: logger)
         return (broker, broker.cache(for: "notifications")!)
+    }
+
+    /// Moves `clock` on by `duration`, and the emulator's clock with it: its grants' `iat`
+    /// window and its tokens' `exp` go by the same virtual time as the broker.
+    func advance(_ clock: ManualClock, by duration: Duration) {
+        clock.advance(by: duration)
+        emulator.settings.clockOffset = Int(clock.date.timeIntervalSinceNow.rounded())
     }
 }
 

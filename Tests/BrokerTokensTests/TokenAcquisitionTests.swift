@@ -134,79 +134,81 @@ struct TokenAcquisitionTests {
         }
     }
 
-    @Test("recovery within one backoff step once upstream returns")
+    @Test("recovery within one backoff step once upstream returns (virtual time)")
     func recovery() async throws {
         try await EmulatorHarness.with { harness in
             harness.emulator.inject(Fault(status: 500), into: .token)
-            let policy = RetryPolicy().scaled(by: 0.1)
-            let (broker, cache) = try harness.broker(policy: policy)
+            let time = ManualClock()
+            let policy = RetryPolicy()
+            let (broker, cache) = try harness.broker(policy: policy, clock: time.clock)
             let refresher = Task { try await broker.run() }
             defer { refresher.cancel() }
-            try await Task.sleep(for: .seconds(2))
+            // Twenty seconds of failing: a few attempts, each a failure.
+            await #expect(throws: TokenError.self) { try await cache.token() }
+            for _ in 0..<20 {
+                harness.advance(time, by: .seconds(1))
+                #expect(await eventually { await cache.status().state == .failing })
+            }
             await #expect(throws: TokenError.self) { try await cache.token() }
             harness.emulator.clearFaults()
-            let cleared = ContinuousClock.now
-            while (try? await cache.token()) == nil {
-                try await Task.sleep(for: .milliseconds(20))
-
-                if ContinuousClock.now - cleared > .seconds(10) { break }
+            let cleared = time.now
+            // Served again within one backoff step of upstream's return, and no later.
+            while await cache.status().state != .ready, time.now - cleared <= policy.unavailableCap + .seconds(1) {
+                harness.advance(time, by: .seconds(1))
+                // A caller starts the fetch once the backoff has run out (or joins the loop's).
+                _ = try? await cache.token()
             }
-            #expect(ContinuousClock.now - cleared <= policy.unavailableCap + .seconds(2))
+            #expect(time.now - cleared <= policy.unavailableCap + .seconds(1))
             #expect(await cache.status().state == .ready)
         }
     }
 
-    @Test("Retry-After is honoured: no call before it passes, even with callers asking")
+    @Test("Retry-After is honoured: no call before it passes, even with callers asking (virtual time)")
     func retryAfter() async throws {
         try await EmulatorHarness.with { harness in
-            // Retry-After 5 s, checked over the first 1.5 s: room for a loaded machine to resume
-            // this test late after the refusal.
             harness.emulator.inject(Fault(status: 429, retryAfter: 5, count: 1), into: .token)
-            let (broker, cache) = try harness.broker()
+            let time = ManualClock()
+            let (broker, cache) = try harness.broker(clock: time.clock)
             let refresher = Task { try await broker.run() }
             defer { refresher.cancel() }
             var refusal: TokenError?
             while refusal == nil {
                 do { _ = try await cache.token() } catch let error as TokenError { refusal = error }
             }
-            let refusedAt = ContinuousClock.now
             #expect(refusal?.kind == .unavailable)
             #expect(refusal?.upstream?.status == 429)
-            #expect((refusal?.retryAfter ?? .zero) > .seconds(1.5))
-            while ContinuousClock.now < refusedAt + .seconds(1.5) {
-                _ = try? await cache.token()
-                try await Task.sleep(for: .milliseconds(50))
+            #expect(refusal?.retryAfter == .seconds(5))
+            // Callers every 100 ms for 4.9 s: each gets the refusal, none reaches upstream.
+            for _ in 0..<49 {
+                harness.advance(time, by: .milliseconds(100))
+                await #expect(throws: TokenError.self) { try await cache.token() }
             }
             #expect(harness.emulator.stats.tokenRequests == 1, "called again before Retry-After passed")
-            try await Task.sleep(until: refusedAt + .seconds(5.5))
-            var token: IssuedToken?
-            for _ in 0..<100 where token == nil {
-                token = try? await cache.token()
-                if token == nil { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            #expect(token?.kind == .altinn)
+            harness.advance(time, by: .milliseconds(200))
+            let token = try await cache.token()
+            #expect(token.kind == .altinn)
             #expect(harness.emulator.stats.tokenRequests == 2)
         }
     }
 
-    @Test("an outage costs a bounded number of upstream calls, however many callers ask")
+    @Test("an outage costs a bounded number of upstream calls, however many callers ask (virtual time: a minute)")
     func outageIsBounded() async throws {
-        // The default policy over a 60 s outage, scaled by 0.1: a 6 s outage.
         try await EmulatorHarness.with { harness in
             harness.emulator.inject(Fault(status: 503), into: .token)
-            let (broker, cache) = try harness.broker(policy: RetryPolicy().scaled(by: 0.1))
+            let time = ManualClock()
+            let (broker, cache) = try harness.broker(policy: RetryPolicy(), clock: time.clock)
             let refresher = Task { try await broker.run() }
             defer { refresher.cancel() }
             _ = try? await cache.token()
-            let end = ContinuousClock.now + .seconds(6)
+            // Ten callers a second for 60 s.
             var asked = 0
-            while ContinuousClock.now < end {
+            for _ in 0..<600 {
+                harness.advance(time, by: .milliseconds(100))
                 _ = try? await cache.token()
                 asked += 1
-                try await Task.sleep(for: .milliseconds(10))
             }
             let calls = harness.emulator.stats.tokenRequests
-            #expect(asked > 20, "callers kept asking through the outage")
+            #expect(asked == 600)
             // Waits of 1, 2, 4, 8, 16, 32, 60 s, each jittered to between half and all of it:
             // at most 8 calls in 60 s.
             #expect(calls <= 8, "\(calls) calls in a 60 s outage")

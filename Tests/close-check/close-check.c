@@ -15,14 +15,30 @@
 
 static int (*real_close)(int);
 
-static void report(int fd) {
+static int open_log(char *exe, size_t size) {
     const char *path = getenv("CLOSE_CHECK_LOG");
-    if (path == NULL) return;
+    if (path == NULL) return -1;
     int log = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log < 0) return -1;
+    memset(exe, 0, size);
+    if (readlink("/proc/self/exe", exe, size - 1) < 0) strcpy(exe, "?");
+    return log;
+}
+
+// One line per process the shim is loaded into, so that the summary can say which were checked.
+__attribute__((constructor)) static void loaded(void) {
+    char exe[256], line[512];
+    int log = open_log(exe, sizeof exe);
     if (log < 0) return;
-    char exe[256] = {0};
-    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (length < 0) strcpy(exe, "?");
+    int n = snprintf(line, sizeof line, "LOADED pid %d exe %s\n", getpid(), exe);
+    (void)!write(log, line, (size_t)n);
+    syscall(SYS_close, log);
+}
+
+static void report(int fd) {
+    char exe[256];
+    int log = open_log(exe, sizeof exe);
+    if (log < 0) return;
     char head[512];
     int n = snprintf(head, sizeof head, "EBADF close(%d) pid %d tid %ld exe %s\n", fd, getpid(), (long)syscall(SYS_gettid), exe);
     (void)!write(log, head, (size_t)n);

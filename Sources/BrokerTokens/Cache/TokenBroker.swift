@@ -43,6 +43,8 @@ package final class TokenBroker: Service, Sendable {
     private let started = OneTimeEvent()
     private let policy: RetryPolicy
     private let timeouts: UpstreamClient.Timeouts
+    /// What schedules, backoff and expiry go by (the system's, or a test's virtual time).
+    package let clock: TokenClock
     private let logger: Logger
 
     /// Builds a cache for every profile of `configuration` whose credentials are given. Profiles
@@ -52,8 +54,10 @@ package final class TokenBroker: Service, Sendable {
         credentials: [String: SigningCredentials],
         policy: RetryPolicy = RetryPolicy(),
         timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(),
+        clock: TokenClock = .system,
         logger: Logger
     ) throws {
+        self.clock = clock
         self.policy = policy
         self.timeouts = timeouts
         self.logger = logger
@@ -136,7 +140,7 @@ package final class TokenBroker: Service, Sendable {
         admin.consumerOrg = nil
         admin.systemUserOrg = nil
         admin.systemUserExternalRef = nil
-        let fetcher = TokenFetcher(builder: GrantBuilder(profile: admin, credentials: cache.credentials), upstream: upstream, logger: logger)
+        let fetcher = TokenFetcher(builder: GrantBuilder(profile: admin, credentials: cache.credentials), upstream: upstream, clock: clock, logger: logger)
         return try await fetcher.fetch().value
     }
 
@@ -165,7 +169,7 @@ package final class TokenBroker: Service, Sendable {
         var generation = -1
         while !Task.isCancelled {
             let changed = wakeup.takeChanged()
-            let now = ContinuousClock.now
+            let now = clock.now()
             var ask: [TokenCache] = []
             let current = state.withLockedValue { state -> (generation: Int, caches: [TokenCache])? in
                 state.generation == generation ? nil : (state.generation, state.entries.values.flatMap { [$0.cache] + ($0.variants?.caches ?? []) })
@@ -197,7 +201,7 @@ package final class TokenBroker: Service, Sendable {
             for entry in schedule.values {
                 if let due = entry.due, due < next { next = due }
             }
-            await wakeup.wait(until: next)
+            await wakeup.wait(until: next, clock: clock)
         }
     }
 
@@ -242,20 +246,22 @@ package final class TokenBroker: Service, Sendable {
             let refresh = configuration.refresh
             let policy = self.policy
             let wakeup = self.wakeup
+            let clock = self.clock
             planned[profile.name] = (
                 Self.identity(profile, credentials, refresh), Self.tokenIdentity(profile, refresh),
                 { carried in
                     let fetcher = TokenFetcher(
                         builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream,
-                        keyProbe: .seconds(refresh.keyProbeSeconds), logger: logger)
-                    let cache = TokenCache(fetcher: fetcher, refresh: refresh, policy: policy, wakeup: wakeup, carrying: carried, logger: logger)
+                        keyProbe: .seconds(refresh.keyProbeSeconds), clock: clock, logger: logger)
+                    let cache = TokenCache(
+                        fetcher: fetcher, refresh: refresh, policy: policy, wakeup: wakeup, carrying: carried, clock: clock, logger: logger)
                     let variants = profile.delegation.map { delegation in
                         VariantCaches(limit: delegation.maxVariants) { variant in
                             TokenCache(
                                 fetcher: TokenFetcher(
                                     builder: GrantBuilder(profile: variant.applied(to: profile), credentials: credentials), upstream: upstream,
-                                    chooser: fetcher.chooser),
-                                refresh: refresh, policy: policy, wakeup: wakeup, variant: variant, logger: logger)
+                                    chooser: fetcher.chooser, clock: clock),
+                                refresh: refresh, policy: policy, wakeup: wakeup, variant: variant, clock: clock, logger: logger)
                         }
                     }
                     return (cache, variants)

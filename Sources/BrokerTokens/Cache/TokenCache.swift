@@ -47,6 +47,8 @@ package actor TokenCache {
     /// Signalled when a fetch ends: the broker's refresh loop then looks at this cache again.
     private nonisolated let wakeup: RefreshWakeup
     private let policy: RetryPolicy
+    /// What schedules, backoff and expiry go by.
+    private nonisolated let clock: TokenClock
     private let logger: Logger
 
     private var current: IssuedToken? {
@@ -75,7 +77,7 @@ package actor TokenCache {
     private var probeAfterFetch = false
     /// When the cache was made, and whether a fetch of it has ended: a variant is not idle
     /// before the request that made it has fetched.
-    private let made = ContinuousClock.now
+    private let made: ContinuousClock.Instant
     private var fetchEnded = false
     /// How long a new variant waits for its first fetch to start before it counts as idle.
     static let firstFetchGrace: Duration = .seconds(10)
@@ -87,8 +89,10 @@ package actor TokenCache {
     /// (its keys changed) is handed out while this cache fetches anew at once with its keys.
     package init(
         fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), wakeup: RefreshWakeup = RefreshWakeup(),
-        carrying token: IssuedToken? = nil, variant: TokenVariant? = nil, logger: Logger
+        carrying token: IssuedToken? = nil, variant: TokenVariant? = nil, clock: TokenClock = .system, logger: Logger
     ) {
+        self.clock = clock
+        made = clock.now()
         self.variant = variant
         self.wakeup = wakeup
         self.profile = fetcher.builder.profile
@@ -98,11 +102,11 @@ package actor TokenCache {
         var logger = logger
         logger[metadataKey: "profile"] = "\(fetcher.builder.profile.name)"
         self.logger = logger
-        if let token, token.remaining() >= .seconds(refresh.minValidSeconds) {
+        if let token, clock.remaining(token) >= .seconds(refresh.minValidSeconds) {
             // Observers do not run in an initialiser: `held` is set with it.
             current = token
             held.withLockedValue { $0 = Held(token: token) }
-            refreshAt = .now
+            refreshAt = clock.now()
         }
     }
 
@@ -118,20 +122,20 @@ package actor TokenCache {
     package func token(minValid requested: Int? = nil) async throws(TokenError) -> IssuedToken {
         if let token = heldToken(minValid: requested) { return token }
         let needed = max(minValid, .seconds(requested ?? 0))
-        if let token = current, token.remaining() >= minValid, ContinuousClock.now - token.obtainedInstant < Self.forcedRefreshInterval {
+        if let token = current, clock.remaining(token) >= minValid, clock.now() - token.obtainedInstant < Self.forcedRefreshInterval {
             throw insufficient(token, needed: needed)
         }
         let result: Result<IssuedToken, TokenError>
         if let inFlight {
             result = await inFlight.value
-        } else if let retryAt, ContinuousClock.now < retryAt, var error = lastError {
-            error.retryAfter = retryAt - ContinuousClock.now
+        } else if let retryAt, clock.now() < retryAt, var error = lastError {
+            error.retryAfter = retryAt - clock.now()
             throw error
         } else {
             result = await fetch()
         }
         let token = try result.get()
-        guard token.remaining() >= needed else { throw insufficient(token, needed: needed) }
+        guard clock.remaining(token) >= needed else { throw insufficient(token, needed: needed) }
         // The request a fetch was made for does not count as a use: a variant asked for once is
         // not refreshed, and goes when its token runs out.
         return token
@@ -147,7 +151,7 @@ package actor TokenCache {
                 return held.token
             })
         else { return nil }
-        return token.remaining() >= max(.seconds(refresh.minValidSeconds), .seconds(requested ?? 0)) ? token : nil
+        return clock.remaining(token) >= max(.seconds(refresh.minValidSeconds), .seconds(requested ?? 0)) ? token : nil
     }
 
     /// `make(token)`, made once per token and kept with it until the token changes: the
@@ -168,7 +172,7 @@ package actor TokenCache {
     /// A newly fetched token, at most once per `forcedRefreshInterval`; a fetch already under
     /// way counts as the new one.
     package func refreshNow() async throws(TokenError) -> IssuedToken {
-        let now = ContinuousClock.now
+        let now = clock.now()
         if let lastForced, now - lastForced < Self.forcedRefreshInterval {
             let wait = Self.forcedRefreshInterval - (now - lastForced)
             throw TokenError(
@@ -181,7 +185,7 @@ package actor TokenCache {
 
     /// The profile's state.
     package func status() -> ProfileStatus {
-        let servable = current.map { $0.remaining() >= minValid } ?? false
+        let servable = current.map { clock.remaining($0) >= minValid } ?? false
         let state: ProfileStatus.State
         switch (servable, inFlight != nil, lastError != nil) {
         case (true, true, _): state = .refreshing
@@ -210,10 +214,10 @@ package actor TokenCache {
     /// refreshed ahead of expiry only
     /// when its token was handed out since it was obtained; otherwise it is left to run out, and
     /// then reported idle. Its first fetch, and any after a failure, come from requests.
-    package func refreshStep(now: ContinuousClock.Instant = .now) -> RefreshStep {
+    package func refreshStep(now: ContinuousClock.Instant) -> RefreshStep {
         if inFlight != nil { return .fetching }
         if variant != nil {
-            guard let token = current, token.remaining() >= minValid else {
+            guard let token = current, clock.remaining(token) >= minValid else {
                 // Nothing to serve: a request fetches anew (after any backoff under way). A
                 // variant just made for a request waits for that request's fetch.
                 if let retryAt, retryAt > now { return .due(retryAt) }
@@ -224,13 +228,13 @@ package actor TokenCache {
             if due > now { return .due(due) }
             guard held.withLockedValue({ $0.used }) else {
                 // Unused since obtained: not refreshed; idle once it no longer serves.
-                return .due(now + max(token.remaining() - minValid, .milliseconds(1)))
+                return .due(now + max(clock.remaining(token) - minValid, .milliseconds(1)))
             }
             _ = startFetch()
             return .fetching
         }
         let due: ContinuousClock.Instant
-        if let token = current, token.remaining() >= minValid {
+        if let token = current, clock.remaining(token) >= minValid {
             due = max(refreshAt ?? now, retryAt ?? now)
         } else {
             due = retryAt ?? now
@@ -250,7 +254,7 @@ package actor TokenCache {
             probeAfterFetch = true
             return
         }
-        refreshAt = .now
+        refreshAt = clock.now()
         wakeup.signal(changed: ObjectIdentifier(self))
     }
 
@@ -303,7 +307,7 @@ package actor TokenCache {
             }
             if probeAfterFetch {
                 probeAfterFetch = false
-                refreshAt = .now
+                refreshAt = clock.now()
             }
             // expires_at by gmtime_r: Foundation's ISO 8601 style maps ICU's time zone data into
             // the daemon, a megabyte resident for every host that logs at info.
@@ -320,9 +324,9 @@ package actor TokenCache {
             failures += 1
             lastError = error
             Counter(label: MetricName.refreshFailures, dimensions: [("profile", profile.name)]).increment()
-            let usable = current.map { $0.remaining() - minValid }
+            let usable = current.map { clock.remaining($0) - minValid }
             let delay = policy.delay(after: error, failures: failures, usable: usable)
-            retryAt = .now + delay
+            retryAt = clock.now() + delay
             let holding = usable.map { $0 > .zero } ?? false
             logger.log(
                 level: holding ? .warning : .error, "token fetch failed",
@@ -362,7 +366,7 @@ package actor TokenCache {
     private func insufficient(_ token: IssuedToken, needed: Duration) -> TokenError {
         TokenError(
             .insufficientLifetime,
-            "the newest token of \(profile.name) has \(token.remaining().components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s"
+            "the newest token of \(profile.name) has \(clock.remaining(token).components.seconds) s left, less than the \(needed.components.seconds) s asked for; upstream issues tokens for \(token.lifetime.components.seconds) s"
         )
     }
 }

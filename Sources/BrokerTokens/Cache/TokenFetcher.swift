@@ -13,23 +13,30 @@ package struct TokenFetcher: Sendable {
     package let upstream: UpstreamClient
     /// Which of the profile's keys signs.
     package let chooser: KeyChooser
+    /// When tokens count as obtained.
+    private let clock: TokenClock
 
     /// A fetcher for the builder's profile; a newer key Maskinporten refused is tried again
     /// after `keyProbe`.
-    package init(builder: GrantBuilder, upstream: UpstreamClient, keyProbe: Duration = .seconds(300), logger: Logger = Logger(label: "maskinporten-broker")) {
+    package init(
+        builder: GrantBuilder, upstream: UpstreamClient, keyProbe: Duration = .seconds(300), clock: TokenClock = .system,
+        logger: Logger = Logger(label: "maskinporten-broker")
+    ) {
         self.builder = builder
         self.upstream = upstream
+        self.clock = clock
         var logger = logger
         logger[metadataKey: "profile"] = "\(builder.profile.name)"
-        chooser = KeyChooser(keys: builder.credentials.keys, probeInterval: keyProbe, logger: logger)
+        chooser = KeyChooser(keys: builder.credentials.keys, probeInterval: keyProbe, clock: clock, logger: logger)
     }
 
     /// A fetcher sharing `chooser` with others of the same keys: a profile's variants learn
     /// together which key Maskinporten accepts.
-    package init(builder: GrantBuilder, upstream: UpstreamClient, chooser: KeyChooser) {
+    package init(builder: GrantBuilder, upstream: UpstreamClient, chooser: KeyChooser, clock: TokenClock = .system) {
         self.builder = builder
         self.upstream = upstream
         self.chooser = chooser
+        self.clock = clock
     }
 
     /// A new token from upstream, once this client has a free fetch slot.
@@ -39,12 +46,12 @@ package struct TokenFetcher: Sendable {
 
     private func fetchNow() async throws(TokenError) -> IssuedToken {
         let profile = builder.profile
-        if let leaf = builder.credentials.certificateChain?.first, leaf.notAfter <= Date() {
+        if let leaf = builder.credentials.certificateChain?.first, leaf.notAfter <= clock.date() {
             throw TokenError(
                 .rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")
         }
-        let obtainedAt = Date()
-        let obtainedInstant = ContinuousClock.now
+        let obtainedAt = clock.date()
+        let obtainedInstant = clock.now()
         let token = try await requestToken()
         switch profile.exchange {
         case .none:
@@ -89,7 +96,7 @@ package struct TokenFetcher: Sendable {
 
     private func sign(_ key: SigningKey?) throws(TokenError) -> String {
         do {
-            return try builder.makeGrant(key: key)
+            return try builder.makeGrant(now: clock.date(), key: key)
         } catch {
             throw TokenError(.rejected, "the grant could not be signed: \(error)")
         }

@@ -45,10 +45,10 @@ package final class RefreshWakeup: Sendable {
     }
 
     /// Returns at `deadline`, on a signal, or when the task is cancelled, whichever comes first.
-    func wait(until deadline: ContinuousClock.Instant) async {
+    func wait(until deadline: ContinuousClock.Instant, clock: TokenClock = .system) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForSignal() }
-            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            group.addTask { try? await clock.sleep(deadline) }
             await group.next()
             group.cancelAll()
         }

@@ -27,10 +27,12 @@ package final class KeyChooser: Sendable {
     /// How long a refused key waits before it is tried again.
     package let probeInterval: Duration
     private let state = NIOLockedValueBox(State())
+    private let clock: TokenClock
     private let logger: Logger
 
     /// A chooser among `keys` (oldest first).
-    package init(keys: [SigningKey], probeInterval: Duration, logger: Logger) {
+    package init(keys: [SigningKey], probeInterval: Duration, clock: TokenClock = .system, logger: Logger) {
+        self.clock = clock
         self.keys = keys
         self.probeInterval = probeInterval
         self.logger = logger
@@ -39,8 +41,9 @@ package final class KeyChooser: Sendable {
     /// The keys to sign with, in order, for the next fetch: the newest key not refused within
     /// `probeInterval` first, then older ones down to the one accepted last (each tried only if
     /// the one before it was refused). Never empty.
-    package func attempts(now: ContinuousClock.Instant = .now) -> [SigningKey] {
-        state.withLockedValue { attemptOrder($0, now: now) }
+    package func attempts() -> [SigningKey] {
+        let now = clock.now()
+        return state.withLockedValue { attemptOrder($0, now: now) }
     }
 
     private func attemptOrder(_ state: State, now: ContinuousClock.Instant) -> [SigningKey] {
@@ -72,9 +75,10 @@ package final class KeyChooser: Sendable {
 
     /// Every key with what Maskinporten said of it, oldest first: what `/v1/profiles` shows.
     package func snapshot() -> [KeyStatus] {
-        state.withLockedValue { state in
+        let now = clock.now()
+        return state.withLockedValue { state in
             // The key that signs: the accepted one; before any answer, the one tried first.
-            let signing = state.accepted ?? attemptOrder(state, now: .now).first?.kid
+            let signing = state.accepted ?? attemptOrder(state, now: now).first?.kid
             return keys.map { key in
                 let verdict: KeyStatus.Verdict = key.kid == state.accepted ? .accepted : state.refused[key.kid] != nil ? .refused : .untried
                 return KeyStatus(kid: key.kid, bits: key.privateKey.bits, madeAt: key.madeAt, signs: key.kid == signing, verdict: verdict)
@@ -115,9 +119,10 @@ package final class KeyChooser: Sendable {
     /// Maskinporten refused a grant signed with `key`; with `fallingBack`, an older key is
     /// tried next (otherwise the refusal is the fetch's failure, which the cache reports).
     package func refused(_ key: SigningKey, because error: TokenError, fallingBack: Bool) {
+        let now = clock.now()
         let first = state.withLockedValue { state -> Bool in
             defer {
-                state.refused[key.kid] = .now
+                state.refused[key.kid] = now
                 if state.accepted == key.kid { state.accepted = nil }
             }
             return state.refused[key.kid] == nil

@@ -81,17 +81,18 @@ package final class KeyRotation: Service, Sendable {
         var due: [String: ContinuousClock.Instant] = [:]
         while !Task.isCancelled {
             let profiles = configuration().profiles.filter { $0.rotation != nil }
-            var wake = ContinuousClock.now + .seconds(60)
+            let clock = broker.clock
+            var wake = clock.now() + .seconds(60)
             for profile in profiles {
-                if let at = due[profile.name], at > .now {
+                if let at = due[profile.name], at > clock.now() {
                     wake = min(wake, at)
                     continue
                 }
                 let wait = await attempt(profile)
-                due[profile.name] = .now + wait
-                wake = min(wake, .now + wait)
+                due[profile.name] = clock.now() + wait
+                wake = min(wake, clock.now() + wait)
             }
-            try? await Task.sleep(until: wake)
+            try? await clock.sleep(wake)
         }
     }
 
@@ -141,10 +142,11 @@ package final class KeyRotation: Service, Sendable {
         // A key stored just before a crash, with no record yet, is taken up where it stopped;
         // a record of a key that never reached the keys file is dropped (it was never registered).
         for key in madeKeys where !record.made.contains(where: { $0.kid == key.kid }) {
-            record.made.append(.init(kid: key.kid ?? "", madeAt: key.iat.map { Date(timeIntervalSince1970: TimeInterval($0)) } ?? Date(), phase: .made))
+            record.made.append(
+                .init(kid: key.kid ?? "", madeAt: key.iat.map { Date(timeIntervalSince1970: TimeInterval($0)) } ?? broker.clock.date(), phase: .made))
         }
         record.made.removeAll { made in made.phase == .made && !madeKeys.contains { $0.kid == made.kid } }
-        let now = Date()
+        let now = broker.clock.date()
         update(profile.name) { $0.lastRotation = record.lastRotation }
 
         // 1. A key made and not yet registered is registered.
