@@ -275,7 +275,11 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["BrokerTestSupport"],
+            dependencies: [
+                "BrokerConfig", "BrokerDaemon", "BrokerPOSIX", "BrokerServer", "BrokerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -72,6 +72,26 @@ package final class Daemon: Sendable {
         }
     }
 
+    /// The socket systemd passed in, or the configured path: refused for the same problems
+    /// `check-config` reports on `socket`, in the same words.
+    package static func listener(_ loaded: LoadedConfiguration, logger: Logger) throws -> SocketServer.Listener {
+        let passed = ListenFDs.take()
+        if let fd = passed.first {
+            guard ListenFDs.isListeningUnixStream(fd) else {
+                throw DaemonError("the socket passed by systemd (fd \(fd)) is not a listening Unix stream socket; use ListenStream= with a path")
+            }
+            return SocketServer.Listener(descriptor: fd, removeOnExit: nil)
+        }
+        let socket = loaded.configuration.socket
+        if let problem = loaded.socketProblems.first { throw problem }
+        let created = UnixListener.missingDirectory(of: socket.path)
+        let fd = try UnixListener.make(path: socket.path, mode: mode_t(socket.mode), group: socket.group.flatMap { Accounts.gid(of: $0) }.map { gid_t($0) })
+        if let created {
+            logger.notice("created the socket directory (mode 0755, owned by the daemon's user)", metadata: ["directory": "\(created)"])
+        }
+        return SocketServer.Listener(descriptor: fd, removeOnExit: socket.path)
+    }
+
     /// What start-up and every reload say about a loaded configuration: each part that cannot
     /// be served and why, and the warnings `check-config` gives in the same words.
     static func report(_ loaded: LoadedConfiguration, logger: Logger) {
@@ -260,4 +280,10 @@ package final class Supervisor: Service, Sendable {
             return true
         } ?? false
     }
+}
+
+/// Why the daemon cannot start with what it was given, in words for the operator.
+package struct DaemonError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

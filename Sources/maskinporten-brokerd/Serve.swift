@@ -82,7 +82,7 @@ struct Serve: AsyncParsableCommand {
             logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         do {
-            let listener = try Self.listener(loaded, logger: logger)
+            let listener = try Daemon.listener(loaded, logger: logger)
             logger.info("starting", metadata: Self.startLine(loaded, listener: listener))
             let daemon = try Daemon(
                 configPath: path, loaded: loaded, listener: listener, metrics: bootstrapMetrics(), output: logOutput,
@@ -118,25 +118,5 @@ struct Serve: AsyncParsableCommand {
             metadata["id_porten_exchange"] = "\(exchange.environment.name)"
         }
         return metadata
-    }
-
-    /// The socket systemd passed in, or the configured path: refused for the same problems
-    /// `check-config` reports on `socket`, in the same words.
-    static func listener(_ loaded: LoadedConfiguration, logger: Logger) throws -> SocketServer.Listener {
-        let passed = ListenFDs.take()
-        if let fd = passed.first {
-            guard ListenFDs.isListeningUnixStream(fd) else {
-                throw ValidationError("the socket passed by systemd (fd \(fd)) is not a listening Unix stream socket; use ListenStream= with a path")
-            }
-            return SocketServer.Listener(descriptor: fd, removeOnExit: nil)
-        }
-        let socket = loaded.configuration.socket
-        if let problem = loaded.socketProblems.first { throw problem }
-        let created = UnixListener.missingDirectory(of: socket.path)
-        let fd = try UnixListener.make(path: socket.path, mode: mode_t(socket.mode), group: socket.group.flatMap { Accounts.gid(of: $0) }.map { gid_t($0) })
-        if let created {
-            logger.notice("created the socket directory (mode 0755, owned by the daemon's user)", metadata: ["directory": "\(created)"])
-        }
-        return SocketServer.Listener(descriptor: fd, removeOnExit: socket.path)
     }
 }

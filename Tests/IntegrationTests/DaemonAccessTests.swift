@@ -28,7 +28,8 @@ struct DaemonAccessTests {
             for user in [allowed, member, denied, outsider] { _ = try? Command.runBlocking("userdel", [user]) }
             for group in [socketGroup, tokenGroup] { _ = try? Command.runBlocking("groupdel", [group]) }
         }
-        let harness = try await DaemonHarness(socketMode: "0660", socketGroup: socketGroup, allow: "      users: [\(allowed)]\n      groups: [\(tokenGroup)]")
+        let harness = try await DaemonHarness(
+            .live, socketMode: "0660", socketGroup: socketGroup, allow: "      users: [\(allowed)]\n      groups: [\(tokenGroup)]")
         try await harness.startDaemon()
 
         func curlAs(_ user: String, _ path: String) async throws -> Command.Result {
@@ -90,7 +91,7 @@ struct DaemonAccessTests {
 struct DaemonAbuseTests {
     @Test("garbage, oversized headers, smuggling shapes and hundreds of half-open connections do not stop a normal request")
     func abuse() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
 
         // 300 connections that send half a request head and wait.
@@ -172,7 +173,7 @@ struct DaemonFloodTests {
         setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised)
         try #require(raised.rlim_cur >= 6_000, "the test needs 6,000 descriptors")
 
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
         let pid = harness.daemon!.pid
         _ = try await harness.request("/v1/token/notifications")
@@ -209,7 +210,7 @@ struct DaemonFastPathTests {
 
     @Test("pipelined, split, closing and handed-over requests are answered in order, alike on both paths")
     func bothPaths() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
         #expect(try await harness.request("/v1/token/notifications").status == 200)
 
@@ -279,7 +280,7 @@ struct DaemonFastPathTests {
 
     @Test("shutdown while NIO holds half a request head, and the fast path another: both closed, exit 0")
     func shutdownWithHalfHeads() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
         let nio = try RawSocket.connect(harness.socketPath)
         nio.send("POST /v1/token/notifications/refresh HTTP/1.1\r\nHost: x\r\n")

@@ -2,9 +2,20 @@ import BrokerTestSupport
 import Foundation
 import Testing
 
-/// An emulator process, a client registered with it, and `serve` running against it: the daemon
-/// as an operator runs it.
+/// An emulator process, a client registered with it, and `serve` running against it, written once
+/// for two modes (as Hummingbird's tests run a body against the router or a live server):
+/// `.inProcess` (the default) runs the daemon's services in the test process, on the same socket;
+/// `.live` starts the `maskinporten-brokerd` process, for the tests whose subject is the process
+/// itself (signals, systemd, its environment, its standard output, hardening).
 final class DaemonHarness: @unchecked Sendable {
+    /// Where `serve` runs.
+    enum Mode {
+        /// Its services in this process (`InProcessDaemon`).
+        case inProcess
+        /// The executable, as an operator runs it.
+        case live
+    }
+
     static let key: TestKey = SharedKeys.key("harness")
     static let clientID = "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17"
 
@@ -18,10 +29,13 @@ final class DaemonHarness: @unchecked Sendable {
               encoded_jwk_file: notifications.jwk
         """
 
+    let mode: Mode
     let directory: TemporaryDirectory
     let emulator: RunningProcess
     let emulatorURL: String
     var daemon: RunningProcess?
+    /// The daemon in `.inProcess` mode.
+    var inProcess: InProcessDaemon?
     let socketPath: String
     let configPath: String
     /// The CA of an emulator serving HTTPS (`tls:`), which the configuration trusts.
@@ -37,9 +51,10 @@ final class DaemonHarness: @unchecked Sendable {
     /// certificate from the test's CA, which `ca_file` trusts: listening on every address, named
     /// by `tls.host` (not a loopback name, so that calls to it may go through a proxy).
     init(
-        socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "", altinnLifetime: Int = 1800,
-        tls: (ca: TestCA, host: String)? = nil
+        _ mode: Mode = .inProcess, socketMode: String = "0660", socketGroup: String? = nil, allow: String? = nil, extraProfiles: String = "",
+        altinnLifetime: Int = 1800, tls: (ca: TestCA, host: String)? = nil
     ) async throws {
+        self.mode = mode
         try await SharedKeys.prepare()
         directory = try TemporaryDirectory(prefix: "daemon")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.url.path)
@@ -102,6 +117,12 @@ final class DaemonHarness: @unchecked Sendable {
         environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true,
         outputDescriptor: Int32? = nil
     ) async throws {
+        if mode == .inProcess {
+            precondition(extra.isEmpty && arguments == nil && executable == nil && outputDescriptor == nil, "a process's settings need .live")
+            inProcess = try InProcessDaemon.start(configPath: configPath, logPath: directory.path("daemon.log"))
+            if waitForSocket { try await waitUntilServing() }
+            return
+        }
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         environment.merge(extra) { $1 }
@@ -121,13 +142,21 @@ final class DaemonHarness: @unchecked Sendable {
     }
 
     /// The daemon's log lines so far (standard output) and anything it printed on standard error.
-    var logs: String { daemon.map { $0.output + $0.errorOutput } ?? "" }
+    var logs: String { inProcess?.logs ?? daemon.map { $0.output + $0.errorOutput } ?? "" }
 
     /// The daemon's log once it holds `text`: lines are written by a thread of their own, a
     /// moment after the request that made them.
     @discardableResult
     func waitForLog(containing text: String) async throws -> String {
-        try await daemon!.waitForOutput(containing: text)
+        if let inProcess {
+            let end = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < end {
+                if inProcess.logs.contains(text) { return inProcess.logs }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            throw TestSupportError("no log line with \(text): \(inProcess.logs)")
+        }
+        return try await daemon!.waitForOutput(containing: text)
     }
 
     /// `curl --unix-socket` to the daemon; `-w` appends the status on its own line.
@@ -182,8 +211,9 @@ final class DaemonHarness: @unchecked Sendable {
     /// in this test and no fragment of the private key may appear in any log line.
     func stop() async {
         if let daemon { _ = try? await daemon.stop() }
+        await inProcess?.stop()
         _ = try? await emulator.stop()
-        let logs = (daemon.map { $0.output + $0.errorOutput } ?? "") + emulator.output + emulator.errorOutput
+        let logs = self.logs + emulator.output + emulator.errorOutput
         for leak in LeakCheck.findings(in: logs, tokens: seenTokens.values, key: Self.key, secrets: secrets) {
             Issue.record("secret in a log line: \(leak)")
         }

@@ -6,7 +6,7 @@ import Testing
 struct DaemonLoggingTests {
     @Test("under systemd (JOURNAL_STREAM) lines carry syslog priorities and no timestamp; otherwise logfmt with timestamps")
     func formats() async throws {
-        let journald = try await DaemonHarness()
+        let journald = try await DaemonHarness(.live)
         try await journald.startDaemon(environment: ["JOURNAL_STREAM": "8:12345"])
         _ = try await journald.request("/v1/token/notifications")
         let journalLines = try await journald.waitForLog(containing: "token handed out").split(separator: "\n")
@@ -16,7 +16,7 @@ struct DaemonLoggingTests {
         #expect(!journalLines.contains { $0.contains("ts=") })
         await journald.stop()
 
-        let plain = try await DaemonHarness()
+        let plain = try await DaemonHarness(.live)
         try await plain.startDaemon()
         _ = try await plain.request("/v1/token/notifications")
         let lines = try await plain.waitForLog(containing: "token handed out").split(separator: "\n")
@@ -33,7 +33,7 @@ struct DaemonLoggingTests {
 
     @Test("log_level in the configuration and --log-level set the level")
     func levels() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.writeConfig(raw: "log_level: warning\n" + config)
         try await harness.startDaemon()
@@ -54,7 +54,7 @@ struct AuditFoldingTests {
     func folding() async throws {
         // The default interval (60 s): the count comes in the line written at shutdown. (The
         // periodic lines and forgetting idle pairs are AuditorTests', without a clock to race.)
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
         let token = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as! String
         let connection = try RawSocket.connect(harness.socketPath)
@@ -140,7 +140,7 @@ struct StalledLog {
                   uids: [4242]
             """
         }.joined(separator: "\n")
-        harness = try await DaemonHarness(socketMode: "0666", allow: "      uids: [65534]", extraProfiles: locked)
+        harness = try await DaemonHarness(.live, socketMode: "0666", allow: "      uids: [65534]", extraProfiles: locked)
         let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.writeConfig(raw: "audit:\n\(audit)\n" + config)
         pipe = try TestPipe()

@@ -7,7 +7,7 @@ import Testing
 struct DaemonTests {
     @Test("every route answers as docs/socket-api.md says, over curl --unix-socket")
     func routes() async throws {
-        let harness = try await DaemonHarness(extraProfiles: DaemonHarness.refusedProfile)
+        let harness = try await DaemonHarness(.live, extraProfiles: DaemonHarness.refusedProfile)
         try await harness.startDaemon()
 
         // GET /v1/token/{profile}: JSON with every field, no-store.
@@ -139,7 +139,7 @@ struct DaemonTests {
 
     @Test("token and health: the CLI client, exit codes and $MASKINPORTEN_BROKER_SOCKET")
     func commandLineClient() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
         let token = try await BrokerExecutable.run(["token", "notifications", "--socket", harness.socketPath])
         #expect(token.status == 0)
@@ -180,7 +180,7 @@ struct DaemonTests {
         let group = "mpbtest\(Int.random(in: 1000...9999))"
         try await Command.run("groupadd", [group])
         defer { _ = try? Command.runBlocking("groupdel", [group]) }
-        let harness = try await DaemonHarness(socketMode: "0660", socketGroup: group)
+        let harness = try await DaemonHarness(.live, socketMode: "0660", socketGroup: group)
         // A stale socket file from a crashed daemon.
         try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
         let stale = try RawSocket.datagramListener(harness.socketPath)
@@ -204,7 +204,7 @@ struct DaemonTests {
         "SIGHUP: a broken configuration is refused and serving goes on; a new profile is served; unchanged profiles keep their token; a broken key file keeps the key in use"
     )
     func reload() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try await harness.startDaemon()
         let first = try await harness.json(try harness.request("/v1/token/notifications").body)["access_token"] as? String
         let good = try String(contentsOfFile: harness.configPath, encoding: .utf8)
@@ -260,7 +260,7 @@ struct DaemonTests {
     @Test("SIGTERM stops at once, even while the first fetch hangs, with exit 0 and no error or warning line")
     func quietStop() async throws {
         for hanging in [false, true] {
-            let harness = try await DaemonHarness()
+            let harness = try await DaemonHarness(.live)
             if hanging {
                 try await DaemonHarness.curlHTTP("-X", "POST", "--data", #"{"hang":true,"count":10}"#, "\(harness.emulatorURL)/_emulator/faults/token")
             }
@@ -279,7 +279,7 @@ struct DaemonTests {
 
     @Test("NOTIFY_SOCKET receives READY=1, RELOADING=1 on SIGHUP, and STOPPING=1 on SIGTERM")
     func systemdNotify() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         let notifyPath = harness.directory.path("notify.sock")
         let notify = try RawSocket.datagramListener(notifyPath)
         try await harness.startDaemon(environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "400000"])
@@ -309,7 +309,7 @@ struct DaemonTests {
 
     @Test("systemd-socket-activate: the daemon serves on the socket it is handed, and leaves the file to systemd")
     func socketActivation() async throws {
-        let harness = try await DaemonHarness()
+        let harness = try await DaemonHarness(.live)
         try FileManager.default.createDirectory(atPath: harness.directory.path("run"), withIntermediateDirectories: true)
         let activate = try await Command.run("sh", ["-c", "command -v systemd-socket-activate"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         try await harness.startDaemon(

@@ -9,7 +9,7 @@ extension ProcessHeavySuites {
         @Test("key files are watched: rename, symlink swap and a broken file, each seen in the grants within 5 s without a signal")
         func keyFilesAreWatched() async throws {
             let keys = [("watch-b", try await TestKey.generate()), ("watch-c", try await TestKey.generate())]
-            let harness = try await DaemonHarness()
+            let harness = try await DaemonHarness(.live)
             // The client has every key registered: what is asserted is which one the daemon signs with.
             var registered = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]
             for (kid, key) in keys { registered.append(DaemonHarness.publicJWK(key, kid: kid)) }

@@ -10,7 +10,7 @@ extension ProcessHeavySuites {
         /// A harness whose client may manage its own keys, holds `extraKeys` the broker did not make,
         /// and a profile rotating every `every`.
         func rotatingHarness(every: String, retireAfter: String, extraKeys: [String] = ["foreign-kid"]) async throws -> DaemonHarness {
-            let harness = try await DaemonHarness()
+            let harness = try await DaemonHarness(.live)
             var keys = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]
             for kid in extraKeys { keys.append(DaemonHarness.publicJWK(try await TestKey.generate(), kid: kid)) }
             try await DaemonHarness.curlHTTP(

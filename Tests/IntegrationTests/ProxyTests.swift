@@ -80,7 +80,7 @@ struct ProxyTests {
     /// The emulator on TLS under the machine's name, and a daemon configured with `proxy`.
     func harness(proxy: String) async throws -> DaemonHarness {
         let name = try await Self.machineName()
-        let harness = try await DaemonHarness(tls: (try await TestCA.make(for: name), name))
+        let harness = try await DaemonHarness(.live, tls: (try await TestCA.make(for: name), name))
         harness.environmentExtra = "    proxy: \(proxy)"
         try harness.writeConfig()
         return harness
