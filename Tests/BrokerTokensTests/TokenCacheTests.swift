@@ -65,7 +65,7 @@ struct TokenCacheTests {
             defer { refresher.cancel() }
             try await shuttingDown(broker) {
                 let first = try await cache.token()
-                #expect(abs((first.lifetime - .seconds(1800)).seconds) < 2, "\(first.lifetime)")
+                #expect(abs((first.lifetime - .seconds(1800)).seconds) < 15, "about 30 minutes: \(first.lifetime)")
                 var fingerprints = [first.fingerprint]
                 // A minute at a time through two lifetimes: every answer has min_valid left.
                 for _ in 0..<60 {

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Something that happens once (the first fetches have ended, the last connection has closed),
 /// which tasks wait for, each for at most a given time. Waiting is signalled, never polled.
 package final class OneTimeEvent: Sendable {
@@ -9,7 +7,7 @@ package final class OneTimeEvent: Sendable {
         var nextWaiter: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = ConditionLock(State())
 
     /// An event that has not happened yet.
     package init() {}
