@@ -13,7 +13,7 @@ struct SocketClientTests {
     /// A listening Unix socket at a new path, which accepts (the kernel queues) and answers nothing.
     func listener() throws -> (fd: Int32, path: String) {
         let path = NSTemporaryDirectory() + "client-\(UUID().uuidString.prefix(8)).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in

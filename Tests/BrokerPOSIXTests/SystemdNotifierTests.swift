@@ -11,7 +11,7 @@ import Testing
 struct SystemdNotifierTests {
     /// A datagram socket bound at `address` (a leading NUL for the abstract namespace).
     func bound(_ address: [UInt8]) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var storage = sockaddr_un()
         storage.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &storage.sun_path) { $0.copyBytes(from: address) }

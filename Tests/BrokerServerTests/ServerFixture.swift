@@ -41,7 +41,7 @@ actor ServerFixture {
         let loaded = try LoadedConfiguration.load(path: configPath)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
         let state = ServingState(loaded)
-        let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY))
+        let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY | O_CLOEXEC))
         let auditor = Auditor(output: output, level: .info) { 60 }
         let made = Made(router: Router(broker: broker, state: { state }, metrics: ServerMetrics(), auditor: auditor), emulator: server.emulator)
         self.made = made

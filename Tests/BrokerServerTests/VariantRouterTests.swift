@@ -42,7 +42,7 @@ struct VariantRouterTests {
         let loaded = try LoadedConfiguration.load(path: configPath)
         let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, logger: logger)
         let state = ServingState(loaded)
-        let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY))
+        let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY | O_CLOEXEC))
         let router = Router(broker: broker, state: { state }, metrics: ServerMetrics(), auditor: Auditor(output: output, level: .info) { 60 })
         do {
             try await check(router, broker)

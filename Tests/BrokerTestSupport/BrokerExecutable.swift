@@ -28,6 +28,25 @@ package enum BrokerExecutable {
         }
     }
 
+    /// A copy of `maskinporten-broker` at `destination`, written through a close-on-exec
+    /// descriptor: a copy made by a descriptor without it (Foundation's `copyItem`) is inherited
+    /// by every child another test spawns meanwhile, which keeps it open for writing for its whole
+    /// life, and running the copy then fails with ETXTBSY.
+    package static func copy(to destination: String) throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: try path))
+        let descriptor = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard descriptor >= 0 else { throw TestSupportError("cannot create \(destination): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                guard written > 0 else { throw TestSupportError("cannot write \(destination): \(String(cString: strerror(errno)))") }
+                offset += written
+            }
+        }
+    }
+
     /// Runs the executable with `arguments`.
     @discardableResult
     package static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Command.Result {

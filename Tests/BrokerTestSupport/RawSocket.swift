@@ -20,7 +20,7 @@ package final class RawSocket: @unchecked Sendable {
 
     /// A stream connection to `path`.
     package static func connect(_ path: String) throws -> RawSocket {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket failed") }
         var address = try Self.address(path)
         let result = withUnsafePointer(to: &address) { pointer in
@@ -35,7 +35,7 @@ package final class RawSocket: @unchecked Sendable {
 
     /// A datagram socket bound at `path`, as systemd's `NOTIFY_SOCKET` is.
     package static func datagramListener(_ path: String) throws -> RawSocket {
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket failed") }
         var address = try Self.address(path)
         let result = withUnsafePointer(to: &address) { pointer in

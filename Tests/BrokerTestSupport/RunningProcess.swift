@@ -11,6 +11,10 @@ package import Foundation
 /// watches a descriptor it leaves in the child, and programs that close every descriptor
 /// before exec (systemd-socket-activate) make it wait forever.
 package final class RunningProcess: @unchecked Sendable {
+    /// Held while a process is spawned, and by test code that makes a descriptor and then marks
+    /// it close-on-exec (`TestPipe`): no child is spawned between the two, to inherit it.
+    package static let spawnLock = NSLock()
+
     // @unchecked: the exit status is guarded by `lock`.
     package let pid: pid_t
     private let scratch: TemporaryDirectory
@@ -60,12 +64,12 @@ package final class RunningProcess: @unchecked Sendable {
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for variable in env { free(variable) } }
         var child: pid_t = 0
-        var result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
+        var result = Self.spawnLock.withLock { posix_spawn(&child, command[0], &actions, &attributes, argv, env) }
         // A binary a test has just copied can be busy for a moment: another test's child, forked
         // while the copy was open for writing, holds that descriptor until it execs.
         for _ in 0..<50 where result == ETXTBSY {
             usleep(20_000)
-            result = posix_spawn(&child, command[0], &actions, &attributes, argv, env)
+            result = Self.spawnLock.withLock { posix_spawn(&child, command[0], &actions, &attributes, argv, env) }
         }
         guard result == 0 else { throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(result)))") }
         pid = child

@@ -15,12 +15,19 @@ package final class TestPipe: @unchecked Sendable {
     /// up to a page).
     package init(size: Int? = nil) throws {
         var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw TestSupportError("pipe: \(String(cString: strerror(errno)))") }
+        // Close-on-exec before any process is spawned (`RunningProcess.spawnLock`; Glibc's module
+        // has no pipe2): a process another test spawned in between would keep the reading end
+        // open for its whole life, and a write to a pipe whose reader the test closed would then
+        // succeed instead of failing with EPIPE.
+        let made = RunningProcess.spawnLock.withLock { () -> Bool in
+            guard pipe(&ends) == 0 else { return false }
+            _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+            return true
+        }
+        guard made else { throw TestSupportError("pipe: \(String(cString: strerror(errno)))") }
         readEnd = ends[0]
         writeEnd = ends[1]
-        // Not inherited by the processes other tests start at the same time.
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
         // A write after the reading end is closed must fail, not kill the test runner.
         signal(SIGPIPE, SIG_IGN)
         if let size {

@@ -222,7 +222,7 @@ struct CommandLineTests {
         let line = try #require(source.split(separator: "\n").first { $0.hasPrefix("package let brokerVersion = \"") })
         let expected = String(line.split(separator: "\"")[1])
         let alone = try TemporaryDirectory(prefix: "version")
-        try FileManager.default.copyItem(atPath: try BrokerExecutable.path, toPath: alone.path("maskinporten-broker"))
+        try BrokerExecutable.copy(to: alone.path("maskinporten-broker"))
         for executable in [try BrokerExecutable.path, try BrokerExecutable.daemonPath, alone.path("maskinporten-broker")] {
             let result = try await Command.run(executable, ["--version"])
             #expect(result.status == 0, "\(executable)")
@@ -234,7 +234,7 @@ struct CommandLineTests {
     func frontAlone() async throws {
         let directory = try TemporaryDirectory(prefix: "front")
         let copy = directory.path("maskinporten-broker")
-        try FileManager.default.copyItem(atPath: try BrokerExecutable.path, toPath: copy)
+        try BrokerExecutable.copy(to: copy)
         let check = try await Command.run(copy, ["check-config", "--config", "/nonexistent.yaml"])
         #expect(check.status == 1)
         #expect(

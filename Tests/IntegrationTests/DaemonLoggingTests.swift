@@ -210,14 +210,14 @@ struct StalledLogTests {
     )
     func drop() async throws {
         let stalled = try await StalledLog(audit: "  on_overflow: drop")
-        let observed = try await stalled.load(seconds: 10)
+        let observed = try await stalled.load(seconds: 6)
         #expect(observed.statuses.keys.sorted() == ["200"], "every token request served: \(observed.statuses) \(observed.codes)")
         #expect((observed.statuses["200"] ?? 0) >= 1000, "thousands of requests: \(observed.statuses)")
         // Every probe answered (each within 3 s), and probes ran all along: at least one per
         // second of load (a loaded machine slows the probing loop itself, not the daemon's answers).
-        #expect(observed.unhealthy.isEmpty && observed.healthy >= 10, "\(observed.healthy) \(observed.unhealthy.prefix(2))")
+        #expect(observed.unhealthy.isEmpty && observed.healthy >= 6, "\(observed.healthy) \(observed.unhealthy.prefix(2))")
         #expect(
-            observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5),
+            observed.watchdog.count >= 5 && observed.longestWatchdogGap < .seconds(5),
             "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
 
         // Only now is the pipe read: what was buffered comes out, then the count of what was not.
@@ -240,16 +240,16 @@ struct StalledLogTests {
     )
     func refuse() async throws {
         let stalled = try await StalledLog(audit: "  on_overflow: refuse")
-        let observed = try await stalled.load(seconds: 10)
+        let observed = try await stalled.load(seconds: 6)
         #expect(Set(observed.statuses.keys).isSubset(of: ["200", "503"]), "no hang, no other answer: \(observed.statuses)")
         #expect((observed.statuses["200"] ?? 0) > 0 && (observed.statuses["503"] ?? 0) > 100, "\(observed.statuses)")
         #expect(observed.codes["503"] == "audit_unavailable")
         #expect((observed.slowest["503"] ?? 99) < 1, "refusals are fast: \(observed.slowest)")
         // Every probe answered (each within 3 s), and probes ran all along: at least one per
         // second of load (a loaded machine slows the probing loop itself, not the daemon's answers).
-        #expect(observed.unhealthy.isEmpty && observed.healthy >= 10, "\(observed.healthy) \(observed.unhealthy.prefix(2))")
+        #expect(observed.unhealthy.isEmpty && observed.healthy >= 6, "\(observed.healthy) \(observed.unhealthy.prefix(2))")
         #expect(
-            observed.watchdog.count >= 8 && observed.longestWatchdogGap < .seconds(5),
+            observed.watchdog.count >= 5 && observed.longestWatchdogGap < .seconds(5),
             "\(observed.watchdog.count) pets, longest gap \(observed.longestWatchdogGap)")
         let refused = try await stalled.harness.request("/v1/token/notifications")
         #expect(refused.status == 503)
