@@ -3,7 +3,6 @@ import BrokerClient
 import BrokerConfig
 import BrokerDaemon
 import BrokerPOSIX
-import BrokerServer
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -82,12 +81,9 @@ struct Serve: AsyncParsableCommand {
             logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         do {
-            let listener = try Daemon.listener(loaded, logger: logger)
-            logger.info("starting", metadata: Self.startLine(loaded, listener: listener))
-            let daemon = try Daemon(
-                configPath: path, loaded: loaded, listener: listener, metrics: bootstrapMetrics(), output: logOutput,
-                logger: logger)
-            let group = ServiceGroup(services: daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            let group = try Daemon.serviceGroup(
+                configPath: path, loaded: loaded, version: brokerVersion, metrics: bootstrapMetrics(), output: logOutput, logger: logger,
+                gracefulShutdownSignals: [.sigterm, .sigint])
             try await group.run()
         } catch let error as ExitCode {
             throw error
@@ -98,25 +94,5 @@ struct Serve: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-    }
-
-    /// What an operator looks for first: which version runs, with which file, where it listens
-    /// and what it serves.
-    static func startLine(_ loaded: LoadedConfiguration, listener: SocketServer.Listener) -> Logger.Metadata {
-        let configuration = loaded.configuration
-        let socket =
-            listener.removeOnExit ?? ListenFDs.boundPath(listener.descriptor).map { "\($0) (from systemd)" } ?? "fd \(listener.descriptor) (from systemd)"
-        var metadata: Logger.Metadata = [
-            "version": "\(brokerVersion)", "config": "\(configuration.file)", "socket": "\(socket)",
-            "profiles":
-                "\(configuration.profiles.isEmpty ? "none" : configuration.profiles.map { "\($0.name) (\($0.environment.name))" }.joined(separator: ", "))",
-        ]
-        if !configuration.platformAccessTokens.isEmpty {
-            metadata["platform_access_tokens"] = "\(configuration.platformAccessTokens.map(\.name).joined(separator: ", "))"
-        }
-        if let exchange = configuration.idPortenExchange {
-            metadata["id_porten_exchange"] = "\(exchange.environment.name)"
-        }
-        return metadata
     }
 }

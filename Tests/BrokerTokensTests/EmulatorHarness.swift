@@ -68,6 +68,13 @@ struct EmulatorHarness {
         clock.advance(by: duration)
         emulator.settings.clockOffset = Int(clock.date.timeIntervalSinceNow.rounded())
     }
+
+    /// Moves virtual time on by `duration`, then waits (in real time) for a refresh the step
+    /// started to end: what a test checks next is the cache as the step left it.
+    func advance(_ clock: ManualClock, by duration: Duration, settling cache: TokenCache) async -> Bool {
+        advance(clock, by: duration)
+        return await eventually { await cache.status().state != .refreshing }
+    }
 }
 
 /// Runs `body` with `broker`, and shuts the broker down whatever `body` does: a broker dropped
@@ -110,5 +117,15 @@ final class CapturedLogs: @unchecked Sendable {
             let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
             logs.append("\(event.level) \(event.message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
         }
+    }
+}
+
+/// Runs `body` while `broker`'s refresh loop runs beside it, as the daemon's service group runs
+/// it; the loop is cancelled, and has ended, when `body` returns.
+func whileRefreshing<T>(_ broker: TokenBroker, _ body: () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await broker.run() }
+        defer { group.cancelAll() }
+        return try await body()
     }
 }

@@ -50,40 +50,40 @@ struct FaultMatrixTests {
             // Recovery from cold once upstream is back, within one backoff step.
             harness.emulator.clearFaults()
             harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 4)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            // At most one backoff step at its cap (rejected faults have the longest), and the fetch.
-            let window = max(policy.unavailableCap, policy.malformedCap, policy.rejectedCap) + .seconds(3)
-            let first = try await Self.recovered(cache, within: window)
-            #expect(first.remaining() >= .seconds(1))
+            try await whileRefreshing(broker) {
+                // At most one backoff step at its cap (rejected faults have the longest), and the fetch.
+                let window = max(policy.unavailableCap, policy.malformedCap, policy.rejectedCap) + .seconds(3)
+                let first = try await Self.recovered(cache, within: window)
+                #expect(first.remaining() >= .seconds(1))
 
-            // Holding a token while its refresh fails: every answer is that token, with at least
-            // min_valid left; failures only once it can no longer be handed out.
-            fault.apply(harness.emulator)
-            let usableUntil = first.expiresAt.addingTimeInterval(-1)
-            var served = 0
-            var failedEarly = 0
-            while Date() < first.expiresAt.addingTimeInterval(0.5) {
-                let asked = Date()
-                do {
-                    let token = try await cache.token()
-                    served += 1
-                    #expect(token.expiresAt.timeIntervalSinceNow >= 0.9, "\(fault.name): handed out with less than min_valid left")
-                } catch {
-                    if asked < usableUntil.addingTimeInterval(-1) { failedEarly += 1 }
+                // Holding a token while its refresh fails: every answer is that token, with at least
+                // min_valid left; failures only once it can no longer be handed out.
+                fault.apply(harness.emulator)
+                let usableUntil = first.expiresAt.addingTimeInterval(-1)
+                var served = 0
+                var failedEarly = 0
+                while Date() < first.expiresAt.addingTimeInterval(0.5) {
+                    let asked = Date()
+                    do {
+                        let token = try await cache.token()
+                        served += 1
+                        #expect(token.expiresAt.timeIntervalSinceNow >= 0.9, "\(fault.name): handed out with less than min_valid left")
+                    } catch {
+                        if asked < usableUntil.addingTimeInterval(-1) { failedEarly += 1 }
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
                 }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            #expect(served > 0)
-            #expect(failedEarly == 0, "\(fault.name): a failure reached a client while a valid token was held")
-            #expect(await cache.status().state == .failing, "\(fault.name)")
+                #expect(served > 0)
+                #expect(failedEarly == 0, "\(fault.name): a failure reached a client while a valid token was held")
+                #expect(await cache.status().state == .failing, "\(fault.name)")
 
-            // Failing, then recovery once upstream returns.
-            harness.emulator.clearFaults()
-            harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 4)
-            let again = try await Self.recovered(cache, within: window)
-            #expect(again.fingerprint != first.fingerprint)
-            await broker.shutdown()
+                // Failing, then recovery once upstream returns.
+                harness.emulator.clearFaults()
+                harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 4)
+                let again = try await Self.recovered(cache, within: window)
+                #expect(again.fingerprint != first.fingerprint)
+                await broker.shutdown()
+            }
         }
     }
 

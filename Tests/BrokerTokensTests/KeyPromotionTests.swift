@@ -88,22 +88,23 @@ struct KeyPromotionTests {
 
                 // Registered: the probe, a second after the refusal, signs with it and keeps it.
                 try Self.registerBothKeys(harness)
-                let refresher = Task { try await broker.run() }
-                defer { refresher.cancel() }
-                let deadline = ContinuousClock.now + .seconds(15)
-                // Until the broker has the probe's token (the emulator counts it before the Altinn exchange).
-                while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key new-kid") }) || cache.heldToken()?.fingerprint == first.fingerprint,
-                    ContinuousClock.now < deadline
-                {
-                    try await Task.sleep(for: .milliseconds(100))
+                try await whileRefreshing(broker) {
+                    let deadline = ContinuousClock.now + .seconds(15)
+                    // Until the broker has the probe's token (the emulator counts it before the Altinn exchange).
+                    while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key new-kid") })
+                        || cache.heldToken()?.fingerprint == first.fingerprint,
+                        ContinuousClock.now < deadline
+                    {
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "\(harness.emulator.stats)")
+                    #expect(logs.lines.contains { $0.hasPrefix("notice signing with key new-kid") && $0.contains("previous_kid=test-kid") }, "\(logs.lines)")
+                    #expect(try await cache.token().fingerprint != first.fingerprint, "the probe's token is served")
+                    #expect(harness.emulator.stats.grantsRefused == 1, "no refusal after the key was registered")
+                    let after = await cache.status().keys
+                    #expect(after.map(\.signs) == [false, true])
+                    #expect(after.map(\.verdict) == [.untried, .accepted])
                 }
-                #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "\(harness.emulator.stats)")
-                #expect(logs.lines.contains { $0.hasPrefix("notice signing with key new-kid") && $0.contains("previous_kid=test-kid") }, "\(logs.lines)")
-                #expect(try await cache.token().fingerprint != first.fingerprint, "the probe's token is served")
-                #expect(harness.emulator.stats.grantsRefused == 1, "no refusal after the key was registered")
-                let after = await cache.status().keys
-                #expect(after.map(\.signs) == [false, true])
-                #expect(after.map(\.verdict) == [.untried, .accepted])
             }
         }
     }
@@ -125,18 +126,18 @@ struct KeyPromotionTests {
                 let cache = try #require(broker.cache(for: "notifications"))
                 #expect(cache.heldToken()?.fingerprint == first.fingerprint, "the token is handed out at once, not fetched first")
                 #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == nil)
-                let refresher = Task { try await broker.run() }
-                defer { refresher.cancel() }
-                let deadline = ContinuousClock.now + .seconds(10)
-                while cache.heldToken()?.fingerprint == first.fingerprint, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(50))
+                try await whileRefreshing(broker) {
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while cache.heldToken()?.fingerprint == first.fingerprint, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "the new cache fetched at once, with the newest key")
+                    // A change to what the token is for (the scopes) is not carried.
+                    var other = configuration
+                    other.profiles[0].scopes = [EmulatorHarness.scope, "altinn:serviceowner/instances.read"]
+                    _ = try broker.apply(configuration: other, credentials: changed)
+                    #expect(broker.cache(for: "notifications")?.heldToken() == nil)
                 }
-                #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "the new cache fetched at once, with the newest key")
-                // A change to what the token is for (the scopes) is not carried.
-                var other = configuration
-                other.profiles[0].scopes = [EmulatorHarness.scope, "altinn:serviceowner/instances.read"]
-                _ = try broker.apply(configuration: other, credentials: changed)
-                #expect(broker.cache(for: "notifications")?.heldToken() == nil)
             }
         }
     }

@@ -101,36 +101,36 @@ struct TokenAcquisitionTests {
         try await EmulatorHarness.with { harness in
             harness.emulator.settings = EmulatorSettings(altinnTokenLifetime: 4)
             let (broker, cache) = try harness.broker(minValid: 1)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            let first = try await cache.token()
-            harness.emulator.inject(Fault(status: 503), into: .token)
-            let usableUntil = first.expiresAt.addingTimeInterval(-1)
-            var served = 0
-            var refused = 0
-            let deadline = first.expiresAt.addingTimeInterval(1.5)
-            while Date() < deadline {
-                let asked = Date()
-                do {
-                    let token = try await cache.token()
-                    served += 1
-                    #expect(token.fingerprint == first.fingerprint)
-                    #expect(token.expiresAt.timeIntervalSince(Date()) >= 1, "handed out with less than min_valid left")
-                    #expect(asked < usableUntil.addingTimeInterval(0.05))
-                } catch let error as TokenError {
-                    refused += 1
-                    #expect(error.kind == .unavailable)
-                    #expect(error.upstream?.status == 503)
-                    #expect(asked >= usableUntil.addingTimeInterval(-1.0), "refused \(usableUntil.timeIntervalSince(asked)) s before the token ran out")
+            try await whileRefreshing(broker) {
+                let first = try await cache.token()
+                harness.emulator.inject(Fault(status: 503), into: .token)
+                let usableUntil = first.expiresAt.addingTimeInterval(-1)
+                var served = 0
+                var refused = 0
+                let deadline = first.expiresAt.addingTimeInterval(1.5)
+                while Date() < deadline {
+                    let asked = Date()
+                    do {
+                        let token = try await cache.token()
+                        served += 1
+                        #expect(token.fingerprint == first.fingerprint)
+                        #expect(token.expiresAt.timeIntervalSince(Date()) >= 1, "handed out with less than min_valid left")
+                        #expect(asked < usableUntil.addingTimeInterval(0.05))
+                    } catch let error as TokenError {
+                        refused += 1
+                        #expect(error.kind == .unavailable)
+                        #expect(error.upstream?.status == 503)
+                        #expect(asked >= usableUntil.addingTimeInterval(-1.0), "refused \(usableUntil.timeIntervalSince(asked)) s before the token ran out")
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
                 }
-                try await Task.sleep(for: .milliseconds(50))
+                // How many calls fit in each window depends on the machine's load (every suite runs at
+                // once; a loaded machine fitted two in the first); what each call got is checked above.
+                #expect(served >= 1)
+                #expect(refused >= 1)
+                let status = await cache.status()
+                #expect(status.state == .failing)
             }
-            // How many calls fit in each window depends on the machine's load (every suite runs at
-            // once; a loaded machine fitted two in the first); what each call got is checked above.
-            #expect(served >= 1)
-            #expect(refused >= 1)
-            let status = await cache.status()
-            #expect(status.state == .failing)
         }
     }
 
@@ -141,25 +141,25 @@ struct TokenAcquisitionTests {
             let time = ManualClock()
             let policy = RetryPolicy()
             let (broker, cache) = try harness.broker(policy: policy, clock: time.clock)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            // Twenty seconds of failing: a few attempts, each a failure.
-            await #expect(throws: TokenError.self) { try await cache.token() }
-            for _ in 0..<20 {
-                harness.advance(time, by: .seconds(1))
-                #expect(await eventually { await cache.status().state == .failing })
+            try await whileRefreshing(broker) {
+                // Twenty seconds of failing: a few attempts, each a failure.
+                await #expect(throws: TokenError.self) { try await cache.token() }
+                for _ in 0..<20 {
+                    harness.advance(time, by: .seconds(1))
+                    #expect(await eventually { await cache.status().state == .failing })
+                }
+                await #expect(throws: TokenError.self) { try await cache.token() }
+                harness.emulator.clearFaults()
+                let cleared = time.now
+                // Served again within one backoff step of upstream's return, and no later.
+                while await cache.status().state != .ready, time.now - cleared <= policy.unavailableCap + .seconds(1) {
+                    harness.advance(time, by: .seconds(1))
+                    // A caller starts the fetch once the backoff has run out (or joins the loop's).
+                    _ = try? await cache.token()
+                }
+                #expect(time.now - cleared <= policy.unavailableCap + .seconds(1))
+                #expect(await cache.status().state == .ready)
             }
-            await #expect(throws: TokenError.self) { try await cache.token() }
-            harness.emulator.clearFaults()
-            let cleared = time.now
-            // Served again within one backoff step of upstream's return, and no later.
-            while await cache.status().state != .ready, time.now - cleared <= policy.unavailableCap + .seconds(1) {
-                harness.advance(time, by: .seconds(1))
-                // A caller starts the fetch once the backoff has run out (or joins the loop's).
-                _ = try? await cache.token()
-            }
-            #expect(time.now - cleared <= policy.unavailableCap + .seconds(1))
-            #expect(await cache.status().state == .ready)
         }
     }
 
@@ -169,25 +169,25 @@ struct TokenAcquisitionTests {
             harness.emulator.inject(Fault(status: 429, retryAfter: 5, count: 1), into: .token)
             let time = ManualClock()
             let (broker, cache) = try harness.broker(clock: time.clock)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            var refusal: TokenError?
-            while refusal == nil {
-                do { _ = try await cache.token() } catch let error as TokenError { refusal = error }
+            try await whileRefreshing(broker) {
+                var refusal: TokenError?
+                while refusal == nil {
+                    do { _ = try await cache.token() } catch let error as TokenError { refusal = error }
+                }
+                #expect(refusal?.kind == .unavailable)
+                #expect(refusal?.upstream?.status == 429)
+                #expect(refusal?.retryAfter == .seconds(5))
+                // Callers every 100 ms for 4.9 s: each gets the refusal, none reaches upstream.
+                for _ in 0..<49 {
+                    harness.advance(time, by: .milliseconds(100))
+                    await #expect(throws: TokenError.self) { try await cache.token() }
+                }
+                #expect(harness.emulator.stats.tokenRequests == 1, "called again before Retry-After passed")
+                harness.advance(time, by: .milliseconds(200))
+                let token = try await cache.token()
+                #expect(token.kind == .altinn)
+                #expect(harness.emulator.stats.tokenRequests == 2)
             }
-            #expect(refusal?.kind == .unavailable)
-            #expect(refusal?.upstream?.status == 429)
-            #expect(refusal?.retryAfter == .seconds(5))
-            // Callers every 100 ms for 4.9 s: each gets the refusal, none reaches upstream.
-            for _ in 0..<49 {
-                harness.advance(time, by: .milliseconds(100))
-                await #expect(throws: TokenError.self) { try await cache.token() }
-            }
-            #expect(harness.emulator.stats.tokenRequests == 1, "called again before Retry-After passed")
-            harness.advance(time, by: .milliseconds(200))
-            let token = try await cache.token()
-            #expect(token.kind == .altinn)
-            #expect(harness.emulator.stats.tokenRequests == 2)
         }
     }
 
@@ -197,22 +197,22 @@ struct TokenAcquisitionTests {
             harness.emulator.inject(Fault(status: 503), into: .token)
             let time = ManualClock()
             let (broker, cache) = try harness.broker(policy: RetryPolicy(), clock: time.clock)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            _ = try? await cache.token()
-            // Ten callers a second for 60 s.
-            var asked = 0
-            for _ in 0..<600 {
-                harness.advance(time, by: .milliseconds(100))
+            try await whileRefreshing(broker) {
                 _ = try? await cache.token()
-                asked += 1
+                // Ten callers a second for 60 s.
+                var asked = 0
+                for _ in 0..<600 {
+                    harness.advance(time, by: .milliseconds(100))
+                    _ = try? await cache.token()
+                    asked += 1
+                }
+                let calls = harness.emulator.stats.tokenRequests
+                #expect(asked == 600)
+                // Waits of 1, 2, 4, 8, 16, 32, 60 s, each jittered to between half and all of it:
+                // at most 8 calls in 60 s.
+                #expect(calls <= 8, "\(calls) calls in a 60 s outage")
+                #expect(calls >= 4)
             }
-            let calls = harness.emulator.stats.tokenRequests
-            #expect(asked == 600)
-            // Waits of 1, 2, 4, 8, 16, 32, 60 s, each jittered to between half and all of it:
-            // at most 8 calls in 60 s.
-            #expect(calls <= 8, "\(calls) calls in a 60 s outage")
-            #expect(calls >= 4)
         }
     }
 

@@ -61,23 +61,22 @@ struct TokenCacheTests {
         try await EmulatorHarness.with { harness in
             let time = ManualClock()
             let (broker, cache) = try harness.broker(clock: time.clock)
-            let refresher = Task { try await broker.run() }
-            defer { refresher.cancel() }
-            try await shuttingDown(broker) {
-                let first = try await cache.token()
-                #expect(abs((first.lifetime - .seconds(1800)).seconds) < 15, "about 30 minutes: \(first.lifetime)")
-                var fingerprints = [first.fingerprint]
-                // A minute at a time through two lifetimes: every answer has min_valid left.
-                for _ in 0..<60 {
-                    harness.advance(time, by: .seconds(60))
-                    #expect(await eventually { await cache.status().state != .refreshing })
-                    let token = try await cache.token()
-                    #expect(time.clock.remaining(token) >= .seconds(10), "a token with less than min_valid left was served")
-                    if fingerprints.last != token.fingerprint { fingerprints.append(token.fingerprint) }
+            try await whileRefreshing(broker) {
+                try await shuttingDown(broker) {
+                    let first = try await cache.token()
+                    #expect(abs((first.lifetime - .seconds(1800)).seconds) < 15, "about 30 minutes: \(first.lifetime)")
+                    var fingerprints = [first.fingerprint]
+                    // A minute at a time through two lifetimes: every answer has min_valid left.
+                    for _ in 0..<60 {
+                        #expect(await harness.advance(time, by: .seconds(60), settling: cache))
+                        let token = try await cache.token()
+                        #expect(time.clock.remaining(token) >= .seconds(10), "a token with less than min_valid left was served")
+                        if fingerprints.last != token.fingerprint { fingerprints.append(token.fingerprint) }
+                    }
+                    // At 37.5-80 % of the first token's life, then 70-80 % of each next one's.
+                    #expect(fingerprints.count >= 3 && fingerprints.count <= 5, "\(fingerprints.count) tokens in an hour")
+                    #expect(harness.emulator.stats.exchangesIssued == fingerprints.count)
                 }
-                // At 37.5-80 % of the first token's life, then 70-80 % of each next one's.
-                #expect(fingerprints.count >= 3 && fingerprints.count <= 5, "\(fingerprints.count) tokens in an hour")
-                #expect(harness.emulator.stats.exchangesIssued == fingerprints.count)
             }
         }
     }

@@ -67,27 +67,26 @@ struct VariantTests {
                 exchange: "none", minValid: 0, extra: "\n    delegation:\n      system_user_org: any")
             let broker = try TokenBroker(configuration: configuration, credentials: credentials, clock: time.clock, logger: CapturedLogs().logger)
             try await shuttingDown(broker) {
-                let refresher = Task { try await broker.run() }
-                defer { refresher.cancel() }
-                let used = TokenVariant(systemUserOrg: Self.org)
-                let idle = TokenVariant(systemUserOrg: try OrganisationNumber("910000012"))
-                _ = try await #require(broker.cache(for: "notifications", variant: idle)).token()
-                let first = try await #require(broker.cache(for: "notifications", variant: used)).token()
-                #expect(broker.variantCount(of: "notifications") == 2)
-                // Maskinporten's tokens live 120 s: the idle variant's runs out; the used one is
-                // refreshed before that. Five seconds at a time, the used variant asked for each.
-                var refreshed = false
-                for _ in 0..<30 {
-                    harness.advance(time, by: .seconds(5))
-                    let cache = try #require(broker.cache(for: "notifications", variant: used))
-                    #expect(await eventually { await cache.status().state != .refreshing })
-                    if try await cache.token().fingerprint != first.fingerprint { refreshed = true }
+                try await whileRefreshing(broker) {
+                    let used = TokenVariant(systemUserOrg: Self.org)
+                    let idle = TokenVariant(systemUserOrg: try OrganisationNumber("910000012"))
+                    _ = try await #require(broker.cache(for: "notifications", variant: idle)).token()
+                    let first = try await #require(broker.cache(for: "notifications", variant: used)).token()
+                    #expect(broker.variantCount(of: "notifications") == 2)
+                    // Maskinporten's tokens live 120 s: the idle variant's runs out; the used one is
+                    // refreshed before that. Five seconds at a time, the used variant asked for each.
+                    var refreshed = false
+                    for _ in 0..<30 {
+                        let cache = try #require(broker.cache(for: "notifications", variant: used))
+                        #expect(await harness.advance(time, by: .seconds(5), settling: cache))
+                        if try await cache.token().fingerprint != first.fingerprint { refreshed = true }
+                    }
+                    #expect(refreshed, "the used variant was refreshed ahead of expiry")
+                    #expect(await eventually { broker.variantCount(of: "notifications") == 1 }, "the idle variant was let go once its token ran out")
+                    let byOrganisation = harness.emulator.stats.tokensIssuedByOrganisation
+                    #expect(byOrganisation["910000012"] == 1, "the idle variant was fetched once, for its request: \(byOrganisation)")
+                    #expect((byOrganisation["910000004"] ?? 0) >= 2, "the used variant was refreshed: \(byOrganisation)")
                 }
-                #expect(refreshed, "the used variant was refreshed ahead of expiry")
-                #expect(await eventually { broker.variantCount(of: "notifications") == 1 }, "the idle variant was let go once its token ran out")
-                let byOrganisation = harness.emulator.stats.tokensIssuedByOrganisation
-                #expect(byOrganisation["910000012"] == 1, "the idle variant was fetched once, for its request: \(byOrganisation)")
-                #expect((byOrganisation["910000004"] ?? 0) >= 2, "the used variant was refreshed: \(byOrganisation)")
             }
         }
     }

@@ -7,41 +7,36 @@ import Testing
 struct CommandLineTests {
     static let key: TestKey = SharedKeys.key("harness")
 
-    /// A config directory with one EncodedJwk profile and one business-certificate profile.
+    /// A config directory with one EncodedJwk profile (the shared fixture's, with an algorithm and
+    /// an allow list) and one business-certificate profile.
     struct Setup {
         let directory: TemporaryDirectory
         let config: String
 
         init(jwkMode: Int = 0o600, extra: String = "") async throws {
-            directory = try TemporaryDirectory(prefix: "cli")
-            try directory.write("notifications.jwk", CommandLineTests.key.encodedJwk(kid: "cli-kid", alg: nil), mode: jwkMode)
+            let fixture = try ConfigFixture(key: CommandLineTests.key, kid: "cli-kid", alg: nil)
+            directory = fixture.directory
+            chmod(fixture.keyPath, mode_t(jwkMode))
             try await Command.openssl(
                 "req", "-x509", "-key", CommandLineTests.key.pkcs8Path, "-out", directory.path("org.pem"), "-days", "30", "-subj",
                 "/CN=Testorg AS/serialNumber=991825827")
             try directory.write("org.key", Data(contentsOf: URL(fileURLWithPath: CommandLineTests.key.pkcs8Path)), mode: 0o600)
-            config = try directory.write(
-                "broker.yaml",
-                """
-                profiles:
-                  notifications:
-                    environment: tt02
-                    client_id: 2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17
-                    scopes: [altinn:serviceowner/notifications.create]
-                    key:
-                      encoded_jwk_file: notifications.jwk
-                    algorithm: RS384
-                    allow:
-                      users: [notifier]
-                  business:
-                    environment: prod
-                    client_id: 11111111-2222-3333-4444-555555555555
-                    scopes: [altinn:serviceowner/notifications.create, altinn:serviceowner/instances.read]
-                    key:
-                      certificate_file: org.pem
-                      private_key_file: org.key
-                    exchange: none
-                \(extra)
-                """, mode: 0o644)
+            config = try fixture.write(
+                ConfigFixture.profile + """
+
+                        algorithm: RS384
+                        allow:
+                          users: [notifier]
+                      business:
+                        environment: prod
+                        client_id: 11111111-2222-3333-4444-555555555555
+                        scopes: [altinn:serviceowner/notifications.create, altinn:serviceowner/instances.read]
+                        key:
+                          certificate_file: org.pem
+                          private_key_file: org.key
+                        exchange: none
+                    \(extra)
+                    """)
         }
     }
 

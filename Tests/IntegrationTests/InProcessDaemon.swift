@@ -33,9 +33,8 @@ final class InProcessDaemon: Sendable {
         let output = try LineLogHandler.Output(format: .logfmt, descriptor: descriptor)
         let level = Logger.Level(rawValue: loaded.configuration.logLevel) ?? .info
         let logger = Logger(label: "maskinporten-broker") { LineLogHandler(label: $0, level: level, output: output) }
-        let listener = try Daemon.listener(loaded, logger: logger)
-        let daemon = try Daemon(configPath: configPath, loaded: loaded, listener: listener, output: output, logger: logger)
-        let group = ServiceGroup(services: daemon.services, gracefulShutdownSignals: [], logger: logger)
+        let group = try Daemon.serviceGroup(
+            configPath: configPath, loaded: loaded, version: "in-process", output: output, logger: logger, gracefulShutdownSignals: [])
         // The group runs until stop(): the test's own task, ended by graceful shutdown.
         let run = Task {
             do { try await group.run() } catch { logger.error("the in-process daemon ended", metadata: ["error": "\(error)"]) }
