@@ -15,6 +15,18 @@ package struct BrokerRequest: Sendable {
     package var headers: HTTPHeaders
     /// The body.
     package var body: ByteBuffer
+    /// The request target as sent: path and query.
+    package var target: String
+
+    /// The path of a request target: what comes before its query.
+    static func path(of uri: String) -> String {
+        uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(uri[..<$0]) } ?? uri
+    }
+
+    /// The query as sent, undecoded (what the gateway passes on), or nil when there is none.
+    var rawQuery: Substring? {
+        target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[target.utf8.index(after: $0)...] }
+    }
 
     /// A request from its head and body.
     package init(head: HTTPRequestHead, body: ByteBuffer) {
@@ -31,6 +43,7 @@ package struct BrokerRequest: Sendable {
 
     private init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
+        target = uri
         if let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(uri[..<mark])
             query = Self.parseQuery(uri[uri.utf8.index(after: mark)...])

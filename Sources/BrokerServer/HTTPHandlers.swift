@@ -1,3 +1,4 @@
+import BrokerUpstream
 import Logging
 import NIOConcurrencyHelpers
 package import NIOCore
@@ -28,17 +29,27 @@ final class RequestByteGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let limit: Int
+    private let baseLimit: Int
+    private var limit: Int
     private var count = 0
     private var tripped = false
 
     init(limit: Int) {
+        self.baseLimit = limit
         self.limit = limit
     }
 
-    /// Called when a whole request has been read: the next one starts from zero.
+    /// Called when a whole request has been read: the next one starts from zero, under the
+    /// usual limit.
     func requestCompleted() {
         count = 0
+        limit = baseLimit
+    }
+
+    /// Lets the request under way have a body of `bodyBytes` (a gateway request, whose
+    /// profile sets its own limit).
+    func allowBody(_ bodyBytes: Int, headerBytes: Int) {
+        limit = max(baseLimit, headerBytes + bodyBytes + 16 * 1024)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -126,6 +137,8 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    /// The largest body the request under way may have.
+    private var bodyLimit = 0
     private var rejected = false
     private var responding = false
     private var quiescing = false
@@ -162,6 +175,11 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = requestHead
             body.clear()
             rejected = false
+            bodyLimit = limits.bodyBytes
+            if requestHead.uri.utf8.starts(with: "/v1/api/".utf8), let limit = router.gatewayBodyLimit(path: BrokerRequest.path(of: requestHead.uri)) {
+                bodyLimit = limit
+                byteGuard.allowBody(limit, headerBytes: limits.headerBytes)
+            }
             if requestHead.uri.utf8.count > limits.uriBytes {
                 rejected = true
                 respond(
@@ -171,14 +189,19 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 rejected = true
                 respond(
                     context: context, .error(.badRequest, "invalid_request", "Content-Length together with Transfer-Encoding is not allowed"), keepAlive: false)
+            } else if let length = requestHead.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > bodyLimit {
+                // Refused before the body is read: a client waiting on 100-continue sends none.
+                rejected = true
+                respond(context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(bodyLimit) bytes"), keepAlive: false)
+            } else if requestHead.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                // curl asks before sending a body over 1 KiB, and would otherwise wait a second.
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: .continue))), promise: nil)
             }
         case .body(var chunk):
             guard !rejected else { return }
-            if body.readableBytes + chunk.readableBytes > limits.bodyBytes {
+            if body.readableBytes + chunk.readableBytes > bodyLimit {
                 rejected = true
-                respond(
-                    context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(limits.bodyBytes) bytes"), keepAlive: false
-                )
+                respond(context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(bodyLimit) bytes"), keepAlive: false)
                 return
             }
             body.writeBuffer(&chunk)
@@ -199,13 +222,80 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let peer = self.peer
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
-            Task {
-                let response = await router.handle(request, peer: peer)
-                loop.execute {
-                    let (handler, context) = bound.value
-                    handler.respond(context: context, response, keepAlive: keepAlive)
-                }
+            Task { await BrokerHTTPHandler.answer(request, from: router, peer: peer, keepAlive: keepAlive, to: bound, on: loop) }
+        }
+    }
+
+    /// The router's answer to a request that needs waiting for, written on the connection's loop.
+    private static func answer(
+        _ request: BrokerRequest, from router: Router, peer: PeerCredentials, keepAlive: Bool,
+        to bound: NIOLoopBound<(BrokerHTTPHandler, ChannelHandlerContext)>, on loop: any EventLoop
+    ) async {
+        switch await router.handle(request, peer: peer) {
+        case .whole(let response):
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.respond(context: context, response, keepAlive: keepAlive)
             }
+        case .streamed(let streamed):
+            await stream(streamed, keepAlive: keepAlive, to: bound, on: loop)
+        }
+    }
+
+    /// Writes Altinn's answer as it comes: each chunk is read from Altinn only once the last
+    /// has been written to the caller's socket, so a large answer to a slow reader holds one
+    /// chunk in the daemon, not the answer. An answer that breaks off closes the connection
+    /// (its head is out: nothing else can tell the caller).
+    private static func stream(
+        _ answer: StreamedAnswer, keepAlive: Bool, to bound: NIOLoopBound<(BrokerHTTPHandler, ChannelHandlerContext)>, on loop: any EventLoop
+    ) async {
+        var written = 0
+        var complete = false
+        do {
+            try await loop.submit {
+                let (handler, context) = bound.value
+                try handler.startStream(context: context, answer, keepAlive: keepAlive)
+            }.get()
+            for try await chunk in answer.body {
+                try await loop.flatSubmit {
+                    let (handler, context) = bound.value
+                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                }.get()
+                written += chunk.readableBytes
+            }
+            complete = true
+        } catch {
+            complete = false
+        }
+        let whole = complete
+        loop.execute {
+            let (handler, context) = bound.value
+            handler.endStream(context: context, keepAlive: keepAlive, complete: whole)
+        }
+        answer.finished(written, complete)
+    }
+
+    private func startStream(context: ChannelHandlerContext, _ answer: StreamedAnswer, keepAlive: Bool) throws {
+        guard context.channel.isActive else { throw ChannelError.ioOnClosedChannel }
+        var headers = answer.headers
+        headers.replaceOrAdd(name: "Connection", value: keepAlive && !quiescing ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
+    }
+
+    private func endStream(context: ChannelHandlerContext, keepAlive: Bool, complete: Bool) {
+        responding = false
+        guard context.channel.isActive else { return }
+        guard complete else {
+            // No end: a chunked answer's last chunk would tell the caller it had all of it.
+            context.close(promise: nil)
+            return
+        }
+        if keepAlive && !quiescing {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            armHeadDeadline(context: context)
+        } else {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
         }
     }
 

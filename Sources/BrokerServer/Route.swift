@@ -11,10 +11,12 @@ enum Route: String, Sendable, CaseIterable {
     case profiles
     case platformAccessToken = "platform_access_token"
     case idPortenExchange = "id_porten_exchange"
+    /// `ANY /v1/api/{profile}/{path}`: the Altinn API gateway (`Router.forward`).
+    case api
     /// No such route: 404.
     case unknown
 
-    /// The one method each route takes; another gets 405 with `Allow`.
+    /// The one method each route takes; another gets 405 with `Allow`. (The gateway takes any.)
     var method: HTTPMethod {
         switch self {
         case .refresh, .idPortenExchange: .POST
@@ -37,6 +39,10 @@ enum Route: String, Sendable, CaseIterable {
         if let rest = path.dropPrefix("/v1/token/") {
             guard let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) else { return (.token, rest) }
             return rest[slash...] == "/refresh" ? (.refresh, rest[..<slash]) : (.unknown, "")
+        }
+        if let rest = path.dropPrefix("/v1/api/") {
+            // The profile; what follows it is the API path, judged by the gateway.
+            return (.api, rest[..<(rest.utf8.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex)])
         }
         if let name = path.dropPrefix("/v1/platform-access-token/"), !name.utf8.contains(UInt8(ascii: "/")) {
             return (.platformAccessToken, name)

@@ -26,11 +26,12 @@ package struct Router: Sendable {
         self.auditor = auditor
     }
 
-    /// The answer to `request` from `peer`.
-    package func handle(_ request: BrokerRequest, peer: PeerCredentials) async -> BrokerResponse {
+    /// The answer to `request` from `peer`: the broker's own, or (through the gateway) Altinn's.
+    package func handle(_ request: BrokerRequest, peer: PeerCredentials) async -> RouterAnswer {
+        if Route.match(request.path).route == .api { return await forward(request, peer: peer) }
         let (route, response) = await dispatch(request, peer: peer)
         metrics.request(route: route.rawValue, status: response.status.code)
-        return response
+        return .whole(response)
     }
 
     private func dispatch(_ request: BrokerRequest, peer: PeerCredentials) async -> (Route, BrokerResponse) {
@@ -46,7 +47,7 @@ package struct Router: Sendable {
         case .profiles: return (route, await profiles(peer: peer))
         case .platformAccessToken: return (route, platformAccessToken(name: String(name), peer: peer))
         case .idPortenExchange: return (route, await idPortenExchange(request, peer: peer))
-        case .unknown: return (route, notFound(request))
+        case .unknown, .api: return (route, notFound(request))
         }
     }
 
@@ -54,12 +55,14 @@ package struct Router: Sendable {
 
     /// What a token request needs before a token: the profile, the caller's right to it, and
     /// `min_valid`; or the answer that ends it there.
-    private enum TokenRequest {
+    enum TokenRequest {
         case answer(BrokerResponse)
         case ready(cache: TokenCache, minValid: Int?, profile: String, overflow: AuditSettings.Overflow)
     }
 
-    private func tokenRequest(profile name: String, _ request: BrokerRequest, peer: PeerCredentials) -> TokenRequest {
+    /// `choice` is the delegation the caller names: the token route's query, or the gateway's
+    /// `Broker-*` headers under the same names.
+    func tokenRequest(profile name: String, choice: [String: String], minValid minValidText: String? = nil, peer: PeerCredentials) -> TokenRequest {
         let state = state()
         // `access` has an entry for each configured profile: one hash lookup, not a scan.
         guard let policy = state.access[name] else {
@@ -70,11 +73,11 @@ package struct Router: Sendable {
         }
         var variant = TokenVariant.base
         // Delegation chosen per request: checked against the profile's delegation: section.
-        if !request.query.isEmpty, TokenVariant.parameters.contains(where: { request.query[$0] != nil }) {
+        if !choice.isEmpty, TokenVariant.parameters.contains(where: { choice[$0] != nil }) {
             guard let profile = state.profiles[name] else {
                 return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" is not loaded"))
             }
-            switch TokenVariant.choose(request.query, for: profile) {
+            switch TokenVariant.choose(choice, for: profile) {
             case .success(let chosen): variant = chosen
             case .failure(.invalid(let reason)): return .answer(.error(.badRequest, "invalid_request", Self.printable(reason, limit: 300)))
             case .failure(.denied(let reason)): return .answer(.error(.forbidden, "access_denied", Self.printable(reason, limit: 300)))
@@ -85,7 +88,7 @@ package struct Router: Sendable {
             return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" cannot be served: \(reason)"))
         }
         var minValid: Int?
-        if let text = request.query["min_valid"] {
+        if let text = minValidText {
             guard let value = Int(text), (0...86_400).contains(value) else {
                 return .answer(.error(.badRequest, "invalid_request", "min_valid must be a whole number of seconds between 0 and 86400"))
             }
@@ -95,7 +98,7 @@ package struct Router: Sendable {
     }
 
     private func token(profile name: String, _ request: BrokerRequest, peer: PeerCredentials, forced: Bool) async -> BrokerResponse {
-        switch tokenRequest(profile: name, request, peer: peer) {
+        switch tokenRequest(profile: name, choice: request.query, minValid: request.query["min_valid"], peer: peer) {
         case .answer(let response):
             return response
         case .ready(let cache, let minValid, let profile, let overflow):
@@ -120,7 +123,7 @@ package struct Router: Sendable {
         let (route, name) = Route.match(request.path)
         guard route == .token, !name.isEmpty else { return nil }
         let response: BrokerResponse
-        switch tokenRequest(profile: String(name), request, peer: peer) {
+        switch tokenRequest(profile: String(name), choice: request.query, minValid: request.query["min_valid"], peer: peer) {
         case .answer(let answer):
             response = answer
         case .ready(let cache, let minValid, let profile, let overflow):
@@ -167,7 +170,7 @@ package struct Router: Sendable {
 
     /// The allow list's verdict on `peer` for `name` (made only for a refusal, which is counted
     /// and audited).
-    private func permits(_ policy: AccessPolicy?, _ peer: PeerCredentials, _ name: @autoclosure () -> String) -> Bool {
+    func permits(_ policy: AccessPolicy?, _ peer: PeerCredentials, _ name: @autoclosure () -> String) -> Bool {
         if policy?.permits(peer) == true { return true }
         let name = name()
         metrics.denied(profile: name)

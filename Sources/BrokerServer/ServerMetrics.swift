@@ -53,6 +53,26 @@ package final class ServerMetrics: Sendable {
         }.increment()
     }
 
+    /// A gateway request answered: `status` is Altinn's code, or nil for the broker's own error.
+    func gatewayRequest(profile: String, method: String, status: Int?) {
+        let statusClass = status.map { "\($0 / 100)xx" } ?? "broker"
+        counter(CounterKey(label: "gateway:" + method, first: profile, second: UInt(status.map { $0 / 100 } ?? 0))) {
+            Counter(label: MetricName.gatewayRequests, dimensions: [("profile", profile), ("method", method), ("status", statusClass)], factory: factory)
+        }.increment()
+    }
+
+    /// How long Altinn took to answer a gateway request.
+    func gatewayUpstream(profile: String, took duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        Timer(label: MetricName.gatewayUpstreamLatency, dimensions: [("profile", profile)], factory: factory)
+            .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// A gateway request sent again after a 401.
+    func gatewayReplay(profile: String) {
+        Counter(label: MetricName.gatewayReplays, dimensions: [("profile", profile)], factory: factory).increment()
+    }
+
     func denied(profile: String) {
         Counter(label: MetricName.accessDenied, dimensions: [("profile", profile)], factory: factory).increment()
     }

@@ -92,7 +92,7 @@ private struct ConfigParser {
     static let allowKeys = ["users", "groups", "uids"]
     static let profileKeys = [
         "environment", "client_id", "scopes", "key", "algorithm", "exchange", "altinn_test_org", "resource",
-        "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation", "delegation",
+        "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation", "delegation", "gateway",
     ]
 
     func parse(_ root: Node) throws -> BrokerConfiguration {
@@ -147,6 +147,14 @@ private struct ConfigParser {
         ).map { name, section in
             try parsePlatformAccessToken(name: name, section)
         }.sorted { $0.name < $1.name }
+        for (name, section) in profileSections {
+            guard let wanted = profiles.first(where: { $0.name == name })?.gateway?.platformAccessToken,
+                !platformAccessTokens.contains(where: { $0.name == wanted })
+            else { continue }
+            let known = platformAccessTokens.isEmpty ? "none is configured" : "configured: " + platformAccessTokens.map(\.name).joined(separator: ", ")
+            throw try section.mapping("gateway", known: Self.gatewayKeys)!.error(
+                .invalidValue, "platform_access_token", "no Platform Access Token named \"\(wanted)\" (\(known)); define it under platform_access_tokens")
+        }
         var idPorten: IDPortenExchangeSettings?
         if let section = try top.mapping("id_porten_exchange", known: ["environment", "allow"]) {
             let environment = try lookup(try section.requiredString("environment", what: "the environment"), section, "environment")
@@ -337,12 +345,49 @@ private struct ConfigParser {
         let delegation = try parseDelegation(
             section.mapping("delegation", known: ["system_user_org", "consumer_org", "max_variants"]), fixedSystemUser: systemUserOrg != nil,
             fixedConsumer: consumerOrg != nil)
+        let gateway = try parseGateway(section.mapping("gateway", known: Self.gatewayKeys), exchange: exchange)
         return Profile(
             name: name, environment: environment, clientID: clientID, scopes: scopes, keySource: source, kid: kid,
             algorithm: algorithm, exchange: exchange, altinnTestOrg: testOrg, resource: resource,
             consumerOrg: consumerOrg, systemUserOrg: systemUserOrg, systemUserExternalRef: externalRef, allow: allow, rotation: rotation,
-            delegation: delegation
+            delegation: delegation, gateway: gateway
         )
+    }
+
+    static let gatewayKeys = ["paths", "platform_access_token", "max_body_bytes", "timeout_seconds"]
+
+    func parseGateway(_ section: YAMLMapping?, exchange: TokenExchange) throws -> GatewaySettings? {
+        guard let section else { return nil }
+        guard exchange == .altinn else {
+            throw section.error(
+                .invalidValue, nil, "the gateway calls Altinn with the profile's Altinn token, and exchange: none gives none: remove exchange: none or gateway")
+        }
+        var settings = GatewaySettings()
+        if let paths = try section.stringList("paths") {
+            guard !paths.isEmpty else {
+                throw section.error(.invalidValue, "paths", "the list is empty, which would refuse every call; leave paths out for the Notifications API")
+            }
+            for path in paths {
+                if let problem = GatewaySettings.problem(withPrefix: path) { throw section.error(.invalidValue, "paths", problem) }
+            }
+            settings.paths = paths
+        }
+        settings.platformAccessToken = try section.string("platform_access_token")
+        if let bytes = try section.integer("max_body_bytes") {
+            guard (0...GatewaySettings.maximumBodyBytes).contains(bytes) else {
+                throw section.error(
+                    .invalidValue, "max_body_bytes",
+                    "must be between 0 and \(GatewaySettings.maximumBodyBytes) (64 MiB: a body is held in memory to be sent again after a 401), found \(bytes)")
+            }
+            settings.maxBodyBytes = bytes
+        }
+        if let seconds = try section.integer("timeout_seconds") {
+            guard (1...600).contains(seconds) else {
+                throw section.error(.invalidValue, "timeout_seconds", "must be between 1 and 600 seconds, found \(seconds)")
+            }
+            settings.timeoutSeconds = seconds
+        }
+        return settings
     }
 
     func parseDelegation(_ section: YAMLMapping?, fixedSystemUser: Bool, fixedConsumer: Bool) throws -> DelegationSettings? {

@@ -186,13 +186,17 @@ package struct Profile: Sendable {
     package var rotation: RotationSettings?
     /// `delegation:`: what callers may choose per request, when set.
     package var delegation: DelegationSettings?
+    /// `gateway:`: the Altinn API calls the broker makes for callers with this profile's token,
+    /// when set.
+    package var gateway: GatewaySettings?
 
     /// A profile with the given settings; the defaults are those of a file that leaves them out.
     package init(
         name: String, environment: MaskinportenEnvironment, clientID: String, scopes: [String], keySource: KeySource,
         kid: String? = nil, algorithm: SigningAlgorithm? = nil, exchange: TokenExchange = .altinn, altinnTestOrg: Bool = false,
         resource: [String]? = nil, consumerOrg: OrganisationNumber? = nil, systemUserOrg: OrganisationNumber? = nil,
-        systemUserExternalRef: String? = nil, allow: AccessList? = nil, rotation: RotationSettings? = nil, delegation: DelegationSettings? = nil
+        systemUserExternalRef: String? = nil, allow: AccessList? = nil, rotation: RotationSettings? = nil, delegation: DelegationSettings? = nil,
+        gateway: GatewaySettings? = nil
     ) {
         self.name = name
         self.environment = environment
@@ -210,6 +214,7 @@ package struct Profile: Sendable {
         self.allow = allow
         self.rotation = rotation
         self.delegation = delegation
+        self.gateway = gateway
     }
 }
 

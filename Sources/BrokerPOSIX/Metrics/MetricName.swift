@@ -38,11 +38,18 @@ package enum MetricName {
     package static let evictedConnections = "maskinporten_broker_evicted_connections_total"
     /// Log lines dropped because the destination did not keep up, by `stream` (`log`, `audit`).
     package static let logLinesDropped = "maskinporten_broker_log_lines_dropped_total"
+    /// Gateway requests answered, by `profile`, `method` and `status` class (`2xx`...; `broker`
+    /// for the broker's own errors).
+    package static let gatewayRequests = "maskinporten_broker_gateway_requests_total"
+    /// How long Altinn took to answer a gateway request (status and headers), by `profile`.
+    package static let gatewayUpstreamLatency = "maskinporten_broker_gateway_upstream_latency_seconds"
+    /// Gateway requests sent again with a new token after Altinn answered 401, by `profile`.
+    package static let gatewayReplays = "maskinporten_broker_gateway_replays_total"
 
     /// Every name above.
     package static let all = [
         requests, tokensServed, accessDenied, upstreamCalls, upstreamLatency, refreshFailures, profileState, tokenExpirySeconds,
         certificateExpiryDays, keySigning, keyAgeDays, keyReloadFailures, keyRotationFailing, keyRotationFailures,
-        keyRotationSecondsSinceLast, openConnections, evictedConnections, logLinesDropped,
+        keyRotationSecondsSinceLast, openConnections, evictedConnections, logLinesDropped, gatewayRequests, gatewayUpstreamLatency, gatewayReplays,
     ]
 }

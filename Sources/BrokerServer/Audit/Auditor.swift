@@ -73,8 +73,8 @@ package final class Auditor: Service, Sendable {
         var active = true
     }
 
-    private let output: LineLogHandler.Output
-    private let level: Logger.Level
+    let output: LineLogHandler.Output
+    let level: Logger.Level
     private let interval: @Sendable () -> Int
     private let pairs = NIOLockedValueBox([PairKey: Pair]())
 
@@ -139,7 +139,7 @@ package final class Auditor: Service, Sendable {
         return true
     }
 
-    private static func metadata(name: String, variant: TokenVariant?, peer: PeerCredentials, executable: String?) -> Logger.Metadata {
+    static func metadata(name: String, variant: TokenVariant?, peer: PeerCredentials, executable: String?) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["audit": "true", "profile": "\(name)", "pid": "\(peer.pid)", "uid": "\(peer.uid)", "gid": "\(peer.gid)"]
         if let variant { metadata["variant"] = "\(variant.auditName)" }
         if let executable { metadata["exe"] = "\(executable)" }

@@ -183,6 +183,24 @@ package actor TokenCache {
         return try result.get()
     }
 
+    /// A token to use instead of `rejected`, which its resource server has just refused (a 401:
+    /// revoked, or stale by its clock). The held token when it is already another one; otherwise
+    /// the fetch under way, or a new one. So however many callers were refused the same token at
+    /// once, one fetch replaces it; and a failing upstream's backoff holds as for `token()`.
+    package func replacing(_ rejected: IssuedToken) async throws(TokenError) -> IssuedToken {
+        if let token = current, token.value != rejected.value, clock.remaining(token) >= minValid { return token }
+        let result: Result<IssuedToken, TokenError>
+        if let inFlight {
+            result = await inFlight.value
+        } else if let retryAt, clock.now() < retryAt, var error = lastError {
+            error.retryAfter = retryAt - clock.now()
+            throw error
+        } else {
+            result = await fetch()
+        }
+        return try result.get()
+    }
+
     /// The profile's state.
     package func status() -> ProfileStatus {
         let servable = current.map { clock.remaining($0) >= minValid } ?? false

@@ -44,9 +44,13 @@ package final class UpstreamClient: Sendable {
     private let client: HTTPClient
     /// Calls that go through the proxy, when there is one.
     private let proxied: HTTPClient?
-    private let proxy: ProxySettings
+    /// The gateway's calls, directly and through the proxy: pools of their own, whose read
+    /// timeout is an idle limit while an answer streams rather than the token calls' total.
+    let forwarding: HTTPClient
+    let forwardingProxied: HTTPClient?
+    let proxy: ProxySettings
     private let timeouts: Timeouts
-    private let logger: Logger
+    let logger: Logger
     /// Whole fetches (grant, token, exchange) under way at once through this client: as many
     /// as the connection pool keeps per host, so that no request's timeout runs while it queues.
     package let slots = FetchSlots(UpstreamClient.connectionsPerHost)
@@ -65,11 +69,11 @@ package final class UpstreamClient: Sendable {
             tls.additionalTrustRoots = [.file(caFile)]
             _ = try NIOSSLCertificate.fromPEMFile(caFile)
         }
-        func configuration(through server: ProxySettings.Server?) -> HTTPClient.Configuration {
+        func configuration(through server: ProxySettings.Server?, read: Duration = timeouts.total) -> HTTPClient.Configuration {
             HTTPClient.Configuration(
                 tlsConfiguration: tls,
                 redirectConfiguration: .disallow,
-                timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.total)),
+                timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(read)),
                 proxy: server.map { server in
                     .server(
                         host: server.host, port: server.port,
@@ -86,10 +90,21 @@ package final class UpstreamClient: Sendable {
         proxied = proxy.server.map {
             HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0), backgroundActivityLogger: quiet)
         }
+        forwarding = HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: nil, read: Self.forwardingIdleRead),
+            backgroundActivityLogger: quiet)
+        forwardingProxied = proxy.server.map {
+            HTTPClient(
+                eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0, read: Self.forwardingIdleRead),
+                backgroundActivityLogger: quiet)
+        }
         self.proxy = proxy
         self.timeouts = timeouts
         self.logger = quiet
     }
+
+    /// How long a forwarded answer may pause between two reads before the call is given up.
+    static let forwardingIdleRead: Duration = .seconds(300)
 
     /// A client for `setup`.
     package convenience init(_ setup: Setup, timeouts: Timeouts = Timeouts(), logger: Logger) throws {
@@ -100,6 +115,8 @@ package final class UpstreamClient: Sendable {
     package func shutdown() async throws {
         try await client.shutdown()
         try await proxied?.shutdown()
+        try await forwarding.shutdown()
+        try await forwardingProxied?.shutdown()
     }
 
     // MARK: - Maskinporten
@@ -189,7 +206,7 @@ package final class UpstreamClient: Sendable {
     /// Which hop of a call through `server` failed, if it was the proxy's: the proxy could not
     /// be reached, refused the tunnel (asked again for its status, `ProxyProbe`), or could not
     /// reach the target. Nil: the tunnel stood, and the failure was the upstream's.
-    private func proxyFailure(_ error: any Error, through server: ProxySettings.Server, url: String) async -> String? {
+    func proxyFailure(_ error: any Error, through server: ProxySettings.Server, url: String) async -> String? {
         let components = URLComponents(string: url)
         let host = components?.host ?? "?"
         let port = components?.port ?? 443
@@ -249,7 +266,7 @@ package final class UpstreamClient: Sendable {
         return error
     }
 
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return "\(error)" }
         if let error = error as? IOError { return "\(error)" }
         if let error = error as? NIOSSLError { return "TLS: \(error)" }

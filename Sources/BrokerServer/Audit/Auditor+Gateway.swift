@@ -1,0 +1,53 @@
+import BrokerConfig
+import BrokerPOSIX
+import BrokerTokens
+import Logging
+
+extension Auditor {
+    /// One gateway request, as its audit line records it: what was asked and what came of it,
+    /// never a body, a query or a header value (orders carry national identity numbers, phone
+    /// numbers and e-mail addresses).
+    struct GatewayCall {
+        var profile: String
+        var variant: TokenVariant?
+        var method: String
+        /// The API path, without its query.
+        var path: Substring
+        /// Altinn's status, or the broker's own for an answer it made.
+        var status: Int
+        /// Whether the broker answered (an error of its own) rather than Altinn.
+        var brokerAnswered: Bool
+        var took: Duration
+        var bytesIn: Int
+        var bytesOut: Int
+        /// Sent a second time, with a new token, after a 401.
+        var replayed: Bool
+        /// The answer's body could not be written whole (the caller went away, Altinn's stream broke).
+        var incomplete: Bool
+    }
+
+    /// Writes `call`'s line: one per request, never folded, since each is an action taken in
+    /// the organisation's name. False when the sink did not take it.
+    @discardableResult
+    func forwarded(_ call: GatewayCall, peer: PeerCredentials) -> Bool {
+        guard level <= .info else { return true }
+        var metadata = Self.metadata(name: call.profile, variant: call.variant, peer: peer, executable: peer.executable())
+        metadata["method"] = "\(call.method)"
+        metadata["path"] = "\(call.path)"
+        metadata["status"] = "\(call.status)"
+        if call.brokerAnswered { metadata["answered_by"] = "broker" }
+        let milliseconds = call.took.components.seconds * 1000 + call.took.components.attoseconds / 1_000_000_000_000_000
+        metadata["duration_ms"] = "\(milliseconds)"
+        metadata["bytes_in"] = "\(call.bytesIn)"
+        metadata["bytes_out"] = "\(call.bytesOut)"
+        if call.replayed { metadata["replayed"] = "true" }
+        if call.incomplete { metadata["incomplete"] = "true" }
+        let line = LineLogHandler.line(level: .info, message: "api request forwarded", metadata: metadata, format: output.format)
+        return line.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .audit) }
+    }
+
+    /// Whether a request must be refused because its audit line could not be written now.
+    func refuses(_ overflow: AuditSettings.Overflow) -> Bool {
+        overflow == .refuse && output.sink.isRefusingAudit
+    }
+}

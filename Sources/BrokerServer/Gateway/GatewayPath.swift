@@ -1,0 +1,65 @@
+/// Judges the path a caller asks the gateway for, before anything goes upstream: the path is
+/// sent on as written, so it must already be in the one form Altinn's router and every proxy
+/// between read the same way. Anything that could be read two ways (`..`, `.`, `//`, an encoded
+/// separator or dot, a backslash, a double encoding) is refused rather than normalised, and
+/// only then is the path held against the profile's prefixes.
+enum GatewayPath {
+    /// Why a path is refused.
+    enum Refusal: Error, Equatable {
+        /// Not a plain path: the caller's mistake or a trick (400).
+        case malformed(String)
+        /// A plain path outside the profile's `gateway.paths` (403).
+        case notAllowed(String)
+    }
+
+    /// `path` (what follows `/v1/api/{profile}`, query removed) if it may be sent on for a
+    /// profile whose gateway allows `prefixes`.
+    static func judge(_ path: Substring, prefixes: [String]) -> Result<Substring, Refusal> {
+        guard path.utf8.first == UInt8(ascii: "/"), path.utf8.count > 1 else {
+            return .failure(
+                .malformed("no API path after the profile: ask for /v1/api/{profile}/{path}, such as /v1/api/notifications/notifications/api/v1/orders"))
+        }
+        var bytes = path.utf8.makeIterator()
+        var previous: UInt8 = 0
+        while let byte = bytes.next() {
+            switch byte {
+            case UInt8(ascii: "/") where previous == UInt8(ascii: "/"):
+                return .failure(.malformed("the path has an empty segment (//)"))
+            case UInt8(ascii: "\\"):
+                return .failure(.malformed("the path holds a backslash"))
+            case UInt8(ascii: "%"):
+                guard let high = bytes.next().flatMap(hexValue), let low = bytes.next().flatMap(hexValue) else {
+                    return .failure(.malformed("the path has a % that is not followed by two hexadecimal digits"))
+                }
+                let decoded = high << 4 | low
+                if decoded == UInt8(ascii: "/") || decoded == UInt8(ascii: "\\") || decoded == UInt8(ascii: ".") || decoded == UInt8(ascii: "%")
+                    || decoded < 0x20 || decoded == 0x7F
+                {
+                    return .failure(
+                        .malformed("the path encodes a separator, a dot, a % or a control character (%2F, %5C, %2E, %25...): write the path plainly"))
+                }
+            case 0..<0x21, 0x7F...:
+                return .failure(.malformed("the path holds a space, a control character or a byte outside ASCII: percent-encode it"))
+            default:
+                break
+            }
+            previous = byte
+        }
+        for segment in path.split(separator: "/", omittingEmptySubsequences: false) where segment == "." || segment == ".." {
+            return .failure(.malformed("the path has a \(segment) segment"))
+        }
+        guard prefixes.contains(where: { path.utf8.starts(with: $0.utf8) }) else {
+            return .failure(.notAllowed(prefixes.joined(separator: ", ")))
+        }
+        return .success(path)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
