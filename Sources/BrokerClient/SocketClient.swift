@@ -40,6 +40,12 @@ package struct SocketClient: Sendable {
     }
 
     package func request(_ method: String, _ target: String, accept: String) throws -> Response {
+        try request(method, target, headers: [("Accept", accept)])
+    }
+
+    /// A request with `headers` (besides Host, User-Agent, Content-Length and Connection, which
+    /// are the client's own) and `body`; the answer is read whole, up to `limit` bytes.
+    package func request(_ method: String, _ target: String, headers: [(String, String)], body: [UInt8] = [], limit: Int = 4 << 20) throws -> Response {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(Self.errorText())") }
         defer { close(fd) }
@@ -59,9 +65,9 @@ package struct SocketClient: Sendable {
             throw Failure(description: "cannot connect to \(path): \(Self.errorText())\(hint)")
         }
 
-        let request = Array(
-            "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nAccept: \(accept)\r\nUser-Agent: maskinporten-broker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                .utf8)
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: maskinporten-broker\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        let request = Array((head + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n").utf8) + body
         var sent = 0
         while sent < request.count {
             let written = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -91,7 +97,7 @@ package struct SocketClient: Sendable {
                 break
             }
             received.append(contentsOf: chunk[0..<count])
-            if received.count > 4 << 20 { throw Failure(description: "the answer from \(path) is too large") }
+            if received.count > limit + 64 * 1024 { throw Failure(description: "the answer from \(path) is larger than \(limit >> 20) MiB") }
         }
         return try Self.parse(received)
     }
@@ -112,10 +118,32 @@ package struct SocketClient: Sendable {
             return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingSpaces())
         }
         var body = Array(bytes[(end + 4)...])
-        if let length = headers.first(where: { $0.0 == "content-length" }).flatMap({ Int($0.1) }), length < body.count {
+        if headers.contains(where: { $0.0 == "transfer-encoding" && $0.1.lowercased().contains("chunked") }) {
+            body = try dechunked(body)
+        } else if let length = headers.first(where: { $0.0 == "content-length" }).flatMap({ Int($0.1) }), length < body.count {
             body = Array(body.prefix(length))
         }
         return Response(status: status, headers: headers, body: body)
+    }
+
+    /// A chunked body's data (RFC 9112, section 7.1); trailers are dropped.
+    static func dechunked(_ bytes: [UInt8]) throws -> [UInt8] {
+        var data: [UInt8] = []
+        var index = 0
+        while true {
+            guard let lineEnd = (index..<max(index, bytes.count - 1)).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else {
+                throw Failure(description: "the daemon's answer ended inside a chunk")
+            }
+            let sizeText = String(decoding: bytes[index..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(), radix: 16), size >= 0 else {
+                throw Failure(description: "the daemon's answer has a malformed chunk")
+            }
+            index = lineEnd + 2
+            if size == 0 { return data }
+            guard index + size <= bytes.count else { throw Failure(description: "the daemon's answer ended inside a chunk") }
+            data += bytes[index..<(index + size)]
+            index += size + 2
+        }
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }
@@ -145,6 +173,10 @@ package struct SocketClient: Sendable {
         return
             "only the socket's group, \(name), may connect: add this user to it, as SupplementaryGroups=\(name) in a service's unit or usermod -aG \(name) USER and a new login"
     }
+}
+
+extension String {
+    func trimmingCharacters() -> String { self[...].trimmingSpaces() }
 }
 
 extension Substring {

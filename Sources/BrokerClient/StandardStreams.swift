@@ -19,7 +19,11 @@ package func printNow(_ text: String) {
 }
 
 private func writeAll(_ descriptor: Int32, _ text: String) {
-    let bytes = Array(text.utf8)
+    writeAll(descriptor, Array(text.utf8))
+}
+
+/// Writes every byte of `bytes`, however many write(2) calls it takes.
+func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) {
     var offset = 0
     while offset < bytes.count {
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }

@@ -45,6 +45,8 @@ package enum DemoSetup {
                 scopes: [\(scope)]
                 key:
                   encoded_jwk_file: demo.jwk
+                # /v1/api/demo/notifications/api/v1/... goes to the emulator's Notifications API.
+                gateway: {}
             """
         try AtomicFile.write(Array(text.utf8), to: configPath, replacing: true)
         return configPath

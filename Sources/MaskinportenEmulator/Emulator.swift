@@ -24,6 +24,8 @@ package final class Emulator: Sendable {
     let stateDirectory: URL?
     let logger: Logger
     let state: NIOLockedValueBox<State>
+    /// The Notifications API's orders, revocations and counters.
+    let notificationsState = NIOLockedValueBox(NotificationsState())
 
     struct State {
         var clients: [String: RegisteredClient] = [:]
@@ -234,6 +236,7 @@ package final class Emulator: Sendable {
         guard let token = try? sign(altinn) else {
             return .failure(ExchangeRefusal(status: 500, title: "Internal Server Error", detail: "the emulator could not sign"))
         }
+        if let jti = altinn["jti"]?.string { issuedAltinnToken(jti: jti) }
         return .success(token)
     }
 

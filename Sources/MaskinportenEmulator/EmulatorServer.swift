@@ -202,6 +202,26 @@ package final class EmulatorServer: Sendable {
             return .encodable(.ok, settings)
         default:
             if request.path.hasPrefix(Self.selfServicePrefix) { return selfServiceEndpoint(request) }
+            if request.path.hasPrefix(Self.notificationsPrefix) { return notificationsEndpoint(request) }
+            if request.method == .GET, request.path == "/_emulator/notifications" {
+                let state = emulator.notifications
+                return .encodable(.ok, NotificationsReport(stats: state.stats, lastRequest: state.lastRequest))
+            }
+            if request.method == .POST, request.path == "/_emulator/notifications/revoke" {
+                struct Ask: Decodable { var all: Bool? }
+                emulator.revokeTokens(all: request.decode(Ask.self)?.all ?? false)
+                return EmulatorReply(status: .noContent)
+            }
+            if request.method == .DELETE, request.path == "/_emulator/notifications/revoke" {
+                emulator.restoreTokens()
+                return EmulatorReply(status: .noContent)
+            }
+            if request.method == .GET, request.path == "/_emulator/blob" {
+                // A large answer for streaming tests: `bytes` bytes of text.
+                let size = min(max(Int(request.query["bytes"] ?? "") ?? 0, 0), 512 << 20)
+                return EmulatorReply(
+                    status: .ok, headers: ["Content-Type": "application/octet-stream"], body: [UInt8](repeating: UInt8(ascii: "x"), count: size))
+            }
             if request.method == .POST, request.path.hasPrefix("/_emulator/faults/") {
                 guard let target = FaultTarget(rawValue: String(request.path.dropFirst("/_emulator/faults/".count))),
                     let fault = request.decode(Fault.self)
@@ -211,7 +231,7 @@ package final class EmulatorServer: Sendable {
                         [
                             "error": "invalid_request",
                             "error_description":
-                                "POST /_emulator/faults/{token|exchange|jwks} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}",
+                                "POST /_emulator/faults/{token|exchange|jwks|notifications} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}",
                         ])
                 }
                 emulator.inject(fault, into: target)

@@ -41,6 +41,8 @@ package enum FaultTarget: String, Sendable, Codable, CaseIterable {
     case exchange
     /// The self-service API's `{api}/{client_id}/jwks`.
     case jwks
+    /// The Notifications API (`/notifications/api/v1/...`), after its token check.
+    case notifications
 }
 
 /// A fault injected into one endpoint's answers.

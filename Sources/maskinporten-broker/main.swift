@@ -22,6 +22,11 @@ case .token(let request)?:
     exit(ClientCommands.token(request))
 case .health(let socket, let ready, let timeoutSeconds)?:
     exit(ClientCommands.health(socket: socket, ready: ready, timeoutSeconds: timeoutSeconds))
+case .api(let request)?:
+    exit(ClientCommands.api(request))
+case .usage(let message)?:
+    printError(message)
+    exit(ClientCommands.apiUsage)
 case .version?:
     print(brokerVersion)
     exit(0)

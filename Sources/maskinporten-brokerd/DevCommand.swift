@@ -61,11 +61,19 @@ struct DevCommand: AsyncParsableCommand {
               curl --unix-socket \(socketPath) http://localhost/v1/token/demo
               \(CommandLine.arguments[0]) token demo --socket \(socketPath)
 
+            Send a notification order through the gateway (the broker adds the token), then read its status:
+              \(CommandLine.arguments[0]) api demo /notifications/api/v1/future/orders --socket \(socketPath) --data '\(Self.demoOrder)'
+              \(CommandLine.arguments[0]) api demo /notifications/api/v1/orders/ORDER_ID/status --socket \(socketPath)
+
             Ctrl-C stops both and removes \(directory.path).
             """)
         let group = ServiceGroup(services: [EmulatorService(server: server)] + daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
+
+    /// An order to one made-up e-mail address, for the line `dev` prints.
+    static let demoOrder =
+        #"{"idempotencyId":"dev-1","recipient":{"recipientEmail":{"emailAddress":"kari@example.com","emailSettings":{"subject":"Hei","body":"Hello from the broker"}}}}"#
 
     /// A fresh private directory: `$XDG_RUNTIME_DIR/maskinporten-broker-dev-XXXX`, else the same
     /// under the temporary directory.

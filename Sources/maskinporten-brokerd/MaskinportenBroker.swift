@@ -15,7 +15,18 @@ import Dispatch
 enum Entry {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if let first = arguments.first, first == "token" || first == "health" {
+        if arguments.first == "api" {
+            // Read as the small client reads it (exit 2 for a call that cannot be made as
+            // given); only --help goes to the argument parser.
+            switch ClientInvocation(arguments) {
+            case .api(let request)?: exit(ClientCommands.api(request))
+            case .usage(let message)?:
+                printError(message)
+                exit(ClientCommands.apiUsage)
+            default: break
+            }
+        }
+        if let first = arguments.first, first == "token" || first == "health" || first == "api" {
             do {
                 var command = try MaskinportenBroker.parseAsRoot(arguments)
                 try command.run()
@@ -42,7 +53,10 @@ struct MaskinportenBroker: AsyncParsableCommand {
         commandName: "maskinporten-broker",
         abstract: "Holds Maskinporten keys and hands Altinn tokens to local services over a Unix socket.",
         version: brokerVersion,
-        subcommands: [Serve.self, TokenCommand.self, HealthCommand.self, CheckConfig.self, Keygen.self, SignGrant.self, EmulatorCommand.self, DevCommand.self]
+        subcommands: [
+            Serve.self, TokenCommand.self, ApiCommand.self, HealthCommand.self, CheckConfig.self, Keygen.self, SignGrant.self, EmulatorCommand.self,
+            DevCommand.self,
+        ]
     )
 }
 

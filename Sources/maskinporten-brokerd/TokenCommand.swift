@@ -67,3 +67,53 @@ struct HealthCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 }
+
+/// `api`: one Altinn API call through the daemon's gateway. Its arguments are read by
+/// `ClientInvocation` (in both executables, so that they agree); this declaration gives `--help`.
+struct ApiCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api",
+        abstract: "Send an Altinn API call through the daemon's gateway, with the profile's token (which this command never sees).",
+        discussion: """
+            The method is POST when --data is given, else GET, unless named before the path. The answer's body goes to standard output, \
+            its status to standard error when it is not 2xx. Exit 0 for 2xx, 1 for another status, 2 for a call that cannot be made \
+            as given, 3 when the daemon cannot be reached. Example: maskinporten-broker api notifications \
+            /notifications/api/v1/future/orders --data @order.json
+            """
+    )
+
+    @Argument(help: "The profile (its gateway: section says which paths it may reach).")
+    var profile: String
+
+    @Argument(help: "The method and the path, such as GET /notifications/api/v1/orders/ID/status.")
+    var methodAndPath: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The body: TEXT, @FILE, or @- for standard input (sent as application/json unless a Content-Type header is given).", valueName: "body"))
+    var data: String?
+
+    @Option(name: .long, help: ArgumentHelp("A header, 'Name: value'; repeatable.", valueName: "header"))
+    var header: [String] = []
+
+    @Flag(name: .long, help: "Print the status line and headers before the body.")
+    var include = false
+
+    @Option(name: .long, help: ArgumentHelp("The daemon's socket.", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .customLong("system-user-org"), help: ArgumentHelp("The system user's organisation (delegation).", valueName: "orgno"))
+    var systemUserOrg: String?
+
+    @Option(name: .customLong("external-ref"), help: ArgumentHelp("The system user's external reference.", valueName: "ref"))
+    var externalRef: String?
+
+    @Option(name: .customLong("consumer-org"), help: ArgumentHelp("The organisation acted for (delegation).", valueName: "orgno"))
+    var consumerOrg: String?
+
+    func run() throws {
+        // Reached only when ClientInvocation did not take the arguments, which Entry handles.
+        throw ExitCode(ClientCommands.apiUsage)
+    }
+}
