@@ -216,9 +216,9 @@ package final class EmulatorServer: Sendable {
                 emulator.restoreTokens()
                 return EmulatorReply(status: .noContent)
             }
-            if request.method == .GET, request.path == "/_emulator/blob" {
-                // A large answer for streaming tests: `bytes` bytes of text.
-                let size = min(max(Int(request.query["bytes"] ?? "") ?? 0, 0), 512 << 20)
+            if request.method == .GET, request.path.hasPrefix("/_emulator/blob/") {
+                // A large answer for streaming tests: /_emulator/blob/BYTES.
+                let size = min(max(Int(request.path.dropFirst("/_emulator/blob/".count)) ?? 0, 0), 512 << 20)
                 return EmulatorReply(
                     status: .ok, headers: ["Content-Type": "application/octet-stream"], body: [UInt8](repeating: UInt8(ascii: "x"), count: size))
             }

@@ -283,6 +283,38 @@ struct ConfigTests {
         Invalid(
             name: "duplicate key", yaml: base + "\n    client_id: again",
             code: .yamlSyntax, keyPath: "", mentions: "\"client_id\" appears twice"),
+        Invalid(
+            name: "gateway paths not ending in /", yaml: base + "\n    gateway:\n      paths: [/notifications/api/v1]",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.paths", mentions: "must start and end with /"),
+        Invalid(
+            name: "gateway path /", yaml: base + "\n    gateway:\n      paths: [/]",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.paths", mentions: "every Altinn API"),
+        Invalid(
+            name: "gateway path with ..", yaml: base + "\n    gateway:\n      paths: [/notifications/../authentication/]",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.paths", mentions: "a . or .. segment"),
+        Invalid(
+            name: "gateway path encoded", yaml: base + "\n    gateway:\n      paths: [/notifications%2Fapi/]",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.paths", mentions: "only plain path characters"),
+        Invalid(
+            name: "gateway paths empty", yaml: base + "\n    gateway:\n      paths: []",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.paths", mentions: "the list is empty"),
+        Invalid(
+            name: "gateway unknown key", yaml: base + "\n    gateway:\n      timeout: 30",
+            code: .unknownKey, keyPath: "profiles.notifications.gateway.timeout",
+            mentions: "known here: paths, platform_access_token, max_body_bytes, timeout_seconds"),
+        Invalid(
+            name: "gateway with exchange none", yaml: base + "\n    exchange: none\n    gateway: {}",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway", mentions: "exchange: none gives none"),
+        Invalid(
+            name: "gateway timeout too long", yaml: base + "\n    gateway:\n      timeout_seconds: 3600",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.timeout_seconds", mentions: "between 1 and 600"),
+        Invalid(
+            name: "gateway body limit too large", yaml: base + "\n    gateway:\n      max_body_bytes: 1000000000",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.max_body_bytes", mentions: "64 MiB"),
+        Invalid(
+            name: "gateway platform access token unknown", yaml: base + "\n    gateway:\n      platform_access_token: app",
+            code: .invalidValue, keyPath: "profiles.notifications.gateway.platform_access_token",
+            mentions: "no Platform Access Token named \"app\" (none is configured)"),
     ]
 
     @Test("each validation error names the file, the key path and what is wrong", arguments: invalid)
@@ -328,5 +360,33 @@ struct ConfigTests {
         ])
     func organisationNumbers(_ text: String, _ valid: Bool) {
         #expect(((try? OrganisationNumber(text)) != nil) == valid, "\(text)")
+    }
+}
+
+@Suite("gateway: in a profile")
+struct GatewayConfigTests {
+    @Test("gateway: {} gives the Notifications API, 1 MiB and 30 s; without it there is none")
+    func defaults() throws {
+        let fixture = try ConfigFixture()
+        let plain = try fixture.load(ConfigFixture.profile)
+        #expect(plain.profiles.first?.gateway == nil)
+        let gateway = try #require(try fixture.load(ConfigFixture.profile + "\n    gateway: {}").profiles.first?.gateway)
+        #expect(gateway == GatewaySettings(paths: ["/notifications/api/v1/"], platformAccessToken: nil, maxBodyBytes: 1_048_576, timeoutSeconds: 30))
+    }
+
+    @Test("every setting is read")
+    func settings() throws {
+        let yaml =
+            ConfigFixture.profile + """
+
+                    gateway:
+                      paths: [/notifications/api/v1/, /correspondence/api/v1/]
+                      max_body_bytes: 2048
+                      timeout_seconds: 5
+                """
+        let gateway = try #require(try ConfigFixture().load(yaml).profiles.first?.gateway)
+        #expect(gateway.paths == ["/notifications/api/v1/", "/correspondence/api/v1/"])
+        #expect(gateway.maxBodyBytes == 2048)
+        #expect(gateway.timeoutSeconds == 5)
     }
 }

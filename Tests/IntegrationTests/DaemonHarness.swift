@@ -42,6 +42,8 @@ final class DaemonHarness: @unchecked Sendable {
     let emulatorCA: TestCA?
     /// Lines added to the `local` environment (a proxy, say).
     var environmentExtra = ""
+    /// Lines added to profile `notifications` (a `gateway:` section, say), indented under it.
+    var profileExtra = ""
     /// Secrets besides tokens and the key that no log line may hold (a proxy's password).
     var secrets: [String] = []
 
@@ -107,6 +109,7 @@ final class DaemonHarness: @unchecked Sendable {
                     key:
                       encoded_jwk_file: notifications.jwk
                 \(allow.map { "    allow:\n" + $0 } ?? "")
+                \(profileExtra)
                 \(extraProfiles)
                 """
         try directory.write("broker.yaml", yaml, mode: 0o644)

@@ -1,0 +1,272 @@
+import BrokerTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The Altinn API gateway end to end: curl and the CLI over the socket, the daemon in its default
+/// configuration (log level info, audit on), the emulator's Notifications API over TLS trusted
+/// through `ca_file`.
+@Suite("The Altinn API gateway", .timeLimit(.minutes(3)), .sharedKeys)
+struct GatewayTests {
+    static let ordersPath = "/notifications/api/v1/future/orders"
+    /// What orders carry, which no log line may: a national identity number, a phone number and
+    /// an e-mail address (made up).
+    static let personal = ["01017012345", "+4799887766", "kari.nordmann@example.com"]
+
+    static func order(_ idempotency: String) -> String {
+        """
+        {"idempotencyId":"\(idempotency)","sendersReference":"ref-\(idempotency)","recipient":{"recipientPerson":{"nationalIdentityNumber":"\(personal[0])",\
+        "channelSchema":"EmailPreferred","emailSettings":{"subject":"Hei","body":"Ring \(personal[1]) eller skriv til \(personal[2])"}}}}
+        """
+    }
+
+    /// The emulator on TLS, a daemon whose profile `notifications` has a gateway (with the
+    /// emulator's test blobs reachable), an allow list of one uid that is not `nobody`, and a
+    /// socket anyone may connect to.
+    static func harness(_ mode: DaemonHarness.Mode = .inProcess, gateway: String = "", extraProfiles: String = "") async throws -> DaemonHarness {
+        let harness = try await DaemonHarness(
+            mode, socketMode: "0666", allow: "      uids: [12345]", tls: (try await TestCA.make(for: "127.0.0.1"), "127.0.0.1"))
+        harness.profileExtra = """
+                gateway:
+                  paths: [/notifications/api/v1/, /_emulator/blob/]
+                  max_body_bytes: 4096
+                  timeout_seconds: 2
+            \(gateway)
+            """
+        harness.secrets = personal
+        try harness.writeConfig(socketMode: "0666", allow: "      uids: [12345]", extraProfiles: extraProfiles)
+        try await harness.startDaemon()
+        return harness
+    }
+
+    /// What the emulator's Notifications API has seen.
+    static func seen(_ harness: DaemonHarness) async throws -> (stats: [String: Any], last: [String: Any]?) {
+        let report = try harness.json(try await harness.emulatorCurl("\(harness.emulatorURL)/_emulator/notifications").output)
+        return (report["stats"] as? [String: Any] ?? [:], report["last_request"] as? [String: Any])
+    }
+
+    /// A request through the gateway with curl: status, headers and body, as the client sees them.
+    static func call(_ harness: DaemonHarness, _ method: String, _ path: String, _ extra: [String] = []) async throws -> (
+        status: Int, head: String, body: String
+    ) {
+        let result = try await harness.curl("/v1/api/notifications" + path, ["-i", "-X", method, "--path-as-is"] + extra)
+        let parts = result.output.components(separatedBy: "\r\n\r\n")
+        // curl shows the 100 Continue's head before the answer's.
+        let heads = parts.dropLast().filter { !$0.hasPrefix("HTTP/1.1 100") }
+        let head = heads.last ?? ""
+        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+        return (status, head, parts.last ?? "")
+    }
+
+    @Test("an order sent with curl and with the CLI, its status read back; the emulator gets the profile's token, the client never sees it")
+    func sendOrder() async throws {
+        let harness = try await Self.harness()
+        do {
+            let token = try await harness.request("/v1/token/notifications").body
+            #expect(token.contains("access_token"))
+            let issued = try harness.json(token)["access_token"] as? String ?? "missing"
+
+            // The client's own credentials and the broker's delegation header stay behind; the
+            // rest goes as it came.
+            let sent = try await Self.call(
+                harness, "POST", Self.ordersPath,
+                [
+                    "--data", Self.order("curl-1"), "-H", "Content-Type: application/json", "-H", "Authorization: Bearer forged.by.client", "-H",
+                    "Cookie: session=1", "-H", "PlatformAccessToken: forged", "-H", "Idempotency-Key: k-1", "-H", "Proxy-Authorization: Basic eDp5",
+                ])
+            #expect(sent.status == 201, "\(sent)")
+            let created = try harness.json(sent.body)
+            let orderID = try #require(created["notificationOrderId"] as? String)
+            #expect(!sent.head.contains(issued) && !sent.body.contains(issued), "the token reached the client")
+            #expect(!sent.head.lowercased().contains("broker-error"))
+            let (stats, last) = try await Self.seen(harness)
+            #expect(stats["orders_created"] as? Int == 1)
+            let names = try #require(last?["header_names"] as? [String])
+            #expect(names.contains("authorization") && names.contains("idempotency-key") && names.contains("content-type"))
+            for dropped in ["cookie", "platformaccesstoken", "proxy-authorization", "broker-system-user-org"] {
+                #expect(!names.contains(dropped), "\(dropped) reached Altinn: \(names)")
+            }
+            // The emulator accepted the token it was given: the profile's, not the forged one.
+            #expect(last?["token_id"] as? String != nil)
+
+            // The same idempotencyId again: 200 and the same ids.
+            let again = try await Self.call(harness, "POST", Self.ordersPath, ["--data", Self.order("curl-1")])
+            #expect(again.status == 200)
+            #expect(try harness.json(again.body)["notificationOrderId"] as? String == orderID)
+
+            // The CLI: the body on standard output, nothing on standard error, exit 0.
+            let file = try harness.directory.write("order.json", Self.order("cli-1"))
+            let cli = try await Command.run(
+                try BrokerExecutable.path, ["api", "notifications", Self.ordersPath, "--data", "@" + file, "--socket", harness.socketPath])
+            #expect(cli.status == 0, "\(cli.errorOutput)")
+            #expect(cli.errorOutput.isEmpty)
+            let cliOrder = try #require(try harness.json(cli.output)["notificationOrderId"] as? String)
+            let status = try await Command.run(
+                try BrokerExecutable.path, ["api", "notifications", "/notifications/api/v1/orders/\(cliOrder)/status", "--socket", harness.socketPath])
+            #expect(status.status == 0)
+            #expect(status.output.contains("\"status\":\"Completed\""), "\(status.output)")
+            // Altinn's validation error: its ProblemDetails on standard output, the status on
+            // standard error, exit 1.
+            let invalid = try await Command.run(
+                try BrokerExecutable.path, ["api", "notifications", Self.ordersPath, "--data", "{\"recipient\":{}}", "--socket", harness.socketPath])
+            #expect(invalid.status == 1)
+            #expect(invalid.output.contains("\"IdempotencyId\""))
+            #expect(invalid.errorOutput == "maskinporten-broker api: HTTP 400 from Altinn\n")
+
+            // One audit line per request, with no body, query or header value in it.
+            let logs = try await harness.waitForLog(containing: "orders/\(cliOrder)/status")
+            let lines = logs.split(separator: "\n").filter { $0.contains("api request forwarded") }
+            #expect(lines.count == 5, "\(lines)")
+            #expect(lines.allSatisfy { $0.contains("profile=notifications") && $0.contains("bytes_in=") && $0.contains("uid=\(getuid())") })
+            #expect(lines.contains { $0.contains("method=POST") && $0.contains("path=\(Self.ordersPath)") && $0.contains("status=201") })
+            for line in lines { #expect(!line.contains("curl-1") && !line.contains("k-1") && !line.contains("forged"), "\(line)") }
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    @Test("refused before anything goes upstream: a uid not on the allow list, every path trick, a body over the limit, a profile without a gateway")
+    func refusals() async throws {
+        let harness = try await Self.harness(extraProfiles: DaemonHarness.refusedProfile)
+        do {
+            let stranger = try await Command.run(
+                "runuser",
+                [
+                    "-u", "nobody", "--", "curl", "-sS", "-w", "\n%{http_code}", "--unix-socket", harness.socketPath, "--data", Self.order("x"),
+                    "http://localhost/v1/api/notifications" + Self.ordersPath,
+                ])
+            #expect(stranger.output.hasSuffix("\n403"), "\(stranger.output) \(stranger.errorOutput)")
+            #expect(stranger.output.contains("\"error\":\"access_denied\""))
+
+            for trick in [
+                "/notifications/api/v1/../../authentication/api/v1/exchange/maskinporten", "/notifications/api/v1/%2e%2e/%2e%2e/authentication",
+                "/notifications/api/v1/..%2F..%2Fauthentication", "/notifications/api/v1//future/orders", "/notifications/api/v1/./future/orders",
+                "/notifications/api/v1/%252e%252e/x", "/authentication/api/v1/exchange/maskinporten", "/notifications/api/v10/x",
+            ] {
+                let answer = try await Self.call(harness, "GET", trick)
+                #expect([400, 403].contains(answer.status), "\(trick): \(answer.status)")
+                #expect(answer.head.contains("Broker-Error: true"), "\(trick)")
+            }
+            let large = try await Self.call(harness, "POST", Self.ordersPath, ["--data", String(repeating: "x", count: 5000)])
+            #expect(large.status == 413)
+            let chunked = try await Self.call(
+                harness, "POST", Self.ordersPath, ["-H", "Transfer-Encoding: chunked", "--data", String(repeating: "y", count: 5000)])
+            #expect(chunked.status == 413)
+            #expect(try await Self.seen(harness).stats["requests"] as? Int == 0, "the emulator was called")
+
+            let none = try await harness.request("/v1/api/refused" + Self.ordersPath)
+            #expect(none.status == 404)
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    @Test("a revoked token: one new token and one replay, 201; two hundred requests at once make one fetch; a second 401 reaches the client")
+    func revokedToken() async throws {
+        let harness = try await Self.harness()
+        do {
+            let first = try await Self.call(harness, "POST", Self.ordersPath, ["--data", Self.order("r-0")])
+            #expect(first.status == 201)
+            let exchanges = { try await harness.emulatorStats()["exchanges_issued"] as? Int ?? -1 }
+            let before = try await exchanges()
+            try await harness.emulatorCurl("-X", "POST", "--data", "{}", "\(harness.emulatorURL)/_emulator/notifications/revoke")
+            let replayed = try await Self.call(harness, "POST", Self.ordersPath, ["--data", Self.order("r-1")])
+            #expect(replayed.status == 201, "\(replayed)")
+            #expect(try await exchanges() == before + 1)
+            #expect(try await harness.waitForLog(containing: "replayed=true").contains("status=201"))
+
+            // Two hundred at once against a revoked token: one fetch between them.
+            try await harness.emulatorCurl("-X", "POST", "--data", "{}", "\(harness.emulatorURL)/_emulator/notifications/revoke")
+            let many = exchanges
+            let ahead = try await many()
+            let list = (0..<200).map { _ in
+                "url = \"http://localhost/v1/api/notifications/notifications/api/v1/future/shipment/feed?seq=0&pageSize=1\"\noutput = \"/dev/null\"\n"
+            }
+            let config = try harness.directory.write("parallel.curl", list.joined())
+            let parallel = try await Command.run(
+                "curl",
+                [
+                    "-sS", "--parallel", "--parallel-immediate", "--parallel-max", "200", "--unix-socket", harness.socketPath, "-w", "%{http_code}\n", "-K",
+                    config,
+                ])
+            let codes = parallel.output.split(separator: "\n")
+            #expect(codes.count == 200 && codes.allSatisfy { $0 == "200" }, "\(Set(codes)) \(parallel.errorOutput)")
+            #expect(try await many() == ahead + 1, "more than one fetch for one revoked token")
+
+            // Revoked for good: the replay is refused too, and Altinn's 401 reaches the client.
+            try await harness.emulatorCurl("-X", "POST", "--data", "{\"all\":true}", "\(harness.emulatorURL)/_emulator/notifications/revoke")
+            let refused = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed?seq=0")
+            #expect(refused.status == 401)
+            #expect(!refused.head.contains("Broker-Error"), "Altinn's own answer")
+            #expect(refused.body.contains("revoked"))
+            try await harness.emulatorCurl("-X", "DELETE", "\(harness.emulatorURL)/_emulator/notifications/revoke")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    @Test("Altinn gone: 502; Altinn stalled: 504 at timeout_seconds; both the broker's own errors")
+    func upstreamFailures() async throws {
+        let harness = try await Self.harness()
+        do {
+            #expect(try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed").status == 200)
+            try await harness.emulatorCurl("-X", "POST", "--data", "{\"drop\":true}", "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let dropped = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
+            #expect(dropped.status == 502, "\(dropped)")
+            #expect(dropped.head.contains("Broker-Error: true") && dropped.body.contains("upstream_unavailable"))
+
+            try await harness.emulatorCurl("-X", "POST", "--data", "{\"hang\":true}", "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let started = ContinuousClock.now
+            let stalled = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
+            let took = ContinuousClock.now - started
+            #expect(stalled.status == 504, "\(stalled)")
+            #expect(stalled.body.contains("upstream_timeout") && stalled.body.contains("within 2 s"))
+            #expect(took >= .milliseconds(1900) && took < .seconds(6), "\(took)")
+            try await harness.emulatorCurl("-X", "DELETE", "\(harness.emulatorURL)/_emulator/faults")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    @Test("a 50 MB answer streams through with the daemon's memory bounded")
+    func largeAnswer() async throws {
+        let harness = try await Self.harness(.live)
+        do {
+            let pid = try #require(harness.daemon?.pid)
+            func rss() -> Int {
+                let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+                let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+                return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+            }
+            // Warm: the connection pool and TLS made once.
+            #expect(try await Self.call(harness, "GET", "/_emulator/blob/65536").body.count == 65536)
+            let baseline = rss()
+            let size = 50 * 1024 * 1024
+            async let transfer = harness.curl("/v1/api/notifications/_emulator/blob/\(size)", ["-o", "/dev/null", "-w", "%{size_download} %{http_code}"])
+            var highest = baseline
+            for _ in 0..<400 {
+                highest = max(highest, rss())
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let result = try await transfer
+            highest = max(highest, rss())
+            #expect(result.output == "\(size) 200", "\(result.output) \(result.errorOutput)")
+            #expect(highest - baseline < 24 * 1024, "RSS grew by \(highest - baseline) KiB while streaming 50 MB")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+}
