@@ -98,11 +98,20 @@ struct ProxyTests {
         try await proxy.start()
         defer { Task { await proxy.stop() } }
         let harness = try await harness(proxy: "http://127.0.0.1:\(proxy.port)")
+        harness.profileExtra = "    gateway: {}"
+        try harness.writeConfig()
         try await harness.startDaemon()
         let answer = try await harness.request("/v1/token/notifications")
         #expect(answer.status == 200, "\(answer.body) \(harness.logs)")
         let target = String(harness.emulatorURL.dropFirst("https://".count))
         #expect(proxy.connects.contains { $0.contains("CONNECT \(target) ") }, "tinyproxy's log: \(proxy.log)")
+        // The gateway's calls go the same way, through a tunnel of their own.
+        let tunnels = proxy.connects.count
+        let order = try await harness.request(
+            "/v1/api/notifications/notifications/api/v1/future/orders",
+            ["--data", #"{"idempotencyId":"p-1","recipient":{"recipientOrganization":{"orgNumber":"991825827","channelSchema":"Email"}}}"#])
+        #expect(order.status == 201, "\(order.body)")
+        #expect(proxy.connects.count == tunnels + 1, "\(proxy.log)")
         let check = try await BrokerExecutable.run(["check-config", "--config", harness.configPath])
         #expect(
             check.output.contains("upstream:     through the proxy http://127.0.0.1:\(proxy.port) (from environments.local.proxy in the configuration)"),
