@@ -166,7 +166,7 @@ class Daemon:
     `audit_off` runs it at log level error instead, for a labelled comparison row only."""
 
     def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh="", audit_off=False,
-                 delegation=False):
+                 delegation=False, altinn_platform=None, gateway=False):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
         self.socket_path = os.path.join(directory, "broker.sock")
@@ -179,7 +179,7 @@ class Daemon:
             "log_level: info", "audit:", "  on_overflow: drop",
             "socket:", f"  path: {self.socket_path}", '  mode: "0600"',
             "refresh:", "  min_valid_seconds: 10" if not extra_refresh else extra_refresh,
-            "environments:", "  local:", f"    maskinporten_issuer: {emulator.base}/", f"    altinn_platform: {emulator.base}",
+            "environments:", "  local:", f"    maskinporten_issuer: {emulator.base}/", f"    altinn_platform: {altinn_platform or emulator.base}",
             "profiles:",
         ]
         for index in range(profiles):
@@ -189,6 +189,9 @@ class Daemon:
             if delegation and index == 0:
                 # A vendor's profile: any organisation's system user, chosen per request.
                 lines += ["    delegation:", "      system_user_org: any", "      max_variants: 10000"]
+            if gateway and index == 0:
+                # The gateway as shipped (the Notifications API), with a large answer to stream.
+                lines += ["    gateway:", "      paths: [/notifications/api/v1/]"]
         with open(config, "w") as file:
             file.write("\n".join(lines) + "\n")
         notify_path = os.path.join(directory, "notify.sock")
@@ -279,6 +282,77 @@ http {{
                 return
             time.sleep(0.02)
         raise RuntimeError("nginx did not start")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGQUIT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class GatewayPeers:
+    """The gateway's benchmark: a fast static upstream (nginx on loopback TCP: a 201 for an order,
+    a 50 MB file, and the emulator's token endpoints behind it), and nginx as the reverse proxy
+    doing the gateway's job (a fixed Authorization header, proxy_pass, kept-alive upstream
+    connections) on a Unix socket."""
+
+    ANSWER = '{"notificationOrderId":"3fa85f64-5717-4562-b3fc-2c963f66afa6","notification":{"shipmentId":"0b5c9ec1-7f7e-4f1e-9d7e-6f3b7c3d6a11","reminders":[]}}'
+
+    def __init__(self, directory, emulator_port):
+        self.directory = os.path.join(directory, "gateway-nginx")
+        os.makedirs(self.directory, exist_ok=True)
+        self.port = free_port()
+        self.socket_path = os.path.join(self.directory, "proxy.sock")
+        with open(os.path.join(self.directory, "blob"), "wb") as file:
+            file.write(b"x" * (50 * 1024 * 1024))
+        config = os.path.join(self.directory, "nginx.conf")
+        user = "user root;" if os.geteuid() == 0 else ""
+        with open(config, "w") as file:
+            file.write(f"""
+{user}
+worker_processes auto;
+daemon off;
+pid {self.directory}/nginx.pid;
+error_log {self.directory}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.directory};
+    proxy_temp_path {self.directory};
+    fastcgi_temp_path {self.directory};
+    uwsgi_temp_path {self.directory};
+    scgi_temp_path {self.directory};
+    keepalive_requests 1000000;
+    upstream altinn {{ server 127.0.0.1:{self.port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        location = /notifications/api/v1/future/orders {{ default_type application/json; return 201 '{self.ANSWER}'; }}
+        location = /notifications/api/v1/blob {{ default_type application/octet-stream; alias {self.directory}/blob; }}
+        location / {{ proxy_pass http://127.0.0.1:{emulator_port}; }}
+    }}
+    server {{
+        listen unix:{self.socket_path};
+        location /v1/api/demo/ {{
+            proxy_pass http://altinn/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzY29wZSI6ImFsdGlubjpzZXJ2aWNlb3duZXIvbm90aWZpY2F0aW9ucy5jcmVhdGUifQ.c2lnbmF0dXJl";
+            proxy_set_header Cookie "";
+        }}
+    }}
+}}
+""")
+        self.process = subprocess.Popen(["nginx", "-c", config, "-p", self.directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.socket_path):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("nginx (gateway peers) did not start")
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self):
         self.process.send_signal(signal.SIGQUIT)
@@ -389,6 +463,60 @@ class Suite:
                      f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "-", f"Benchmarks/suite (uds-load {flags} -d {seconds})")
         for (name, server), runs in sorted(results.items()):
             self.notes.append(f"{name} {server}: " + ", ".join(f"{run.get('rps', 0):,.0f} rps p50 {run.get('p50_us', 0):.0f} us p99 {run.get('p99_us', 0):.0f} us" for run in runs))
+
+    # -- the Altinn API gateway against nginx as a reverse proxy --------------------------------
+
+    def gateway(self):
+        rounds, seconds, tool = self.arguments.rounds, self.arguments.seconds, self.arguments.uds_load
+        log(f"gateway: broker (shipped configuration) and nginx as a reverse proxy, POST of an order, {seconds} s runs, {rounds} alternating rounds")
+        peers = GatewayPeers(self.work, self.emulator.port)
+        daemon = Daemon(self.broker, os.path.join(self.work, "gateway"), self.emulator, self.key_file, 1, altinn_platform=peers.base, gateway=True)
+        order = '{"idempotencyId":"bench-1","recipient":{"recipientEmail":{"emailAddress":"kari@example.com","emailSettings":{"subject":"Hei","body":"Hello"}}}}'
+        path = "/v1/api/demo/notifications/api/v1/future/orders"
+        results = {}
+        try:
+            for _ in range(rounds):
+                for server, socket_path in (("broker", daemon.socket_path), ("nginx", peers.socket_path)):
+                    results.setdefault(server, []).append(uds_load(tool, socket_path, ["-c", "64", "-b", order], seconds, path=path))
+            # Memory while a 50 MB answer streams to a reader, sampled every 5 ms.
+            growth = []
+            for _ in range(max(1, rounds // 2)):
+                subprocess.run(["curl", "-sf", "-o", "/dev/null", "--unix-socket", daemon.socket_path, "http://localhost/v1/api/demo/notifications/api/v1/blob"],
+                               check=True)
+                before = rss_kib(daemon.process.pid)
+                reader = subprocess.Popen(["curl", "-sf", "-o", "/dev/null", "--unix-socket", daemon.socket_path,
+                                           "http://localhost/v1/api/demo/notifications/api/v1/blob"])
+                peak = before
+                while reader.poll() is None:
+                    peak = max(peak, rss_kib(daemon.process.pid))
+                    time.sleep(0.005)
+                if reader.returncode != 0:
+                    raise RuntimeError("the 50 MB answer did not come through the gateway")
+                growth.append(peak - before)
+        finally:
+            daemon.stop()
+            peers.stop()
+
+        def pick(server, field):
+            return median([run.get(field, 0) for run in results[server]])
+
+        command = f"Benchmarks/suite --only gateway (uds-load -c 64 -d {seconds} -b ORDER, POST {path}; nginx proxy_pass with a fixed Authorization, upstream keepalive 64)"
+        for server in ("broker", "nginx"):
+            errors = sum(run.get("errors", 0) for run in results[server])
+            if errors:
+                self.notes.append(f"gateway {server}: {errors:.0f} requests not answered 2xx")
+        ours, theirs = pick("broker", "rps"), pick("nginx", "rps")
+        self.row("gateway requests/s, POST of an order, 64 connections, keep-alive; shipped configuration", "nginx as a reverse proxy to the same upstream",
+                 ">= 0.8x nginx", f"{ours:,.0f} rps", f"{theirs:,.0f} rps", f"{ours / theirs:.2f}", "met" if ours >= 0.8 * theirs else "missed", command)
+        ours, theirs = pick("broker", "p99_us"), pick("nginx", "p99_us")
+        self.row("gateway p99 latency, same load", "the same nginx", "<= 1.5x nginx's", f"{ours:,.0f} us", f"{theirs:,.0f} us", f"{ours / theirs:.2f}",
+                 "met" if ours <= 1.5 * theirs else "missed", command)
+        grown = median(growth)
+        self.row("gateway: resident memory added while streaming a 50 MB answer", "-", "<= 8 MiB", f"{grown / 1024:.1f} MiB", "-", "-",
+                 "met" if grown <= 8 * 1024 else "missed", "Benchmarks/suite --only gateway (VmRSS sampled every 5 ms during curl of a 50 MB answer, minus before)")
+        for server, runs in sorted(results.items()):
+            self.notes.append(f"gateway {server}: " + ", ".join(f"{run.get('rps', 0):,.0f} rps p50 {run.get('p50_us', 0):.0f} us p99 {run.get('p99_us', 0):.0f} us" for run in runs))
+        self.notes.append("gateway streaming, RSS growth per run: " + ", ".join(f"{value / 1024:.1f} MiB" for value in growth))
 
     # -- grant signatures ------------------------------------------------------------------------
 
@@ -626,14 +754,14 @@ def main():
     parser.add_argument("--organisations", type=int, default=1000)
     parser.add_argument("--lifetime", type=int, default=60)
     parser.add_argument("--window", type=int, default=75)
-    parser.add_argument("--only", default="", help="comma-separated: http,signatures,token,memory,variants,ready,cold,refresh")
+    parser.add_argument("--only", default="", help="comma-separated: http,gateway,signatures,token,memory,variants,ready,cold,refresh")
     parser.add_argument("--out", default="BENCHMARKS.md")
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     suite = Suite(arguments)
-    chosen = [name for name in arguments.only.split(",") if name] or ["http", "signatures", "token", "memory", "variants", "ready", "cold", "refresh"]
-    steps = {"http": suite.http, "signatures": suite.signatures, "token": suite.token_command, "memory": suite.memory, "variants": suite.variants,
+    chosen = [name for name in arguments.only.split(",") if name] or ["http", "gateway", "signatures", "token", "memory", "variants", "ready", "cold", "refresh"]
+    steps = {"http": suite.http, "gateway": suite.gateway, "signatures": suite.signatures, "token": suite.token_command, "memory": suite.memory, "variants": suite.variants,
              "ready": suite.ready, "cold": suite.cold, "refresh": suite.refreshing}
     try:
         for name in chosen:

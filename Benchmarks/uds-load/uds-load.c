@@ -4,6 +4,7 @@
 //
 // -c: concurrent connections, one thread each, keep-alive (default 1)
 // -n: a new connection per request (sequential per thread)
+// -b JSON: POST this body (application/json) instead of a GET
 // -o: once: every thread connects, all wait at a barrier, then each sends one request at the
 //     same moment (a thundering herd); no -d. Every request must be answered with 200.
 // Prints: requests, errors, requests/s, p50/p90/p99/max latency in microseconds.
@@ -20,7 +21,7 @@
 #include <unistd.h>
 
 static const char *socket_path;
-static char request[1024];
+static char request[16384];
 static size_t request_length;
 static int new_connection_each;
 static int once;
@@ -79,7 +80,8 @@ static int exchange(int fd, char *buffer, size_t size) {
         if (header_end && (long)(have - (size_t)(header_end + 4 - buffer)) >= body_length) break;
         if (have >= size - 1) return -1;
     }
-    return strncmp(buffer, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
+    // Any 2xx: a gateway's POST is answered 201.
+    return strncmp(buffer, "HTTP/1.1 2", 10) == 0 ? 0 : -1;
 }
 
 static void record(worker_t *worker, uint64_t nanoseconds) {
@@ -135,8 +137,9 @@ static int compare(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *path = "/healthz";
+    const char *body = NULL;
     int connections = 1, option;
-    while ((option = getopt(argc, argv, "s:p:c:d:no")) != -1) {
+    while ((option = getopt(argc, argv, "s:p:c:d:nob:")) != -1) {
         switch (option) {
         case 's': socket_path = optarg; break;
         case 'p': path = optarg; break;
@@ -144,8 +147,9 @@ int main(int argc, char **argv) {
         case 'd': duration_seconds = atof(optarg); break;
         case 'n': new_connection_each = 1; break;
         case 'o': once = 1; break;
+        case 'b': body = optarg; break;
         default:
-            fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n | -o]\n");
+            fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n | -o] [-b JSON]\n");
             return 2;
         }
     }
@@ -153,8 +157,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: uds-load -s SOCKET -p PATH [-c CONNECTIONS] [-d SECONDS] [-n | -o]\n");
         return 2;
     }
-    request_length = (size_t)snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n%s\r\n",
-                                      path, new_connection_each ? "Connection: close\r\n" : "");
+    if (body)
+        request_length = (size_t)snprintf(request, sizeof(request),
+                                          "POST %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: %zu\r\n%s\r\n%s",
+                                          path, strlen(body), new_connection_each ? "Connection: close\r\n" : "", body);
+    else
+        request_length = (size_t)snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n%s\r\n",
+                                          path, new_connection_each ? "Connection: close\r\n" : "");
     worker_t *workers = calloc((size_t)connections, sizeof(worker_t));
     pthread_t *threads = calloc((size_t)connections, sizeof(pthread_t));
     uint64_t start = now_ns();
