@@ -222,8 +222,26 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let peer = self.peer
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
+            if request.path.utf8.starts(with: "/v1/api/".utf8) {
+                // A gateway call: on this connection's loop, from the checks to the last write.
+                let executor = loopExecutor(for: loop)
+                Task(executorPreference: executor) {
+                    await BrokerHTTPHandler.answer(request, from: router, peer: peer, keepAlive: keepAlive, to: bound, on: loop)
+                }
+                return
+            }
             Task { await BrokerHTTPHandler.answer(request, from: router, peer: peer, keepAlive: keepAlive, to: bound, on: loop) }
         }
+    }
+
+    /// This connection's loop as a task executor, made at its first gateway call.
+    private var executor: LoopTaskExecutor?
+
+    private func loopExecutor(for loop: any EventLoop) -> LoopTaskExecutor {
+        if let executor { return executor }
+        let made = LoopTaskExecutor(loop)
+        executor = made
+        return made
     }
 
     /// The router's answer to a request that needs waiting for, written on the connection's loop.
@@ -233,6 +251,11 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     ) async {
         switch await router.handle(request, peer: peer) {
         case .whole(let response):
+            if loop.inEventLoop {
+                let (handler, context) = bound.value
+                handler.respond(context: context, response, keepAlive: keepAlive)
+                return
+            }
             loop.execute {
                 let (handler, context) = bound.value
                 handler.respond(context: context, response, keepAlive: keepAlive)
@@ -252,25 +275,53 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         var written = 0
         var complete = false
         do {
-            try await loop.submit {
+            // On the loop already (a gateway call's task runs there): no hop for each write.
+            if loop.inEventLoop {
                 let (handler, context) = bound.value
                 try handler.startStream(context: context, answer, keepAlive: keepAlive)
-            }.get()
-            for try await chunk in answer.body {
-                try await loop.flatSubmit {
+            } else {
+                try await loop.submit {
                     let (handler, context) = bound.value
-                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                    try handler.startStream(context: context, answer, keepAlive: keepAlive)
                 }.get()
+            }
+            // With Content-Length known, the last chunk goes out with the answer's end in one
+            // write: one system call and one wakeup of the caller, not two.
+            let length = answer.headers.first(name: "Content-Length").flatMap { Int($0) }
+            for try await chunk in answer.body {
+                let write: EventLoopFuture<Void>
+                if loop.inEventLoop {
+                    let (handler, context) = bound.value
+                    if let length, written + chunk.readableBytes == length {
+                        written += chunk.readableBytes
+                        context.write(handler.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                        handler.endStream(context: context, keepAlive: keepAlive, complete: true)
+                        answer.finished(written, true)
+                        return
+                    }
+                    write = context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                } else {
+                    write = loop.flatSubmit {
+                        let (handler, context) = bound.value
+                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                    }
+                }
+                try await write.get()
                 written += chunk.readableBytes
             }
             complete = true
         } catch {
             complete = false
         }
-        let whole = complete
-        loop.execute {
+        if loop.inEventLoop {
             let (handler, context) = bound.value
-            handler.endStream(context: context, keepAlive: keepAlive, complete: whole)
+            handler.endStream(context: context, keepAlive: keepAlive, complete: complete)
+        } else {
+            let whole = complete
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.endStream(context: context, keepAlive: keepAlive, complete: whole)
+            }
         }
         answer.finished(written, complete)
     }

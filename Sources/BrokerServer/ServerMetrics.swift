@@ -64,9 +64,17 @@ package final class ServerMetrics: Sendable {
     /// How long Altinn took to answer a gateway request.
     func gatewayUpstream(profile: String, took duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        Timer(label: MetricName.gatewayUpstreamLatency, dimensions: [("profile", profile)], factory: factory)
-            .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let timer = timers.withLockedValue { timers in
+            if let timer = timers[profile] { return timer }
+            let made = Metrics.Timer(label: MetricName.gatewayUpstreamLatency, dimensions: [("profile", profile)], factory: factory)
+            timers[profile] = made
+            return made
+        }
+        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
+
+    /// The gateway's latency histograms, by profile: made once, not looked up per request.
+    private let timers = NIOLockedValueBox([String: Metrics.Timer]())
 
     /// A gateway request sent again after a 401.
     func gatewayReplay(profile: String) {

@@ -116,3 +116,33 @@ struct ClientCookbookTests {
         #expect(try await dev.stop(SIGINT) == 0)
     }
 }
+
+extension ClientCookbookTests {
+    @Test(
+        "each gateway recipe places an order through the broker, and never sees a token",
+        arguments: ["gateway-curl", "gateway-cli", "gateway-python", "gateway-go"])
+    func gatewayRecipe(name: String) async throws {
+        let directory = try TemporaryDirectory(prefix: "cookbook")
+        let (dev, socket) = try await Self.startDev(in: directory)
+        var environment = Self.environment(socket: socket, platform: "unused")
+        let binaries = URL(fileURLWithPath: try BrokerExecutable.path).deletingLastPathComponent().path
+        environment["PATH"] = binaries + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        let recipe = try Self.recipe(name)
+        let result: Command.Result
+        switch name {
+        case "gateway-python":
+            result = try await Command.run("python3", [try directory.write("notify_gateway.py", recipe)], environment: environment)
+        case "gateway-go":
+            let go = try Command.which("go")
+            for variable in ["HOME", "GOCACHE", "GOPATH"] { environment[variable] = directory.path(variable.lowercased()) }
+            result = try await Command.run(go, ["run", try directory.write("notify_gateway.go", recipe)], environment: environment)
+        default:
+            result = try await Command.run("sh", ["-c", recipe], environment: environment)
+        }
+        #expect(result.status == 0, "\(result.output)\(result.errorOutput)")
+        let answer = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "\(result.output)\(result.errorOutput)")
+        #expect(answer["notificationOrderId"] is String)
+        #expect(!result.output.contains("eyJ") && !result.errorOutput.contains("eyJ"), "a gateway recipe never sees a token")
+        #expect(try await dev.stop(SIGINT) == 0)
+    }
+}

@@ -115,10 +115,14 @@ extension Router {
             headers.add(name: "PlatformAccessToken", value: platformToken.value)
         }
         var token: IssuedToken
-        do {
-            token = try await cache.token()
-        } catch {
-            return own(Self.response(for: error), variant: variant)
+        if let held = cache.heldToken() {
+            token = held
+        } else {
+            do {
+                token = try await cache.token()
+            } catch {
+                return own(Self.response(for: error), variant: variant)
+            }
         }
         let url = platform + path + (request.rawQuery.map { "?" + $0 } ?? "")
         var call = ForwardedRequest(

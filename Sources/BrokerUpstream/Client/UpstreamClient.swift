@@ -90,18 +90,25 @@ package final class UpstreamClient: Sendable {
         proxied = proxy.server.map {
             HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0), backgroundActivityLogger: quiet)
         }
+        // The gateway's pool keeps as many connections as callers are likely to have calls under
+        // way at once: with the library's 8, the 9th concurrent call waits for a connection.
+        func forwardingConfiguration(through server: ProxySettings.Server?) -> HTTPClient.Configuration {
+            var configuration = configuration(through: server, read: Self.forwardingIdleRead)
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.forwardingConnectionsPerHost
+            return configuration
+        }
         forwarding = HTTPClient(
-            eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: nil, read: Self.forwardingIdleRead),
-            backgroundActivityLogger: quiet)
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: forwardingConfiguration(through: nil), backgroundActivityLogger: quiet)
         forwardingProxied = proxy.server.map {
-            HTTPClient(
-                eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0, read: Self.forwardingIdleRead),
-                backgroundActivityLogger: quiet)
+            HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: forwardingConfiguration(through: $0), backgroundActivityLogger: quiet)
         }
         self.proxy = proxy
         self.timeouts = timeouts
         self.logger = quiet
     }
+
+    /// Connections the gateway keeps to one Altinn host.
+    static let forwardingConnectionsPerHost = 64
 
     /// How long a forwarded answer may pause between two reads before the call is given up.
     static let forwardingIdleRead: Duration = .seconds(300)
