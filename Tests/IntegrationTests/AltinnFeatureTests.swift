@@ -77,20 +77,7 @@ struct AltinnFeatureTests {
     @Test("Platform Access Tokens: RS256 with the certificate's key, kid and x5t from its SHA-1 thumbprint, Altinn's claims, cached, verified by openssl")
     func platformAccessTokens() async throws {
         let harness = try await DaemonHarness()
-        try await Command.openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", harness.directory.path("pat-key.pem"), "-out", harness.directory.path("pat-cert.pem"),
-            "-days", "60", "-subj", "/CN=ttd platform access")
-        chmod(harness.directory.path("pat-key.pem"), 0o600)
-        try harness.writeConfig(
-            extraProfiles: """
-                platform_access_tokens:
-                  my-app:
-                    issuer: ttd
-                    app: my-app
-                    certificate_file: pat-cert.pem
-                    private_key_file: pat-key.pem
-                    allow: { users: [root] }
-                """)
+        try harness.writeConfig(extraProfiles: try await harness.platformAccessToken(allow: "    allow: { users: [root] }"))
         try await harness.startDaemon()
 
         let before = Int(Date().timeIntervalSince1970)

@@ -115,6 +115,25 @@ final class DaemonHarness: @unchecked Sendable {
         try directory.write("broker.yaml", yaml, mode: 0o644)
     }
 
+    /// A certificate and key for a Platform Access Token issuer `my-app` (app `my-app` of `ttd`),
+    /// made in the test's directory; the `platform_access_tokens:` section naming them, with
+    /// `allow` lines under the issuer if given.
+    func platformAccessToken(allow: String = "") async throws -> String {
+        try await Command.openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory.path("pat-key.pem"), "-out", directory.path("pat-cert.pem"), "-days",
+            "60", "-subj", "/CN=ttd platform access")
+        chmod(directory.path("pat-key.pem"), 0o600)
+        return """
+            platform_access_tokens:
+              my-app:
+                issuer: ttd
+                app: my-app
+                certificate_file: pat-cert.pem
+                private_key_file: pat-key.pem
+            \(allow)
+            """
+    }
+
     /// Starts `serve` and waits until it answers on the socket.
     func startDaemon(
         environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true,

@@ -168,6 +168,43 @@ struct GatewayTests {
         await harness.stop()
     }
 
+    @Test("delegation by Broker-* headers (never sent on), and the configured Platform Access Token in place of the caller's")
+    func delegationAndPlatformAccessToken() async throws {
+        let harness = try await DaemonHarness(tls: (try await TestCA.make(for: "127.0.0.1"), "127.0.0.1"))
+        do {
+            harness.profileExtra = """
+                    delegation:
+                      system_user_org: any
+                    gateway:
+                      platform_access_token: my-app
+                """
+            harness.secrets = Self.personal
+            try harness.writeConfig(extraProfiles: try await harness.platformAccessToken())
+            try await harness.startDaemon()
+            let sent = try await Self.call(
+                harness, "POST", Self.ordersPath,
+                ["--data", Self.order("d-1"), "-H", "Broker-System-User-Org: 910000004", "-H", "PlatformAccessToken: forged"])
+            #expect(sent.status == 201, "\(sent)")
+            let stats = try await harness.emulatorStats()
+            #expect((stats["tokens_issued_by_organisation"] as? [String: Int])?["910000004"] == 1, "\(stats)")
+            let last = try #require(try await Self.seen(harness).last)
+            #expect(!(last["header_names"] as? [String] ?? []).contains("broker-system-user-org"))
+            let platformToken = try #require(last["platform_access_token"] as? String)
+            #expect(platformToken != "forged" && platformToken.split(separator: ".").count == 3)
+            #expect(try await harness.waitForLog(containing: "variant=").contains("system_user_org=910000004"))
+
+            // The token route's rules: a choice the profile does not offer, a malformed number.
+            let consumer = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed", ["-H", "Broker-Consumer-Org: 991825827"])
+            #expect(consumer.status == 400 && consumer.head.contains("Broker-Error: true"), "\(consumer)")
+            let malformed = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed", ["-H", "Broker-System-User-Org: 123"])
+            #expect(malformed.status == 400, "\(malformed)")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
     @Test("a revoked token: one new token and one replay, 201; two hundred requests at once make one fetch; a second 401 reaches the client")
     func revokedToken() async throws {
         let harness = try await Self.harness()
