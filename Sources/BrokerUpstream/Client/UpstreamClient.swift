@@ -4,6 +4,7 @@ import BrokerPOSIX
 import Foundation
 package import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -46,8 +47,15 @@ package final class UpstreamClient: Sendable {
     private let proxied: HTTPClient?
     /// The gateway's calls, directly and through the proxy: pools of their own, whose read
     /// timeout is an idle limit while an answer streams rather than the token calls' total.
-    let forwarding: HTTPClient
-    let forwardingProxied: HTTPClient?
+    /// Made at the first gateway call, so that a daemon without a gateway does not hold them.
+    private let forwardingClients = NIOLockedValueBox(ForwardingClients.notMade)
+    private enum ForwardingClients {
+        case notMade
+        case made(direct: HTTPClient, proxied: HTTPClient?)
+        /// Shut down with the rest: none is made after.
+        case shutDown
+    }
+    private let makeForwardingClients: @Sendable () -> (direct: HTTPClient, proxied: HTTPClient?)
     let proxy: ProxySettings
     private let timeouts: Timeouts
     let logger: Logger
@@ -97,14 +105,32 @@ package final class UpstreamClient: Sendable {
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.forwardingConnectionsPerHost
             return configuration
         }
-        forwarding = HTTPClient(
-            eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: forwardingConfiguration(through: nil), backgroundActivityLogger: quiet)
-        forwardingProxied = proxy.server.map {
-            HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: forwardingConfiguration(through: $0), backgroundActivityLogger: quiet)
+        let direct = forwardingConfiguration(through: nil)
+        let proxied = proxy.server.map { forwardingConfiguration(through: $0) }
+        let background = quiet
+        makeForwardingClients = {
+            (
+                HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: direct, backgroundActivityLogger: background),
+                proxied.map { HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: $0, backgroundActivityLogger: background) }
+            )
         }
         self.proxy = proxy
         self.timeouts = timeouts
         self.logger = quiet
+    }
+
+    /// The gateway's clients, made at the first call; nil once the client is shut down.
+    var forwarders: (direct: HTTPClient, proxied: HTTPClient?)? {
+        forwardingClients.withLockedValue { clients in
+            switch clients {
+            case .made(let direct, let proxied): return (direct, proxied)
+            case .shutDown: return nil
+            case .notMade:
+                let made = makeForwardingClients()
+                clients = .made(direct: made.direct, proxied: made.proxied)
+                return made
+            }
+        }
     }
 
     /// Connections the gateway keeps to one Altinn host.
@@ -122,8 +148,14 @@ package final class UpstreamClient: Sendable {
     package func shutdown() async throws {
         try await client.shutdown()
         try await proxied?.shutdown()
-        try await forwarding.shutdown()
-        try await forwardingProxied?.shutdown()
+        let made = forwardingClients.withLockedValue { clients in
+            defer { clients = .shutDown }
+            return clients
+        }
+        if case .made(let direct, let proxied) = made {
+            try await direct.shutdown()
+            try await proxied?.shutdown()
+        }
     }
 
     // MARK: - Maskinporten

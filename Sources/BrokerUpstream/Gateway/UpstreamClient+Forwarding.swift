@@ -14,9 +14,10 @@ extension UpstreamClient {
         if request.body.readableBytes > 0 || ![.GET, .HEAD, .DELETE, .OPTIONS].contains(request.method) {
             call.body = .bytes(request.body)
         }
-        let server = forwardingProxied == nil ? nil : proxy.proxy(for: request.url)
+        guard let clients = forwarders else { throw .stopped }
+        let server = clients.proxied == nil ? nil : proxy.proxy(for: request.url)
         do {
-            let response = try await (server == nil ? forwarding : forwardingProxied!).execute(call, timeout: TimeAmount(request.timeout), logger: logger)
+            let response = try await (server == nil ? clients.direct : clients.proxied!).execute(call, timeout: TimeAmount(request.timeout), logger: logger)
             return ForwardedAnswer(status: Int(response.status.code), headers: response.headers, body: ForwardedAnswer.Body(base: response.body))
         } catch let error as HTTPClientError where error == .cancelled || error == .alreadyShutdown {
             throw .stopped
