@@ -32,6 +32,7 @@ package func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 let fuzzHTTP: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
     let input = bytes(data, size)
     FastPathAgreement.check(input)
+    GatewayPathProperty.check(input)
     let done = DispatchSemaphore(value: 0)
     Task {
         await Connection.serve(input)
@@ -76,6 +77,42 @@ func makeRouter() async throws -> Router {
     let output = try LineLogHandler.Output(format: .logfmt, descriptor: open("/dev/null", O_WRONLY))
     let auditor = Auditor(output: output, level: .info) { 60 }
     return Router(broker: broker, state: { state }, metrics: ServerMetrics(), auditor: auditor)
+}
+
+/// What the gateway sends on is what every reader of the path reads: a path the judge takes,
+/// percent-decoded and read segment by segment as a server would, still lies under the prefix
+/// and has no `.`, `..` or empty segment and no backslash. (The input's first word is tried as a
+/// path, alone and after the prefix.)
+enum GatewayPathProperty {
+    static let prefix = "/notifications/api/v1/"
+
+    static func check(_ input: [UInt8]) {
+        let end = input.firstIndex { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") } ?? input.count
+        let word = String(decoding: input[..<end], as: UTF8.self)
+        for path in [word, prefix + word] {
+            guard case .success = GatewayPath.judge(path[...], prefixes: [prefix]) else { continue }
+            let decoded = percentDecoded(path)
+            let segments = decoded.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            let unsafe =
+                !decoded.hasPrefix(prefix) || segments.dropLast().contains { $0.isEmpty || $0 == "." || $0 == ".." } || segments.last == ".."
+                || segments.last == "." || decoded.contains("\\")
+            if unsafe { fatalError("the gateway took \(path.debugDescription), which decodes to \(decoded.debugDescription)") }
+        }
+    }
+
+    static func percentDecoded(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var input = Array(text.utf8)[...]
+        while let byte = input.popFirst() {
+            if byte == UInt8(ascii: "%"), input.count >= 2, let value = UInt8(String(decoding: input.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                input = input.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// One connection carrying the input.

@@ -3,9 +3,9 @@
 /// between read the same way. Anything that could be read two ways (`..`, `.`, `//`, an encoded
 /// separator or dot, a backslash, a double encoding) is refused rather than normalised, and
 /// only then is the path held against the profile's prefixes.
-enum GatewayPath {
+package enum GatewayPath {
     /// Why a path is refused.
-    enum Refusal: Error, Equatable {
+    package enum Refusal: Error, Equatable {
         /// Not a plain path: the caller's mistake or a trick (400).
         case malformed(String)
         /// A plain path outside the profile's `gateway.paths` (403).
@@ -14,7 +14,7 @@ enum GatewayPath {
 
     /// `path` (what follows `/v1/api/{profile}`, query removed) if it may be sent on for a
     /// profile whose gateway allows `prefixes`.
-    static func judge(_ path: Substring, prefixes: [String]) -> Result<Substring, Refusal> {
+    package static func judge(_ path: Substring, prefixes: [String]) -> Result<Substring, Refusal> {
         guard path.utf8.first == UInt8(ascii: "/"), path.utf8.count > 1 else {
             return .failure(
                 .malformed("no API path after the profile: ask for /v1/api/{profile}/{path}, such as /v1/api/notifications/notifications/api/v1/orders"))
