@@ -238,6 +238,28 @@ class Daemon:
         self.drain.close()
 
 
+def nginx_preamble(directory):
+    """An nginx configuration's start, up to inside `http {`: as fast as it is configured for the
+    comparisons (no access log, workers per core, long keep-alive), everything kept in `directory`."""
+    # As root nginx would hand its workers to nobody, who cannot read this private directory.
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""
+{user}
+worker_processes auto;
+daemon off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {directory};
+    proxy_temp_path {directory};
+    fastcgi_temp_path {directory};
+    uwsgi_temp_path {directory};
+    scgi_temp_path {directory};
+    keepalive_requests 1000000;"""
+
+
 class Nginx:
     """nginx (Debian package) serving `body` on a Unix socket at the token's path."""
 
@@ -249,23 +271,7 @@ class Nginx:
             file.write(body)
         config = os.path.join(self.directory, "nginx.conf")
         with open(config, "w") as file:
-            # As root nginx would hand its workers to nobody, who cannot read this private directory.
-            user = "user root;" if os.geteuid() == 0 else ""
-            file.write(f"""
-{user}
-worker_processes auto;
-daemon off;
-pid {self.directory}/nginx.pid;
-error_log {self.directory}/error.log error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {self.directory};
-    proxy_temp_path {self.directory};
-    fastcgi_temp_path {self.directory};
-    uwsgi_temp_path {self.directory};
-    scgi_temp_path {self.directory};
-    keepalive_requests 1000000;
+            file.write(nginx_preamble(self.directory) + f"""
     server {{
         listen unix:{self.socket_path};
         location = /v1/token/demo {{
@@ -307,23 +313,8 @@ class GatewayPeers:
         with open(os.path.join(self.directory, "blob"), "wb") as file:
             file.write(b"x" * (50 * 1024 * 1024))
         config = os.path.join(self.directory, "nginx.conf")
-        user = "user root;" if os.geteuid() == 0 else ""
         with open(config, "w") as file:
-            file.write(f"""
-{user}
-worker_processes auto;
-daemon off;
-pid {self.directory}/nginx.pid;
-error_log {self.directory}/error.log error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {self.directory};
-    proxy_temp_path {self.directory};
-    fastcgi_temp_path {self.directory};
-    uwsgi_temp_path {self.directory};
-    scgi_temp_path {self.directory};
-    keepalive_requests 1000000;
+            file.write(nginx_preamble(self.directory) + f"""
     upstream altinn {{ server 127.0.0.1:{self.port}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{self.port};

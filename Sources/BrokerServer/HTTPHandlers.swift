@@ -194,7 +194,9 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // Refused before the body is read: a client waiting on 100-continue sends none.
                 rejected = true
                 respond(context: context, .error(.payloadTooLarge, "invalid_request", "the request body is larger than \(bodyLimit) bytes"), keepAlive: false)
-            } else if requestHead.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            } else if requestHead.headers.contains(name: "Expect"),
+                requestHead.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" })
+            {
                 // curl asks before sending a body over 1 KiB, and would otherwise wait a second.
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: .continue))), promise: nil)
             }

@@ -236,7 +236,13 @@ struct GatewayTests {
             let codes = parallel.output.split(separator: "\n")
             #expect(codes.count == 200 && codes.allSatisfy { $0 == "200" }, "\(Set(codes)) \(parallel.errorOutput)")
             #expect(try await many() == ahead + 1, "more than one fetch for one revoked token")
-
+            // The replays and the calls by status class, in the metrics.
+            let metrics = try await harness.request("/metrics").body
+            func value(_ series: String) -> Int? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Int($0.split(separator: " ").last ?? "") }
+            }
+            #expect((value(#"maskinporten_broker_gateway_replays_total{profile="notifications"}"#) ?? 0) >= 2, "\(metrics)")
+            #expect(value(#"maskinporten_broker_gateway_requests_total{profile="notifications",method="GET",status="2xx"}"#) == 200, "\(metrics)")
             // Revoked for good: the replay is refused too, and Altinn's 401 reaches the client.
             try await harness.emulatorCurl("-X", "POST", "--data", "{\"all\":true}", "\(harness.emulatorURL)/_emulator/notifications/revoke")
             let refused = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed?seq=0")

@@ -125,16 +125,7 @@ package actor TokenCache {
         if let token = current, clock.remaining(token) >= minValid, clock.now() - token.obtainedInstant < Self.forcedRefreshInterval {
             throw insufficient(token, needed: needed)
         }
-        let result: Result<IssuedToken, TokenError>
-        if let inFlight {
-            result = await inFlight.value
-        } else if let retryAt, clock.now() < retryAt, var error = lastError {
-            error.retryAfter = retryAt - clock.now()
-            throw error
-        } else {
-            result = await fetch()
-        }
-        let token = try result.get()
+        let token = try await joinOrFetch()
         guard clock.remaining(token) >= needed else { throw insufficient(token, needed: needed) }
         // The request a fetch was made for does not count as a use: a variant asked for once is
         // not refreshed, and goes when its token runs out.
@@ -189,6 +180,12 @@ package actor TokenCache {
     /// once, one fetch replaces it; and a failing upstream's backoff holds as for `token()`.
     package func replacing(_ rejected: IssuedToken) async throws(TokenError) -> IssuedToken {
         if let token = current, token.value != rejected.value, clock.remaining(token) >= minValid { return token }
+        return try await joinOrFetch()
+    }
+
+    /// The fetch under way, else the last failure while its backoff runs, else a new fetch: how
+    /// `token()` and `replacing(_:)` get a token the cache does not hold.
+    private func joinOrFetch() async throws(TokenError) -> IssuedToken {
         let result: Result<IssuedToken, TokenError>
         if let inFlight {
             result = await inFlight.value
