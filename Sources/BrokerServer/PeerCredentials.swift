@@ -1,4 +1,6 @@
 import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
 
 #if canImport(Glibc)
     import Glibc
@@ -31,8 +33,23 @@ package struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
         return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
     }
 
-    /// The peer's executable, from `/proc/<pid>/exe`, for audit lines.
+    /// The peer's executable, from `/proc/<pid>/exe`, for audit lines: read again after a
+    /// second, so that a client calling the gateway thousands of times a second (one audit line
+    /// each) costs one `readlink` a second, not one a call.
     package func executable() -> String? {
+        let now = NIODeadline.now()
+        if let known = Self.recent.withLockedValue({ $0[self] }), known.read + .seconds(1) > now { return known.name }
+        let name = readExecutable()
+        Self.recent.withLockedValue { recent in
+            if recent.count >= 1024 { recent.removeAll(keepingCapacity: true) }
+            recent[self] = (name, now)
+        }
+        return name
+    }
+
+    private static let recent = NIOLockedValueBox<[PeerCredentials: (name: String?, read: NIODeadline)]>([:])
+
+    private func readExecutable() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
         guard length > 0 else { return nil }

@@ -208,6 +208,10 @@ package final class LineSink: Sendable {
                     state.writing = false
                 }
                 state.broadcast()
+                // Lines that come a few microseconds apart (the gateway writes one per call)
+                // would wake this thread for each, and cost a wakeup, a context switch and a
+                // write per line: after a write it lets the next batch gather for a millisecond.
+                usleep(1000)
                 // A burst's megabytes are not kept for the rest of the process's life.
                 batch.removeAll(keepingCapacity: batch.capacity <= 64 * 1024)
                 if output.capacity > 64 * 1024 { output = [] }

@@ -14,6 +14,21 @@ enum ProxyProbe {
     struct Answer: Sendable, Equatable {
         var status: Int
         var reason: String
+
+        /// What a CONNECT to `target` answered with this status means, in the words of an error.
+        func refusal(by server: ProxySettings.Server, of target: String) -> String {
+            switch status {
+            case 500...599:
+                "the proxy could not reach \(target) (HTTP \(status) \(reason)): the target is unreachable from the proxy"
+            case 407 where server.username == nil:
+                "the proxy asks for credentials (HTTP 407 Proxy Authentication Required): give them in the proxy URL, http://USER:PASSWORD@HOST:PORT"
+            case 407, 401:
+                // tinyproxy answers wrong credentials with 401.
+                "the proxy refused the credentials given (HTTP \(status) \(reason)): check the user and password in the proxy URL"
+            default:
+                "the proxy refused the CONNECT to \(target) (HTTP \(status) \(reason)): its rules must allow this host and port"
+            }
+        }
     }
 
     /// The proxy's answer to `CONNECT host:port`, or why there was none.

@@ -45,17 +45,8 @@ package final class UpstreamClient: Sendable {
     private let client: HTTPClient
     /// Calls that go through the proxy, when there is one.
     private let proxied: HTTPClient?
-    /// The gateway's calls, directly and through the proxy: pools of their own, whose read
-    /// timeout is an idle limit while an answer streams rather than the token calls' total.
-    /// Made at the first gateway call, so that a daemon without a gateway does not hold them.
-    private let forwardingClients = NIOLockedValueBox(ForwardingClients.notMade)
-    private enum ForwardingClients {
-        case notMade
-        case made(direct: HTTPClient, proxied: HTTPClient?)
-        /// Shut down with the rest: none is made after.
-        case shutDown
-    }
-    private let makeForwardingClients: @Sendable () -> (direct: HTTPClient, proxied: HTTPClient?)
+    /// The gateway's calls: connections of their own, on the callers' event loops.
+    let forwarder: ForwardingClient
     let proxy: ProxySettings
     private let timeouts: Timeouts
     let logger: Logger
@@ -98,43 +89,11 @@ package final class UpstreamClient: Sendable {
         proxied = proxy.server.map {
             HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0), backgroundActivityLogger: quiet)
         }
-        // The gateway's pool keeps as many connections as callers are likely to have calls under
-        // way at once: with the library's 8, the 9th concurrent call waits for a connection.
-        func forwardingConfiguration(through server: ProxySettings.Server?) -> HTTPClient.Configuration {
-            var configuration = configuration(through: server, read: Self.forwardingIdleRead)
-            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.forwardingConnectionsPerHost
-            return configuration
-        }
-        let direct = forwardingConfiguration(through: nil)
-        let proxied = proxy.server.map { forwardingConfiguration(through: $0) }
-        let background = quiet
-        makeForwardingClients = {
-            (
-                HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: direct, backgroundActivityLogger: background),
-                proxied.map { HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: $0, backgroundActivityLogger: background) }
-            )
-        }
+        forwarder = ForwardingClient(tls: tls, proxy: proxy, connectTimeout: timeouts.connect, idleRead: Self.forwardingIdleRead)
         self.proxy = proxy
         self.timeouts = timeouts
         self.logger = quiet
     }
-
-    /// The gateway's clients, made at the first call; nil once the client is shut down.
-    var forwarders: (direct: HTTPClient, proxied: HTTPClient?)? {
-        forwardingClients.withLockedValue { clients in
-            switch clients {
-            case .made(let direct, let proxied): return (direct, proxied)
-            case .shutDown: return nil
-            case .notMade:
-                let made = makeForwardingClients()
-                clients = .made(direct: made.direct, proxied: made.proxied)
-                return made
-            }
-        }
-    }
-
-    /// Connections the gateway keeps to one Altinn host.
-    static let forwardingConnectionsPerHost = 64
 
     /// How long a forwarded answer may pause between two reads before the call is given up.
     static let forwardingIdleRead: Duration = .seconds(300)
@@ -148,14 +107,7 @@ package final class UpstreamClient: Sendable {
     package func shutdown() async throws {
         try await client.shutdown()
         try await proxied?.shutdown()
-        let made = forwardingClients.withLockedValue { clients in
-            defer { clients = .shutDown }
-            return clients
-        }
-        if case .made(let direct, let proxied) = made {
-            try await direct.shutdown()
-            try await proxied?.shutdown()
-        }
+        await forwarder.shutdown()
     }
 
     // MARK: - Maskinporten
@@ -252,24 +204,15 @@ package final class UpstreamClient: Sendable {
         let target = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         if let error = error as? HTTPClientError {
             if error == .proxyAuthenticationRequired {
-                return server.username == nil
-                    ? "the proxy asks for credentials (HTTP 407 Proxy Authentication Required): give them in the proxy URL, http://USER:PASSWORD@HOST:PORT"
-                    : "the proxy refused the credentials given (HTTP 407 Proxy Authentication Required): check the user and password in the proxy URL"
+                return ProxyProbe.Answer(status: 407, reason: "Proxy Authentication Required").refusal(by: server, of: target)
             }
             if error == .httpProxyHandshakeTimeout {
                 return "the proxy did not answer the CONNECT to \(target) in time"
             }
             if error == .invalidProxyResponse {
                 switch await ProxyProbe.ask(server, host: host, port: port, timeout: timeouts.connect) {
-                case .success(let answer) where (500...599).contains(answer.status):
-                    return "the proxy could not reach \(target) (HTTP \(answer.status) \(answer.reason)): the target is unreachable from the proxy"
-                case .success(let answer) where answer.status == 407 || answer.status == 401:
-                    // tinyproxy answers wrong credentials with 401.
-                    return "the proxy refused the credentials given (HTTP \(answer.status) \(answer.reason)): check the user and password in the proxy URL"
-                case .success(let answer):
-                    return "the proxy refused the CONNECT to \(target) (HTTP \(answer.status) \(answer.reason)): its rules must allow this host and port"
-                case .failure(let failure):
-                    return "the proxy refused the CONNECT to \(target) (asked again for its status: \(failure.reason))"
+                case .success(let answer): return answer.refusal(by: server, of: target)
+                case .failure(let failure): return "the proxy refused the CONNECT to \(target) (asked again for its status: \(failure.reason))"
                 }
             }
             if error == .connectTimeout {

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 package import NIOCore
 package import NIOHTTP1
 
@@ -36,23 +35,31 @@ package struct ForwardedAnswer: Sendable {
     /// The body, chunk by chunk; reading it stops when the consumer stops (backpressure).
     package var body: Body
 
-    /// The body of an answer: the HTTP library's stream, behind a type of this module's own, so
-    /// that the server does not depend on the library.
+    /// The body of an answer, as the connection reads it: a chunk is read from Altinn only
+    /// while fewer than a few wait here, so a large answer to a slow reader is never held whole.
+    /// Dropping the body before its end closes the connection it came on.
     package struct Body: AsyncSequence, Sendable {
         package typealias Element = ByteBuffer
-        let base: HTTPClientResponse.Body
+        typealias Chunks = NIOThrowingAsyncSequenceProducer<
+            ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ForwardingConnection.Demand
+        >
+        let chunks: Chunks
 
         package struct AsyncIterator: AsyncIteratorProtocol {
-            var base: HTTPClientResponse.Body.AsyncIterator
+            var base: Chunks.AsyncIterator
             package mutating func next() async throws -> ByteBuffer? { try await base.next() }
         }
 
-        package func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+        package func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: chunks.makeAsyncIterator()) }
 
         /// Reads and drops the rest, up to `limit` bytes (a 401's short body, so that its
         /// connection can be used again); a longer one is left, and its connection closed.
         package func discard(upTo limit: Int = 64 * 1024) async {
-            _ = try? await base.collect(upTo: limit)
+            var read = 0
+            var iterator = makeAsyncIterator()
+            while read <= limit, let chunk = try? await iterator.next() {
+                read += chunk.readableBytes
+            }
         }
     }
 }
