@@ -234,7 +234,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerUpstreamTests",
-            dependencies: ["BrokerConfig", "BrokerCrypto", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator"],
+            dependencies: [
+                "BrokerConfig", "BrokerCrypto", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

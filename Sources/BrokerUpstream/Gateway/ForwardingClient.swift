@@ -18,8 +18,8 @@ final class ForwardingClient: Sendable {
         case connect(host: String, port: Int, any Error)
         /// The proxy could not be reached.
         case proxyUnreachable(any Error)
-        /// The proxy answered the CONNECT with a status other than 2xx.
-        case proxyRefused(ProxyProbe.Answer)
+        /// The proxy answered the CONNECT to `target` (`host:port`) with a status other than 2xx.
+        case proxyRefused(ProxyProbe.Answer, target: String)
         /// The proxy did not answer the CONNECT in time, or not with HTTP.
         case proxyNoAnswer(String)
         /// The connection failed or closed before the answer's head.
@@ -150,7 +150,9 @@ final class ForwardingClient: Sendable {
                 let name = (try? SocketAddress(ipAddress: endpoint.host, port: 0)) == nil ? endpoint.host : nil
                 try operations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
             }
-            try operations.addHTTPClientHandlers()
+            // Every header sent was read by the socket's HTTP parser, which refuses what the
+            // validation would, or is the broker's own: validating again costs each call.
+            try operations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
             let connection = ForwardingConnection(endpoint: endpoint, pool: pool, idleRead: self.idleRead)
             try operations.addHandler(connection)
             pool.opened(connection)

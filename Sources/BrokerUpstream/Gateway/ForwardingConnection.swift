@@ -41,7 +41,7 @@ final class ForwardingConnection: ChannelDuplexHandler, RemovableChannelHandler,
     /// closed meanwhile.
     private(set) var uses = 0
     /// When it went back to the pool: a connection idle too long is not used again.
-    var idleSince: NIODeadline = .now()
+    var idleSince = NIODeadline.uptimeNanoseconds(0)
 
     private var state = State.idle
     private var context: ChannelHandlerContext?
@@ -95,7 +95,7 @@ final class ForwardingConnection: ChannelDuplexHandler, RemovableChannelHandler,
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        moveDeadline(to: .now() + timeout, context: context)
+        moveDeadline(to: context.eventLoop.now + timeout, context: context)
     }
 
     /// Closes the connection; a call on it fails, or its body breaks off.
@@ -116,11 +116,11 @@ final class ForwardingConnection: ChannelDuplexHandler, RemovableChannelHandler,
                 backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4), finishOnDeinit: false,
                 delegate: Demand(connection: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange))
             state = .streaming(made.source)
-            moveDeadline(to: .now() + idleRead, context: context)
+            moveDeadline(to: context.eventLoop.now + idleRead, context: context)
             promise.succeed(ForwardedAnswer(status: Int(head.status.code), headers: head.headers, body: ForwardedAnswer.Body(chunks: made.sequence)))
         case .body(let chunk):
             guard case .streaming(let source) = state else { return }
-            if due != nil { due = .now() + idleRead }
+            if due != nil { due = context.eventLoop.now + idleRead }
             if case .stopProducing = source.yield(chunk) { paused = true }
         case .end:
             guard case .streaming(let source) = state else { return }
@@ -203,7 +203,7 @@ final class ForwardingConnection: ChannelDuplexHandler, RemovableChannelHandler,
             let (connection, context) = bound.value
             connection.timer = nil
             guard let due = connection.due else { return }
-            if due > .now() {
+            if due > context.eventLoop.now {
                 connection.schedule(at: due, context: context)
                 return
             }
@@ -212,7 +212,7 @@ final class ForwardingConnection: ChannelDuplexHandler, RemovableChannelHandler,
                 connection.fail(.timedOut, context: context)
             case .streaming where connection.paused:
                 // The reader is slow, not Altinn: the idle limit counts from its next read.
-                connection.due = .now() + connection.idleRead
+                connection.due = context.eventLoop.now + connection.idleRead
                 connection.schedule(at: connection.due!, context: context)
             case .streaming:
                 connection.fail(.brokenOff, context: context)

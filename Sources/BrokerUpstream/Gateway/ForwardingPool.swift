@@ -76,7 +76,7 @@ final class ForwardingPool: @unchecked Sendable {
     /// An idle connection to `endpoint`, if one is kept.
     func take(_ endpoint: ForwardingEndpoint) -> ForwardingConnection? {
         loop.preconditionInEventLoop()
-        let now = NIODeadline.now()
+        let now = loop.now
         while let connection = idle[endpoint]?.popLast() {
             if connection.isUsable && connection.idleSince + Self.idleLimit > now { return connection }
             connection.close()
@@ -96,7 +96,7 @@ final class ForwardingPool: @unchecked Sendable {
             connection.close()
             return
         }
-        connection.idleSince = .now()
+        connection.idleSince = loop.now
         idle[connection.endpoint, default: []].append(connection)
     }
 

@@ -9,14 +9,16 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
     typealias InboundIn = ByteBuffer
 
     private let promise: EventLoopPromise<Void>
+    private let target: String
     private var answer = ByteBuffer()
     private var timer: Scheduled<Void>?
 
     /// The largest CONNECT answer read (a status line and a few headers).
     static let maximumHead = 8 * 1024
 
-    private init(promise: EventLoopPromise<Void>) {
+    private init(promise: EventLoopPromise<Void>, target: String) {
         self.promise = promise
+        self.target = target
     }
 
     /// Opens the tunnel on `channel`, connected to `server`; fails as `ForwardingClient.Failure`.
@@ -24,7 +26,8 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
         Void
     > {
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        let tunnel = ProxyTunnel(promise: promise)
+        let target = endpoint.host.contains(":") ? "[\(endpoint.host)]:\(endpoint.port)" : "\(endpoint.host):\(endpoint.port)"
+        let tunnel = ProxyTunnel(promise: promise, target: target)
         do {
             try channel.pipeline.syncOperations.addHandler(tunnel)
         } catch {
@@ -32,7 +35,7 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
             return promise.futureResult
         }
         tunnel.timer = channel.eventLoop.scheduleTask(in: timeout) {
-            promise.fail(ForwardingClient.Failure.proxyNoAnswer("the proxy did not answer the CONNECT to \(endpoint.authority) in time"))
+            promise.fail(ForwardingClient.Failure.proxyNoAnswer("the proxy did not answer the CONNECT to \(target) in time"))
             channel.close(promise: nil)
         }
         channel.writeAndFlush(ByteBuffer(string: ProxyProbe.request(server, host: endpoint.host, port: endpoint.port)), promise: nil)
@@ -63,7 +66,7 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
         if (200...299).contains(parsed.status) {
             promise.succeed()
         } else {
-            promise.fail(ForwardingClient.Failure.proxyRefused(parsed))
+            promise.fail(ForwardingClient.Failure.proxyRefused(parsed, target: target))
         }
     }
 

@@ -25,9 +25,9 @@ extension UpstreamClient {
             return .unreachable("Altinn could not be reached (connecting to \(host):\(port)): \(describe(error))")
         case .proxyUnreachable(let error):
             return .unreachable("Altinn through the proxy \(proxy.server.map { "\($0)" } ?? "?"): the proxy could not be reached: \(describe(error))")
-        case .proxyRefused(let answer):
-            guard let server = proxy.server else { return .unreachable("the proxy refused the tunnel") }
-            return .unreachable("Altinn through the proxy \(server): \(answer.refusal(by: server, of: "Altinn"))")
+        case .proxyRefused(let answer, let target):
+            guard let server = proxy.server else { return .unreachable("the proxy refused the tunnel to \(target)") }
+            return .unreachable("Altinn through the proxy \(server): \(answer.refusal(by: server, of: target))")
         case .proxyNoAnswer(let reason):
             return .unreachable("Altinn through the proxy \(proxy.server.map { "\($0)" } ?? "?"): \(reason)")
         case .exchange(.timedOut):
