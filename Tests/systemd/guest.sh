@@ -36,6 +36,12 @@ as() {
     sed '$d' /tmp/response > /tmp/body
     tail -1 /tmp/response
 }
+# as_post USER PATH JSON: a POST over the socket as USER; prints the status, the body in /tmp/body
+as_post() {
+    runuser -u "$1" -- curl -s -w '\n%{http_code}' --max-time 10 --unix-socket "$socket" -H 'Content-Type: application/json' --data "$3" "http://localhost$2" > /tmp/response
+    sed '$d' /tmp/response > /tmp/body
+    tail -1 /tmp/response
+}
 # wait_for SECONDS COMMAND...: until the command succeeds
 wait_for() {
     local limit=$1
@@ -63,6 +69,7 @@ profiles:
     scopes: [altinn:serviceowner/notifications.create]
     key: { encoded_jwk_credential: notifications-jwk }
     allow: { users: [notifier] }
+    gateway: {}
 $1
 EOF
 }
@@ -152,6 +159,14 @@ checks_phase() {
     equal "a member of the group on the allow list gets a token" "$(as notifier /v1/token/notifications)" 200
     run "the answer holds a token" grep -q '"access_token":"ey' /tmp/body
     run "maskinporten-broker token works for the allowed user" runuser -u notifier -- maskinporten-broker token notifications
+    # The gateway under the unit's sandbox: an order sent to the emulator's Notifications API.
+    local orders=/v1/api/notifications/notifications/api/v1/future/orders
+    local order="{\"idempotencyId\":\"e2e-$(date +%s%N)\",\"recipient\":{\"recipientOrganization\":{\"orgNumber\":\"991825827\",\"channelSchema\":\"Email\"}}}"
+    equal "an order sent through the gateway is accepted (201)" "$(as_post notifier $orders "$order")" 201
+    run "the gateway's answer is the order's, with no token in it" bash -c 'grep -q notificationOrderId /tmp/body && ! grep -q "\"ey" /tmp/body'
+    equal "a user not on the allow list cannot send through the gateway" "$(as_post stranger $orders "$order")" 403
+    wait_for 5 bash -c "journalctl -u $unit --no-pager | grep -q 'api request forwarded'" || true
+    run "the forwarded call has its audit line in the journal" bash -c "journalctl -u $unit --no-pager | grep 'api request forwarded' | grep -q 'status=201'"
     equal "a member of the group not on the allow list gets 403" "$(as stranger /v1/token/notifications)" 403
     run "the 403 says access_denied" grep -q '"error":"access_denied"' /tmp/body
     local code
