@@ -269,7 +269,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BrokerPOSIXTests",
-            dependencies: ["BrokerPOSIX", "BrokerTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BrokerPOSIX", "BrokerTestSupport", "CSystemShims", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

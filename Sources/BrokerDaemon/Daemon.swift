@@ -27,16 +27,22 @@ package final class Daemon: Sendable {
     package let auditor: Auditor
     /// Key rotation through the self-service API, for profiles with `rotation:`.
     package let rotation: KeyRotation
+    /// The tokens kept in systemd's file descriptor store for the next start.
+    package let tokenStore: TokenStoreKeeper
 
     /// The services to run, in dependency order: the auditor before the server, so that its
-    /// last count lines are written once the server has stopped handing out tokens.
-    package var services: [any Service] { [broker, rotation, auditor, server] + (metricsListener.map { [$0] } ?? []) + [supervisor] }
+    /// last count lines are written once the server has stopped handing out tokens; the token
+    /// store just after the broker, so that it keeps the tokens as they are when all else stopped.
+    package var services: [any Service] {
+        [broker, tokenStore, rotation, auditor, server] + (metricsListener.map { [$0] } ?? []) + [supervisor]
+    }
 
     /// Builds the daemon for `loaded`, listening as `listener`.
     package init(
         configPath: String,
         loaded: LoadedConfiguration,
         listener: SocketServer.Listener,
+        restoring: [StoredToken] = [],
         limits: ServerLimits = ServerLimits(),
         policy: RetryPolicy = RetryPolicy(),
         notifier: SystemdNotifier = SystemdNotifier(),
@@ -46,7 +52,10 @@ package final class Daemon: Sendable {
         logger: Logger
     ) throws {
         Self.report(loaded, logger: logger)
-        let broker = try TokenBroker(configuration: loaded.configuration, credentials: loaded.credentials, policy: policy, logger: logger)
+        let broker = try TokenBroker(
+            configuration: loaded.configuration, credentials: loaded.credentials, restoring: restoring, policy: policy, logger: logger)
+        TokenStoreKeeper.report(broker.restoration, logger: logger)
+        tokenStore = TokenStoreKeeper(broker: broker, notifier: notifier, logger: logger)
         let state = NIOLockedValueBox(ServingState(loaded))
         let auditor = Auditor(output: output, level: logger.logLevel) { state.withLockedValue { $0.configuration.audit.summaryIntervalSeconds } }
         let reloads = AsyncStream.makeStream(of: ReloadCause.self)
@@ -72,11 +81,11 @@ package final class Daemon: Sendable {
         }
     }
 
-    /// The socket systemd passed in, or the configured path: refused for the same problems
-    /// `check-config` reports on `socket`, in the same words.
-    package static func listener(_ loaded: LoadedConfiguration, logger: Logger) throws -> SocketServer.Listener {
-        let passed = ListenFDs.take()
-        if let fd = passed.first {
+    /// The socket systemd passed in (the first of `passed` that is not the token store), or the
+    /// configured path: refused for the same problems `check-config` reports on `socket`, in the
+    /// same words.
+    package static func listener(_ loaded: LoadedConfiguration, passed: [ListenFDs.Passed], logger: Logger) throws -> SocketServer.Listener {
+        if let fd = passed.first(where: { $0.name != TokenStoreKeeper.name })?.fd {
             guard ListenFDs.isListeningUnixStream(fd) else {
                 throw DaemonError("the socket passed by systemd (fd \(fd)) is not a listening Unix stream socket; use ListenStream= with a path")
             }

@@ -18,9 +18,12 @@ extension Daemon {
         logger: Logger,
         gracefulShutdownSignals: [UnixSignal]
     ) throws -> ServiceGroup {
-        let listener = try listener(loaded, logger: logger)
+        let passed = ListenFDs.take()
+        let listener = try listener(loaded, passed: passed, logger: logger)
         logger.info("starting", metadata: startLine(loaded, version: version, listener: listener))
-        let daemon = try Daemon(configPath: configPath, loaded: loaded, listener: listener, metrics: metrics, output: output, logger: logger)
+        let kept = TokenStoreKeeper.read(passed, logger: logger)
+        let daemon = try Daemon(
+            configPath: configPath, loaded: loaded, listener: listener, restoring: kept, metrics: metrics, output: output, logger: logger)
         return ServiceGroup(services: daemon.services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
     }
 

@@ -4,15 +4,28 @@
     import Musl
 #endif
 
-/// sd_listen_fds(3): sockets passed in by systemd (`$LISTEN_FDS`, `$LISTEN_PID`), starting at
-/// file descriptor 3.
+/// sd_listen_fds_with_names(3): descriptors passed in by systemd (`$LISTEN_FDS`, `$LISTEN_PID`,
+/// `$LISTEN_FDNAMES`), starting at file descriptor 3: the socket unit's sockets, then what the
+/// service put in its file descriptor store before it restarted.
 package enum ListenFDs {
     /// The first passed descriptor.
     package static let start: Int32 = 3
 
+    /// One passed descriptor and its name (`FileDescriptorName=` of a socket, the default being
+    /// the socket unit's name; `FDNAME=` of a stored one; "unknown" when none is given).
+    package struct Passed: Sendable, Equatable {
+        package var fd: Int32
+        package var name: String
+
+        package init(fd: Int32, name: String) {
+            self.fd = fd
+            self.name = name
+        }
+    }
+
     /// The passed descriptors, when they are meant for this process. The variables are removed
-    /// afterwards so that child processes do not take the sockets for theirs.
-    package static func take(environment: [String: String]? = nil, unsetEnvironment: Bool = true) -> [Int32] {
+    /// afterwards so that child processes do not take the descriptors for theirs.
+    package static func take(environment: [String: String]? = nil, unsetEnvironment: Bool = true) -> [Passed] {
         let environment = environment ?? SystemdNotifier.processEnvironment()
         defer {
             if unsetEnvironment {
@@ -24,7 +37,10 @@ package enum ListenFDs {
         guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
             let count = environment["LISTEN_FDS"].flatMap(Int32.init), count > 0
         else { return [] }
-        return (0..<count).map { start + $0 }
+        let names = environment["LISTEN_FDNAMES"].map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
+        return (0..<count).map { index in
+            Passed(fd: start + index, name: Int(index) < names.count && !names[Int(index)].isEmpty ? names[Int(index)] : "unknown")
+        }
     }
 
     /// Whether `fd` is a listening Unix stream socket.

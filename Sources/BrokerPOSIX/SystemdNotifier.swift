@@ -1,3 +1,5 @@
+import CSystemShims
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -11,12 +13,16 @@ package struct SystemdNotifier: Sendable {
     package let socketPath: String?
     /// Half of `$WATCHDOG_USEC`, when the watchdog is enabled for this process.
     package let watchdogInterval: Duration?
+    /// `$FDSTORE`: how many descriptors systemd keeps for the service (systemd 254 and later say
+    /// it; nil when not said).
+    package let descriptorStoreMax: Int?
 
     /// A notifier reading `environment` (by default the process environment).
     package init(environment: [String: String]? = nil) {
         let environment = environment ?? Self.processEnvironment()
         let path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
         socketPath = path
+        descriptorStoreMax = environment["FDSTORE"].flatMap { Int($0) }
         if let usec = environment["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0,
             environment["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true
         {
@@ -45,9 +51,24 @@ package struct SystemdNotifier: Sendable {
     /// `WATCHDOG=1`.
     package func watchdog() { send("WATCHDOG=1") }
 
-    /// Sends one datagram; failures are ignored, as sd_notify's callers do.
+    /// `FDSTORE=1` with `FDNAME=name`: systemd keeps a duplicate of `fd` while the unit restarts
+    /// (with `FileDescriptorStoreMax=` above zero) and passes it back in `$LISTEN_FDS` under that
+    /// name. False when no service manager took it.
     @discardableResult
-    package func send(_ message: String) -> Bool {
+    package func storeDescriptor(_ fd: Int32, name: String) -> Bool {
+        send("FDSTORE=1\nFDNAME=\(name)", descriptor: fd)
+    }
+
+    /// `FDSTOREREMOVE=1` with `FDNAME=name`: systemd closes every descriptor it keeps under it.
+    @discardableResult
+    package func removeStoredDescriptors(name: String) -> Bool {
+        send("FDSTOREREMOVE=1\nFDNAME=\(name)")
+    }
+
+    /// Sends one datagram, with `descriptor` attached when given; failures are ignored, as
+    /// sd_notify's callers do.
+    @discardableResult
+    package func send(_ message: String, descriptor: Int32? = nil) -> Bool {
         guard let socketPath else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -56,7 +77,13 @@ package struct SystemdNotifier: Sendable {
         let bytes = Array(message.utf8)
         let sent = address.withSockaddr { socketAddress, length in
             bytes.withUnsafeBytes { payload in
-                (try? retryingEINTR("sendto") { sendto(fd, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL), socketAddress, length) }) ?? -1
+                (try? retryingEINTR("sendmsg") {
+                    if let descriptor {
+                        CSystemShims_sendWithDescriptor(fd, socketAddress, length, payload.baseAddress, payload.count, descriptor)
+                    } else {
+                        sendto(fd, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL), socketAddress, length)
+                    }
+                }) ?? -1
             }
         }
         return sent == bytes.count

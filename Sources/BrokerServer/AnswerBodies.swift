@@ -48,9 +48,12 @@ struct ProfileBody: Encodable {
     var rotation: RotationBody?
     /// Cached variants (delegation chosen per request): a count, never the organisations.
     var variants: Int?
+    /// Where the held token came from: `upstream`, or `restored` (kept through a restart in
+    /// systemd's file descriptor store); absent while none is held.
+    var origin: String?
 
     enum CodingKeys: String, CodingKey {
-        case profile, environment, kind, scopes, state, keys, rotation, variants
+        case profile, environment, kind, scopes, state, keys, rotation, variants, origin
         case expiresAt = "expires_at"
         case lastError = "last_error"
     }

@@ -279,7 +279,8 @@ package struct Router: Sendable {
                 kind: entry.profile.exchange == .altinn ? "altinn" : "maskinporten", scopes: entry.profile.scopes, state: entry.state,
                 expiresAt: entry.status?.expiresAt.map(JSONCoding.rfc3339), lastError: entry.status?.lastError?.description ?? entry.unavailable,
                 keys: entry.status.flatMap { $0.keys.isEmpty ? nil : $0.keys.map { KeyBody($0, now: snapshot.takenAt) } },
-                rotation: entry.rotation.map(RotationBody.init), variants: entry.variants)
+                rotation: entry.rotation.map(RotationBody.init), variants: entry.variants,
+                origin: entry.status.flatMap { $0.expiresAt == nil ? nil : $0.restored ? "restored" : "upstream" })
         }
         return .json(.ok, ["profiles": list])
     }

@@ -9,6 +9,12 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <string.h>
+#include <linux/memfd.h>
+#ifndef MSG_CMSG_CLOEXEC
+#define MSG_CMSG_CLOEXEC 0x40000000
+#endif
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -58,6 +64,86 @@ static inline int CSystemShims_epollWait(int epoll, uint64_t *data, uint32_t *ev
         events[index] = ready[index].events;
     }
     return count;
+}
+
+// memfd_create and the seals are declared only under _GNU_SOURCE; the values are Linux's.
+extern int memfd_create(const char *name, unsigned int flags);
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+
+/// The seals that make a memfd immutable: no write, grow, shrink, nor any further seal.
+static const int CSystemShims_SEALS_IMMUTABLE = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+/// The seals that make its contents fixed (a file with these cannot change under its reader).
+static const int CSystemShims_SEALS_CONTENTS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+
+/// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
+static inline int CSystemShims_sealableMemoryFile(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+/// fcntl(fd, F_ADD_SEALS, seals).
+static inline int CSystemShims_addSeals(int fd, int seals) {
+    return fcntl(fd, F_ADD_SEALS, seals);
+}
+
+/// fcntl(fd, F_GET_SEALS): the seals, or -1 (EINVAL: not a file that takes seals).
+static inline int CSystemShims_getSeals(int fd) {
+    return fcntl(fd, F_GET_SEALS);
+}
+
+/// sendmsg of `payload` to `address` with `descriptor` attached (SCM_RIGHTS), as sd_notify's
+/// FDSTORE=1 needs it; the CMSG macros are not Swift's.
+static inline ssize_t CSystemShims_sendWithDescriptor(
+    int socket, const struct sockaddr *address, socklen_t addressLength, const void *payload, size_t length, int descriptor) {
+    struct iovec vector = {.iov_base = (void *)payload, .iov_len = length};
+    union {
+        char buffer[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message = {0};
+    message.msg_name = (void *)address;
+    message.msg_namelen = addressLength;
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof(control.buffer);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    return sendmsg(socket, &message, MSG_NOSIGNAL);
+}
+
+/// recvmsg of one datagram into `buffer`, and the first descriptor attached to it into
+/// `descriptor` (-1 when none): a service manager's side of FDSTORE=1, for tests.
+static inline ssize_t CSystemShims_receiveWithDescriptor(int socket, void *buffer, size_t capacity, int *descriptor) {
+    struct iovec vector = {.iov_base = buffer, .iov_len = capacity};
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {0};
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof(control.buffer);
+    *descriptor = -1;
+    ssize_t received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS && *descriptor < 0) {
+            memcpy(descriptor, CMSG_DATA(header), sizeof(int));
+        }
+    }
+    return received;
 }
 
 /// prctl(PR_SET_DUMPABLE, value).

@@ -66,8 +66,11 @@ struct SystemdNotifierTests {
 
     @Test("LISTEN_FDS is taken only when LISTEN_PID is this process")
     func listenFDs() {
-        #expect(ListenFDs.take(environment: ["LISTEN_FDS": "1", "LISTEN_PID": "\(getpid())"], unsetEnvironment: false) == [3])
-        #expect(ListenFDs.take(environment: ["LISTEN_FDS": "2", "LISTEN_PID": "\(getpid())"], unsetEnvironment: false) == [3, 4])
+        #expect(ListenFDs.take(environment: ["LISTEN_FDS": "1", "LISTEN_PID": "\(getpid())"], unsetEnvironment: false) == [.init(fd: 3, name: "unknown")])
+        #expect(
+            ListenFDs.take(
+                environment: ["LISTEN_FDS": "3", "LISTEN_PID": "\(getpid())", "LISTEN_FDNAMES": "maskinporten-broker.socket::tokens"], unsetEnvironment: false)
+                == [.init(fd: 3, name: "maskinporten-broker.socket"), .init(fd: 4, name: "unknown"), .init(fd: 5, name: "tokens")])
         #expect(ListenFDs.take(environment: ["LISTEN_FDS": "1", "LISTEN_PID": "1"], unsetEnvironment: false).isEmpty)
         #expect(ListenFDs.take(environment: [:], unsetEnvironment: false).isEmpty)
     }

@@ -45,11 +45,16 @@ package enum MetricName {
     package static let gatewayUpstreamLatency = "maskinporten_broker_gateway_upstream_latency_seconds"
     /// Gateway requests sent again with a new token after Altinn answered 401, by `profile`.
     package static let gatewayReplays = "maskinporten_broker_gateway_replays_total"
+    /// Tokens put back at start from systemd's file descriptor store.
+    package static let tokensRestored = "maskinporten_broker_tokens_restored_total"
+    /// Tokens found in the store at start and discarded, by reason.
+    package static let tokensDiscarded = "maskinporten_broker_tokens_discarded_total"
 
     /// Every name above.
     package static let all = [
         requests, tokensServed, accessDenied, upstreamCalls, upstreamLatency, refreshFailures, profileState, tokenExpirySeconds,
         certificateExpiryDays, keySigning, keyAgeDays, keyReloadFailures, keyRotationFailing, keyRotationFailures,
         keyRotationSecondsSinceLast, openConnections, evictedConnections, logLinesDropped, gatewayRequests, gatewayUpstreamLatency, gatewayReplays,
+        tokensRestored, tokensDiscarded,
     ]
 }

@@ -47,11 +47,17 @@ package final class TokenBroker: Service, Sendable {
     package let clock: TokenClock
     private let logger: Logger
 
+    /// What was done with the tokens kept through a restart (empty when none were passed in).
+    package var restoration: TokenRestoration { restored.withLockedValue { $0 } }
+    private let restored = NIOLockedValueBox(TokenRestoration())
+
     /// Builds a cache for every profile of `configuration` whose credentials are given. Profiles
-    /// sharing a `ca_file` share one HTTP client.
+    /// sharing a `ca_file` share one HTTP client. Tokens in `restoring` (kept through a restart)
+    /// are held at once by the caches of the profiles that would fetch the same tokens.
     package init(
         configuration: BrokerConfiguration,
         credentials: [String: SigningCredentials],
+        restoring: [StoredToken] = [],
         policy: RetryPolicy = RetryPolicy(),
         timeouts: UpstreamClient.Timeouts = UpstreamClient.Timeouts(),
         clock: TokenClock = .system,
@@ -72,10 +78,16 @@ package final class TokenBroker: Service, Sendable {
             }
             if done { started.signal() }
         }
-        _ = try apply(configuration: configuration, credentials: credentials)
+        var restoration = TokenRestoration()
+        _ = try apply(configuration: configuration, credentials: credentials, restoring: restoring, restoration: &restoration)
+        self.restored.withLockedValue { $0 = restoration }
         let caches = Set(state.withLockedValue { $0.entries.values.map { ObjectIdentifier($0.cache) } })
         starting.withLockedValue { $0 = caches }
         if caches.isEmpty { started.signal() }
+        // A restored cache has no first fetch to wait for.
+        for cache in state.withLockedValue({ $0.entries.values.map(\.cache) }) where restoration.restoredCaches.contains(ObjectIdentifier(cache)) {
+            wakeup.signal(changed: ObjectIdentifier(cache))
+        }
     }
 
     /// Returns when every profile configured at start has ended its first fetch (true), or
@@ -112,6 +124,11 @@ package final class TokenBroker: Service, Sendable {
     /// Every cache, by profile name.
     package var caches: [String: TokenCache] {
         state.withLockedValue { $0.entries.mapValues(\.cache) }
+    }
+
+    /// Every cache: the profiles' own and their variants'.
+    package func everyCache() -> [TokenCache] {
+        state.withLockedValue { $0.entries.values.flatMap { [$0.cache] + ($0.variants?.caches ?? []) } }
     }
 
     /// The upstream client for `environment`'s trust and proxy settings, once a profile there
@@ -222,6 +239,13 @@ package final class TokenBroker: Service, Sendable {
     /// - Throws: `ConfigError` for a `ca_file` that cannot be used; nothing is changed then.
     @discardableResult
     package func apply(configuration: BrokerConfiguration, credentials: [String: SigningCredentials]) throws -> Changes {
+        var restoration = TokenRestoration()
+        return try apply(configuration: configuration, credentials: credentials, restoring: [], restoration: &restoration)
+    }
+
+    private func apply(
+        configuration: BrokerConfiguration, credentials: [String: SigningCredentials], restoring: [StoredToken], restoration: inout TokenRestoration
+    ) throws -> Changes {
         // Build everything that can fail before touching the running state.
         var upstreams = state.withLockedValue { $0.upstreams }
         let timeouts = self.timeouts
@@ -240,8 +264,11 @@ package final class TokenBroker: Service, Sendable {
             }
         }
         var planned: [String: (identity: String, tokenIdentity: String, make: (IssuedToken?) -> (TokenCache, VariantCaches?))] = [:]
+        var kept = Dictionary(grouping: restoring, by: \.profile)
         for profile in configuration.profiles {
             guard let credentials = credentials[profile.name] else { continue }
+            let (restoredBase, restoredVariants) = restoration.take(
+                kept.removeValue(forKey: profile.name) ?? [], for: profile, refresh: configuration.refresh, clock: clock)
             let upstream = try client(for: profile.environment)
             let refresh = configuration.refresh
             let policy = self.policy
@@ -254,20 +281,23 @@ package final class TokenBroker: Service, Sendable {
                         builder: GrantBuilder(profile: profile, credentials: credentials), upstream: upstream,
                         keyProbe: .seconds(refresh.keyProbeSeconds), clock: clock, logger: logger)
                     let cache = TokenCache(
-                        fetcher: fetcher, refresh: refresh, policy: policy, wakeup: wakeup, carrying: carried, clock: clock, logger: logger)
+                        fetcher: fetcher, refresh: refresh, policy: policy, wakeup: wakeup, carrying: carried, restoring: restoredBase, clock: clock,
+                        logger: logger)
                     let variants = profile.delegation.map { delegation in
-                        VariantCaches(limit: delegation.maxVariants) { variant in
+                        VariantCaches(limit: delegation.maxVariants) { variant, restored in
                             TokenCache(
                                 fetcher: TokenFetcher(
                                     builder: GrantBuilder(profile: variant.applied(to: profile), credentials: credentials), upstream: upstream,
                                     chooser: fetcher.chooser, clock: clock),
-                                refresh: refresh, policy: policy, wakeup: wakeup, variant: variant, clock: clock, logger: logger)
+                                refresh: refresh, policy: policy, wakeup: wakeup, restoring: restored, variant: variant, clock: clock, logger: logger)
                         }
                     }
+                    for (variant, token) in restoredVariants { _ = variants?.restore(variant, token: token) }
                     return (cache, variants)
                 }
             )
         }
+        for token in kept.values.joined() { restoration.discard(token, because: .profileGone) }
         let exchange = try configuration.idPortenExchange.map { settings in (settings, try client(for: settings.environment)) }
         let changes = state.withLockedValue { state in
             var changes = Changes()
@@ -293,6 +323,9 @@ package final class TokenBroker: Service, Sendable {
                     continue
                 }
                 let (cache, variants) = plan.make(carried[name])
+                if restoration.restored.contains(where: { $0.profile == name && $0.variant == nil }) {
+                    restoration.restoredCaches.insert(ObjectIdentifier(cache))
+                }
                 state.entries[name] = Entry(cache: cache, identity: plan.identity, tokenIdentity: plan.tokenIdentity, variants: variants)
                 changes.started.append(name)
             }

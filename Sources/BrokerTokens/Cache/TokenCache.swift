@@ -30,6 +30,8 @@ package struct ProfileStatus: Sendable {
     package var lastError: TokenError?
     /// The profile's keys, oldest first; empty for a business certificate.
     package var keys: [KeyStatus] = []
+    /// The held token came from the file descriptor store at start, not from upstream.
+    package var restored = false
     /// Whether a token that may be handed out is held.
     package var servable: Bool { state == .ready || state == .refreshing || state == .degraded }
 }
@@ -86,10 +88,13 @@ package actor TokenCache {
     package static let forcedRefreshInterval: Duration = .seconds(10)
 
     /// A cache for `fetcher`'s profile. With `carrying`, a token of the cache this one replaces
-    /// (its keys changed) is handed out while this cache fetches anew at once with its keys.
+    /// (its keys changed) is handed out while this cache fetches anew at once with its keys. With
+    /// `restoring`, a token kept through a restart is held as if it had just been fetched: served
+    /// at once, refreshed when its own schedule says.
     package init(
         fetcher: TokenFetcher, refresh: RefreshSettings, policy: RetryPolicy = RetryPolicy(), wakeup: RefreshWakeup = RefreshWakeup(),
-        carrying token: IssuedToken? = nil, variant: TokenVariant? = nil, clock: TokenClock = .system, logger: Logger
+        carrying token: IssuedToken? = nil, restoring restored: IssuedToken? = nil, variant: TokenVariant? = nil, clock: TokenClock = .system,
+        logger: Logger
     ) {
         self.clock = clock
         made = clock.now()
@@ -107,10 +112,22 @@ package actor TokenCache {
             current = token
             held.withLockedValue { $0 = Held(token: token) }
             refreshAt = clock.now()
+        } else if let restored, clock.remaining(restored) >= .seconds(refresh.minValidSeconds) {
+            current = restored
+            held.withLockedValue { $0 = Held(token: restored) }
+            refreshAt =
+                restored.obtainedInstant
+                + Self.refreshDelay(
+                    lifetime: restored.lifetime, atFraction: refresh.atFraction, minValid: .seconds(refresh.minValidSeconds), random: Double.random(in: 0...1))
+            fetchEnded = true
+            isRestored = true
         }
     }
 
     private var minValid: Duration { .seconds(refresh.minValidSeconds) }
+
+    /// Whether the held token is one kept through a restart (until the first fetch replaces it).
+    private var isRestored = false
 
     // MARK: - Serving
 
@@ -208,7 +225,8 @@ package actor TokenCache {
         case (true, false, false): state = .ready
         case (false, _, _): state = lastError == nil ? .starting : .failing
         }
-        return ProfileStatus(state: state, expiresAt: current?.expiresAt, lastError: lastError, keys: fetcher.chooser.snapshot())
+        return ProfileStatus(
+            state: state, expiresAt: current?.expiresAt, lastError: lastError, keys: fetcher.chooser.snapshot(), restored: isRestored && current != nil)
     }
 
     // MARK: - Refreshing
@@ -312,6 +330,7 @@ package actor TokenCache {
         case .success(let token):
             let first = current == nil
             current = token
+            isRestored = false
             lastError = nil
             failures = 0
             retryAt = nil

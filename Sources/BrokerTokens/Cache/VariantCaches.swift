@@ -17,10 +17,10 @@ final class VariantCaches: Sendable {
 
     private let state = NIOLockedValueBox(State())
     private let limit: Int
-    private let make: @Sendable (TokenVariant) -> TokenCache
+    private let make: @Sendable (TokenVariant, IssuedToken?) -> TokenCache
 
-    /// Caches made by `make`, at most `limit`.
-    init(limit: Int, make: @escaping @Sendable (TokenVariant) -> TokenCache) {
+    /// Caches made by `make` (with a token kept through a restart, or none), at most `limit`.
+    init(limit: Int, make: @escaping @Sendable (TokenVariant, IssuedToken?) -> TokenCache) {
         self.limit = limit
         self.make = make
     }
@@ -40,9 +40,20 @@ final class VariantCaches: Sendable {
                 evicted = oldest.value.cache
                 state.slots[oldest.key] = nil
             }
-            let cache = make(variant)
+            let cache = make(variant, nil)
             state.slots[variant] = Slot(cache: cache, lastUsed: state.clock)
             return (cache, true, evicted)
+        }
+    }
+
+    /// Holds `token`, kept through a restart, in a new cache for `variant`, unless the variant is
+    /// cached already or the table is full; false then.
+    func restore(_ variant: TokenVariant, token: IssuedToken) -> Bool {
+        state.withLockedValue { state in
+            guard state.slots[variant] == nil, state.slots.count < limit else { return false }
+            state.clock &+= 1
+            state.slots[variant] = Slot(cache: make(variant, token), lastUsed: state.clock)
+            return true
         }
     }
 
