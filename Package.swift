@@ -202,7 +202,8 @@ let package = Package(
         .executableTarget(name: "FuzzKeys", dependencies: ["FuzzSupport", "BrokerCrypto"], path: "Fuzz/Sources/FuzzKeys", swiftSettings: fuzzSettings),
         .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "BrokerConfig"], path: "Fuzz/Sources/FuzzConfig", swiftSettings: fuzzSettings),
         .executableTarget(
-            name: "FuzzUpstream", dependencies: ["FuzzSupport", "BrokerUpstream"], path: "Fuzz/Sources/FuzzUpstream", swiftSettings: fuzzSettings),
+            name: "FuzzUpstream", dependencies: ["FuzzSupport", "BrokerCrypto", "BrokerTokens", "BrokerUpstream"], path: "Fuzz/Sources/FuzzUpstream",
+            swiftSettings: fuzzSettings),
         .executableTarget(
             name: "FuzzHTTP",
             dependencies: [
@@ -280,7 +281,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "BrokerConfig", "BrokerDaemon", "BrokerPOSIX", "BrokerServer", "BrokerTestSupport",
+                "BrokerConfig", "BrokerDaemon", "BrokerPOSIX", "BrokerServer", "BrokerTestSupport", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -66,7 +66,8 @@ package struct SystemdNotifier: Sendable {
     }
 
     /// Sends one datagram, with `descriptor` attached when given; failures are ignored, as
-    /// sd_notify's callers do.
+    /// sd_notify's callers do. It never waits: a service manager whose queue is full (ten
+    /// datagrams, by Linux's default) loses this one rather than stopping the daemon.
     @discardableResult
     package func send(_ message: String, descriptor: Int32? = nil) -> Bool {
         guard let socketPath else { return false }
@@ -75,13 +76,14 @@ package struct SystemdNotifier: Sendable {
         defer { close(fd) }
         guard let address = UnixSocketAddress(socketPath) else { return false }
         let bytes = Array(message.utf8)
-        let sent = address.withSockaddr { socketAddress, length in
+        let flags: Int32 = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
+        let sent: Int = address.withSockaddr { socketAddress, length in
             bytes.withUnsafeBytes { payload in
                 (try? retryingEINTR("sendmsg") {
                     if let descriptor {
                         CSystemShims_sendWithDescriptor(fd, socketAddress, length, payload.baseAddress, payload.count, descriptor)
                     } else {
-                        sendto(fd, payload.baseAddress, payload.count, Int32(MSG_NOSIGNAL), socketAddress, length)
+                        sendto(fd, payload.baseAddress, payload.count, flags, socketAddress, length)
                     }
                 }) ?? -1
             }

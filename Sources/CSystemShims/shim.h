@@ -98,7 +98,8 @@ static inline int CSystemShims_getSeals(int fd) {
 }
 
 /// sendmsg of `payload` to `address` with `descriptor` attached (SCM_RIGHTS), as sd_notify's
-/// FDSTORE=1 needs it; the CMSG macros are not Swift's.
+/// FDSTORE=1 needs it, without waiting when the receiver's queue is full; the CMSG macros are
+/// not Swift's.
 static inline ssize_t CSystemShims_sendWithDescriptor(
     int socket, const struct sockaddr *address, socklen_t addressLength, const void *payload, size_t length, int descriptor) {
     struct iovec vector = {.iov_base = (void *)payload, .iov_len = length};
@@ -119,7 +120,7 @@ static inline ssize_t CSystemShims_sendWithDescriptor(
     header->cmsg_type = SCM_RIGHTS;
     header->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
-    return sendmsg(socket, &message, MSG_NOSIGNAL);
+    return sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /// recvmsg of one datagram into `buffer`, and the first descriptor attached to it into

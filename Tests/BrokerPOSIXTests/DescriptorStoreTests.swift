@@ -74,6 +74,27 @@ struct DescriptorStoreTests {
         #expect(String(decoding: buffer[0..<max(removal, 0)], as: UTF8.self) == "FDSTOREREMOVE=1\nFDNAME=tokens")
     }
 
+    @Test("a service manager that does not read: notifications are dropped, never waited on (Linux queues ten)")
+    func fullQueue() throws {
+        let name = "maskinporten-broker-full-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        let manager = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(manager) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = [UInt8(0)] + Array(name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(manager, $0, socklen_t(MemoryLayout<sa_family_t>.size + path.count)) }
+        }
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": "@" + name])
+        let fd = try SealedMemoryFile.make(name: "tokens", contents: [1, 2, 3])
+        defer { close(fd) }
+        let started = ContinuousClock.now
+        let sent = (0..<40).filter { index in index % 2 == 0 ? notifier.send("STATUS=\(index)") : notifier.storeDescriptor(fd, name: "tokens") }
+        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(sent.count < 40, "some were dropped: the queue was full")
+    }
+
     func readlink(_ path: String) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         let length = Glibc.readlink(path, &buffer, buffer.count - 1)

@@ -145,6 +145,93 @@ EOF
     run "the units are enabled" systemctl enable maskinporten-broker.socket maskinporten-broker.service
 }
 
+# token_of PROFILE: the token the allowed user is given now (empty when not 200)
+token_of() {
+    [ "$(as notifier /v1/token/$1)" = 200 ] && sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' /tmp/body
+}
+# issued: the tokens the emulator has issued since it started
+issued() { curl -sf http://127.0.0.1:18080/_emulator/stats | sed -n 's/.*"tokens_issued" *: *\([0-9]*\).*/\1/p'; }
+
+tokens_phase() {
+    # Tokens through restarts: systemd's file descriptor store, with upstream down. Two profiles
+    # (the reload above added "second"); the watchdog drop-in (2 s) is still in place.
+    wait_for 15 serving
+    local first second pid fd held
+    first=$(token_of notifications)
+    second=$(token_of second)
+    wait_for 5 test "$(show $unit NFileDescriptorStore)" = 1
+    equal "the daemon keeps one descriptor in systemd's store" "$(show $unit NFileDescriptorStore)" 1
+    fd=$(ls -l /proc/1/fd | awk '/memfd:tokens/ { print $9; exit }')
+    if [ -n "$fd" ]; then pass "PID 1 holds it, a memfd named tokens"; else fail "PID 1 holds it, a memfd named tokens" "$(ls -l /proc/1/fd | grep memfd)"; fi
+    # F_GET_SEALS (1034) through perl, which even a minimal Debian has: write, grow, shrink and seal (15).
+    equal "the memfd is sealed against write, grow, shrink and further seals (F_GET_SEALS)" \
+        "$(perl -e 'open(my $f, "<", $ARGV[0]) or die; print fcntl($f, 1034, 0) + 0' /proc/1/fd/"$fd")" 15
+
+    systemctl stop e2e-emulator.service
+    run "with upstream down, systemctl restart succeeds" systemctl restart $unit
+    equal "after the restart, the same token is served (restored, not fetched)" "$(token_of notifications)" "$first"
+    equal "the other profile's token too" "$(token_of second)" "$second"
+    as notifier /v1/profiles >/dev/null
+    run "/v1/profiles says the tokens were restored" grep -q '"origin":"restored"' /tmp/body
+    run "one journal line says what was restored" sh -c "journalctl -b -u $unit -o cat --no-pager | grep 'tokens restored from systemd' | tail -1 | grep -q 'restored=2'"
+
+    pid=$(show $unit MainPID)
+    kill -KILL "$pid"
+    if wait_for 20 sh -c "[ \"\$(systemctl show -p MainPID --value $unit)\" != $pid ] && systemctl is-active -q $unit"; then
+        pass "with upstream down, a killed daemon is restarted"
+    else
+        fail "with upstream down, a killed daemon is restarted" "$(show $unit ActiveState)"
+    fi
+    equal "after kill -9, the same token is served" "$(token_of notifications)" "$first"
+
+    pid=$(show $unit MainPID)
+    kill -STOP "$pid"
+    if wait_for 30 sh -c "[ \"\$(systemctl show -p MainPID --value $unit)\" != $pid ] && systemctl is-active -q $unit && curl -sf --unix-socket $socket http://localhost/healthz"; then
+        pass "with upstream down, the watchdog replaces a frozen daemon"
+    else
+        fail "with upstream down, the watchdog replaces a frozen daemon" "$(show $unit ActiveState)"
+    fi
+    equal "after the watchdog, the same token is served" "$(token_of notifications)" "$first"
+
+    # A profile whose client changed: its token is discarded (it would be another client's); the
+    # other profile's is restored.
+    cp /etc/maskinporten-broker/broker.yaml /root/two.yaml
+    sed -i '/^  second:/,$ s/client_id: e2e/client_id: e2e-other/' /etc/maskinporten-broker/broker.yaml
+    # Five starts in 30 s is the unit's limit; this test makes more on purpose.
+    systemctl reset-failed $unit
+    systemctl restart $unit
+    wait_for 10 test "$(as notifier /v1/token/notifications)" = 200
+    equal "a changed client id: the other profile is still restored" "$(token_of notifications)" "$first"
+    equal "a changed client id: that profile's token is not served" "$(as notifier /v1/token/second)" 503
+    run "the journal says why it was discarded" sh -c "journalctl -b -u $unit -o cat --no-pager | grep 'tokens restored from systemd' | tail -1 | grep -q 'second: identity_changed'"
+    cp /root/two.yaml /etc/maskinporten-broker/broker.yaml
+    systemctl reset-failed $unit
+    systemctl restart $unit
+
+    # Nowhere on disk, nowhere in the journal (but this script's own copies of the answers).
+    rm -f /tmp/body /tmp/response
+    if grep -rqsF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$first" / ; then
+        fail "the token is in no file" "$(grep -rlsF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$first" / | head -3)"
+    else
+        pass "the token is in no file"
+    fi
+    if journalctl -b --no-pager -o cat | grep -qF "$first"; then fail "the token is in no journal line" "found"; else pass "the token is in no journal line"; fi
+
+    # Upstream back: nothing was asked of it while it was down, and nothing since.
+    systemctl start e2e-emulator.service
+    wait_for 10 sh -c "curl -sf http://127.0.0.1:18080/_emulator/stats >/dev/null"
+    equal "the emulator, back, was asked for no token by the restored daemon" "$(issued)" 0
+
+    # stop, then start: systemd empties the store; the daemon fetches anew.
+    systemctl stop $unit
+    equal "systemctl stop empties the store" "$(show $unit NFileDescriptorStore)" 0
+    systemctl reset-failed $unit
+    systemctl start $unit
+    wait_for 15 serving
+    held=$(token_of notifications)
+    if [ -n "$held" ] && [ "$held" != "$first" ]; then pass "after stop and start, a new token is fetched"; else fail "after stop and start, a new token is fetched" "$held"; fi
+}
+
 checks_phase() {
     # After a boot, as every host meets it.
     wait_for 30 test "$(show $unit ActiveState)" = active
@@ -218,8 +305,11 @@ checks_phase() {
     exposure=$(systemd-analyze security $unit 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     if [ -n "$exposure" ] && awk "BEGIN { exit !($exposure <= 1.5) }"; then pass "systemd-analyze security: $exposure"; else fail "systemd-analyze security at most 1.5" "$exposure"; fi
 
-    # The upgrade, with a client asking all the while.
+    # The upgrade, with a client asking all the while, and upstream down: the new daemon starts
+    # with the tokens the old one kept in systemd's file descriptor store.
     pid=$(show $unit MainPID)
+    wait_for 5 test "$(show $unit NFileDescriptorStore)" = 1
+    systemctl stop e2e-emulator.service
     (
         end=$((SECONDS + 12))
         while [ "$SECONDS" -lt "$end" ]; do
@@ -231,6 +321,7 @@ checks_phase() {
     sleep 2
     run "apt upgrades the package" apt-get install -y --no-install-recommends /e2e/new.deb
     wait $client
+    systemctl start e2e-emulator.service
     equal "the new version is installed" "$(dpkg-query -W -f='${Version}' maskinporten-broker)" "$(cat /e2e/new.version)"
     if [ "$(show $unit MainPID)" != "$pid" ] && [ "$(show $unit ActiveState)" = active ]; then
         pass "the upgrade restarted the running daemon"
@@ -242,7 +333,7 @@ checks_phase() {
     failed=$(grep -vc '^200 ' /tmp/upgrade-client)
     slowest=$(sort -k2 -n /tmp/upgrade-client | tail -1 | cut -d' ' -f2)
     if [ "$answers" -ge 50 ] && [ "$failed" -eq 0 ]; then
-        pass "clients kept getting tokens across the upgrade ($answers answers, slowest $slowest s)"
+        pass "clients kept getting tokens across the upgrade, upstream down ($answers answers, slowest $slowest s)"
     else
         fail "clients kept getting tokens across the upgrade" "$answers answers, $failed not 200: $(grep -v '^200 ' /tmp/upgrade-client | head -5)"
     fi
@@ -329,6 +420,7 @@ checks_phase() {
     else
         fail "the frozen daemon is replaced and serves" "$(show $unit ActiveState)"
     fi
+    tokens_phase
     rm -rf /run/systemd/system/$unit.d
     systemctl daemon-reload
 

@@ -1,8 +1,12 @@
+import BrokerCrypto
+import BrokerTokens
 import BrokerUpstream
 import FuzzSupport
 
-/// Maskinporten's and Altinn's answers: any status, headers and body must give a token or a
-/// classified `TokenError`.
+/// Bytes the daemon reads from outside itself: Maskinporten's and Altinn's answers (any status,
+/// headers and body must give a token or a classified `TokenError`), and the token store systemd
+/// hands back at start (any bytes must give tokens or a refusal, and what is read must be what
+/// writing it again gives).
 @_cdecl("FuzzUpstream_main")
 package func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzUpstream)
@@ -23,5 +27,20 @@ let fuzzUpstream: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data,
     _ = UpstreamAnswers.maskinporten(status: status, headers: [("Retry-After", retryAfter)], body: body)
     _ = UpstreamAnswers.altinn(status: status, headers: [("Retry-After", retryAfter)], body: body)
     _ = UpstreamAnswers.retryAfterDuration(retryAfter)
+    TokenStoreProperty.check(bytes)
     return 0
+}
+
+enum TokenStoreProperty {
+    /// The bytes as a whole file, and as the entries of a file with a valid header and checksum
+    /// (random bytes never pass the checksum, so the entries' reader would go unexercised).
+    static func check(_ bytes: [UInt8]) {
+        _ = TokenStoreFile.decode(bytes)
+        var file = Array("MPBTOKENS".utf8) + [TokenStoreFile.version] + bytes
+        file += Digest.sha256(file)
+        guard case .success(let tokens) = TokenStoreFile.decode(file) else { return }
+        guard case .success(let again) = TokenStoreFile.decode(TokenStoreFile.encode(tokens)), again == tokens else {
+            fatalError("a store file read back differently once written again")
+        }
+    }
 }
