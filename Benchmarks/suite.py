@@ -243,6 +243,23 @@ class Daemon:
                     os.close(fd)
         return stored
 
+    def queued_store(self):
+        """The descriptor of the newest FDSTORE=1 already queued (the daemon has exited), or None."""
+        self.notify.setblocking(False)
+        stored = None
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(self.notify, 4096, 4)
+            except (BlockingIOError, socket.timeout):
+                return stored
+            for index, fd in enumerate(fds):
+                if b"FDSTORE=1" in message and index == 0:
+                    if stored is not None:
+                        os.close(stored)
+                    stored = fd
+                else:
+                    os.close(fd)
+
     def wait_listening(self, timeout=30):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -263,7 +280,7 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        kept = self.wait_stored(timeout=0.05) if keep_store else None
+        kept = self.queued_store() if keep_store else None
         self.notify.close()
         self.drain.close()
         return kept
