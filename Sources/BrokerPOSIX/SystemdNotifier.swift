@@ -1,5 +1,3 @@
-import CSystemShims
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -81,7 +79,7 @@ package struct SystemdNotifier: Sendable {
             bytes.withUnsafeBytes { payload in
                 (try? retryingEINTR("sendmsg") {
                     if let descriptor {
-                        CSystemShims_sendWithDescriptor(fd, socketAddress, length, payload.baseAddress, payload.count, descriptor)
+                        DescriptorPassing.send(on: fd, to: socketAddress, length: length, payload: payload, descriptor: descriptor)
                     } else {
                         sendto(fd, payload.baseAddress, payload.count, flags, socketAddress, length)
                     }

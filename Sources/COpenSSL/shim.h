@@ -13,6 +13,9 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
+#include <openssl/encoder.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -22,6 +25,12 @@ static inline int COpenSSL_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }
 
 /// `EVP_PKEY_PUBLIC_KEY` (a macro built from other macros).
 static inline int COpenSSL_EVP_PKEY_PUBLIC_KEY(void) { return EVP_PKEY_PUBLIC_KEY; }
+
+/// `OPENSSL_MODULES_DIR` for `OpenSSL_version`: where providers are looked for by default.
+static inline int COpenSSL_MODULES_DIR(void) { return OPENSSL_MODULES_DIR; }
+
+/// `OSSL_STORE_INFO_PKEY`.
+static inline int COpenSSL_STORE_INFO_PKEY(void) { return OSSL_STORE_INFO_PKEY; }
 
 /// `OPENSSL_free` (a macro that passes the call site to `CRYPTO_free`).
 static inline void COpenSSL_free(void *pointer) { OPENSSL_free(pointer); }

@@ -9,9 +9,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <fcntl.h>
-#include <string.h>
-#include <linux/memfd.h>
 #ifndef MSG_CMSG_CLOEXEC
 #define MSG_CMSG_CLOEXEC 0x40000000
 #endif
@@ -66,8 +63,14 @@ static inline int CSystemShims_epollWait(int epoll, uint64_t *data, uint32_t *ev
     return count;
 }
 
-// memfd_create and the seals are declared only under _GNU_SOURCE; the values are Linux's.
+// memfd_create and the seals are declared only under _GNU_SOURCE, and fcntl.h and linux/memfd.h
+// are not included here: this header's includes are the Glibc module's too, and a clean build
+// then attributes their declarations to this module, hiding them from files that import Glibc
+// alone. The prototypes and values are Linux's.
 extern int memfd_create(const char *name, unsigned int flags);
+extern int fcntl(int fd, int command, ...);
+#define CSYSTEMSHIMS_MFD_CLOEXEC 0x0001U
+#define CSYSTEMSHIMS_MFD_ALLOW_SEALING 0x0002U
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS 1033
 #define F_GET_SEALS 1034
@@ -84,7 +87,7 @@ static const int CSystemShims_SEALS_CONTENTS = F_SEAL_SHRINK | F_SEAL_GROW | F_S
 
 /// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
 static inline int CSystemShims_sealableMemoryFile(const char *name) {
-    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    return memfd_create(name, CSYSTEMSHIMS_MFD_CLOEXEC | CSYSTEMSHIMS_MFD_ALLOW_SEALING);
 }
 
 /// fcntl(fd, F_ADD_SEALS, seals).
@@ -107,7 +110,7 @@ static inline ssize_t CSystemShims_sendWithDescriptor(
         char buffer[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } control;
-    memset(&control, 0, sizeof(control));
+    __builtin_memset(&control, 0, sizeof(control));
     struct msghdr message = {0};
     message.msg_name = (void *)address;
     message.msg_namelen = addressLength;
@@ -119,7 +122,7 @@ static inline ssize_t CSystemShims_sendWithDescriptor(
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
     header->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    __builtin_memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
     return sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -141,7 +144,7 @@ static inline ssize_t CSystemShims_receiveWithDescriptor(int socket, void *buffe
     if (received < 0) return received;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS && *descriptor < 0) {
-            memcpy(descriptor, CMSG_DATA(header), sizeof(int));
+            __builtin_memcpy(descriptor, CMSG_DATA(header), sizeof(int));
         }
     }
     return received;

@@ -42,6 +42,10 @@ package struct BrokerCryptoError: Error, Hashable, Sendable, CustomStringConvert
         case unsupportedAlgorithm
         /// OpenSSL failed in an operation that should not fail.
         case openSSLFailure
+        /// A provider (a TPM's, an HSM's) is not installed, or its device did not answer.
+        case providerUnavailable
+        /// The provider answered, but has no such key, or cannot use it.
+        case providerKeyUnavailable
     }
 
     /// What kind of failure this is.

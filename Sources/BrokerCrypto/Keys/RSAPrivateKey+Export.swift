@@ -27,6 +27,7 @@ extension RSAPrivateKey {
     /// The key as unencrypted PKCS#8 PEM. The caller must store it with mode 0600 and wipe the
     /// buffer when done.
     package func pkcs8PEM() throws -> [UInt8] {
+        try refuseProviderKey()
         guard let bio = BIO_new(BIO_s_mem()) else { throw OpenSSLErrorQueue.error("BIO_new failed") }
         defer { BIO_free(bio) }
         guard PEM_write_bio_PrivateKey(bio, backing.pointer, nil, nil, 0, nil, nil) == 1 else {
@@ -43,6 +44,7 @@ extension RSAPrivateKey {
     /// The full private JWK (n, e, d, p, q, dp, dq, qi), as an EncodedJwk holds it, with the
     /// time it was made (`iat`) when given.
     package func privateJWK(kid: String?, algorithm: SigningAlgorithm? = .rs256, madeAt: Int? = nil) throws -> JWK {
+        try refuseProviderKey()
         var members: [RSAParameter: String] = [:]
         for parameter in RSAParameter.privateKeyParts {
             guard let bn = backing.bigNumber(parameter) else {
@@ -58,5 +60,12 @@ extension RSAPrivateKey {
             n: members[.n], e: members[.e], d: members[.d], p: members[.p], q: members[.q],
             dp: members[.dp], dq: members[.dq], qi: members[.qi], iat: madeAt
         )
+    }
+
+    /// A key held by a provider (a TPM) has no private part to export: that is its point.
+    private func refuseProviderKey() throws {
+        if let provider {
+            throw BrokerCryptoError(.providerKeyUnavailable, "the key is held by the \(provider) provider and its private part cannot leave it")
+        }
     }
 }

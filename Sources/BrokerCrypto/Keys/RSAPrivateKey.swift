@@ -6,6 +6,9 @@ package import Foundation
 /// Built from a JWK with `EVP_PKEY_fromdata` or from a PEM file (PKCS#1 or PKCS#8).
 package struct RSAPrivateKey: Sendable {
     let backing: EVPKey
+    /// The OpenSSL provider that holds the key (`tpm2`), or nil for a key in this process's
+    /// memory (the default provider).
+    package let provider: String?
 
     /// The smallest modulus accepted, as Maskinporten and jwt-kit require.
     package static let minimumBits = 2048
@@ -15,7 +18,22 @@ package struct RSAPrivateKey: Sendable {
 
     /// The public half.
     package var publicKey: RSAPublicKey {
-        get throws { try RSAPublicKey(n: backing.publicBytes(RSAParameter.n) ?? [], e: backing.publicBytes(RSAParameter.e) ?? []) }
+        get throws {
+            if provider != nil { return try providerPublicKey() }
+            return try RSAPublicKey(n: backing.publicBytes(RSAParameter.n) ?? [], e: backing.publicBytes(RSAParameter.e) ?? [])
+        }
+    }
+
+    /// A provider's key gives its public half as a SubjectPublicKeyInfo (its parameters may not
+    /// be readable one by one), read back as a key of the default provider.
+    private func providerPublicKey() throws -> RSAPublicKey {
+        var der: UnsafeMutablePointer<UInt8>?
+        let length = i2d_PUBKEY(backing.pointer, &der)
+        guard length > 0, let der else { throw OpenSSLErrorQueue.error("i2d_PUBKEY failed: the provider gave no public key") }
+        defer { COpenSSL_free(der) }
+        var cursor: UnsafePointer<UInt8>? = UnsafePointer(der)
+        guard let key = d2i_PUBKEY(nil, &cursor, Int(length)) else { throw OpenSSLErrorQueue.error("d2i_PUBKEY failed") }
+        return RSAPublicKey(backing: EVPKey(taking: key))
     }
 
     // MARK: - From a JWK
@@ -57,6 +75,7 @@ package struct RSAPrivateKey: Sendable {
         }
         try parts.validate()
         backing = try parts.makeKey()
+        provider = nil
         try Self.checkRoundTrip(backing)
     }
 
@@ -95,24 +114,93 @@ package struct RSAPrivateKey: Sendable {
         }
         try parts.validate()
         backing = key
+        provider = nil
         try Self.checkRoundTrip(backing)
+    }
+
+    // MARK: - Held by a provider
+
+    /// The key at `uri` (`handle:0x81000001`, `file:/path/key.tss2.pem`) held by `provider`
+    /// (`tpm2`): never in this process's memory. `tcti` chooses the TPM (else
+    /// `TPM2OPENSSL_TCTI`, else the kernel's resource manager).
+    package init(uri: String, provider: String, tcti: String? = nil) throws {
+        try ProviderKeys.load(provider, tcti: tcti)
+        let key = try ProviderKeys.key(uri: uri, provider: provider)
+        guard key.isRSA else {
+            throw BrokerCryptoError(.unsupportedKeyType, "the key \(uri) is an \(key.typeName) key; Maskinporten grants need an RSA key")
+        }
+        guard key.bits >= Self.minimumBits else {
+            throw BrokerCryptoError(.keyTooSmall, "the key \(uri) has \(key.bits) bits; at least \(Self.minimumBits) are required")
+        }
+        backing = key
+        self.provider = provider
+        // A first signature, checked with the public half: the TPM answers and the key is its.
+        let message = Array("maskinporten-broker key check".utf8)
+        let signature = try sign(message, algorithm: .rs256)
+        guard try publicKey.verify(signature, for: message, algorithm: .rs256) else {
+            throw BrokerCryptoError(.inconsistentKeyParts, "the key \(uri) signed, but its signature does not verify with its public half")
+        }
+    }
+
+    /// A new RSA key of `bits` made inside `provider`'s device (a TPM makes it and never lets its
+    /// private part out).
+    package static func generate(provider: String, bits: Int = 2048, tcti: String? = nil) throws -> RSAPrivateKey {
+        try ProviderKeys.load(provider, tcti: tcti)
+        guard let context = EVP_PKEY_CTX_new_from_name(nil, "RSA", "provider=\(provider)") else {
+            throw OpenSSLErrorQueue.error("EVP_PKEY_CTX_new_from_name(RSA, provider=\(provider)) failed")
+        }
+        defer { EVP_PKEY_CTX_free(context) }
+        guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_CTX_set_rsa_keygen_bits(context, Int32(bits)) == 1 else {
+            throw OpenSSLErrorQueue.error("EVP_PKEY_keygen_init failed")
+        }
+        var made: OpaquePointer?
+        guard EVP_PKEY_generate(context, &made) == 1, let made else { throw OpenSSLErrorQueue.error("EVP_PKEY_generate failed in \(provider)") }
+        return RSAPrivateKey(checked: EVPKey(taking: made), provider: provider)
+    }
+
+    /// The key as its provider writes it in PEM (a TPM's: `TSS2 PRIVATE KEY`, the key wrapped by
+    /// the TPM's storage key, of use on that TPM alone).
+    package func providerPEM() throws -> String {
+        guard let provider else { throw BrokerCryptoError(.openSSLFailure, "the key is not held by a provider") }
+        guard
+            let encoder = OSSL_ENCODER_CTX_new_for_pkey(backing.pointer, COpenSSL_EVP_PKEY_KEYPAIR(), "PEM", nil, "provider=\(provider)")
+        else { throw OpenSSLErrorQueue.error("OSSL_ENCODER_CTX_new_for_pkey failed") }
+        defer { OSSL_ENCODER_CTX_free(encoder) }
+        var data: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        guard OSSL_ENCODER_to_data(encoder, &data, &length) == 1, let data else { throw OpenSSLErrorQueue.error("OSSL_ENCODER_to_data failed") }
+        defer { COpenSSL_free(data) }
+        return String(decoding: UnsafeBufferPointer(start: data, count: length), as: UTF8.self)
     }
 
     // MARK: - Signing
 
-    /// Signs `message` with RSASSA-PKCS1-v1_5 and the algorithm's digest.
+    /// Signs `message` with RSASSA-PKCS1-v1_5 and the algorithm's digest; a provider's key signs
+    /// in its provider.
     package func sign(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
         guard let context = EVP_MD_CTX_new() else { throw OpenSSLErrorQueue.error("EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestSignInit(context, nil, algorithm.digest, nil, backing.pointer) == 1 else {
-            throw OpenSSLErrorQueue.error("EVP_DigestSignInit failed")
+        if let provider {
+            guard EVP_DigestSignInit_ex(context, nil, algorithm.digestName, nil, "provider=\(provider)", backing.pointer, nil) == 1 else {
+                throw BrokerCryptoError(
+                    .providerKeyUnavailable, "the \(provider) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
+            }
+        } else {
+            guard EVP_DigestSignInit(context, nil, algorithm.digest, nil, backing.pointer) == 1 else {
+                throw OpenSSLErrorQueue.error("EVP_DigestSignInit failed")
+            }
         }
         var signature = [UInt8](repeating: 0, count: Int(EVP_PKEY_get_size(backing.pointer)))
         var length = signature.count
         let ok = message.withUnsafeBytes { input in
             EVP_DigestSign(context, &signature, &length, input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count)
         }
-        guard ok == 1 else { throw OpenSSLErrorQueue.error("EVP_DigestSign failed") }
+        guard ok == 1 else {
+            if let provider {
+                throw BrokerCryptoError(.providerKeyUnavailable, "the \(provider) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
+            }
+            throw OpenSSLErrorQueue.error("EVP_DigestSign failed")
+        }
         signature.removeSubrange(length...)
         return signature
     }
@@ -128,8 +216,9 @@ package struct RSAPrivateKey: Sendable {
         }
     }
 
-    init(checked key: EVPKey) {
+    init(checked key: EVPKey, provider: String? = nil) {
         backing = key
+        self.provider = provider
     }
 }
 

@@ -16,6 +16,15 @@ package enum SigningAlgorithm: String, Sendable, Hashable, CaseIterable, CustomS
 
     package var description: String { rawValue }
 
+    /// The digest's name, for an operation fetched from a provider of its own.
+    var digestName: String {
+        switch self {
+        case .rs256: "SHA256"
+        case .rs384: "SHA384"
+        case .rs512: "SHA512"
+        }
+    }
+
     /// The digest, fetched once per process rather than implicitly on every signature.
     var digest: OpaquePointer { MessageDigests.shared.digest(for: self) }
 }

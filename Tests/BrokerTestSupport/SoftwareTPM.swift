@@ -1,0 +1,48 @@
+package import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A TPM 2.0 simulator (Debian's `swtpm`) on a Unix socket of its own, for keys held by OpenSSL's
+/// `tpm2` provider. The provider connects once per process and keeps its connection, and swtpm
+/// serves one client at a time: so one simulator serves the whole test process (`shared`), and
+/// tests that need a TPM of their own, or `openssl` beside the process, start another.
+package final class SoftwareTPM: @unchecked Sendable {
+    // @unchecked: immutable once started.
+    package let directory: URL
+    package let process: RunningProcess
+
+    /// The TCTI string the provider and the tools take (`TPM2OPENSSL_TCTI`, `TPM2TOOLS_TCTI`).
+    package var tcti: String { "swtpm:path=\(directory.path)/sock" }
+
+    /// The simulator the test process's provider talks to, started at first use.
+    package static let shared: SoftwareTPM = {
+        do { return try SoftwareTPM() } catch { fatalError("swtpm could not start (apt install swtpm swtpm-tools tpm2-openssl): \(error)") }
+    }()
+
+    /// Starts a simulator with a fresh state in a directory of its own.
+    package init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("swtpm-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let socket = directory.appendingPathComponent("sock").path
+        // Ends with the test process (it has no other way to learn it is gone: its TCTI connects
+        // anew for each command, so swtpm's --terminate would end it after the first).
+        let swtpm =
+            "swtpm socket --tpm2 --server type=unixio,path=\(socket) --ctrl type=unixio,path=\(socket).ctrl --tpmstate dir=\(directory.path)"
+            + " --flags not-need-init,startup-clear"
+        process = try RunningProcess(
+            "/bin/sh", ["-c", "\(swtpm) & simulator=$!; trap 'kill $simulator' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done"],
+            environment: ProcessInfo.processInfo.environment)
+        let end = ContinuousClock.now + .seconds(10)
+        while access(socket, F_OK) != 0 || access(socket + ".ctrl", F_OK) != 0 {
+            guard ContinuousClock.now < end else { throw TestSupportError("swtpm did not make its socket \(socket): \(process.output)\(process.errorOutput)") }
+            usleep(10_000)
+        }
+    }
+
+    deinit {
+        kill(process.pid, SIGKILL)
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
