@@ -18,6 +18,9 @@ struct Keygen: ParsableCommand {
             ("Egne public nøkler"), or with --pem the public key as PEM. No private member is ever printed.
             With --from, the key is not made but taken from FILE: an RSA private key as PEM, or a private JWK \
             as JSON (as JWK generators make it); its kid is kept unless --kid is given.
+            With --tpm2, the key is made inside the TPM (OpenSSL's tpm2 provider: apt install tpm2-openssl) and \
+            --out gets the key wrapped by the TPM (TSS2 PRIVATE KEY), of no use on any other machine; --tcti \
+            chooses the TPM (default device:/dev/tpmrm0).
             """
     )
 
@@ -35,6 +38,12 @@ struct Keygen: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The key id (default: the day and the start of the key's thumbprint, e.g. 2026-11-29-Xy7aBc3d).", valueName: "kid"))
     var kid: String?
 
+    @Flag(name: .long, help: "Make the key inside the TPM; --out gets the TPM-wrapped key file.")
+    var tpm2 = false
+
+    @Option(name: .long, help: ArgumentHelp("The TPM, for --tpm2 (default device:/dev/tpmrm0; swtpm:path=SOCKET for the simulator).", valueName: "tcti"))
+    var tcti: String?
+
     @Flag(name: .long, help: "Add the new key to the JWK Set in the file (made if missing) instead of writing a new file.")
     var addTo = false
 
@@ -51,9 +60,16 @@ struct Keygen: ParsableCommand {
         if from != nil && bits != nil {
             throw ValidationError("--bits is for a new key; a key taken --from a file keeps its own size")
         }
+        if tpm2 && (addTo || from != nil) {
+            throw ValidationError("--tpm2 makes one key file of its own: it goes with neither --add-to nor --from")
+        }
+        if tcti != nil && !tpm2 {
+            throw ValidationError("--tcti chooses the TPM for --tpm2")
+        }
     }
 
     func run() throws {
+        if tpm2 { return try runTPM2() }
         do {
             let existing: [JWK]
             let key: JWK
@@ -91,6 +107,31 @@ struct Keygen: ParsableCommand {
                     "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the file to the profile as key.encoded_jwk_file (or as a systemd credential)"
                 )
             }
+        } catch let failure as EncodedJwkFile.Failure {
+            printError("error: \(failure)")
+            throw ExitCode(1)
+        } catch let error as BrokerCryptoError {
+            printError("error: \(error.reason)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// `--tpm2`: the key made in the TPM, its wrapped file written, its public part printed.
+    private func runTPM2() throws {
+        do {
+            let jwk = try EncodedJwkFile.makeTPMKey(bits: bits ?? 2048, kid: kid, tcti: tcti, to: out, replacing: force)
+            if pem {
+                print(try RSAPublicKey(jwk: jwk).pem(), terminator: "")
+            } else {
+                print(String(decoding: try JWKSet(keys: [jwk]).arrayJSON(), as: UTF8.self))
+            }
+            let kidText = jwk.kid ?? "-"
+            printError(
+                "wrote \(out) (mode 0600): RSA \(bits ?? 2048) bits made in the TPM (\(tcti ?? "device:/dev/tpmrm0")), kid \(kidText); the file is the key wrapped by this TPM"
+            )
+            printError(
+                "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the key to the profile as key: { provider: tpm2, uri: \"file:\(out)\", kid: \(kidText) }"
+            )
         } catch let failure as EncodedJwkFile.Failure {
             printError("error: \(failure)")
             throw ExitCode(1)

@@ -164,6 +164,24 @@ struct ConfigTests {
             name: "no key source", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "kid: abc"),
             code: .keySource, keyPath: "profiles.notifications.key", mentions: "no key source"),
         Invalid(
+            name: "a provider without its uri", yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "provider: tpm2"),
+            code: .keySource, keyPath: "profiles.notifications.key.provider", mentions: "a provider's key is named by uri: such as uri: \"handle:0x81000001\""),
+        Invalid(
+            name: "a provider's uri without a scheme",
+            yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "provider: tpm2\n      uri: 0x81000001"),
+            code: .keySource, keyPath: "profiles.notifications.key.uri", mentions: "handle:0x81000001"),
+        Invalid(
+            name: "a uri without a provider",
+            yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "uri: \"handle:0x81000001\""),
+            code: .keySource, keyPath: "profiles.notifications.key.uri", mentions: "uri goes with provider: (provider: tpm2"),
+        Invalid(
+            name: "a provider's name that is none",
+            yaml: base.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "provider: \"tpm 2\"\n      uri: \"handle:0x81000001\""),
+            code: .invalidValue, keyPath: "profiles.notifications.key.provider", mentions: "is not an OpenSSL provider's name"),
+        Invalid(
+            name: "a provider and a key file", yaml: base + "\n      provider: tpm2\n      uri: \"handle:0x81000001\"",
+            code: .keySource, keyPath: "profiles.notifications.key", mentions: "exactly one key source is allowed, found encoded_jwk_file and provider"),
+        Invalid(
             name: "no key at all", yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: ""),
             code: .keySource, keyPath: "profiles.notifications.key", mentions: "a key is required"),
         Invalid(

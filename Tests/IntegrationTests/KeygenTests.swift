@@ -199,6 +199,49 @@ struct KeygenTests {
         #expect(twice.errorOutput.contains("already holds this key (kid registered)"), "\(twice.errorOutput)")
     }
 
+    @Test(
+        "keygen --tpm2: the key is made in the TPM, the file holds it wrapped (no private part), the printed JWK is its public half as openssl reads it from the TPM, and check-config names where it lives"
+    )
+    func tpm2() async throws {
+        let tpm = try SoftwareTPM()
+        let directory = try TemporaryDirectory(prefix: "keygen-tpm")
+        let out = directory.path("notifications.tss2.pem")
+        let made = try await BrokerExecutable.run(["keygen", "--tpm2", "--tcti", tpm.tcti, "--out", out])
+        #expect(made.status == 0, "\(made.errorOutput)")
+        let printed = try #require(try Self.json(made.output) as? [[String: Any]])
+        #expect(printed.count == 1 && printed[0]["kty"] as? String == "RSA" && printed[0]["d"] == nil && printed[0]["p"] == nil, "\(made.output)")
+        let kid = try #require(printed[0]["kid"] as? String)
+        let file = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(file.hasPrefix("-----BEGIN TSS2 PRIVATE KEY-----"))
+        var status = stat()
+        #expect(stat(out, &status) == 0 && status.st_mode & 0o777 == 0o600)
+        #expect(made.errorOutput.contains("key: { provider: tpm2, uri: \"file:\(out)\", kid: \(kid) }"), "\(made.errorOutput)")
+
+        // The public half the TPM gives openssl is the one printed.
+        let fromTPM = try await Command.run(
+            "openssl", ["pkey", "-provider", "tpm2", "-provider", "default", "-in", out, "-pubout"],
+            environment: ProcessInfo.processInfo.environment.merging(["TPM2OPENSSL_TCTI": tpm.tcti]) { $1 })
+        let fromJWK = try await Self.opensslPublicKey(n: printed[0]["n"] as! String, e: printed[0]["e"] as! String, in: directory)
+        #expect(fromTPM.output == (try String(contentsOfFile: fromJWK, encoding: .utf8)), "\(fromTPM.errorOutput)")
+
+        let again = try await BrokerExecutable.run(["keygen", "--tpm2", "--tcti", tpm.tcti, "--out", out])
+        #expect(again.status == 1 && again.errorOutput.contains("exists; keygen never overwrites a key"), "\(again.errorOutput)")
+
+        // check-config, in a process of its own, loads it through the provider.
+        let config = try directory.write(
+            "broker.yaml",
+            """
+            profiles:
+              notifications:
+                environment: tt02
+                client_id: \(Self.clientID)
+                scopes: [altinn:serviceowner/notifications.create]
+                key: { provider: tpm2, uri: "file:\(out)", tcti: "\(tpm.tcti)" }
+            """, mode: 0o644)
+        let check = try await BrokerExecutable.run(["check-config", "--config", config])
+        #expect(check.output.contains("RSA 2048 bits, in the TPM (tpm2 provider, file:\(out), \(tpm.tcti))"), "\(check.output) \(check.errorOutput)")
+    }
+
     @Test("keygen never overwrites; --force replaces; --add-to appends up to Maskinporten's 5 keys")
     func fileRules() async throws {
         let directory = try TemporaryDirectory(prefix: "keygen")

@@ -91,6 +91,26 @@ package enum EncodedJwkFile {
         return jwk
     }
 
+    /// A key made inside the TPM (OpenSSL's tpm2 provider; `tcti` chooses the TPM), written to
+    /// `path` as the TPM-wrapped `TSS2 PRIVATE KEY` with the same rules as a key file (mode 0600,
+    /// never over an existing file unless `replacing`): its public JWK, named as `makeKey` names.
+    package static func makeTPMKey(bits: Int, kid: String?, tcti: String?, to path: String, replacing: Bool, now: Date = Date()) throws -> JWK {
+        guard [2048, 3072].contains(bits) else { throw Failure("--bits must be 2048 or 3072 for a TPM key (what TPMs make)") }
+        if let kid { try check(kid: kid) }
+        let key: RSAPrivateKey
+        let pem: String
+        do {
+            key = try RSAPrivateKey.generate(provider: "tpm2", bits: bits, tcti: tcti)
+            pem = try key.providerPEM()
+        } catch let error as BrokerCryptoError {
+            throw Failure(error.reason)
+        }
+        try writeAtomically(Array(pem.utf8), to: path, replacing: replacing)
+        var jwk = try key.publicKey.jwk(algorithm: .rs256)
+        jwk.kid = kid ?? defaultKid(jwk, now: now)
+        return jwk
+    }
+
     /// The day and the start of the key's RFC 7638 thumbprint: `2026-11-29-Xy7aBc3d`.
     private static func defaultKid(_ jwk: JWK, now: Date) -> String {
         now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))

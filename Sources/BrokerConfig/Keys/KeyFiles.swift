@@ -34,7 +34,10 @@ extension BrokerConfiguration {
             case .encodedJwkFile(let path): files.append(key("\(keyPath).encoded_jwk_file", path, credential: true))
             case .certificate(let certificateFile, let privateKeyFile):
                 files += [key("\(keyPath).certificate_file", certificateFile), key("\(keyPath).private_key_file", privateKeyFile)]
-            case .encodedJwkEnvironment, .encodedJwkCredential: break
+            case .provider(_, let uri, _) where uri.hasPrefix("file:"):
+                // A TPM-wrapped key: of no use without this machine's TPM, but kept as close.
+                files.append(key("\(keyPath).uri", String(uri.dropFirst("file:".count))))
+            case .encodedJwkEnvironment, .encodedJwkCredential, .provider: break
             }
         }
         for settings in platformAccessTokens {

@@ -108,6 +108,17 @@ package struct KeyLoader: Sendable {
         case .certificate(let certificateFile, let privateKeyFile):
             let (key, chain) = try loadCertificateKey(certificateFile: certificateFile, privateKeyFile: privateKeyFile, file: file, keyPath: keyPath)
             return SigningCredentials(privateKey: key, kid: nil, certificateChain: chain, algorithm: profile.algorithm ?? .rs256)
+        case .provider(let name, let uri, let tcti):
+            let key: RSAPrivateKey
+            do {
+                key = try RSAPrivateKey(uri: uri, provider: name, tcti: tcti)
+            } catch let error as BrokerCryptoError {
+                throw ConfigError(.invalidKey, file: file, keyPath: "\(keyPath).uri", error.reason)
+            }
+            // Named as Maskinporten will know it: the configured kid, else the RFC 7638 thumbprint
+            // of its public half (read from the TPM).
+            let kid = try profile.kid ?? key.publicKey.jwk().thumbprint
+            return SigningCredentials(privateKey: key, kid: kid, certificateChain: nil, algorithm: profile.algorithm ?? .rs256)
         case .encodedJwkFile(let path):
             var text = try readSecretFile(path, file: file, keyPath: sourcePath)
             defer { text.resetSecretBytes() }

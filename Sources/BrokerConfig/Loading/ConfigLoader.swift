@@ -300,7 +300,10 @@ private struct ConfigParser {
         }
         guard
             let keySection = try section.mapping(
-                "key", known: ["encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "kid"])
+                "key",
+                known: [
+                    "encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "provider", "uri", "tcti", "kid",
+                ])
         else {
             throw section.error(
                 .keySource, "key",
@@ -530,12 +533,33 @@ private struct ConfigParser {
         case (nil, nil):
             break
         }
+        let uri = try section.string("uri")
+        let tcti = try section.string("tcti")
+        if let provider = try section.string("provider") {
+            guard !provider.isEmpty, provider.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                throw section.error(.invalidValue, "provider", "\"\(provider)\" is not an OpenSSL provider's name, such as tpm2")
+            }
+            guard let uri, let colon = uri.firstIndex(of: ":"), colon != uri.startIndex, uri.index(after: colon) != uri.endIndex else {
+                throw section.error(
+                    .keySource, uri == nil ? "provider" : "uri",
+                    "a provider's key is named by uri: such as uri: \"handle:0x81000001\" (a persistent TPM key) or uri: \"file:/etc/maskinporten-broker/credentials/notifications.tss2.pem\" (a TPM-wrapped key file)"
+                )
+            }
+            if let tcti, tcti.isEmpty {
+                throw section.error(.invalidValue, "tcti", "tcti is empty: remove it for the kernel's /dev/tpmrm0, or write device:/dev/tpm0, swtpm:path=...")
+            }
+            sources.append(.provider(name: provider, uri: uri.hasPrefix("file:") ? "file:" + absolutePath(String(uri.dropFirst(5))) : uri, tcti: tcti))
+        } else if uri != nil || tcti != nil {
+            throw section.error(
+                .keySource, uri != nil ? "uri" : "tcti", "\(uri != nil ? "uri" : "tcti") goes with provider: (provider: tpm2 for a key in the TPM)")
+        }
         let kid = try section.string("kid")
         switch sources.count {
         case 0:
             throw ConfigError(
                 .keySource, file: file, keyPath: section.path, line: section.line,
-                "no key source: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
+                "no key source: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, certificate_file with private_key_file, or provider with uri"
+            )
         case 1:
             break
         default:

@@ -130,6 +130,9 @@ package enum KeySource: Sendable, Hashable {
     case encodedJwkCredential(name: String)
     /// A business certificate chain and its private key, in PEM: grants carry `x5c`.
     case certificate(certificateFile: String, privateKeyFile: String)
+    /// A key held by an OpenSSL provider (a TPM through `tpm2`), named by URI (`handle:0x81000001`,
+    /// `file:/path/key.tss2.pem`); `tcti` chooses the TPM.
+    case provider(name: String, uri: String, tcti: String?)
 
     /// The config key that names this source, for messages.
     package var configKey: String {
@@ -138,6 +141,7 @@ package enum KeySource: Sendable, Hashable {
         case .encodedJwkEnvironment: "encoded_jwk_env"
         case .encodedJwkCredential: "encoded_jwk_credential"
         case .certificate: "certificate_file"
+        case .provider: "provider"
         }
     }
 
@@ -148,6 +152,9 @@ package enum KeySource: Sendable, Hashable {
         case .encodedJwkEnvironment(let variable): "EncodedJwk in $\(variable)"
         case .encodedJwkCredential(let name): "EncodedJwk in systemd credential \(name)"
         case .certificate(let certificate, let key): "business certificate \(certificate) with key \(key)"
+        case .provider(let name, let uri, let tcti):
+            name == "tpm2"
+                ? "in the TPM (tpm2 provider, \(uri), \(tcti ?? "device:/dev/tpmrm0"))" : "held by the OpenSSL provider \(name) (\(uri))"
         }
     }
 }

@@ -57,23 +57,29 @@ enum ProviderKeys {
 
     /// The private key at `uri`, held by `provider`.
     static func key(uri: String, provider: String) throws -> EVPKey {
-        guard let store = OSSL_STORE_open_ex(uri, nil, "?provider=\(provider)", nil, nil, nil, nil, nil) else {
-            throw BrokerCryptoError(.providerKeyUnavailable, Self.unreadable(uri, detail: OpenSSLErrorQueue.drain().joined(separator: "; ")))
-        }
-        defer { OSSL_STORE_close(store) }
-        var found: OpaquePointer?
-        while found == nil, OSSL_STORE_eof(store) == 0 {
-            guard let info = OSSL_STORE_load(store) else { break }
-            defer { OSSL_STORE_INFO_free(info) }
-            if OSSL_STORE_INFO_get_type(info) == COpenSSL_STORE_INFO_PKEY() {
-                found = OSSL_STORE_INFO_get1_PKEY(info)
+        // The store keeps the URI's and the query's pointers while it is open: C strings that
+        // live as long as it does.
+        try uri.withCString { location in
+            try "?provider=\(provider)".withCString { query in
+                guard let store = OSSL_STORE_open_ex(location, nil, query, nil, nil, nil, nil, nil) else {
+                    throw BrokerCryptoError(.providerKeyUnavailable, Self.unreadable(uri, detail: OpenSSLErrorQueue.drain().joined(separator: "; ")))
+                }
+                defer { OSSL_STORE_close(store) }
+                var found: OpaquePointer?
+                while found == nil, OSSL_STORE_eof(store) == 0 {
+                    guard let info = OSSL_STORE_load(store) else { break }
+                    defer { OSSL_STORE_INFO_free(info) }
+                    if OSSL_STORE_INFO_get_type(info) == COpenSSL_STORE_INFO_PKEY() {
+                        found = OSSL_STORE_INFO_get1_PKEY(info)
+                    }
+                }
+                guard let found else {
+                    throw BrokerCryptoError(.providerKeyUnavailable, Self.unreadable(uri, detail: OpenSSLErrorQueue.drain().joined(separator: "; ")))
+                }
+                ERR_clear_error()
+                return EVPKey(taking: found)
             }
         }
-        guard let found else {
-            throw BrokerCryptoError(.providerKeyUnavailable, Self.unreadable(uri, detail: OpenSSLErrorQueue.drain().joined(separator: "; ")))
-        }
-        ERR_clear_error()
-        return EVPKey(taking: found)
     }
 
     /// Why the key at `uri` could not be had, in the operator's terms.

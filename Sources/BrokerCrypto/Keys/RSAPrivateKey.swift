@@ -146,31 +146,43 @@ package struct RSAPrivateKey: Sendable {
     /// private part out).
     package static func generate(provider: String, bits: Int = 2048, tcti: String? = nil) throws -> RSAPrivateKey {
         try ProviderKeys.load(provider, tcti: tcti)
-        guard let context = EVP_PKEY_CTX_new_from_name(nil, "RSA", "provider=\(provider)") else {
-            throw OpenSSLErrorQueue.error("EVP_PKEY_CTX_new_from_name(RSA, provider=\(provider)) failed")
+        // The context keeps the key type's pointer: a C string that outlives it.
+        return try "RSA".withCString { type in
+            try "provider=\(provider)".withCString { query in
+                guard let context = EVP_PKEY_CTX_new_from_name(nil, type, query) else {
+                    throw OpenSSLErrorQueue.error("EVP_PKEY_CTX_new_from_name(RSA, provider=\(provider)) failed")
+                }
+                defer { EVP_PKEY_CTX_free(context) }
+                guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_CTX_set_rsa_keygen_bits(context, Int32(bits)) == 1 else {
+                    throw OpenSSLErrorQueue.error("EVP_PKEY_keygen_init failed")
+                }
+                var made: OpaquePointer?
+                guard EVP_PKEY_generate(context, &made) == 1, let made else { throw OpenSSLErrorQueue.error("EVP_PKEY_generate failed in \(provider)") }
+                return RSAPrivateKey(checked: EVPKey(taking: made), provider: provider)
+            }
         }
-        defer { EVP_PKEY_CTX_free(context) }
-        guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_CTX_set_rsa_keygen_bits(context, Int32(bits)) == 1 else {
-            throw OpenSSLErrorQueue.error("EVP_PKEY_keygen_init failed")
-        }
-        var made: OpaquePointer?
-        guard EVP_PKEY_generate(context, &made) == 1, let made else { throw OpenSSLErrorQueue.error("EVP_PKEY_generate failed in \(provider)") }
-        return RSAPrivateKey(checked: EVPKey(taking: made), provider: provider)
     }
 
     /// The key as its provider writes it in PEM (a TPM's: `TSS2 PRIVATE KEY`, the key wrapped by
     /// the TPM's storage key, of use on that TPM alone).
     package func providerPEM() throws -> String {
         guard let provider else { throw BrokerCryptoError(.openSSLFailure, "the key is not held by a provider") }
-        guard
-            let encoder = OSSL_ENCODER_CTX_new_for_pkey(backing.pointer, COpenSSL_EVP_PKEY_KEYPAIR(), "PEM", nil, "provider=\(provider)")
-        else { throw OpenSSLErrorQueue.error("OSSL_ENCODER_CTX_new_for_pkey failed") }
-        defer { OSSL_ENCODER_CTX_free(encoder) }
-        var data: UnsafeMutablePointer<UInt8>?
-        var length = 0
-        guard OSSL_ENCODER_to_data(encoder, &data, &length) == 1, let data else { throw OpenSSLErrorQueue.error("OSSL_ENCODER_to_data failed") }
-        defer { COpenSSL_free(data) }
-        return String(decoding: UnsafeBufferPointer(start: data, count: length), as: UTF8.self)
+        // The encoder keeps the output type's and the query's pointers until it is freed: C
+        // strings that live that long, not Swift's temporary ones (which made it fail or not
+        // with the size of the environment).
+        return try "PEM".withCString { outputType in
+            try "provider=\(provider)".withCString { query in
+                guard let encoder = OSSL_ENCODER_CTX_new_for_pkey(backing.pointer, COpenSSL_EVP_PKEY_KEYPAIR(), outputType, nil, query) else {
+                    throw OpenSSLErrorQueue.error("OSSL_ENCODER_CTX_new_for_pkey failed")
+                }
+                defer { OSSL_ENCODER_CTX_free(encoder) }
+                var data: UnsafeMutablePointer<UInt8>?
+                var length = 0
+                guard OSSL_ENCODER_to_data(encoder, &data, &length) == 1, let data else { throw OpenSSLErrorQueue.error("OSSL_ENCODER_to_data failed") }
+                defer { COpenSSL_free(data) }
+                return String(decoding: UnsafeBufferPointer(start: data, count: length), as: UTF8.self)
+            }
+        }
     }
 
     // MARK: - Signing
@@ -181,7 +193,10 @@ package struct RSAPrivateKey: Sendable {
         guard let context = EVP_MD_CTX_new() else { throw OpenSSLErrorQueue.error("EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
         if let provider {
-            guard EVP_DigestSignInit_ex(context, nil, algorithm.digestName, nil, "provider=\(provider)", backing.pointer, nil) == 1 else {
+            let started = algorithm.digestName.withCString { digest in
+                "provider=\(provider)".withCString { query in EVP_DigestSignInit_ex(context, nil, digest, nil, query, backing.pointer, nil) }
+            }
+            guard started == 1 else {
                 throw BrokerCryptoError(
                     .providerKeyUnavailable, "the \(provider) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
             }

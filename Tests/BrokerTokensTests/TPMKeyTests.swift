@@ -1,0 +1,54 @@
+import BrokerTestSupport
+import Foundation
+import Logging
+import Testing
+
+@testable import BrokerConfig
+@testable import BrokerCrypto
+@testable import BrokerTokens
+@testable import MaskinportenEmulator
+
+/// A profile whose key is in a TPM (swtpm, OpenSSL's tpm2 provider): configured by provider and
+/// URI, loaded by the key loader `serve` and `check-config` share, named by its RFC 7638
+/// thumbprint, and good for a token from the emulator, which checks the grant's signature.
+@Suite("A profile's key in a TPM", .sharedKeys)
+struct TPMKeyTests {
+    @Test("key: { provider: tpm2, uri: file:..., tcti } loads, is named by its thumbprint, says where it lives, and gets a token")
+    func tokenWithATPMKey() async throws {
+        let tpm = SoftwareTPM.shared
+        let made = try RSAPrivateKey.generate(provider: "tpm2", tcti: tpm.tcti)
+        let thumbprint = try #require(try made.publicKey.jwk().thumbprint)
+        try await EmulatorHarness.with { harness in
+            harness.emulator.register(
+                RegisteredClient(clientID: "tpm-client", scopes: [EmulatorHarness.scope], keys: [try made.publicKey.jwk(kid: thumbprint)]))
+            let keyFile = try harness.fixture.directory.write("notifications.tss2.pem", try made.providerPEM(), mode: 0o600)
+            let path = try harness.fixture.write(
+                """
+                environments:
+                  local:
+                    maskinporten_issuer: \(harness.emulator.issuer)
+                    altinn_platform: \(harness.emulator.altinnPlatform)
+                profiles:
+                  notifications:
+                    environment: local
+                    client_id: tpm-client
+                    scopes: [\(EmulatorHarness.scope)]
+                    key: { provider: tpm2, uri: "file:notifications.tss2.pem", tcti: "\(tpm.tcti)" }
+                """)
+            let configuration = try ConfigLoader.load(path: path)
+            let profile = try #require(configuration.profiles.first)
+            #expect(
+                profile.keySource == .provider(name: "tpm2", uri: "file:\(keyFile)", tcti: tpm.tcti), "a relative file: URI is the configuration's directory's")
+            #expect(profile.keySource.summary == "in the TPM (tpm2 provider, file:\(keyFile), \(tpm.tcti))")
+            let credentials = try KeyLoader(environment: [:]).load(profile, file: path)
+            #expect(credentials.kid == thumbprint && credentials.privateKey.provider == "tpm2")
+
+            let broker = try TokenBroker(
+                configuration: configuration, credentials: ["notifications": credentials],
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let token = try await shuttingDown(broker) { try await broker.cache(for: "notifications")!.token() }
+            #expect(token.kind == .altinn)
+            #expect(harness.emulator.stats.tokensIssuedByKid[thumbprint] == 1, "the grant was signed in the TPM and checked by the emulator")
+        }
+    }
+}
