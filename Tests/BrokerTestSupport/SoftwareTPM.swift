@@ -31,8 +31,17 @@ package final class SoftwareTPM: @unchecked Sendable {
         let swtpm =
             "swtpm socket --tpm2 --server type=unixio,path=\(socket) --ctrl type=unixio,path=\(socket).ctrl --tpmstate dir=\(directory.path)"
             + " --flags not-need-init,startup-clear"
+        // It lives as long as the test process, so it must hold none of the test process's
+        // descriptors: the TPM's client library opens its sockets without close-on-exec, and one
+        // inherited mid-command would keep that connection open, and the simulator (one client
+        // at a time) waiting on it for good.
+        let closeInherited = "for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi; done 2>/dev/null"
         process = try RunningProcess(
-            "/bin/sh", ["-c", "\(swtpm) & simulator=$!; trap 'kill $simulator' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done"],
+            "/bin/bash",
+            [
+                "-c",
+                "\(closeInherited); \(swtpm) & simulator=$!; echo $simulator > \(directory.path)/pid; trap 'kill $simulator' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done",
+            ],
             environment: ProcessInfo.processInfo.environment)
         let end = ContinuousClock.now + .seconds(10)
         while access(socket, F_OK) != 0 || access(socket + ".ctrl", F_OK) != 0 {
@@ -42,7 +51,13 @@ package final class SoftwareTPM: @unchecked Sendable {
     }
 
     deinit {
-        kill(process.pid, SIGKILL)
+        // The simulator itself: the shell is killed outright when its process handle goes.
+        if let text = try? String(contentsOf: directory.appendingPathComponent("pid"), encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            kill(pid, SIGTERM)
+        }
+        kill(process.pid, SIGTERM)
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -5,13 +5,21 @@ final class EVPKey: @unchecked Sendable {
     // @unchecked: an EVP_PKEY is immutable once built and OpenSSL allows concurrent use of one
     // key from several threads for signing and verifying.
     let pointer: OpaquePointer
+    /// Held by a provider's device (a TPM): freeing it is a command to the device, run alone.
+    private let heldByProvider: Bool
 
-    init(taking pointer: OpaquePointer) {
+    init(taking pointer: OpaquePointer, heldByProvider: Bool = false) {
         self.pointer = pointer
+        self.heldByProvider = heldByProvider
     }
 
     deinit {
-        EVP_PKEY_free(pointer)
+        if heldByProvider {
+            let pointer = self.pointer
+            _ = try? ProviderKeys.serially { EVP_PKEY_free(pointer) }
+        } else {
+            EVP_PKEY_free(pointer)
+        }
     }
 
     /// The modulus length in bits.

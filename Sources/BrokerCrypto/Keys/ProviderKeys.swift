@@ -12,6 +12,16 @@ import Synchronization
 /// (`provider=NAME`, mandatory: with the default provider also loaded, OpenSSL would otherwise
 /// try the default one, which has no private key to sign with).
 enum ProviderKeys {
+    /// One operation at a time on provider-held keys: a TPM is one device that runs one command
+    /// at a time and holds three objects at most; without the kernel's resource manager (swtpm,
+    /// or /dev/tpm0) two signatures at once fail with "cannot create primary".
+    private static let device = Mutex<Void>(())
+
+    /// Runs `body`, which uses a provider's key, alone.
+    static func serially<T>(_ body: () throws -> T) throws -> T {
+        try device.withLock { _ in try body() }
+    }
+
     /// Providers loaded for the life of the process, by name (OpenSSL counts their references).
     private static let loaded = Mutex<[String: OpaquePointer]>([:])
 
@@ -77,7 +87,7 @@ enum ProviderKeys {
                     throw BrokerCryptoError(.providerKeyUnavailable, Self.unreadable(uri, detail: OpenSSLErrorQueue.drain().joined(separator: "; ")))
                 }
                 ERR_clear_error()
-                return EVPKey(taking: found)
+                return EVPKey(taking: found, heldByProvider: true)
             }
         }
     }

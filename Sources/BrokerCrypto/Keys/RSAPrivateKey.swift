@@ -19,7 +19,7 @@ package struct RSAPrivateKey: Sendable {
     /// The public half.
     package var publicKey: RSAPublicKey {
         get throws {
-            if provider != nil { return try providerPublicKey() }
+            if provider != nil { return try ProviderKeys.serially { try providerPublicKey() } }
             return try RSAPublicKey(n: backing.publicBytes(RSAParameter.n) ?? [], e: backing.publicBytes(RSAParameter.e) ?? [])
         }
     }
@@ -125,7 +125,7 @@ package struct RSAPrivateKey: Sendable {
     /// `TPM2OPENSSL_TCTI`, else the kernel's resource manager).
     package init(uri: String, provider: String, tcti: String? = nil) throws {
         try ProviderKeys.load(provider, tcti: tcti)
-        let key = try ProviderKeys.key(uri: uri, provider: provider)
+        let key = try ProviderKeys.serially { try ProviderKeys.key(uri: uri, provider: provider) }
         guard key.isRSA else {
             throw BrokerCryptoError(.unsupportedKeyType, "the key \(uri) is an \(key.typeName) key; Maskinporten grants need an RSA key")
         }
@@ -147,7 +147,13 @@ package struct RSAPrivateKey: Sendable {
     package static func generate(provider: String, bits: Int = 2048, tcti: String? = nil) throws -> RSAPrivateKey {
         try ProviderKeys.load(provider, tcti: tcti)
         // The context keeps the key type's pointer: a C string that outlives it.
-        return try "RSA".withCString { type in
+        return try ProviderKeys.serially {
+            try generateAlone(provider: provider, bits: bits)
+        }
+    }
+
+    private static func generateAlone(provider: String, bits: Int) throws -> RSAPrivateKey {
+        try "RSA".withCString { type in
             try "provider=\(provider)".withCString { query in
                 guard let context = EVP_PKEY_CTX_new_from_name(nil, type, query) else {
                     throw OpenSSLErrorQueue.error("EVP_PKEY_CTX_new_from_name(RSA, provider=\(provider)) failed")
@@ -158,7 +164,7 @@ package struct RSAPrivateKey: Sendable {
                 }
                 var made: OpaquePointer?
                 guard EVP_PKEY_generate(context, &made) == 1, let made else { throw OpenSSLErrorQueue.error("EVP_PKEY_generate failed in \(provider)") }
-                return RSAPrivateKey(checked: EVPKey(taking: made), provider: provider)
+                return RSAPrivateKey(checked: EVPKey(taking: made, heldByProvider: true), provider: provider)
             }
         }
     }
@@ -167,6 +173,10 @@ package struct RSAPrivateKey: Sendable {
     /// the TPM's storage key, of use on that TPM alone).
     package func providerPEM() throws -> String {
         guard let provider else { throw BrokerCryptoError(.openSSLFailure, "the key is not held by a provider") }
+        return try ProviderKeys.serially { try encodedAlone(provider: provider) }
+    }
+
+    private func encodedAlone(provider: String) throws -> String {
         // The encoder keeps the output type's and the query's pointers until it is freed: C
         // strings that live that long, not Swift's temporary ones (which made it fail or not
         // with the size of the environment).
@@ -190,6 +200,11 @@ package struct RSAPrivateKey: Sendable {
     /// Signs `message` with RSASSA-PKCS1-v1_5 and the algorithm's digest; a provider's key signs
     /// in its provider.
     package func sign(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
+        if provider != nil { return try ProviderKeys.serially { try signAlone(message, algorithm: algorithm) } }
+        return try signAlone(message, algorithm: algorithm)
+    }
+
+    private func signAlone(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
         guard let context = EVP_MD_CTX_new() else { throw OpenSSLErrorQueue.error("EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
         if let provider {
