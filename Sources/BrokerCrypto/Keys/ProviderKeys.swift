@@ -1,5 +1,5 @@
 import COpenSSL
-import Synchronization
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -15,21 +15,24 @@ enum ProviderKeys {
     /// One operation at a time on provider-held keys: a TPM is one device that runs one command
     /// at a time and holds three objects at most; without the kernel's resource manager (swtpm,
     /// or /dev/tpm0) two signatures at once fail with "cannot create primary".
-    private static let device = Mutex<Void>(())
+    /// (`NSLock`, over a pthread mutex: the thread sanitizer follows it, where it took the
+    /// standard library's `Mutex` on Linux for no lock at all.)
+    private static let device = NSLock()
 
     /// Runs `body`, which uses a provider's key, alone.
     static func serially<T>(_ body: () throws -> T) throws -> T {
-        try device.withLock { _ in try body() }
+        try device.withLock { try body() }
     }
 
     /// Providers loaded for the life of the process, by name (OpenSSL counts their references).
-    private static let loaded = Mutex<[String: OpaquePointer]>([:])
+    private static let loading = NSLock()
+    nonisolated(unsafe) private static var loaded: [String: OpaquePointer] = [:]
 
     /// Loads `name` (and the default provider beside it, which the key's public half and every
     /// other key still use) once. A TPM's provider connects to the TPM as it loads: `tcti`, if
     /// given, says which (the provider reads it from `TPM2OPENSSL_TCTI`).
     static func load(_ name: String, tcti: String? = nil) throws {
-        try loaded.withLock { loaded in
+        try loading.withLock {
             if loaded[name] != nil { return }
             if loaded["default"] == nil {
                 guard let provider = OSSL_PROVIDER_load(nil, "default") else {
