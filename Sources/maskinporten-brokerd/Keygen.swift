@@ -69,8 +69,8 @@ struct Keygen: ParsableCommand {
     }
 
     func run() throws {
-        if tpm2 { return try runTPM2() }
-        do {
+        if tpm2 { return try reportingFailures(runTPM2) }
+        try reportingFailures {
             let existing: [JWK]
             let key: JWK
             if let from {
@@ -107,31 +107,30 @@ struct Keygen: ParsableCommand {
                     "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the file to the profile as key.encoded_jwk_file (or as a systemd credential)"
                 )
             }
-        } catch let failure as EncodedJwkFile.Failure {
-            printError("error: \(failure)")
-            throw ExitCode(1)
-        } catch let error as BrokerCryptoError {
-            printError("error: \(error.reason)")
-            throw ExitCode(1)
         }
     }
 
     /// `--tpm2`: the key made in the TPM, its wrapped file written, its public part printed.
     private func runTPM2() throws {
+        let jwk = try EncodedJwkFile.makeTPMKey(bits: bits ?? 2048, kid: kid, tcti: tcti, to: out, replacing: force)
+        if pem {
+            print(try RSAPublicKey(jwk: jwk).pem(), terminator: "")
+        } else {
+            print(String(decoding: try JWKSet(keys: [jwk]).arrayJSON(), as: UTF8.self))
+        }
+        let kidText = jwk.kid ?? "-"
+        printError(
+            "wrote \(out) (mode 0600): RSA \(bits ?? 2048) bits made in the TPM (\(tcti ?? "device:/dev/tpmrm0")), kid \(kidText); the file is the key wrapped by this TPM"
+        )
+        printError(
+            "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the key to the profile as key: { provider: tpm2, uri: \"file:\(out)\", kid: \(kidText) }"
+        )
+    }
+
+    /// Runs `body`, saying a failure in one line and exiting 1.
+    private func reportingFailures(_ body: () throws -> Void) throws {
         do {
-            let jwk = try EncodedJwkFile.makeTPMKey(bits: bits ?? 2048, kid: kid, tcti: tcti, to: out, replacing: force)
-            if pem {
-                print(try RSAPublicKey(jwk: jwk).pem(), terminator: "")
-            } else {
-                print(String(decoding: try JWKSet(keys: [jwk]).arrayJSON(), as: UTF8.self))
-            }
-            let kidText = jwk.kid ?? "-"
-            printError(
-                "wrote \(out) (mode 0600): RSA \(bits ?? 2048) bits made in the TPM (\(tcti ?? "device:/dev/tpmrm0")), kid \(kidText); the file is the key wrapped by this TPM"
-            )
-            printError(
-                "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the key to the profile as key: { provider: tpm2, uri: \"file:\(out)\", kid: \(kidText) }"
-            )
+            try body()
         } catch let failure as EncodedJwkFile.Failure {
             printError("error: \(failure)")
             throw ExitCode(1)

@@ -42,17 +42,8 @@ struct DescriptorStoreTests {
 
     @Test("FDSTORE=1 hands the descriptor over with its name; FDSTOREREMOVE=1 names what to drop")
     func store() throws {
-        let name = "maskinporten-broker-fdstore-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        let manager = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let (name, manager) = try Self.manager()
         defer { close(manager) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = [UInt8(0)] + Array(name.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(manager, $0, socklen_t(MemoryLayout<sa_family_t>.size + path.count)) }
-        }
-        #expect(bound == 0)
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(manager, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
 
@@ -76,16 +67,9 @@ struct DescriptorStoreTests {
 
     @Test("a service manager that does not read: notifications are dropped, never waited on (Linux queues ten)")
     func fullQueue() throws {
-        let name = "maskinporten-broker-full-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        let manager = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Never read: its queue fills.
+        let (name, manager) = try Self.manager()
         defer { close(manager) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = [UInt8(0)] + Array(name.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(manager, $0, socklen_t(MemoryLayout<sa_family_t>.size + path.count)) }
-        }
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": "@" + name])
         let fd = try SealedMemoryFile.make(name: "tokens", contents: [1, 2, 3])
         defer { close(fd) }
@@ -93,6 +77,25 @@ struct DescriptorStoreTests {
         let sent = (0..<40).filter { index in index % 2 == 0 ? notifier.send("STATUS=\(index)") : notifier.storeDescriptor(fd, name: "tokens") }
         #expect(ContinuousClock.now - started < .seconds(1))
         #expect(sent.count < 40, "some were dropped: the queue was full")
+    }
+
+    /// A service manager's notification socket, bound in the abstract namespace: its name and
+    /// descriptor.
+    static func manager() throws -> (String, Int32) {
+        let name = "maskinporten-broker-test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        let manager = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = [UInt8(0)] + Array(name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(manager, $0, socklen_t(MemoryLayout<sa_family_t>.size + path.count)) }
+        }
+        guard bound == 0 else {
+            close(manager)
+            throw SystemError("bind")
+        }
+        return (name, manager)
     }
 
     func readlink(_ path: String) -> String {
