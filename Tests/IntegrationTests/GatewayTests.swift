@@ -25,15 +25,18 @@ struct GatewayTests {
 
     /// The emulator on TLS, a daemon whose profile `notifications` has a gateway (with the
     /// emulator's test blobs reachable), an allow list of one uid that is not `nobody`, and a
-    /// socket anyone may connect to.
-    static func harness(_ mode: DaemonHarness.Mode = .inProcess, gateway: String = "", extraProfiles: String = "") async throws -> DaemonHarness {
+    /// socket anyone may connect to. Its `timeout_seconds` leaves room for two hundred TLS
+    /// handshakes on a loaded 2-core CI machine; the stall test sets a short one.
+    static func harness(
+        _ mode: DaemonHarness.Mode = .inProcess, gateway: String = "", extraProfiles: String = "", timeout: Int = 20
+    ) async throws -> DaemonHarness {
         let harness = try await DaemonHarness(
             mode, socketMode: "0666", allow: "      uids: [12345]", tls: (try await TestCA.make(for: "127.0.0.1"), "127.0.0.1"))
         harness.profileExtra = """
                 gateway:
                   paths: [/notifications/api/v1/, /_emulator/blob/]
                   max_body_bytes: 4096
-                  timeout_seconds: 2
+                  timeout_seconds: \(timeout)
             \(gateway)
             """
         harness.secrets = personal
@@ -259,7 +262,7 @@ struct GatewayTests {
 
     @Test("Altinn gone: 502; Altinn stalled: 504 at timeout_seconds; both the broker's own errors")
     func upstreamFailures() async throws {
-        let harness = try await Self.harness()
+        let harness = try await Self.harness(timeout: 2)
         do {
             #expect(try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed").status == 200)
             try await harness.emulatorCurl("-X", "POST", "--data", "{\"drop\":true}", "\(harness.emulatorURL)/_emulator/faults/notifications")
