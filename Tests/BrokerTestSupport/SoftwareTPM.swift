@@ -9,12 +9,16 @@ package import Foundation
 /// serves one client at a time: so one simulator serves the whole test process (`shared`), and
 /// tests that need a TPM of their own, or `openssl` beside the process, start another.
 package final class SoftwareTPM: @unchecked Sendable {
-    // @unchecked: immutable once started.
+    // @unchecked: `running` is touched only with `lock` held.
     package let directory: URL
-    package let process: RunningProcess
+    private let lock = NSLock()
+    /// The shell that runs the simulator and ends it when the test process ends; nil while
+    /// stopped.
+    private var running: RunningProcess?
 
     /// The TCTI string the provider and the tools take (`TPM2OPENSSL_TCTI`, `TPM2TOOLS_TCTI`).
-    package var tcti: String { "swtpm:path=\(directory.path)/sock" }
+    package var tcti: String { "swtpm:path=\(socket)" }
+    private var socket: String { directory.appendingPathComponent("sock").path }
 
     /// The simulator the test process's provider talks to, started at first use.
     package static let shared: SoftwareTPM = {
@@ -25,7 +29,14 @@ package final class SoftwareTPM: @unchecked Sendable {
     package init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("swtpm-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let socket = directory.appendingPathComponent("sock").path
+        try start()
+    }
+
+    /// Starts the simulator on the state it had: keys wrapped by it load again, keys that were
+    /// loaded into it are gone, as after a real TPM's reset.
+    package func start() throws {
+        try? FileManager.default.removeItem(atPath: socket)
+        try? FileManager.default.removeItem(atPath: socket + ".ctrl")
         // Ends with the test process (it has no other way to learn it is gone: its TCTI connects
         // anew for each command, so swtpm's --terminate would end it after the first).
         let swtpm =
@@ -36,13 +47,14 @@ package final class SoftwareTPM: @unchecked Sendable {
         // inherited mid-command would keep that connection open, and the simulator (one client
         // at a time) waiting on it for good.
         let closeInherited = "for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi; done 2>/dev/null"
-        process = try RunningProcess(
+        let process = try RunningProcess(
             "/bin/bash",
             [
                 "-c",
-                "\(closeInherited); \(swtpm) & simulator=$!; echo $simulator > \(directory.path)/pid; trap 'kill $simulator' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done",
+                "\(closeInherited); \(swtpm) & simulator=$!; echo $simulator > \(directory.path)/pid; trap 'kill $simulator' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null && kill -0 $simulator 2>/dev/null; do sleep 0.2; done",
             ],
             environment: ProcessInfo.processInfo.environment)
+        lock.withLock { running = process }
         let end = ContinuousClock.now + .seconds(10)
         while access(socket, F_OK) != 0 || access(socket + ".ctrl", F_OK) != 0 {
             guard ContinuousClock.now < end else { throw TestSupportError("swtpm did not make its socket \(socket): \(process.output)\(process.errorOutput)") }
@@ -50,14 +62,26 @@ package final class SoftwareTPM: @unchecked Sendable {
         }
     }
 
-    deinit {
-        // The simulator itself: the shell is killed outright when its process handle goes.
+    /// Kills the simulator outright, as a TPM that stops answering: its sockets go with it.
+    package func kill() {
         if let text = try? String(contentsOf: directory.appendingPathComponent("pid"), encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
         {
-            kill(pid, SIGTERM)
+            Glibc.kill(pid, SIGKILL)
         }
-        kill(process.pid, SIGTERM)
+        let stopped = lock.withLock {
+            defer { running = nil }
+            return running
+        }
+        if let process = stopped {
+            _ = process.waitForExit()
+        }
+        try? FileManager.default.removeItem(atPath: socket)
+        try? FileManager.default.removeItem(atPath: socket + ".ctrl")
+    }
+
+    deinit {
+        kill()
         try? FileManager.default.removeItem(at: directory)
     }
 }

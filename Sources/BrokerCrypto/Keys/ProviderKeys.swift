@@ -15,37 +15,59 @@ enum ProviderKeys {
     /// One operation at a time on provider-held keys: a TPM is one device that runs one command
     /// at a time and holds three objects at most; without the kernel's resource manager (swtpm,
     /// or /dev/tpm0) two signatures at once fail with "cannot create primary".
-    /// (`NSLock`, over a pthread mutex: the thread sanitizer follows it, where it took the
-    /// standard library's `Mutex` on Linux for no lock at all.)
-    private static let device = NSLock()
+    /// (`NSRecursiveLock`, over a pthread mutex: the thread sanitizer follows it, where it took
+    /// the standard library's `Mutex` on Linux for no lock at all. Recursive: a key let go while
+    /// the lock is held frees itself through it.)
+    private static let device = NSRecursiveLock()
 
     /// Runs `body`, which uses a provider's key, alone.
     static func serially<T>(_ body: () throws -> T) throws -> T {
         try device.withLock { try body() }
     }
 
-    /// Providers loaded for the life of the process, by name (OpenSSL counts their references).
+    /// Each provider in a library context of its own, with the default provider beside it (the
+    /// context's digests). The process's default context is left alone: keys in memory and
+    /// TLS go on using OpenSSL's implicit default provider there.
     private static let loading = NSLock()
-    nonisolated(unsafe) private static var loaded: [String: OpaquePointer] = [:]
+    nonisolated(unsafe) private static var contexts: [String: ProviderContext] = [:]
+    /// The TPM the `tpm2` provider was loaded for, as configured (nil: its default).
+    nonisolated(unsafe) private static var loadedTCTI: String?
 
-    /// Loads `name` (and the default provider beside it, which the key's public half and every
-    /// other key still use) once. A TPM's provider connects to the TPM as it loads: `tcti`, if
-    /// given, says which (the provider reads it from `TPM2OPENSSL_TCTI`).
+    /// Loads `name` once. A TPM's provider connects to the TPM as it loads: `tcti`, if given,
+    /// says which (the provider reads it from `TPM2OPENSSL_TCTI`).
     static func load(_ name: String, tcti: String? = nil) throws {
+        _ = try context(name, tcti: tcti)
+    }
+
+    /// The context `name` is loaded in now, loaded first if it is not yet.
+    static func context(_ name: String, tcti: String? = nil) throws -> ProviderContext {
         try loading.withLock {
-            if loaded[name] != nil { return }
-            if loaded["default"] == nil {
-                guard let provider = OSSL_PROVIDER_load(nil, "default") else {
-                    throw OpenSSLErrorQueue.error("the default OpenSSL provider could not be loaded")
-                }
-                loaded["default"] = provider
+            if let context = contexts[name] { return context }
+            if name == "tpm2" {
+                if let tcti { setenv("TPM2OPENSSL_TCTI", tcti, 1) }
+                loadedTCTI = tcti
             }
-            if let tcti, name == "tpm2" { setenv("TPM2OPENSSL_TCTI", tcti, 1) }
-            guard let provider = OSSL_PROVIDER_load(nil, name) else {
-                let detail = OpenSSLErrorQueue.drain().joined(separator: "; ")
-                throw BrokerCryptoError(.providerUnavailable, Self.unavailable(name, detail: detail, tcti: tcti))
-            }
-            loaded[name] = provider
+            let context = try ProviderContext(name, tcti: tcti)
+            contexts[name] = context
+            return context
+        }
+    }
+
+    /// The key at `uri` loaded in a new context of `name`'s, which takes the place of the
+    /// current one if the key loads there. The provider of a TPM does not recover from a TPM
+    /// that went away (its connection stays failed after the TPM is back), so a key that no
+    /// longer loads in the current context is tried in a new one. The context it replaces is
+    /// kept: keys of other profiles may still be in it, until they too are loaded again.
+    static func keyInNewContext(uri: String, provider name: String) throws -> (EVPKey, ProviderContext) {
+        let tcti = loading.withLock { loadedTCTI }
+        let context = try ProviderContext(name, tcti: tcti)
+        do {
+            let key = try key(uri: uri, in: context)
+            loading.withLock { contexts[name] = context }
+            return (key, context)
+        } catch {
+            context.free()
+            throw error
         }
     }
 
@@ -61,20 +83,35 @@ enum ProviderKeys {
             return "the OpenSSL provider \"\(name)\" is not installed (\(module) is missing): apt install \(package)"
         }
         if name == "tpm2" {
-            let device = tcti ?? ProcessEnvironment.value("TPM2OPENSSL_TCTI") ?? "device:/dev/tpmrm0"
             return
-                "the TPM did not answer (\(device)): check that the device exists and that the daemon's user may open it (the tss group, and DeviceAllow= under systemd)\(detail.isEmpty ? "" : "; OpenSSL said: \(detail)")"
+                "the TPM did not answer (\(device(tcti))): check that the device exists and that the daemon's user may open it (the tss group, and DeviceAllow= under systemd)\(detail.isEmpty ? "" : "; OpenSSL said: \(detail)")"
         }
         return "the OpenSSL provider \"\(name)\" could not be loaded\(detail.isEmpty ? "" : ": \(detail)")"
     }
 
-    /// The private key at `uri`, held by `provider`.
-    static func key(uri: String, provider: String) throws -> EVPKey {
+    /// Which TPM the provider talks to, as the operator would look for it.
+    static func device(_ tcti: String?) -> String {
+        tcti ?? ProcessEnvironment.value("TPM2OPENSSL_TCTI") ?? "device:/dev/tpmrm0"
+    }
+
+    /// Why a key that was loaded before cannot be had now: for a TPM, that it stopped answering
+    /// (or restarted without the key's storage key, if `detail` says so).
+    static func unanswered(_ name: String, loading uri: String, detail: String) -> String {
+        guard name == "tpm2" else { return "the \(name) provider could not load \(uri) again: \(detail)" }
+        let tcti = loading.withLock { loadedTCTI }
+        return
+            "the TPM stopped answering (\(device(tcti))) and the key \(uri) could not be loaded again; it is used again as soon as the TPM answers: \(detail)"
+    }
+
+    /// The private key at `uri`, held by the provider loaded in `context`.
+    static func key(uri: String, in context: ProviderContext) throws -> EVPKey {
         // The store keeps the URI's and the query's pointers while it is open: C strings that
         // live as long as it does.
         try uri.withCString { location in
-            try "?provider=\(provider)".withCString { query in
-                guard let store = OSSL_STORE_open_ex(location, nil, query, nil, nil, nil, nil, nil) else {
+            // Preferred, not mandatory: a `file:` URI is read by the default provider's store
+            // and decoded by the provider's decoders.
+            try "?\(context.query)".withCString { query in
+                guard let store = OSSL_STORE_open_ex(location, context.pointer, query, nil, nil, nil, nil, nil) else {
                     throw BrokerCryptoError(.providerKeyUnavailable, Self.unreadable(uri, detail: OpenSSLErrorQueue.drain().joined(separator: "; ")))
                 }
                 defer { OSSL_STORE_close(store) }
@@ -108,6 +145,39 @@ enum ProviderKeys {
                 "the key file \(uri) was wrapped by another TPM: it can be used only on the machine whose TPM made it; make a key on this one with keygen --tpm2"
         }
         return "the key \(uri) could not be loaded\(detail.isEmpty ? "" : ": \(detail)")"
+    }
+}
+
+/// An OpenSSL library context holding one provider (and the default provider beside it), for
+/// the keys that provider holds. Freed only when its load fails: keys loaded in it free
+/// themselves through it.
+final class ProviderContext: @unchecked Sendable {
+    // @unchecked: the pointers are set once; OpenSSL's library contexts are thread-safe.
+    let pointer: OpaquePointer
+    /// The provider's name.
+    let name: String
+    /// The property query that fetches operations from it: mandatory, as the default provider
+    /// beside it has no private key to sign with.
+    var query: String { "provider=\(name)" }
+
+    init(_ name: String, tcti: String?) throws {
+        guard let context = OSSL_LIB_CTX_new() else { throw OpenSSLErrorQueue.error("OSSL_LIB_CTX_new failed") }
+        guard OSSL_PROVIDER_load(context, "default") != nil else {
+            OSSL_LIB_CTX_free(context)
+            throw OpenSSLErrorQueue.error("the default OpenSSL provider could not be loaded")
+        }
+        guard OSSL_PROVIDER_load(context, name) != nil else {
+            let detail = OpenSSLErrorQueue.drain().joined(separator: "; ")
+            OSSL_LIB_CTX_free(context)
+            throw BrokerCryptoError(.providerUnavailable, ProviderKeys.unavailable(name, detail: detail, tcti: tcti))
+        }
+        pointer = context
+        self.name = name
+    }
+
+    /// Frees a context no key was loaded in.
+    func free() {
+        OSSL_LIB_CTX_free(pointer)
     }
 }
 

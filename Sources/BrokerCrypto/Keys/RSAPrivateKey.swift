@@ -5,30 +5,53 @@ package import Foundation
 ///
 /// Built from a JWK with `EVP_PKEY_fromdata` or from a PEM file (PKCS#1 or PKCS#8).
 package struct RSAPrivateKey: Sendable {
-    let backing: EVPKey
+    private let storage: Storage
+    private enum Storage: Sendable {
+        /// In this process's memory (the default provider).
+        case memory(EVPKey)
+        /// Held by a provider's device, never in this process's memory.
+        case provider(ProviderHeldKey)
+    }
+
+    /// The key in this process's memory; only the paths for such keys use it.
+    var backing: EVPKey {
+        guard case .memory(let key) = storage else { preconditionFailure("a key held by a provider has no copy in memory") }
+        return key
+    }
+
     /// The OpenSSL provider that holds the key (`tpm2`), or nil for a key in this process's
     /// memory (the default provider).
-    package let provider: String?
+    package var provider: String? {
+        guard case .provider(let held) = storage else { return nil }
+        return held.provider
+    }
 
     /// The smallest modulus accepted, as Maskinporten and jwt-kit require.
     package static let minimumBits = 2048
 
     /// The modulus length in bits.
-    package var bits: Int { backing.bits }
+    package var bits: Int {
+        switch storage {
+        case .memory(let key): key.bits
+        case .provider(let held): held.bits
+        }
+    }
 
     /// The public half.
     package var publicKey: RSAPublicKey {
         get throws {
-            if provider != nil { return try ProviderKeys.serially { try providerPublicKey() } }
-            return try RSAPublicKey(n: backing.publicBytes(RSAParameter.n) ?? [], e: backing.publicBytes(RSAParameter.e) ?? [])
+            switch storage {
+            case .memory(let key): return try RSAPublicKey(n: key.publicBytes(RSAParameter.n) ?? [], e: key.publicBytes(RSAParameter.e) ?? [])
+            case .provider(let held): return try held.using { key, _ in try Self.providerPublicKey(key) }
+            }
         }
     }
 
     /// A provider's key gives its public half as a SubjectPublicKeyInfo (its parameters may not
     /// be readable one by one), read back as a key of the default provider.
-    private func providerPublicKey() throws -> RSAPublicKey {
+    private static func providerPublicKey(_ key: EVPKey) throws -> RSAPublicKey {
         var der: UnsafeMutablePointer<UInt8>?
-        let length = i2d_PUBKEY(backing.pointer, &der)
+        let length = i2d_PUBKEY(key.pointer, &der)
         guard length > 0, let der else { throw OpenSSLErrorQueue.error("i2d_PUBKEY failed: the provider gave no public key") }
         defer { COpenSSL_free(der) }
         var cursor: UnsafePointer<UInt8>? = UnsafePointer(der)
@@ -74,9 +97,9 @@ package struct RSAPrivateKey: Sendable {
             parts.append(entry.param, try BigNumber.make(bytes))
         }
         try parts.validate()
-        backing = try parts.makeKey()
-        provider = nil
-        try Self.checkRoundTrip(backing)
+        let key = try parts.makeKey()
+        storage = .memory(key)
+        try Self.checkRoundTrip(key)
     }
 
     // MARK: - From PEM
@@ -113,9 +136,8 @@ package struct RSAPrivateKey: Sendable {
             parts.append(param, bn)
         }
         try parts.validate()
-        backing = key
-        provider = nil
-        try Self.checkRoundTrip(backing)
+        storage = .memory(key)
+        try Self.checkRoundTrip(key)
     }
 
     // MARK: - Held by a provider
@@ -124,16 +146,15 @@ package struct RSAPrivateKey: Sendable {
     /// (`tpm2`): never in this process's memory. `tcti` chooses the TPM (else
     /// `TPM2OPENSSL_TCTI`, else the kernel's resource manager).
     package init(uri: String, provider: String, tcti: String? = nil) throws {
-        try ProviderKeys.load(provider, tcti: tcti)
-        let key = try ProviderKeys.serially { try ProviderKeys.key(uri: uri, provider: provider) }
+        let context = try ProviderKeys.context(provider, tcti: tcti)
+        let key = try ProviderKeys.serially { try ProviderKeys.key(uri: uri, in: context) }
         guard key.isRSA else {
             throw BrokerCryptoError(.unsupportedKeyType, "the key \(uri) is an \(key.typeName) key; Maskinporten grants need an RSA key")
         }
         guard key.bits >= Self.minimumBits else {
             throw BrokerCryptoError(.keyTooSmall, "the key \(uri) has \(key.bits) bits; at least \(Self.minimumBits) are required")
         }
-        backing = key
-        self.provider = provider
+        storage = .provider(ProviderHeldKey(key, in: context, uri: uri))
         // A first signature, checked with the public half: the TPM answers and the key is its.
         let message = Array("maskinporten-broker key check".utf8)
         let signature = try sign(message, algorithm: .rs256)
@@ -145,17 +166,18 @@ package struct RSAPrivateKey: Sendable {
     /// A new RSA key of `bits` made inside `provider`'s device (a TPM makes it and never lets its
     /// private part out).
     package static func generate(provider: String, bits: Int = 2048, tcti: String? = nil) throws -> RSAPrivateKey {
-        try ProviderKeys.load(provider, tcti: tcti)
+        let library = try ProviderKeys.context(provider, tcti: tcti)
         // The context keeps the key type's pointer: a C string that outlives it.
         return try ProviderKeys.serially {
-            try generateAlone(provider: provider, bits: bits)
+            try generateAlone(in: library, bits: bits)
         }
     }
 
-    private static func generateAlone(provider: String, bits: Int) throws -> RSAPrivateKey {
-        try "RSA".withCString { type in
-            try "provider=\(provider)".withCString { query in
-                guard let context = EVP_PKEY_CTX_new_from_name(nil, type, query) else {
+    private static func generateAlone(in library: ProviderContext, bits: Int) throws -> RSAPrivateKey {
+        let provider = library.name
+        return try "RSA".withCString { type in
+            try library.query.withCString { query in
+                guard let context = EVP_PKEY_CTX_new_from_name(library.pointer, type, query) else {
                     throw OpenSSLErrorQueue.error("EVP_PKEY_CTX_new_from_name(RSA, provider=\(provider)) failed")
                 }
                 defer { EVP_PKEY_CTX_free(context) }
@@ -164,7 +186,7 @@ package struct RSAPrivateKey: Sendable {
                 }
                 var made: OpaquePointer?
                 guard EVP_PKEY_generate(context, &made) == 1, let made else { throw OpenSSLErrorQueue.error("EVP_PKEY_generate failed in \(provider)") }
-                return RSAPrivateKey(checked: EVPKey(taking: made, heldByProvider: true), provider: provider)
+                return RSAPrivateKey(made: ProviderHeldKey(EVPKey(taking: made, heldByProvider: true), in: library, uri: nil))
             }
         }
     }
@@ -172,17 +194,17 @@ package struct RSAPrivateKey: Sendable {
     /// The key as its provider writes it in PEM (a TPM's: `TSS2 PRIVATE KEY`, the key wrapped by
     /// the TPM's storage key, of use on that TPM alone).
     package func providerPEM() throws -> String {
-        guard let provider else { throw BrokerCryptoError(.openSSLFailure, "the key is not held by a provider") }
-        return try ProviderKeys.serially { try encodedAlone(provider: provider) }
+        guard case .provider(let held) = storage else { throw BrokerCryptoError(.openSSLFailure, "the key is not held by a provider") }
+        return try held.using { key, context in try Self.encoded(key, in: context) }
     }
 
-    private func encodedAlone(provider: String) throws -> String {
+    private static func encoded(_ key: EVPKey, in context: ProviderContext) throws -> String {
         // The encoder keeps the output type's and the query's pointers until it is freed: C
         // strings that live that long, not Swift's temporary ones (which made it fail or not
         // with the size of the environment).
         return try "PEM".withCString { outputType in
-            try "provider=\(provider)".withCString { query in
-                guard let encoder = OSSL_ENCODER_CTX_new_for_pkey(backing.pointer, COpenSSL_EVP_PKEY_KEYPAIR(), outputType, nil, query) else {
+            try context.query.withCString { query in
+                guard let encoder = OSSL_ENCODER_CTX_new_for_pkey(key.pointer, COpenSSL_EVP_PKEY_KEYPAIR(), outputType, nil, query) else {
                     throw OpenSSLErrorQueue.error("OSSL_ENCODER_CTX_new_for_pkey failed")
                 }
                 defer { OSSL_ENCODER_CTX_free(encoder) }
@@ -200,34 +222,36 @@ package struct RSAPrivateKey: Sendable {
     /// Signs `message` with RSASSA-PKCS1-v1_5 and the algorithm's digest; a provider's key signs
     /// in its provider.
     package func sign(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
-        if provider != nil { return try ProviderKeys.serially { try signAlone(message, algorithm: algorithm) } }
-        return try signAlone(message, algorithm: algorithm)
+        switch storage {
+        case .memory(let key): return try Self.sign(message, algorithm: algorithm, with: key, in: nil)
+        case .provider(let held): return try held.using { key, context in try Self.sign(message, algorithm: algorithm, with: key, in: context) }
+        }
     }
 
-    private func signAlone(_ message: some ContiguousBytes, algorithm: SigningAlgorithm) throws -> [UInt8] {
+    private static func sign(_ message: some ContiguousBytes, algorithm: SigningAlgorithm, with key: EVPKey, in library: ProviderContext?) throws -> [UInt8] {
         guard let context = EVP_MD_CTX_new() else { throw OpenSSLErrorQueue.error("EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
-        if let provider {
+        if let library {
             let started = algorithm.digestName.withCString { digest in
-                "provider=\(provider)".withCString { query in EVP_DigestSignInit_ex(context, nil, digest, nil, query, backing.pointer, nil) }
+                library.query.withCString { query in EVP_DigestSignInit_ex(context, nil, digest, library.pointer, query, key.pointer, nil) }
             }
             guard started == 1 else {
                 throw BrokerCryptoError(
-                    .providerKeyUnavailable, "the \(provider) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
+                    .providerKeyUnavailable, "the \(library.name) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
             }
         } else {
-            guard EVP_DigestSignInit(context, nil, algorithm.digest, nil, backing.pointer) == 1 else {
+            guard EVP_DigestSignInit(context, nil, algorithm.digest, nil, key.pointer) == 1 else {
                 throw OpenSSLErrorQueue.error("EVP_DigestSignInit failed")
             }
         }
-        var signature = [UInt8](repeating: 0, count: Int(EVP_PKEY_get_size(backing.pointer)))
+        var signature = [UInt8](repeating: 0, count: Int(EVP_PKEY_get_size(key.pointer)))
         var length = signature.count
         let ok = message.withUnsafeBytes { input in
             EVP_DigestSign(context, &signature, &length, input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count)
         }
         guard ok == 1 else {
-            if let provider {
-                throw BrokerCryptoError(.providerKeyUnavailable, "the \(provider) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
+            if let library {
+                throw BrokerCryptoError(.providerKeyUnavailable, "the \(library.name) key could not sign: \(OpenSSLErrorQueue.drain().joined(separator: "; "))")
             }
             throw OpenSSLErrorQueue.error("EVP_DigestSign failed")
         }
@@ -246,9 +270,12 @@ package struct RSAPrivateKey: Sendable {
         }
     }
 
-    init(checked key: EVPKey, provider: String? = nil) {
-        backing = key
-        self.provider = provider
+    init(checked key: EVPKey) {
+        storage = .memory(key)
+    }
+
+    private init(made held: ProviderHeldKey) {
+        storage = .provider(held)
     }
 }
 

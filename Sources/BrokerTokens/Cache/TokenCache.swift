@@ -361,6 +361,10 @@ package actor TokenCache {
             let usable = current.map { clock.remaining($0) - minValid }
             let delay = policy.delay(after: error, failures: failures, usable: usable)
             retryAt = clock.now() + delay
+            // A failure is retried at `retryAt` even while the token in hand is far from its
+            // refresh: a forced refresh or a replacement that failed (the TPM stopped answering,
+            // say) would otherwise leave the profile degraded until then.
+            refreshAt = nil
             let holding = usable.map { $0 > .zero } ?? false
             logger.log(
                 level: holding ? .warning : .error, "token fetch failed",

@@ -83,7 +83,7 @@ package struct TokenFetcher: Sendable {
         for (index, key) in attempts.enumerated() {
             let last = index == attempts.count - 1
             do {
-                let token = try await upstream.requestToken(grant: try sign(key), tokenEndpoint: builder.profile.environment.tokenEndpoint)
+                let token = try await upstream.requestToken(grant: try await sign(key), tokenEndpoint: builder.profile.environment.tokenEndpoint)
                 if let key { chooser.accepted(key) }
                 return token
             } catch  where error.kind == .rejected && error.endpoint == .maskinporten {
@@ -94,9 +94,15 @@ package struct TokenFetcher: Sendable {
         preconditionFailure("the last attempt returns or throws")
     }
 
-    private func sign(_ key: SigningKey?) throws(TokenError) -> String {
+    private func sign(_ key: SigningKey?) async throws(TokenError) -> String {
+        let builder = builder
+        let now = clock.date()
         do {
-            return try builder.makeGrant(now: clock.date(), key: key)
+            return try await DeviceSigning.run(for: key?.privateKey ?? builder.credentials.privateKey) { try builder.makeGrant(now: now, key: key) }
+        } catch let error as BrokerCryptoError where error.code == .providerUnavailable || error.code == .providerKeyUnavailable {
+            // The device holding the key (a TPM) did not answer: retried as an upstream that
+            // did not answer is, and served again as soon as it does.
+            throw TokenError(.unavailable, "the grant could not be signed: \(error.reason)")
         } catch {
             throw TokenError(.rejected, "the grant could not be signed: \(error)")
         }
