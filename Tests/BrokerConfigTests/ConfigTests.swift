@@ -182,6 +182,15 @@ struct ConfigTests {
             name: "a provider and a key file", yaml: base + "\n      provider: tpm2\n      uri: \"handle:0x81000001\"",
             code: .keySource, keyPath: "profiles.notifications.key", mentions: "exactly one key source is allowed, found encoded_jwk_file and provider"),
         Invalid(
+            name: "two TPM keys naming two TPMs",
+            yaml: base.replacingOccurrences(
+                of: "encoded_jwk_file: notifications.jwk", with: "provider: tpm2\n      uri: \"handle:0x81000001\"\n      tcti: \"swtpm:path=/run/a\"")
+                + "\n  second:\n    environment: tt02\n    client_id: x\n    scopes: [a]\n    key: { provider: tpm2, uri: \"handle:0x81000002\" }",
+            code: .invalidValue, keyPath: "profiles.second.key",
+            mentions:
+                "this key's TPM is no tcti (the kernel's /dev/tpmrm0), profile notifications's is tcti swtpm:path=/run/a; the daemon talks to one TPM: give every TPM key the same tcti"
+        ),
+        Invalid(
             name: "no key at all", yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: ""),
             code: .keySource, keyPath: "profiles.notifications.key", mentions: "a key is required"),
         Invalid(

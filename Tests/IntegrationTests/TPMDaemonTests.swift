@@ -87,4 +87,37 @@ struct TPMDaemonTests {
         }
         await harness.stop()
     }
+
+    @Test(
+        "a key file wrapped by another TPM, and a TPM that does not answer: check-config fails naming the fix, serve serves the other profiles, and the TPM's library writes nothing of its own"
+    )
+    func anotherTPM() async throws {
+        let tpm = try SoftwareTPM()
+        let other = try SoftwareTPM()
+        let harness = try await DaemonHarness(.live)
+        do {
+            let kid = try await Self.makeKey(in: tpm, for: harness)
+            try harness.writeConfig(extraProfiles: Self.profile(other, kid: kid))
+            let check = try await BrokerExecutable.run(["check-config", "--config", harness.configPath])
+            let refused = "the TPM refused the key file file:\(harness.directory.path("tpm.tss2.pem")): it was wrapped by another TPM"
+            #expect(
+                check.status == 1 && check.errorOutput.contains(refused) && check.errorOutput.contains("make a key on this machine with keygen --tpm2"),
+                "\(check)")
+            #expect(!check.errorOutput.contains("esys") && !check.errorOutput.contains("tcti:"), "\(check.errorOutput)")
+
+            try await harness.startDaemon()
+            let answer = try await harness.request("/v1/token/tpm")
+            #expect(answer.status == 503 && answer.body.contains("wrapped by another TPM"), "\(answer)")
+            #expect(try await harness.request("/v1/token/notifications").status == 200)
+            await harness.stop()
+
+            other.kill()
+            let gone = try await BrokerExecutable.run(["check-config", "--config", harness.configPath])
+            #expect(gone.status == 1 && gone.errorOutput.contains("the TPM did not answer (\(other.tcti)): check that the device exists"), "\(gone)")
+            #expect(!gone.errorOutput.contains("esys") && !gone.errorOutput.contains("tcti:"), "\(gone.errorOutput)")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+    }
 }

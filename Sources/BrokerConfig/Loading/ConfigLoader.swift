@@ -142,6 +142,7 @@ private struct ConfigParser {
         for (name, section) in profileSections {
             try checkRotation(of: name, section, profiles: profiles)
         }
+        try checkOneTPM(profileSections, profiles: profiles)
         let platformAccessTokens = try top.namedMappings(
             "platform_access_tokens", known: ["issuer", "app", "certificate_file", "private_key_file", "lifetime_seconds", "allow"]
         ).map { name, section in
@@ -494,6 +495,26 @@ private struct ConfigParser {
     }
 
     /// `90d`, `24h`, `30m`, `45s` or plain seconds.
+    /// The tpm2 provider talks to one TPM per process (it reads its TCTI once, as it loads):
+    /// every TPM key must name the same `tcti`, or none.
+    func checkOneTPM(_ sections: [(name: String, mapping: YAMLMapping)], profiles: [Profile]) throws {
+        var first: (profile: String, tcti: String?)?
+        for (name, section) in sections {
+            guard case .provider("tpm2", _, let tcti) = profiles.first(where: { $0.name == name })?.keySource else { continue }
+            guard let seen = first else {
+                first = (name, tcti)
+                continue
+            }
+            if seen.tcti != tcti {
+                let named = { (tcti: String?) in tcti.map { "tcti \($0)" } ?? "no tcti (the kernel's /dev/tpmrm0)" }
+                throw section.error(
+                    .invalidValue, "key",
+                    "this key's TPM is \(named(tcti)), profile \(seen.profile)'s is \(named(seen.tcti)); the daemon talks to one TPM: give every TPM key the same tcti"
+                )
+            }
+        }
+    }
+
     func duration(_ section: YAMLMapping, _ key: String, _ text: String) throws -> Int {
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         let trimmed = text.trimmingCharacters(in: .whitespaces)

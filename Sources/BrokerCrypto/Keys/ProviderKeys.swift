@@ -46,6 +46,10 @@ enum ProviderKeys {
             if name == "tpm2" {
                 if let tcti { setenv("TPM2OPENSSL_TCTI", tcti, 1) }
                 loadedTCTI = tcti
+                // The TPM's client library writes its own WARNING/ERROR lines to stderr, outside
+                // the daemon's log format; what went wrong reaches the log in the daemon's words.
+                // An operator's TSS2_LOG still wins.
+                setenv("TSS2_LOG", "all+NONE", 0)
             }
             let context = try ProviderContext(name, tcti: tcti)
             contexts[name] = context
@@ -103,6 +107,16 @@ enum ProviderKeys {
             "the TPM stopped answering (\(device(tcti))) and the key \(uri) could not be loaded again; it is used again as soon as the TPM answers: \(detail)"
     }
 
+    /// Whether `path` holds a TPM-wrapped key whole: a `TSS2 PRIVATE KEY` PEM block of the size
+    /// an RSA key wrapped by a TPM has (its public area alone is over 256 bytes).
+    static func holdsWrappedKey(_ path: String) -> Bool {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+            let begin = text.range(of: "-----BEGIN TSS2 PRIVATE KEY-----"), let end = text.range(of: "-----END TSS2 PRIVATE KEY-----")
+        else { return false }
+        let body = text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
+        return (try? Base64.decode(Array(String(body).utf8)))?.count ?? 0 > 400
+    }
+
     /// The private key at `uri`, held by the provider loaded in `context`.
     static func key(uri: String, in context: ProviderContext) throws -> EVPKey {
         // The store keeps the URI's and the query's pointers while it is open: C strings that
@@ -138,11 +152,12 @@ enum ProviderKeys {
             return
                 "the TPM has no key at \(uri.dropFirst("handle:".count)) (tpm2_getcap handles-persistent lists the handles in use)\(detail.isEmpty ? "" : "; OpenSSL said: \(detail)")"
         }
-        let lowered = detail.lowercased()
-        if lowered.contains("integrity") || lowered.contains("0x9a2") || lowered.contains("0x98b") || lowered.contains("bad auth") || lowered.contains("0x1df")
-        {
+        if uri.hasPrefix("file:"), Self.holdsWrappedKey(String(uri.dropFirst("file:".count))) {
+            // The TPM answered (the provider loaded) and the file is a whole wrapped key, yet
+            // the TPM would not load it: the TPM's reason (an integrity failure) reaches only
+            // its library's own log, not OpenSSL's errors.
             return
-                "the key file \(uri) was wrapped by another TPM: it can be used only on the machine whose TPM made it; make a key on this one with keygen --tpm2"
+                "the TPM refused the key file \(uri): it was wrapped by another TPM (a key file works only on the machine whose TPM made it), or it was altered; make a key on this machine with keygen --tpm2"
         }
         return "the key \(uri) could not be loaded\(detail.isEmpty ? "" : ": \(detail)")"
     }
