@@ -67,10 +67,15 @@ struct KeyBody: Encodable {
     var maskinporten: String
     var madeAt: String?
     var ageDays: Int?
+    /// Where the key lives: `memory` (read from a file), or `tpm` with the TPM in `device`.
+    var location: String
+    var device: String?
 
     init(_ key: KeyStatus, now: Date = Date()) {
         kid = key.kid
         bits = key.bits
+        location = key.location
+        device = key.device
         signs = key.signs
         maskinporten = key.verdict.rawValue
         madeAt = key.madeAt.map(JSONCoding.rfc3339)
@@ -78,7 +83,7 @@ struct KeyBody: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kid, bits, signs, maskinporten
+        case kid, bits, signs, maskinporten, location, device
         case madeAt = "made_at"
         case ageDays = "age_days"
     }

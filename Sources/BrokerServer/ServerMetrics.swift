@@ -154,6 +154,7 @@ package final class ServerMetrics: Sendable {
             for key in entry.status?.keys ?? [] {
                 let dimensions = [("profile", profile), ("kid", key.kid)]
                 Gauge(label: MetricName.keySigning, dimensions: dimensions, factory: factory).record(key.signs ? 1 : 0)
+                Gauge(label: MetricName.keyLocation, dimensions: dimensions + [("location", key.location)], factory: factory).record(1)
                 if let madeAt = key.madeAt {
                     Gauge(label: MetricName.keyAgeDays, dimensions: dimensions, factory: factory)
                         .record(Int((snapshot.takenAt.timeIntervalSince(madeAt) / 86_400).rounded(.down)))

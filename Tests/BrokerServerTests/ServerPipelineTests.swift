@@ -90,7 +90,7 @@ struct ServerPipelineTests {
         await connection.close()
     }
 
-    @Test("a caller that may use a profile sees its keys: kid, size, that it signs, what Maskinporten said; never key material")
+    @Test("a caller that may use a profile sees its keys: kid, size, that it signs, where it lives, what Maskinporten said; never key material")
     func profilesShowKeys() async throws {
         let connection = try await TestConnection.open()
         try await connection.send(get("/v1/token/demo") + get("/v1/profiles"))
@@ -105,7 +105,8 @@ struct ServerPipelineTests {
         #expect(keys[0]["signs"] as? Bool == true)
         #expect(keys[0]["maskinporten"] as? String == "accepted")
         #expect(keys[0]["age_days"] as? Int == 0, "the demo key records when it was made")
-        #expect(Set(keys[0].keys) == ["kid", "bits", "signs", "maskinporten", "made_at", "age_days"])
+        #expect(keys[0]["location"] as? String == "memory")
+        #expect(Set(keys[0].keys) == ["kid", "bits", "signs", "maskinporten", "made_at", "age_days", "location"])
         // The same in the metrics: which key signs, and its age.
         try await connection.send(get("/metrics"))
         let metrics = try await connection.answer().body

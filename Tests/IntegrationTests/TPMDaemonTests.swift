@@ -51,6 +51,14 @@ struct TPMDaemonTests {
             #expect(first.status == 200, "\(first.body) \(harness.logs)")
             let signed = { (try await harness.emulatorStats()["tokens_issued_by_kid"] as? [String: Int])?[kid] ?? 0 }
             #expect(try await signed() == 1)
+            // Where each key lives, in /v1/profiles and the metrics.
+            let key = (try await Self.profileEntry(harness, "tpm")["keys"] as? [[String: Any]])?.first ?? [:]
+            #expect(key["location"] as? String == "tpm" && key["device"] as? String == tpm.tcti, "\(key)")
+            let fileKey = (try await Self.profileEntry(harness, "notifications")["keys"] as? [[String: Any]])?.first ?? [:]
+            #expect(fileKey["location"] as? String == "memory" && fileKey["device"] == nil, "\(fileKey)")
+            let metrics = try await harness.request("/metrics").body
+            #expect(metrics.contains(#"maskinporten_broker_key_location{profile="tpm",kid="\#(kid)",location="tpm"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"maskinporten_broker_key_location{profile="notifications",kid="daemon-kid",location="memory"} 1"#))
 
             tpm.kill()
             let forced = try await harness.request("/v1/token/tpm/refresh", ["-X", "POST"])

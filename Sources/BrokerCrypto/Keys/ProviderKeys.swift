@@ -63,8 +63,7 @@ enum ProviderKeys {
     /// longer loads in the current context is tried in a new one. The context it replaces is
     /// kept: keys of other profiles may still be in it, until they too are loaded again.
     static func keyInNewContext(uri: String, provider name: String) throws -> (EVPKey, ProviderContext) {
-        let tcti = loading.withLock { loadedTCTI }
-        let context = try ProviderContext(name, tcti: tcti)
+        let context = try ProviderContext(name, tcti: tpmTCTI)
         do {
             let key = try key(uri: uri, in: context)
             loading.withLock { contexts[name] = context }
@@ -98,11 +97,14 @@ enum ProviderKeys {
         tcti ?? ProcessEnvironment.value("TPM2OPENSSL_TCTI") ?? "device:/dev/tpmrm0"
     }
 
+    /// The TPM the `tpm2` provider was loaded for, as configured (nil: its default).
+    static var tpmTCTI: String? { loading.withLock { loadedTCTI } }
+
     /// Why a key that was loaded before cannot be had now: for a TPM, that it stopped answering
     /// (or restarted without the key's storage key, if `detail` says so).
     static func unanswered(_ name: String, loading uri: String, detail: String) -> String {
         guard name == "tpm2" else { return "the \(name) provider could not load \(uri) again: \(detail)" }
-        let tcti = loading.withLock { loadedTCTI }
+        let tcti = tpmTCTI
         return
             "the TPM stopped answering (\(device(tcti))) and the key \(uri) could not be loaded again; it is used again as soon as the TPM answers: \(detail)"
     }

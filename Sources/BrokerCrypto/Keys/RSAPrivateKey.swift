@@ -26,6 +26,13 @@ package struct RSAPrivateKey: Sendable {
         return held.provider
     }
 
+    /// The TPM (or other device) that holds a provider's key, as the operator would look for it
+    /// (`device:/dev/tpmrm0`, `swtpm:path=...`); nil for a key in memory.
+    package var device: String? {
+        guard case .provider(let held) = storage else { return nil }
+        return held.provider == "tpm2" ? ProviderKeys.device(ProviderKeys.tpmTCTI) : held.uri
+    }
+
     /// The smallest modulus accepted, as Maskinporten and jwt-kit require.
     package static let minimumBits = 2048
 

@@ -22,6 +22,8 @@ package enum MetricName {
     package static let certificateExpiryDays = "maskinporten_broker_certificate_expiry_days"
     /// 1 for the key (`profile`, `kid`) that signs, 0 for the others.
     package static let keySigning = "maskinporten_broker_key_signing"
+    /// Where each key lives (`location`: `memory` or `tpm`), always 1.
+    package static let keyLocation = "maskinporten_broker_key_location"
     /// Each key's age in days (`profile`, `kid`).
     package static let keyAgeDays = "maskinporten_broker_key_age_days"
     /// Reloads whose new key could not be used, by `profile`.
@@ -53,7 +55,7 @@ package enum MetricName {
     /// Every name above.
     package static let all = [
         requests, tokensServed, accessDenied, upstreamCalls, upstreamLatency, refreshFailures, profileState, tokenExpirySeconds,
-        certificateExpiryDays, keySigning, keyAgeDays, keyReloadFailures, keyRotationFailing, keyRotationFailures,
+        certificateExpiryDays, keySigning, keyLocation, keyAgeDays, keyReloadFailures, keyRotationFailing, keyRotationFailures,
         keyRotationSecondsSinceLast, openConnections, evictedConnections, logLinesDropped, gatewayRequests, gatewayUpstreamLatency, gatewayReplays,
         tokensRestored, tokensDiscarded,
     ]

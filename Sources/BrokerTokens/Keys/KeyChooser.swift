@@ -81,7 +81,9 @@ package final class KeyChooser: Sendable {
             let signing = state.accepted ?? attemptOrder(state, now: now).first?.kid
             return keys.map { key in
                 let verdict: KeyStatus.Verdict = key.kid == state.accepted ? .accepted : state.refused[key.kid] != nil ? .refused : .untried
-                return KeyStatus(kid: key.kid, bits: key.privateKey.bits, madeAt: key.madeAt, signs: key.kid == signing, verdict: verdict)
+                return KeyStatus(
+                    kid: key.kid, bits: key.privateKey.bits, madeAt: key.madeAt, signs: key.kid == signing, verdict: verdict,
+                    heldBy: key.privateKey.provider, device: key.privateKey.device)
             }
         }
     }
@@ -157,4 +159,18 @@ package struct KeyStatus: Sendable, Equatable {
     package var signs: Bool
     /// What Maskinporten said of it.
     package var verdict: Verdict
+    /// The OpenSSL provider that holds it (`tpm2`), or nil for a key in the daemon's memory.
+    package var heldBy: String? = nil
+    /// The device the provider holds it in (`device:/dev/tpmrm0`).
+    package var device: String? = nil
+
+    /// Where the key lives, as `/v1/profiles` and the metrics say it: `memory` (read from a
+    /// file), `tpm`, or another provider's name.
+    package var location: String {
+        switch heldBy {
+        case nil: "memory"
+        case "tpm2": "tpm"
+        case let provider?: provider
+        }
+    }
 }
