@@ -60,6 +60,12 @@ package struct FileReader: Sendable, Equatable {
     /// does not exist: that is reported where the file is read). Symbolic links are followed
     /// as opening the file follows them.
     package func denial(reading path: String) -> FileDenial? {
+        denial(opening: path, needs: 0o4)
+    }
+
+    /// Why this reader cannot open the file at `path` with `needs` (0o4 read, 0o2 write, 0o6
+    /// both; a Unix socket needs write to connect), or nil when it can or the file is absent.
+    package func denial(opening path: String, needs: UInt32) -> FileDenial? {
         guard uid != 0 else { return nil }
         // This process may be the reader that cannot resolve the path: then the path as given.
         let target: String
@@ -76,10 +82,11 @@ package struct FileReader: Sendable, Equatable {
             directory += "/\(component)"
             if let denial = denial(directory, needs: 0o1) { return denial }
         }
-        return denial(target, needs: 0o4)
+        return denial(target, needs: mode_t(needs))
     }
 
-    /// The stat of `path` when this reader lacks `needs` (0o4 read, 0o1 search) on it.
+    /// The stat of `path` when this reader lacks any of `needs` (0o4 read, 0o2 write, 0o1
+    /// search) on it.
     private func denial(_ path: String, needs bit: mode_t) -> FileDenial? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
@@ -91,7 +98,7 @@ package struct FileReader: Sendable, Equatable {
         } else {
             bits = info.st_mode & 0o7
         }
-        guard bits & bit == 0 else { return nil }
+        guard bits & bit != bit else { return nil }
         return FileDenial(
             path: path, isDirectory: info.st_mode & S_IFMT == S_IFDIR, owner: Accounts.name(of: info.st_uid) ?? "\(info.st_uid)",
             group: Accounts.groupName(of: info.st_gid) ?? "\(info.st_gid)", mode: UInt32(info.st_mode & 0o7777))

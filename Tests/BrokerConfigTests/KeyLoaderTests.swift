@@ -149,6 +149,58 @@ struct KeyLoaderTests {
         #expect(fixed.errors.isEmpty, "\(fixed.errors)")
     }
 
+    @Test(
+        "a TPM key under the shipped unit: the unit hides /dev/tpmrm0 and check-config says to add the TPM drop-in; with the shipped drop-in the device is allowed and the tss group given; a socket the user may not open is named"
+    )
+    func tpmUnderTheUnit() throws {
+        let fixture = try ConfigFixture()
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardizedFileURL.path
+        let units = try TemporaryDirectory(prefix: "tpm-unit")
+        try FileManager.default.createDirectory(atPath: units.path("maskinporten-broker.service.d"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: repository + "/systemd/maskinporten-broker.service", toPath: units.path("maskinporten-broker.service"))
+        let shipped = try #require(ServiceUnit.load(searchPath: [units.url.path]))
+        #expect(shipped.privateDevices && shipped.devicePolicy == "closed")
+
+        let path = try fixture.write(
+            ConfigFixture.profile.replacingOccurrences(of: "encoded_jwk_file: notifications.jwk", with: "provider: tpm2\n      uri: \"handle:0x81000001\""))
+        // The key does not load here (no TPM at /dev/tpmrm0): a profile problem of its own; the
+        // unit's is found apart from it.
+        let loaded = try LoadedConfiguration.load(path: path, loader: KeyLoader(environment: [:]))
+        let hidden = loaded.tpmProblems(unit: shipped, reader: nil)
+        #expect(
+            hidden.map(\.message) == [
+                "the unit has PrivateDevices=yes, which gives the service a /dev with no /dev/tpmrm0 in it; add the TPM drop-in: \(LoadedConfiguration.tpmDropIn)"
+            ])
+        #expect(hidden.first?.keyPath == "profiles.notifications.key")
+
+        try FileManager.default.copyItem(atPath: repository + "/systemd/drop-ins/tpm.conf", toPath: units.path("maskinporten-broker.service.d/tpm.conf"))
+        let withDropIn = try #require(ServiceUnit.load(searchPath: [units.url.path]))
+        #expect(!withDropIn.privateDevices && withDropIn.deviceAllow == ["/dev/tpmrm0"] && withDropIn.supplementaryGroups == ["tss"])
+        #expect(loaded.tpmProblems(unit: withDropIn, reader: nil).isEmpty)
+        // DevicePolicy=closed with the device not named is refused too.
+        var closed = withDropIn
+        closed.deviceAllow = []
+        #expect(
+            loaded.tpmProblems(unit: closed, reader: nil).first?.message.hasPrefix("the unit's DevicePolicy=closed lets the service open no /dev/tpmrm0")
+                == true)
+
+        // A simulator's socket (root's, 0755 by umask) that the service's user may not connect to.
+        let socketDirectory = try TemporaryDirectory(prefix: "tpm-socket")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: socketDirectory.url.path)
+        let socket = try socketDirectory.write("sock", "", mode: 0o644)
+        let swtpm = try fixture.write(
+            ConfigFixture.profile.replacingOccurrences(
+                of: "encoded_jwk_file: notifications.jwk", with: "provider: tpm2\n      uri: \"handle:0x81000001\"\n      tcti: \"swtpm:path=\(socket)\""))
+        let nobody = try #require(ServiceUnit(user: "nobody").otherReader)
+        let refused = try LoadedConfiguration.load(path: swtpm, loader: KeyLoader(environment: [:])).tpmProblems(unit: withDropIn, reader: nobody)
+        #expect(
+            refused.map(\.message) == [
+                "\(socket) cannot be opened by nobody, the user maskinporten-broker.service runs as: it is \(socket) (root:root, mode 0644); give the service the group in a drop-in: SupplementaryGroups=root"
+            ])
+        #expect(chmod(socket, 0o666) == 0)
+        #expect(try LoadedConfiguration.load(path: swtpm, loader: KeyLoader(environment: [:])).tpmProblems(unit: withDropIn, reader: nobody).isEmpty)
+    }
+
     @Test("kid: override, selection from a JWK Set, and a JWK without kid")
     func kidHandling() throws {
         let fixture = try ConfigFixture(kid: nil)

@@ -52,6 +52,9 @@ package struct ConfigCheck: Sendable {
                 ))
             lines.append("  error:        \(accessProblems[0].message)")
         }
+        if let unit {
+            accessProblems += loaded.tpmProblems(unit: unit, reader: unit.otherReader)
+        }
         let socket = configuration.socket
         lines.append(
             "socket \(socket.path), mode \(String(socket.mode, radix: 8).leftPadded(to: 4))\(socket.group.map { ", group \($0)" } ?? "") (unless systemd passes the socket in)"

@@ -119,3 +119,53 @@ extension LoadedConfiguration {
         return "\(path) cannot be read by \(who): it is \(denial); run: chown root:\(group) \(path) && chmod 0640 \(path)\(credential)"
     }
 }
+
+// MARK: - The TPM the service opens
+
+extension LoadedConfiguration {
+    /// Where the TPM drop-in is, and how it is put in place: the fix for a service that cannot
+    /// reach the TPM.
+    package static let tpmDropIn =
+        "install -D -m 0644 /usr/share/maskinporten-broker/tpm.conf /etc/systemd/system/maskinporten-broker.service.d/tpm.conf && systemctl daemon-reload"
+
+    /// What keeps the service, as `unit` runs it, from the TPM its TPM keys name: a device the
+    /// unit hides or does not allow, or a device or simulator socket the service's user
+    /// (`reader`, when that is another user than this process's) may not open.
+    package func tpmProblems(unit: ServiceUnit, reader: FileReader?) -> [ConfigError] {
+        configuration.profiles.compactMap { profile in
+            guard case .provider("tpm2", _, let tcti) = profile.keySource, let (path, isDevice) = Self.tpmPath(tcti) else { return nil }
+            let problem = { (message: String) in
+                ConfigError(.serviceAccess, file: configuration.file, keyPath: "profiles.\(profile.name).key", message)
+            }
+            if isDevice, let denial = unit.deviceDenial(path) {
+                return problem("\(denial); add the TPM drop-in: \(Self.tpmDropIn)")
+            }
+            guard let reader, let denial = reader.denial(opening: path, needs: isDevice ? 0o6 : 0o2) else { return nil }
+            let who = "\(reader.name), the user \(ServiceUnit.name) runs as"
+            if denial.isDirectory {
+                return problem("\(path) cannot be opened by \(who): the directory \(denial) does not let it through")
+            }
+            let fix =
+                denial.group == "tss" && isDevice
+                ? "add the TPM drop-in (SupplementaryGroups=tss): \(Self.tpmDropIn)"
+                : "give the service the group in a drop-in: SupplementaryGroups=\(denial.group)"
+            return problem("\(path) cannot be opened by \(who): it is \(denial); \(fix)")
+        }
+    }
+
+    /// The file a TCTI opens: a device (`device:/dev/tpmrm0`, the default) or swtpm's socket
+    /// (`swtpm:path=...`). Nil for one over TCP or through a daemon, which no file permission
+    /// guards.
+    static func tpmPath(_ tcti: String?) -> (path: String, isDevice: Bool)? {
+        guard let tcti else { return ("/dev/tpmrm0", true) }
+        let parts = tcti.split(separator: ":", maxSplits: 1).map(String.init)
+        let settings = parts.count > 1 ? parts[1] : ""
+        switch parts[0] {
+        case "device": return (settings.isEmpty ? "/dev/tpmrm0" : settings, true)
+        case "swtpm":
+            let path = settings.split(separator: ",").first { $0.hasPrefix("path=") }.map { String($0.dropFirst("path=".count)) }
+            return path.map { ($0, false) }
+        default: return nil
+        }
+    }
+}

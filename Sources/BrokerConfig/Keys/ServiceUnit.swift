@@ -22,6 +22,13 @@ package struct ServiceUnit: Sendable, Equatable {
     package var supplementaryGroups: [String] = []
     /// Credential ID to file.
     package var credentials: [String: String] = [:]
+    /// `PrivateDevices=`: a /dev of the service's own, with no hardware in it.
+    package var privateDevices = false
+    /// `DevicePolicy=`: `auto` (every device open to the service unless DeviceAllow= names
+    /// some), `closed` or `strict`.
+    package var devicePolicy = "auto"
+    /// The devices `DeviceAllow=` names (the paths; the access after each is not kept).
+    package var deviceAllow: [String] = []
 
     /// A unit's settings, as `load` reads them.
     package init(user: String? = nil, group: String? = nil, supplementaryGroups: [String] = [], credentials: [String: String] = [:]) {
@@ -61,6 +68,10 @@ package struct ServiceUnit: Sendable, Equatable {
                 case "Group": unit.group = value.isEmpty ? nil : value
                 case "SupplementaryGroups":
                     if value.isEmpty { unit.supplementaryGroups = [] } else { unit.supplementaryGroups += value.split(separator: " ").map(String.init) }
+                case "PrivateDevices": unit.privateDevices = ["yes", "true", "on", "1"].contains(value.lowercased())
+                case "DevicePolicy": unit.devicePolicy = value.isEmpty ? "auto" : value
+                case "DeviceAllow":
+                    if value.isEmpty { unit.deviceAllow = [] } else { unit.deviceAllow.append(String(value.split(separator: " ")[0])) }
                 case "LoadCredential":
                     if value.isEmpty {
                         unit.credentials = [:]
@@ -72,6 +83,17 @@ package struct ServiceUnit: Sendable, Equatable {
             }
         }
         return unit
+    }
+
+    /// Why the service cannot open the device at `path` (a TPM's), or nil when the unit lets
+    /// it: `PrivateDevices=yes` hides it, and a device policy other than `auto`, or any
+    /// `DeviceAllow=`, keeps out what is not named.
+    package func deviceDenial(_ path: String) -> String? {
+        if privateDevices { return "the unit has PrivateDevices=yes, which gives the service a /dev with no \(path) in it" }
+        if (devicePolicy != "auto" || !deviceAllow.isEmpty) && !deviceAllow.contains(path) {
+            return "the unit's DevicePolicy=\(devicePolicy) lets the service open no \(path) (DeviceAllow= does not name it)"
+        }
+        return nil
     }
 
     /// The user the service runs as, when it is another than this process's: whose access to
