@@ -232,6 +232,77 @@ tokens_phase() {
     if [ -n "$held" ] && [ "$held" != "$first" ]; then pass "after stop and start, a new token is fetched"; else fail "after stop and start, a new token is fetched" "$held"; fi
 }
 
+tpm_phase() {
+    # A key in the TPM under the unit. swtpm stands in for the TPM: a socket of group tss, mode
+    # 0660, as Debian's tpm-udev makes /dev/tpmrm0 (and the tss group) on a host with one.
+    getent group tss >/dev/null || groupadd --system tss
+    local tcti=swtpm:path=/run/swtpm/sock
+    systemd-run --quiet --unit=e2e-swtpm -p Group=tss -p RuntimeDirectory=swtpm -p RuntimeDirectoryMode=0750 \
+        swtpm socket --tpm2 --server type=unixio,path=/run/swtpm/sock,mode=0660 --ctrl type=unixio,path=/run/swtpm/sock.ctrl,mode=0660 \
+        --tpmstate dir=/run/swtpm --flags not-need-init,startup-clear
+    wait_for 10 test -S /run/swtpm/sock
+    local key=/etc/maskinporten-broker/tpm.tss2.pem kid
+    maskinporten-broker keygen --tpm2 --tcti $tcti --out $key > /tmp/tpm-public.json 2>/tmp/tpm-keygen.log
+    kid=$(sed -n 's/.*"kid":"\([^"]*\)".*/\1/p' /tmp/tpm-public.json)
+    if [ -n "$kid" ] && head -1 $key | grep -q "BEGIN TSS2 PRIVATE KEY"; then pass "keygen --tpm2 makes a key in the TPM"; else fail "keygen --tpm2 makes a key in the TPM" "$(cat /tmp/tpm-keygen.log)"; fi
+    chown root:maskinporten-broker $key
+    chmod 0640 $key
+    curl -sf -o /dev/null -X POST --data "{\"client_id\":\"e2e-tpm\",\"scopes\":[\"altinn:serviceowner/notifications.create\"],\"keys\":$(cat /tmp/tpm-public.json)}" \
+        http://127.0.0.1:18080/_emulator/clients
+    config "  tpm:
+    environment: local
+    client_id: e2e-tpm
+    scopes: [altinn:serviceowner/notifications.create]
+    key: { provider: tpm2, uri: \"file:$key\", tcti: \"$tcti\", kid: $kid }
+    allow: { users: [notifier] }" > /etc/maskinporten-broker/broker.yaml
+
+    # Without the drop-in the service's user may not reach the TPM: check-config, by hand as
+    # root, says so with the fix, and the service refuses to start, saying why.
+    local check
+    check=$(maskinporten-broker check-config 2>&1)
+    if [ $? = 1 ] && echo "$check" | grep -qF "/run/swtpm/sock cannot be opened by maskinporten-broker, the user maskinporten-broker.service runs as: the directory /run/swtpm (root:tss, mode 0750) does not let it through; add the TPM drop-in (SupplementaryGroups=tss): install -D -m 0644 /usr/share/maskinporten-broker/tpm.conf"; then
+        pass "check-config by hand says the service's user cannot reach the TPM, with the drop-in as the fix"
+    else
+        fail "check-config by hand says the service's user cannot reach the TPM, with the drop-in as the fix" "$check"
+    fi
+    systemctl restart $unit >/dev/null 2>&1
+    sleep 3
+    equal "without the drop-in the service refuses the TPM profile (exit 78)" "$(show $unit ExecMainStatus)" 78
+    if journalctl -b -u $unit -o cat --no-pager | grep -q "the TPM did not answer ($tcti): check that the device exists and that the daemon's user may open it"; then
+        pass "the journal says the TPM did not answer, and what to check"
+    else
+        fail "the journal says the TPM did not answer, and what to check" "$(journalctl -b -u $unit -o cat --no-pager | tail -5)"
+    fi
+
+    # The drop-in, as docs/systemd.md says to put it in place.
+    install -D -m 0644 /usr/share/maskinporten-broker/tpm.conf /etc/systemd/system/$unit.d/tpm.conf
+    systemctl daemon-reload
+    run "check-config passes with the TPM drop-in" maskinporten-broker check-config
+    equal "the drop-in gives the service the tss group" "$(show $unit SupplementaryGroups)" tss
+    equal "the drop-in allows /dev/tpmrm0 and nothing else" "$(show $unit DeviceAllow)" "/dev/tpmrm0 rw"
+    equal "the device policy stays closed" "$(show $unit DevicePolicy)" closed
+    systemctl reset-failed $unit maskinporten-broker.socket
+    systemctl start maskinporten-broker.socket $unit
+    if wait_for 15 test "$(as notifier /v1/token/tpm)" = 200; then pass "with the drop-in, the TPM profile is served"; else fail "with the drop-in, the TPM profile is served" "$(cat /tmp/body) $(journalctl -b -u $unit -o cat --no-pager | tail -5)"; fi
+    if curl -sf http://127.0.0.1:18080/_emulator/stats | grep -q "\"$kid\""; then pass "the emulator checked a grant the TPM signed"; else fail "the emulator checked a grant the TPM signed" "$(curl -sf http://127.0.0.1:18080/_emulator/stats)"; fi
+    as notifier /v1/profiles > /dev/null
+    run "/v1/profiles says the key is in the TPM" grep -qF '"location":"tpm"' /tmp/body
+    local exposure
+    exposure=$(systemd-analyze security $unit 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    if [ -n "$exposure" ] && awk "BEGIN { exit !($exposure <= 2.0) }"; then pass "systemd-analyze security with the TPM drop-in: $exposure"; else fail "systemd-analyze security with the TPM drop-in at most 2.0" "$exposure"; fi
+    if grep -rlE "BEGIN (RSA )?PRIVATE KEY|\"d\":" /var/lib/maskinporten-broker /etc/maskinporten-broker/tpm.tss2.pem 2>/dev/null | grep -q .; then
+        fail "no private key in what the daemon keeps" "$(grep -rlE "BEGIN (RSA )?PRIVATE KEY|\"d\":" /var/lib/maskinporten-broker)"
+    else
+        pass "no private key in what the daemon keeps"
+    fi
+
+    rm -rf /etc/systemd/system/$unit.d
+    systemctl stop e2e-swtpm
+    config "" > /etc/maskinporten-broker/broker.yaml
+    systemctl daemon-reload
+    systemctl restart $unit
+}
+
 checks_phase() {
     # After a boot, as every host meets it.
     wait_for 30 test "$(show $unit ActiveState)" = active
@@ -423,6 +494,7 @@ checks_phase() {
     tokens_phase
     rm -rf /run/systemd/system/$unit.d
     systemctl daemon-reload
+    tpm_phase
 
     # The operator's first mistakes, under systemd. A key file root made with keygen (0600) and
     # named by encoded_jwk_file: check-config, by hand as root, checks it as the service's user.

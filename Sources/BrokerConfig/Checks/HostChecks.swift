@@ -142,14 +142,12 @@ extension LoadedConfiguration {
             }
             guard let reader, let denial = reader.denial(opening: path, needs: isDevice ? 0o6 : 0o2) else { return nil }
             let who = "\(reader.name), the user \(ServiceUnit.name) runs as"
-            if denial.isDirectory {
-                return problem("\(path) cannot be opened by \(who): the directory \(denial) does not let it through")
-            }
             let fix =
-                denial.group == "tss" && isDevice
+                denial.group == "tss"
                 ? "add the TPM drop-in (SupplementaryGroups=tss): \(Self.tpmDropIn)"
                 : "give the service the group in a drop-in: SupplementaryGroups=\(denial.group)"
-            return problem("\(path) cannot be opened by \(who): it is \(denial); \(fix)")
+            let what = denial.isDirectory ? "the directory \(denial) does not let it through" : "it is \(denial)"
+            return problem("\(path) cannot be opened by \(who): \(what); \(fix)")
         }
     }
 
