@@ -566,6 +566,11 @@ class Suite:
         ours, theirs, ratio = float(match.group(1)), float(match.group(2)), float(match.group(3))
         self.row("grant signatures/s on one core", "`openssl speed -seconds 3 rsa2048` (sign/s)", ">= 0.9x",
                  f"{ours:,.0f} /s", f"{theirs:,.0f} /s", f"{ratio:.2f}", "met" if ratio >= 0.9 else "missed", "Benchmarks/run --rounds N")
+        tpm = re.search(r"tpm ([0-9.]+) ms \(max ([0-9.]+)\)\s+memory ([0-9.]+) ms", output)
+        if tpm:
+            in_tpm, most, in_memory = float(tpm.group(1)), float(tpm.group(2)), float(tpm.group(3))
+            self.row("one grant signed by a key in the TPM (swtpm), median of 50", "the same grant signed by the key in memory", "report",
+                     f"{in_tpm:.1f} ms (max {most:.1f})", f"{in_memory:.1f} ms", f"{in_tpm / in_memory:.0f}", "report", "Benchmarks/run")
 
     # -- the token command against curl ----------------------------------------------------------
 
