@@ -191,6 +191,28 @@ struct ConfigTests {
                 "this key's TPM is no tcti (the kernel's /dev/tpmrm0), profile notifications's is tcti swtpm:path=/run/a; the daemon talks to one TPM: give every TPM key the same tcti"
         ),
         Invalid(
+            name: "key and keys both", yaml: base + "\n    keys:\n      - encoded_jwk_file: other.jwk",
+            code: .keySource, keyPath: "profiles.notifications.keys", mentions: "key and keys both name the profile's keys: keep one"),
+        Invalid(
+            name: "an empty keys list",
+            yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: "    keys: []"),
+            code: .keySource, keyPath: "profiles.notifications.keys", mentions: "the list is empty"),
+        Invalid(
+            name: "keys that is no list",
+            yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: "    keys:\n      encoded_jwk_file: a.jwk"),
+            code: .wrongType, keyPath: "profiles.notifications.keys", mentions: "expected a list of mappings"),
+        Invalid(
+            name: "a certificate among keys",
+            yaml: base.replacingOccurrences(
+                of: "    key:\n      encoded_jwk_file: notifications.jwk",
+                with: "    keys:\n      - { certificate_file: c.pem, private_key_file: k.pem }\n      - encoded_jwk_file: a.jwk"),
+            code: .keySource, keyPath: "profiles.notifications.keys[0]", mentions: "a business certificate signs alone"),
+        Invalid(
+            name: "an unknown key in one of keys",
+            yaml: base.replacingOccurrences(
+                of: "    key:\n      encoded_jwk_file: notifications.jwk", with: "    keys:\n      - encoded_jwk_file: a.jwk\n      - jwk_file: b.jwk"),
+            code: .unknownKey, keyPath: "profiles.notifications.keys[1].jwk_file", mentions: "unknown key"),
+        Invalid(
             name: "no key at all", yaml: base.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: ""),
             code: .keySource, keyPath: "profiles.notifications.key", mentions: "a key is required"),
         Invalid(

@@ -14,6 +14,13 @@ struct KeyLoaderTests {
         return (try #require(ConfigLoader.load(path: path).profiles.first), path)
     }
 
+    /// The fixture's profile with `keys:` (the list's lines) in its `key:` section's place.
+    func profile(_ fixture: ConfigFixture, keys: String) throws -> (Profile, String) {
+        let yaml = ConfigFixture.profile.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: "    keys:\n" + keys)
+        let path = try fixture.write(yaml)
+        return (try #require(ConfigLoader.load(path: path).profiles.first), path)
+    }
+
     @Test("an EncodedJwk file with mode 0600 loads, with the JWK's kid")
     func fileSource() throws {
         let fixture = try ConfigFixture()
@@ -199,6 +206,28 @@ struct KeyLoaderTests {
             ])
         #expect(chmod(socket, 0o666) == 0)
         #expect(try LoadedConfiguration.load(path: swtpm, loader: KeyLoader(environment: [:])).tpmProblems(unit: withDropIn, reader: nobody).isEmpty)
+    }
+
+    @Test("keys: several sources make one key set, oldest first, each entry's kid its own; a kid twice, or more than 5 keys together, is refused")
+    func keyList() throws {
+        let fixture = try ConfigFixture()
+        try fixture.directory.write("other.jwk", Keys.other2048.encodedJwk(kid: "from-file"), mode: 0o600)
+        let (profile, path) = try self.profile(
+            fixture, keys: "      - encoded_jwk_file: notifications.jwk\n      - { encoded_jwk_file: other.jwk, kid: renamed }")
+        #expect(profile.keySource.configKey == "keys" && profile.keySource.sources.count == 2)
+        let loaded = try KeyLoader(environment: [:]).load(profile, file: path)
+        #expect(loaded.keys.map(\.kid) == ["test-kid", "renamed"] && loaded.kid == "renamed", "the last is the newest")
+        let report = ConfigCheck.run(path: path, loader: KeyLoader(environment: [:]))
+        #expect(report.errors.isEmpty && report.report.contains("renamed, RSA 2048 bits, RS256 (newest)"), "\(report.report)")
+
+        let (twice, twicePath) = try self.profile(fixture, keys: "      - encoded_jwk_file: notifications.jwk\n      - encoded_jwk_file: notifications.jwk")
+        let error = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(twice, file: twicePath) }
+        #expect(error?.keyPath == "profiles.notifications.keys" && error?.message.contains("two of the keys have kid") == true, "\(String(describing: error))")
+        let set = "{\"keys\":[\(Keys.rsa2048.jwkJSON(kid: "a")),\(Keys.other2048.jwkJSON(kid: "b")),\(Keys.rsa2048.jwkJSON(kid: "c"))]}"
+        try fixture.directory.write("three.jwk", Data(set.utf8).base64EncodedString(), mode: 0o600)
+        let (many, manyPath) = try self.profile(fixture, keys: "      - encoded_jwk_file: three.jwk\n      - encoded_jwk_file: three.jwk")
+        let tooMany = #expect(throws: ConfigError.self) { try KeyLoader(environment: [:]).load(many, file: manyPath) }
+        #expect(tooMany?.message.contains("the keys hold 6 keys together; Maskinporten holds at most 5") == true, "\(String(describing: tooMany))")
     }
 
     @Test("kid: override, selection from a JWK Set, and a JWK without kid")

@@ -25,6 +25,14 @@ package final class SoftwareTPM: @unchecked Sendable {
         do { return try SoftwareTPM() } catch { fatalError("swtpm could not start (apt install swtpm swtpm-tools tpm2-openssl): \(error)") }
     }()
 
+    /// The shared simulator, for one test at a time. Without the kernel's resource manager a TPM
+    /// holds three objects: each key a test keeps loaded counts, and loading a key from its file
+    /// takes two for a moment (the storage key is made for it). Two tests at once ran out.
+    package static func sharedAlone<T>(_ body: (SoftwareTPM) async throws -> T) async rethrows -> T {
+        try await turns.withPermit { try await body(shared) }
+    }
+    private static let turns = AsyncGate(permits: 1)
+
     /// Starts a simulator with a fresh state in a directory of its own.
     package init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("swtpm-\(UUID().uuidString.prefix(8))")

@@ -32,7 +32,12 @@ struct EmulatorHarness {
     }
 
     /// A configuration with one profile `notifications` against the emulator.
-    func configuration(exchange: String = "altinn", minValid: Int = 10, extra: String = "") throws -> (BrokerConfiguration, [String: SigningCredentials]) {
+    /// With `replacingKey`, those lines stand in the profile's `key:` section's place.
+    func configuration(
+        exchange: String = "altinn", minValid: Int = 10, extra: String = "", replacingKey: String? = nil
+    ) throws -> (BrokerConfiguration, [String: SigningCredentials]) {
+        var profile = ConfigFixture.profile.replacingOccurrences(of: "environment: tt02", with: "environment: local")
+        if let replacingKey { profile = profile.replacingOccurrences(of: "    key:\n      encoded_jwk_file: notifications.jwk", with: replacingKey) }
         let yaml = """
             refresh:
               min_valid_seconds: \(minValid)
@@ -40,7 +45,7 @@ struct EmulatorHarness {
               local:
                 maskinporten_issuer: \(emulator.issuer)
                 altinn_platform: \(emulator.altinnPlatform)
-            """ + "\n" + ConfigFixture.profile.replacingOccurrences(of: "environment: tt02", with: "environment: local") + "\n    exchange: \(exchange)" + extra
+            """ + "\n" + profile + "\n    exchange: \(exchange)" + extra
         let path = try fixture.write(yaml)
         let configuration = try ConfigLoader.load(path: path)
         var credentials: [String: SigningCredentials] = [:]

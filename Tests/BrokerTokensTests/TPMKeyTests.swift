@@ -15,7 +15,10 @@ import Testing
 struct TPMKeyTests {
     @Test("key: { provider: tpm2, uri: file:..., tcti } loads, is named by its thumbprint, says where it lives, and gets a token")
     func tokenWithATPMKey() async throws {
-        let tpm = SoftwareTPM.shared
+        try await SoftwareTPM.sharedAlone { tpm in try await Self.tokenWithATPMKey(tpm) }
+    }
+
+    static func tokenWithATPMKey(_ tpm: SoftwareTPM) async throws {
         let made = try RSAPrivateKey.generate(provider: "tpm2", tcti: tpm.tcti)
         let thumbprint = try #require(try made.publicKey.jwk().thumbprint)
         try await EmulatorHarness.with { harness in
@@ -49,6 +52,56 @@ struct TPMKeyTests {
             let token = try await shuttingDown(broker) { try await broker.cache(for: "notifications")!.token() }
             #expect(token.kind == .altinn)
             #expect(harness.emulator.stats.tokensIssuedByKid[thumbprint] == 1, "the grant was signed in the TPM and checked by the emulator")
+        }
+    }
+
+    @Test("keys: [a JWK file, a key in the TPM]: the TPM key, not yet registered, waits while the file key signs; once registered, the next probe promotes it")
+    func promotionToATPMKey() async throws {
+        try await SoftwareTPM.sharedAlone { tpm in try await Self.promotionToATPMKey(tpm) }
+    }
+
+    static func promotionToATPMKey(_ tpm: SoftwareTPM) async throws {
+        let made = try RSAPrivateKey.generate(provider: "tpm2", tcti: tpm.tcti)
+        try await EmulatorHarness.with { harness in
+            try harness.fixture.directory.write("new.tss2.pem", try made.providerPEM(), mode: 0o600)
+            let keys = """
+                    keys:
+                      - encoded_jwk_file: notifications.jwk
+                      - { provider: tpm2, uri: "file:new.tss2.pem", tcti: "\(tpm.tcti)", kid: tpm-kid }
+                """
+            var (configuration, credentials) = try harness.configuration(
+                extra: "", replacingKey: keys)
+            #expect(credentials["notifications"]?.keys.map(\.kid) == ["test-kid", "tpm-kid"])
+            configuration.refresh.keyProbeSeconds = 1
+            let logs = CapturedLogs()
+            let broker = try TokenBroker(configuration: configuration, credentials: credentials, policy: RetryPolicy().scaled(by: 0.1), logger: logs.logger)
+            try await shuttingDown(broker) {
+                let cache = try #require(broker.cache(for: "notifications"))
+                let first = try await cache.token()
+                #expect(harness.emulator.stats.tokensIssuedByKid == ["test-kid": 1], "the file key signs while the TPM key is unknown")
+                #expect(harness.emulator.stats.grantsRefused == 1, "the TPM key was tried first, and refused")
+                let before = await cache.status().keys
+                #expect(before.map(\.location) == ["memory", "tpm"] && before.map(\.signs) == [true, false])
+
+                harness.emulator.register(
+                    RegisteredClient(
+                        clientID: "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17", scopes: [EmulatorHarness.scope],
+                        keys: [
+                            try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart, try made.publicKey.jwk(kid: "tpm-kid"),
+                        ]))
+                try await whileRefreshing(broker) {
+                    let deadline = ContinuousClock.now + .seconds(15)
+                    while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key tpm-kid") })
+                        || cache.heldToken()?.fingerprint == first.fingerprint,
+                        ContinuousClock.now < deadline
+                    {
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    #expect(harness.emulator.stats.tokensIssuedByKid["tpm-kid"] == 1, "\(harness.emulator.stats)")
+                    let after = await cache.status().keys
+                    #expect(after.map(\.signs) == [false, true] && after.map(\.verdict) == [.untried, .accepted])
+                }
+            }
         }
     }
 }

@@ -133,9 +133,16 @@ extension LoadedConfiguration {
     /// (`reader`, when that is another user than this process's) may not open.
     package func tpmProblems(unit: ServiceUnit, reader: FileReader?) -> [ConfigError] {
         configuration.profiles.compactMap { profile in
-            guard case .provider("tpm2", _, let tcti) = profile.keySource, let (path, isDevice) = Self.tpmPath(tcti) else { return nil }
+            // The daemon talks to one TPM (check-config refuses two): the first key's.
+            let tcti = profile.keySource.sources.lazy.compactMap { source -> String?? in
+                guard case .provider("tpm2", _, let tcti) = source else { return nil }
+                return .some(tcti)
+            }.first
+            guard let tcti, let (path, isDevice) = Self.tpmPath(tcti) else { return nil }
             let problem = { (message: String) in
-                ConfigError(.serviceAccess, file: configuration.file, keyPath: "profiles.\(profile.name).key", message)
+                ConfigError(
+                    .serviceAccess, file: configuration.file, keyPath: "profiles.\(profile.name).\(profile.keySource.configKey == "keys" ? "keys" : "key")",
+                    message)
             }
             if isDevice, let denial = unit.deviceDenial(path) {
                 return problem("\(denial); add the TPM drop-in: \(Self.tpmDropIn)")

@@ -29,15 +29,18 @@ extension BrokerConfiguration {
             FileRead(keyPath: keyPath, path: path, isKeyMaterial: true, couldBeCredential: credential)
         }
         for profile in profiles {
-            let keyPath = "profiles.\(profile.name).key"
-            switch profile.keySource {
-            case .encodedJwkFile(let path): files.append(key("\(keyPath).encoded_jwk_file", path, credential: true))
-            case .certificate(let certificateFile, let privateKeyFile):
-                files += [key("\(keyPath).certificate_file", certificateFile), key("\(keyPath).private_key_file", privateKeyFile)]
-            case .provider(_, let uri, _) where uri.hasPrefix("file:"):
-                // A TPM-wrapped key: of no use without this machine's TPM, but kept as close.
-                files.append(key("\(keyPath).uri", String(uri.dropFirst("file:".count))))
-            case .encodedJwkEnvironment, .encodedJwkCredential, .provider: break
+            let single = "profiles.\(profile.name).key"
+            for (index, source) in profile.keySource.sources.enumerated() {
+                let keyPath = profile.keySource.configKey == "keys" ? "profiles.\(profile.name).keys[\(index)]" : single
+                switch source {
+                case .encodedJwkFile(let path): files.append(key("\(keyPath).encoded_jwk_file", path, credential: true))
+                case .certificate(let certificateFile, let privateKeyFile):
+                    files += [key("\(keyPath).certificate_file", certificateFile), key("\(keyPath).private_key_file", privateKeyFile)]
+                case .provider(_, let uri, _) where uri.hasPrefix("file:"):
+                    // A TPM-wrapped key: of no use without this machine's TPM, but kept as close.
+                    files.append(key("\(keyPath).uri", String(uri.dropFirst("file:".count))))
+                case .encodedJwkEnvironment, .encodedJwkCredential, .provider, .several: break
+                }
             }
         }
         for settings in platformAccessTokens {

@@ -100,11 +100,30 @@ package struct KeyLoader: Sendable {
         return added.isEmpty ? configured : SigningCredentials(keys: configured.keys + added)
     }
 
-    /// The key from the source the profile names.
-    private func loadConfigured(_ profile: Profile, file: String) throws -> SigningCredentials {
-        let keyPath = "profiles.\(profile.name).key"
+    /// The key from the source the profile names; for `keys:`, every entry's keys in the
+    /// list's order, oldest first, as one key set.
+    private func loadConfigured(_ profile: Profile, file: String, keyPath: String? = nil) throws -> SigningCredentials {
+        let keyPath = keyPath ?? "profiles.\(profile.name).key"
         let sourcePath = "\(keyPath).\(profile.keySource.configKey)"
         switch profile.keySource {
+        case .several(let entries):
+            var keys: [SigningKey] = []
+            for (index, entry) in entries.enumerated() {
+                var part = profile
+                part.keySource = entry.source
+                part.kid = entry.kid
+                keys += try loadConfigured(part, file: file, keyPath: "profiles.\(profile.name).keys[\(index)]").keys
+            }
+            let listPath = "profiles.\(profile.name).keys"
+            guard keys.count <= EncodedJwkFile.maximumKeys else {
+                throw ConfigError(
+                    .invalidKey, file: file, keyPath: listPath,
+                    "the keys hold \(keys.count) keys together; Maskinporten holds at most \(EncodedJwkFile.maximumKeys) per client: remove the oldest")
+            }
+            if let repeated = Dictionary(grouping: keys, by: \.kid).first(where: { $0.value.count > 1 })?.key {
+                throw ConfigError(.invalidKey, file: file, keyPath: listPath, "two of the keys have kid \(repeated); every key needs its own")
+            }
+            return SigningCredentials(keys: keys)
         case .certificate(let certificateFile, let privateKeyFile):
             let (key, chain) = try loadCertificateKey(certificateFile: certificateFile, privateKeyFile: privateKeyFile, file: file, keyPath: keyPath)
             return SigningCredentials(privateKey: key, kid: nil, certificateChain: chain, algorithm: profile.algorithm ?? .rs256)

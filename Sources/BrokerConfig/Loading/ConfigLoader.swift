@@ -91,7 +91,7 @@ private struct ConfigParser {
 
     static let allowKeys = ["users", "groups", "uids"]
     static let profileKeys = [
-        "environment", "client_id", "scopes", "key", "algorithm", "exchange", "altinn_test_org", "resource",
+        "environment", "client_id", "scopes", "key", "keys", "algorithm", "exchange", "altinn_test_org", "resource",
         "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation", "delegation", "gateway",
     ]
 
@@ -299,18 +299,7 @@ private struct ConfigParser {
         for scope in scopes where scope.isEmpty || scope.containsWhitespace {
             throw section.error(.invalidValue, "scopes", "\"\(scope)\" is not a scope: each scope is one word without white space")
         }
-        guard
-            let keySection = try section.mapping(
-                "key",
-                known: [
-                    "encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "provider", "uri", "tcti", "kid",
-                ])
-        else {
-            throw section.error(
-                .keySource, "key",
-                "a key is required: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, or certificate_file with private_key_file")
-        }
-        let (source, kid) = try parseKey(keySection)
+        let (source, kid) = try parseKeys(section)
         let algorithm = try section.string("algorithm").map { text in
             do { return try SigningAlgorithm(name: text) } catch {
                 throw section.error(.invalidValue, "algorithm", "\"\(text)\" is not supported: use RS256, RS384 or RS512")
@@ -500,17 +489,19 @@ private struct ConfigParser {
     func checkOneTPM(_ sections: [(name: String, mapping: YAMLMapping)], profiles: [Profile]) throws {
         var first: (profile: String, tcti: String?)?
         for (name, section) in sections {
-            guard case .provider("tpm2", _, let tcti) = profiles.first(where: { $0.name == name })?.keySource else { continue }
-            guard let seen = first else {
-                first = (name, tcti)
-                continue
-            }
-            if seen.tcti != tcti {
-                let named = { (tcti: String?) in tcti.map { "tcti \($0)" } ?? "no tcti (the kernel's /dev/tpmrm0)" }
-                throw section.error(
-                    .invalidValue, "key",
-                    "this key's TPM is \(named(tcti)), profile \(seen.profile)'s is \(named(seen.tcti)); the daemon talks to one TPM: give every TPM key the same tcti"
-                )
+            guard let profile = profiles.first(where: { $0.name == name }) else { continue }
+            for case .provider("tpm2", _, let tcti) in profile.keySource.sources {
+                guard let seen = first else {
+                    first = (name, tcti)
+                    continue
+                }
+                if seen.tcti != tcti {
+                    let named = { (tcti: String?) in tcti.map { "tcti \($0)" } ?? "no tcti (the kernel's /dev/tpmrm0)" }
+                    throw section.error(
+                        .invalidValue, section.has("keys") ? "keys" : "key",
+                        "this key's TPM is \(named(tcti)), profile \(seen.profile)'s is \(named(seen.tcti)); the daemon talks to one TPM: give every TPM key the same tcti"
+                    )
+                }
             }
         }
     }
@@ -524,6 +515,45 @@ private struct ConfigParser {
             throw section.error(.invalidValue, key, "\"\(text)\" is not a duration: write a number with s, m, h or d, such as 90d or 24h")
         }
         return value * (unit ?? 1)
+    }
+
+    static let keyKeys = [
+        "encoded_jwk_file", "encoded_jwk_env", "encoded_jwk_credential", "certificate_file", "private_key_file", "provider", "uri", "tcti", "kid",
+    ]
+
+    /// A profile's `key:`, or its `keys:`: several keys, oldest first, from sources of any
+    /// kind but a certificate (a JWK Set file beside a key in the TPM, say), promoted as a JWK
+    /// Set's keys are.
+    func parseKeys(_ section: YAMLMapping) throws -> (KeySource, kid: String?) {
+        let single = try section.mapping("key", known: Self.keyKeys)
+        let list = try section.mappingList("keys", known: Self.keyKeys)
+        switch (single, list) {
+        case (let single?, nil):
+            return try parseKey(single)
+        case (nil, let list?):
+            guard !list.isEmpty else { throw section.error(.keySource, "keys", "the list is empty: give at least one key, or use key:") }
+            guard list.count <= EncodedJwkFile.maximumKeys else {
+                throw section.error(
+                    .keySource, "keys", "\(list.count) keys; Maskinporten holds at most \(EncodedJwkFile.maximumKeys) per client: remove the oldest")
+            }
+            let entries = try list.map { entry in
+                let (source, kid) = try parseKey(entry)
+                if case .certificate = source {
+                    throw ConfigError(
+                        .keySource, file: file, keyPath: entry.path, line: entry.line,
+                        "a business certificate signs alone (its grants carry x5c): it cannot be one of keys; use key:")
+                }
+                return KeyEntry(source: source, kid: kid)
+            }
+            return (.several(entries), nil)
+        case (.some, .some):
+            throw section.error(.keySource, "keys", "key and keys both name the profile's keys: keep one (keys lists several, oldest first)")
+        case (nil, nil):
+            throw section.error(
+                .keySource, "key",
+                "a key is required: set one of encoded_jwk_file, encoded_jwk_env, encoded_jwk_credential, certificate_file with private_key_file, or provider with uri (or keys: a list of them, oldest first)"
+            )
+        }
     }
 
     func parseKey(_ section: YAMLMapping) throws -> (KeySource, kid: String?) {

@@ -125,6 +125,18 @@ final class YAMLMapping {
         }
     }
 
+    /// A list of mappings (`keys:`), each read with `known` and named by its index in errors
+    /// (`profiles.notifications.keys[1]`).
+    func mappingList(_ key: String, known: [String]) throws -> [YAMLMapping]? {
+        guard let node = node(key), !node.isNull else { return nil }
+        guard case .sequence(let sequence) = node else {
+            throw error(.wrongType, key, "expected a list of mappings (- { encoded_jwk_file: ... }), found \(node.kindName)")
+        }
+        return try sequence.enumerated().map { index, item in
+            try YAMLMapping(item, file: file, path: "\(childPath(key))[\(index)]", known: known)
+        }
+    }
+
     /// Each entry of a mapping whose keys are names (profiles, environments).
     func namedMappings(_ key: String, known: [String]) throws -> [(name: String, mapping: YAMLMapping)] {
         guard let node = node(key), !node.isNull else { return [] }

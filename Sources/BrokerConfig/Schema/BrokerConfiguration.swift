@@ -133,10 +133,19 @@ package enum KeySource: Sendable, Hashable {
     /// A key held by an OpenSSL provider (a TPM through `tpm2`), named by URI (`handle:0x81000001`,
     /// `file:/path/key.tss2.pem`); `tcti` chooses the TPM.
     case provider(name: String, uri: String, tcti: String?)
+    /// `keys:`: several keys, oldest first, each from a source of its own (never a certificate).
+    case several([KeyEntry])
+
+    /// The sources of single keys: this one, or each of `keys:`.
+    package var sources: [KeySource] {
+        guard case .several(let entries) = self else { return [self] }
+        return entries.map(\.source)
+    }
 
     /// The config key that names this source, for messages.
     package var configKey: String {
         switch self {
+        case .several: "keys"
         case .encodedJwkFile: "encoded_jwk_file"
         case .encodedJwkEnvironment: "encoded_jwk_env"
         case .encodedJwkCredential: "encoded_jwk_credential"
@@ -155,7 +164,22 @@ package enum KeySource: Sendable, Hashable {
         case .provider(let name, let uri, let tcti):
             name == "tpm2"
                 ? "in the TPM (tpm2 provider, \(uri), \(tcti ?? "device:/dev/tpmrm0"))" : "held by the OpenSSL provider \(name) (\(uri))"
+        case .several(let entries): entries.map(\.source.summary).joined(separator: "; ")
         }
+    }
+}
+
+/// One of a profile's `keys:`: where it comes from, and the kid that names it there.
+package struct KeyEntry: Sendable, Hashable {
+    /// Where the key (or the JWK Set) comes from.
+    package var source: KeySource
+    /// The entry's `kid:`, overriding the JWK's own or naming one key of a set.
+    package var kid: String?
+
+    /// An entry.
+    package init(source: KeySource, kid: String?) {
+        self.source = source
+        self.kid = kid
     }
 }
 

@@ -159,7 +159,7 @@ enum ProviderKeys {
             // the TPM would not load it: the TPM's reason (an integrity failure) reaches only
             // its library's own log, not OpenSSL's errors.
             return
-                "the TPM refused the key file \(uri): it was wrapped by another TPM (a key file works only on the machine whose TPM made it), or it was altered; make a key on this machine with keygen --tpm2"
+                "the TPM refused the key file \(uri): it was wrapped by another TPM (a key file works only on the machine whose TPM made it), or it was altered, or the TPM had no room for it (without the kernel's resource manager, /dev/tpmrm0, a TPM holds three keys at a time); make a key on this machine with keygen --tpm2"
         }
         return "the key \(uri) could not be loaded\(detail.isEmpty ? "" : ": \(detail)")"
     }
