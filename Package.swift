@@ -220,7 +220,7 @@ let package = Package(
         ),
         .target(
             name: "BrokerTestSupport",
-            dependencies: ["BrokerConfig", "BrokerCrypto", "MaskinportenEmulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BrokerConfig", "BrokerCrypto", "CSystemShims", "MaskinportenEmulator", .product(name: "Logging", package: "swift-log")],
             path: "Tests/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),

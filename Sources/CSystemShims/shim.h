@@ -16,6 +16,18 @@
 #include <malloc.h>
 #endif
 
+#ifdef __GLIBC__
+#include <spawn.h>
+// Declared only under _GNU_SOURCE (glibc 2.34 and later), as accept4 below.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+
+/// A spawned child closes every descriptor from `from` on (the tests' processes keep only their
+/// standard streams).
+static inline int CSystemShims_spawnClosesFrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+#endif
+
 // accept4 is declared only under _GNU_SOURCE, which this header cannot set for headers other
 // modules have already imported; the prototype is the Linux one.
 extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);

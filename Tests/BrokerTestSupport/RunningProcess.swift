@@ -44,6 +44,11 @@ package final class RunningProcess: @unchecked Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
             posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         }
+        // Nothing of the test process's but the three standard streams: a descriptor inherited
+        // while it was open in the test process holds what it leads to. A TPM simulator serves
+        // one connection at a time, and its client library's sockets are not close-on-exec: an
+        // emulator started mid-command kept one, and every TPM test after it waited for good.
+        SpawnActions.closeInherited(&actions)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -16,8 +16,16 @@ package final class SoftwareTPM: @unchecked Sendable {
     /// stopped.
     private var running: RunningProcess?
 
+    /// With a resource manager in front (tpm2-abrmd on a D-Bus of its own), as the kernel's
+    /// /dev/tpmrm0 is on a host: it swaps keys in and out, so more than three can be loaded.
+    package let resourceManager: Bool
+
     /// The TCTI string the provider and the tools take (`TPM2OPENSSL_TCTI`, `TPM2TOOLS_TCTI`).
-    package var tcti: String { "swtpm:path=\(socket)" }
+    package var tcti: String { resourceManager ? "tabrmd:bus_type=session" : "swtpm:path=\(socket)" }
+    /// What a process using `tcti` needs in its environment: the resource manager's bus.
+    package var environment: [String: String] {
+        resourceManager ? ["DBUS_SESSION_BUS_ADDRESS": "unix:path=\(directory.path)/bus"] : [:]
+    }
     private var socket: String { directory.appendingPathComponent("sock").path }
 
     /// The simulator the test process's provider talks to, started at first use.
@@ -33,8 +41,10 @@ package final class SoftwareTPM: @unchecked Sendable {
     }
     private static let turns = AsyncGate(permits: 1)
 
-    /// Starts a simulator with a fresh state in a directory of its own.
-    package init() throws {
+    /// Starts a simulator with a fresh state in a directory of its own; with `resourceManager`,
+    /// behind tpm2-abrmd.
+    package init(resourceManager: Bool = false) throws {
+        self.resourceManager = resourceManager
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("swtpm-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try start()
@@ -50,16 +60,18 @@ package final class SoftwareTPM: @unchecked Sendable {
         let swtpm =
             "swtpm socket --tpm2 --server type=unixio,path=\(socket) --ctrl type=unixio,path=\(socket).ctrl --tpmstate dir=\(directory.path)"
             + " --flags not-need-init,startup-clear"
-        // It lives as long as the test process, so it must hold none of the test process's
-        // descriptors: the TPM's client library opens its sockets without close-on-exec, and one
-        // inherited mid-command would keep that connection open, and the simulator (one client
-        // at a time) waiting on it for good.
-        let closeInherited = "for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi; done 2>/dev/null"
+        // The resource manager, on a session bus of its own, waits for the simulator's socket.
+        let manager =
+            resourceManager
+            ? "rm -f \(directory.path)/bus; dbus-daemon --session --nofork --address=unix:path=\(directory.path)/bus & echo $! >> \(directory.path)/pid;"
+                + " while [ ! -S \(socket).ctrl ] || [ ! -S \(directory.path)/bus ]; do sleep 0.05; done;"
+                + " DBUS_SESSION_BUS_ADDRESS=unix:path=\(directory.path)/bus tpm2-abrmd --session --allow-root --tcti=swtpm:path=\(socket) & echo $! >> \(directory.path)/pid;"
+            : ""
         let process = try RunningProcess(
             "/bin/bash",
             [
                 "-c",
-                "\(closeInherited); \(swtpm) & simulator=$!; echo $simulator > \(directory.path)/pid; trap 'kill $simulator' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null && kill -0 $simulator 2>/dev/null; do sleep 0.2; done",
+                "\(swtpm) & simulator=$!; echo $simulator > \(directory.path)/pid; \(manager) trap 'kill $(cat \(directory.path)/pid)' EXIT TERM; while kill -0 \(getpid()) 2>/dev/null && kill -0 $simulator 2>/dev/null; do sleep 0.2; done",
             ],
             environment: ProcessInfo.processInfo.environment)
         lock.withLock { running = process }
@@ -68,13 +80,21 @@ package final class SoftwareTPM: @unchecked Sendable {
             guard ContinuousClock.now < end else { throw TestSupportError("swtpm did not make its socket \(socket): \(process.output)\(process.errorOutput)") }
             usleep(10_000)
         }
+        // The resource manager answers once it has taken its name on the bus.
+        while resourceManager {
+            let probe = try RunningProcess(
+                "/usr/bin/tpm2_getcap", ["handles-persistent"],
+                environment: ProcessInfo.processInfo.environment.merging(environment.merging(["TPM2TOOLS_TCTI": tcti]) { $1 }) { $1 })
+            if probe.waitForExit() == 0 { break }
+            guard ContinuousClock.now < end else { throw TestSupportError("tpm2-abrmd did not answer: \(process.output)\(process.errorOutput)") }
+            usleep(50_000)
+        }
     }
 
     /// Kills the simulator outright, as a TPM that stops answering: its sockets go with it.
     package func kill() {
-        if let text = try? String(contentsOf: directory.appendingPathComponent("pid"), encoding: .utf8),
-            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        {
+        let text = (try? String(contentsOf: directory.appendingPathComponent("pid"), encoding: .utf8)) ?? ""
+        for pid in text.split(separator: "\n").compactMap({ Int32($0.trimmingCharacters(in: .whitespaces)) }) {
             Glibc.kill(pid, SIGKILL)
         }
         let stopped = lock.withLock {

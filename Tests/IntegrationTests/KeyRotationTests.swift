@@ -7,10 +7,23 @@ import Testing
     static let scopes = #"["altinn:serviceowner/notifications.create","idporten:dcr.read","idporten:dcr.write"]"#
 
     /// A harness whose client may manage its own keys, holds `extraKeys` the broker did not make,
-    /// and a profile rotating every `every`.
-    func rotatingHarness(every: String, retireAfter: String, extraKeys: [String] = ["foreign-kid"]) async throws -> DaemonHarness {
+    /// and a profile rotating every `every`. With `tpm`, the profile's key is one `keygen --tpm2`
+    /// made there, registered under the kid it printed.
+    func rotatingHarness(every: String, retireAfter: String, extraKeys: [String] = ["foreign-kid"], tpm: SoftwareTPM? = nil) async throws
+        -> DaemonHarness
+    {
         let harness = try await DaemonHarness(.live)
         var keys = [DaemonHarness.publicJWK(DaemonHarness.key, kid: "daemon-kid")]
+        var keyLine = "      encoded_jwk_file: notifications.jwk\n"
+        if let tpm {
+            let made = try await BrokerExecutable.run(
+                ["keygen", "--tpm2", "--tcti", tpm.tcti, "--out", harness.directory.path("tpm.tss2.pem")],
+                environment: ProcessInfo.processInfo.environment.merging(tpm.environment) { $1 })
+            let printed = try #require(try JSONSerialization.jsonObject(with: Data(made.output.utf8)) as? [[String: Any]])
+            let kid = try #require(printed.first?["kid"] as? String)
+            keys = [String(made.output.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst().dropLast())]
+            keyLine = "      { provider: tpm2, uri: \"file:tpm.tss2.pem\", tcti: \"\(tpm.tcti)\", kid: \(kid) }\n"
+        }
         for kid in extraKeys { keys.append(DaemonHarness.publicJWK(try await TestKey.generate(), kid: kid)) }
         try await DaemonHarness.curlHTTP(
             "-X", "POST", "--data", "{\"client_id\":\"\(DaemonHarness.clientID)\",\"scopes\":\(Self.scopes),\"keys\":[\(keys.joined(separator: ","))]}",
@@ -21,8 +34,8 @@ import Testing
             of: "    altinn_platform: \(harness.emulatorURL)\n",
             with: "    altinn_platform: \(harness.emulatorURL)\n    self_service_api: \(harness.emulatorURL)/api/v1/clients\n")
         config = config.replacingOccurrences(
-            of: "      encoded_jwk_file: notifications.jwk\n",
-            with: "      encoded_jwk_file: notifications.jwk\n    rotation:\n      every: \(every)\n      retire_after: \(retireAfter)\n")
+            of: "    key:\n      encoded_jwk_file: notifications.jwk\n",
+            with: "    key:\n\(keyLine)    rotation:\n      every: \(every)\n      retire_after: \(retireAfter)\n")
         config = "state_directory: \(harness.directory.path("state"))\n" + config
         try harness.directory.write("broker.yaml", config, mode: 0o644)
         return harness
@@ -100,6 +113,50 @@ import Testing
             }
         }
         #expect(!log.contains(encoded.prefix(40)))
+        await harness.stop()
+    }
+
+    @Test(
+        "rotation of a key in the TPM: new keys made in the TPM and kept wrapped in the state directory, registered, used once accepted, the previous one retired; no private key written"
+    )
+    func inTheTPM() async throws {
+        // Behind a resource manager, as /dev/tpmrm0 is: the configured key, two made ones and
+        // the storage key to load them are more than a TPM's three slots.
+        let tpm = try SoftwareTPM(resourceManager: true)
+        let harness = try await rotatingHarness(every: "3s", retireAfter: "1s", tpm: tpm)
+        try await harness.startDaemon(environment: tpm.environment)
+        let first = try await registeredKids(harness)
+        var made: [String] = []
+        var failed: [Int] = []
+        try await wait("two keys made in the TPM, the first retired", harness, seconds: 40) {
+            let status = try await harness.request("/v1/token/notifications").status
+            if status != 200 { failed.append(status) }
+            let kids = try await registeredKids(harness)
+            #expect(kids.contains { first.contains($0) && $0 != "foreign-kid" } || made.count >= 1, "the configured key stays until a made one is accepted")
+            for kid in kids where !first.contains(kid) && !made.contains(kid) { made.append(kid) }
+            return made.count >= 2 && !kids.contains(made[0])
+        }
+        #expect(failed.isEmpty, "every client request was answered 200: \(failed)")
+        let issued = await (try harness.emulatorStats()["tokens_issued_by_kid"] as? [String: Int]) ?? [:]
+        #expect((issued[made[0]] ?? 0) > 0, "grants were signed by a key rotation made in the TPM: \(issued)")
+        #expect(harness.logs.contains("key rotation: made a new key") && harness.logs.contains("location=tpm"), "\(harness.logs)")
+
+        // What rotation keeps: wrapped files and notes, none holding a private key in the clear.
+        let directory = harness.directory.path("state/notifications.tpm-keys")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(files.contains { $0.hasSuffix(".tss2.pem") } && files.contains { $0.hasSuffix(".json") }, "\(files)")
+        #expect(!FileManager.default.fileExists(atPath: harness.directory.path("state/notifications.keys.jwk")), "no JWK made")
+        for name in files {
+            let text = try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)
+            #expect(!text.contains("BEGIN PRIVATE KEY") && !text.contains("BEGIN RSA PRIVATE KEY") && !text.contains("\"d\""), "\(name)")
+            if name.hasSuffix(".tss2.pem") {
+                #expect(text.hasPrefix("-----BEGIN TSS2 PRIVATE KEY-----"))
+                #expect(try FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")[.posixPermissions] as? Int == 0o600)
+            }
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int == 0o700)
+        let keys = (try harness.json(try await harness.request("/v1/profiles").body)["profiles"] as? [[String: Any]])?.first?["keys"] as? [[String: Any]]
+        #expect(keys?.allSatisfy { $0["location"] as? String == "tpm" } == true, "\(String(describing: keys))")
         await harness.stop()
     }
 

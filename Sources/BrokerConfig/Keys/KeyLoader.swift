@@ -91,11 +91,27 @@ package struct KeyLoader: Sendable {
     package func load(_ profile: Profile, file: String) throws -> SigningCredentials {
         let configured = try loadConfigured(profile, file: file)
         // Keys rotation made follow the configured ones: the newest of them is the newest key.
-        guard let rotation = profile.rotation, FileManager.default.fileExists(atPath: rotation.keysFile) else { return configured }
+        guard let rotation = profile.rotation else { return configured }
         let keyPath = "profiles.\(profile.name).rotation"
-        var text = try readSecretFile(rotation.keysFile, file: file, keyPath: keyPath)
-        defer { text.resetSecretBytes() }
-        let made = try credentials(fromEncodedJwk: text, profile: profile, file: file, keyPath: keyPath).keys
+        let made: [SigningKey]
+        if let tpm = rotation.tpm {
+            do {
+                made = try MadeKeys(rotation).tpmKeyFiles().map { made in
+                    SigningKey(
+                        privateKey: try RSAPrivateKey(uri: "file:\(made.path)", provider: "tpm2", tcti: tpm.tcti), kid: made.kid,
+                        algorithm: profile.algorithm ?? .rs256, madeAt: made.madeAt)
+                }
+            } catch let error as BrokerCryptoError {
+                throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "a key rotation made in the TPM: \(error.reason)")
+            } catch let error as EncodedJwkFile.Failure {
+                throw ConfigError(.invalidKey, file: file, keyPath: keyPath, error.description)
+            }
+        } else {
+            guard FileManager.default.fileExists(atPath: rotation.keysFile) else { return configured }
+            var text = try readSecretFile(rotation.keysFile, file: file, keyPath: keyPath)
+            defer { text.resetSecretBytes() }
+            made = try credentials(fromEncodedJwk: text, profile: profile, file: file, keyPath: keyPath).keys
+        }
         let added = made.filter { key in !configured.keys.contains { $0.kid == key.kid } }
         return added.isEmpty ? configured : SigningCredentials(keys: configured.keys + added)
     }

@@ -438,7 +438,12 @@ private struct ConfigParser {
             throw section.error(
                 .invalidValue, nil, "rotation makes JWKs; a business certificate is renewed by its issuer: remove rotation, or use a JWK key")
         }
-        if kid != nil {
+        // A TPM key's kid names it; a JWK Set's picks one of its keys, which rotation cannot.
+        let inTPM: String?? = source.sources.last.flatMap { newest in
+            guard case .provider("tpm2", _, let tcti) = newest else { return nil }
+            return .some(tcti)
+        }
+        if kid != nil, inTPM == nil {
             throw section.error(.invalidValue, nil, "key.kid pins one key, and rotation signs with the keys it makes: remove key.kid")
         }
         guard environment.selfServiceAPI != nil else {
@@ -455,7 +460,9 @@ private struct ConfigParser {
         let directory = URL(fileURLWithPath: stateDirectory)
         return RotationSettings(
             every: every, retireAfter: retireAfter, selfServiceProfile: try section.string("self_service_profile"),
-            keysFile: directory.appendingPathComponent("\(profile).keys.jwk").path, stateFile: directory.appendingPathComponent("\(profile).rotation.json").path
+            keysFile: directory.appendingPathComponent("\(profile).keys.jwk").path,
+            stateFile: directory.appendingPathComponent("\(profile).rotation.json").path,
+            tpm: inTPM.map { RotationSettings.TPMKeys(tcti: $0, directory: directory.appendingPathComponent("\(profile).tpm-keys").path) }
         )
     }
 

@@ -289,14 +289,32 @@ package struct RotationSettings: Sendable, Hashable {
     package var keysFile: String
     /// The file recording how far rotation got (no key material).
     package var stateFile: String
+    /// For a profile whose newest configured key is in the TPM: new keys are made in that TPM
+    /// and kept, wrapped by it, in `directory`; nil: new keys are JWKs in `keysFile`.
+    package var tpm: TPMKeys?
+
+    /// Where rotation keeps the keys it makes in the TPM.
+    package struct TPMKeys: Sendable, Hashable {
+        /// The TPM (as the profile's key names it; nil: the kernel's /dev/tpmrm0).
+        package var tcti: String?
+        /// The directory of the TPM-wrapped key files (mode 0700).
+        package var directory: String
+
+        /// Settings with the given values.
+        package init(tcti: String?, directory: String) {
+            self.tcti = tcti
+            self.directory = directory
+        }
+    }
 
     /// Settings with the given values.
-    package init(every: Int, retireAfter: Int, selfServiceProfile: String?, keysFile: String, stateFile: String) {
+    package init(every: Int, retireAfter: Int, selfServiceProfile: String?, keysFile: String, stateFile: String, tpm: TPMKeys? = nil) {
         self.every = every
         self.retireAfter = retireAfter
         self.selfServiceProfile = selfServiceProfile
         self.keysFile = keysFile
         self.stateFile = stateFile
+        self.tpm = tpm
     }
 
     /// The scopes a self-service token carries.

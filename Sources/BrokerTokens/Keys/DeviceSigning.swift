@@ -12,9 +12,10 @@ enum DeviceSigning {
         return pool
     }()
 
-    /// Runs `sign` on the device's thread if `key` is held by a device, else where it is.
-    static func run<T: Sendable>(for key: RSAPrivateKey, _ sign: @escaping @Sendable () throws -> T) async throws -> T {
-        guard key.provider != nil else { return try sign() }
+    /// Runs `sign` (or another operation of the device) on the device's thread if `key` is
+    /// held by a device, else where it is.
+    static func run<T: Sendable>(for key: RSAPrivateKey?, _ sign: @escaping @Sendable () throws -> T) async throws -> T {
+        guard key?.provider != nil else { return try sign() }
         return try await thread.runIfActive(sign)
     }
 }

@@ -138,12 +138,12 @@ package final class KeyRotation: Service, Sendable {
         guard let rotation = profile.rotation, let cache = broker.cache(for: profile.name) else { return .seconds(5) }
         try Self.makeDirectory(for: rotation.stateFile)
         var record = try RotationRecord.read(rotation.stateFile, clientID: profile.clientID)
-        let madeKeys = FileManager.default.fileExists(atPath: rotation.keysFile) ? try EncodedJwkFile.readKeys(rotation.keysFile) : []
+        let store = MadeKeys(rotation)
+        let madeKeys = try store.list()
         // A key stored just before a crash, with no record yet, is taken up where it stopped;
         // a record of a key that never reached the keys file is dropped (it was never registered).
         for key in madeKeys where !record.made.contains(where: { $0.kid == key.kid }) {
-            record.made.append(
-                .init(kid: key.kid ?? "", madeAt: key.iat.map { Date(timeIntervalSince1970: TimeInterval($0)) } ?? broker.clock.date(), phase: .made))
+            record.made.append(.init(kid: key.kid, madeAt: key.madeAt ?? broker.clock.date(), phase: .made))
         }
         record.made.removeAll { made in made.phase == .made && !madeKeys.contains { $0.kid == made.kid } }
         let now = broker.clock.date()
@@ -186,13 +186,13 @@ package final class KeyRotation: Service, Sendable {
                     $0.pendingKid = nil
                 }
                 guard now >= retireAt else { return .seconds(min(max(retireAt.timeIntervalSince(now), 0.1), 3600)) }
-                try await retire(older, keeping: newest.kid, profile, rotation, &record, madeKeys: madeKeys, logger: logger)
+                try await retire(older, keeping: newest.kid, profile, rotation, &record, store: store, logger: logger)
                 return .zero
             }
         }
         // 4. The newest key, once older than `every`, is followed by a new one.
         guard let newestKey = cache.credentials.keys.last else { return .seconds(3600) }
-        var born = newestKey.madeAt ?? record.firstSeen[newestKey.kid]
+        var born = newestKey.madeAt ?? record.made.first(where: { $0.kid == newestKey.kid })?.madeAt ?? record.firstSeen[newestKey.kid]
         if born == nil {
             // A key that does not record when it was made is counted from now.
             record.firstSeen[newestKey.kid] = now
@@ -206,9 +206,11 @@ package final class KeyRotation: Service, Sendable {
             $0.nextRotation = dueAt
         }
         guard now >= dueAt else { return .seconds(min(max(dueAt.timeIntervalSince(now), 0.1), 3600)) }
-        let key = try EncodedJwkFile.makeKey(bits: max(2048, newestKey.privateKey.bits), kid: nil)
-        try EncodedJwkFile.write(madeKeys + [key], asSet: true, to: rotation.keysFile, replacing: true)
-        record.made.append(.init(kid: key.kid ?? "", madeAt: now, phase: .made))
+        // In the TPM a signature takes its time: made on the thread grants signed there use.
+        let key = try await DeviceSigning.run(for: rotation.tpm == nil ? nil : newestKey.privateKey) {
+            try store.make(bits: max(2048, newestKey.privateKey.bits), now: now)
+        }
+        record.made.append(.init(kid: key.kid, madeAt: now, phase: .made))
         try record.write(to: rotation.stateFile)
         update(profile.name) {
             $0.state = .rotating
@@ -216,14 +218,17 @@ package final class KeyRotation: Service, Sendable {
         }
         logger.notice(
             "key rotation: made a new key",
-            metadata: ["kid": "\(key.kid ?? "")", "previous_kid": "\(newestKey.kid)", "keys_file": "\(rotation.keysFile)"])
+            metadata: [
+                "kid": "\(key.kid)", "previous_kid": "\(newestKey.kid)", "keys_file": "\(rotation.tpm?.directory ?? rotation.keysFile)",
+                "location": "\(rotation.tpm == nil ? "memory" : "tpm")",
+            ])
         return .zero
     }
 
     /// Registers `key` beside the client's other keys, unless the API already holds it (a
     /// repeat after a crash).
-    private func register(_ key: JWK, _ profile: Profile, _ rotation: RotationSettings, _ record: inout RotationRecord, logger: Logger) async throws {
-        let kid = key.kid ?? ""
+    private func register(_ key: MadeKeys.Made, _ profile: Profile, _ rotation: RotationSettings, _ record: inout RotationRecord, logger: Logger) async throws {
+        let kid = key.kid
         let (upstream, api, token) = try await selfService(profile)
         let registered = try await explained(profile) { try await upstream.registeredKeys(api: api, clientID: profile.clientID, token: token) }
         if !registered.contains(where: { $0.kid == kid }) {
@@ -235,7 +240,7 @@ package final class KeyRotation: Service, Sendable {
             }
             try mark(kid, .registering, in: &record, rotation)
             var set = registered.map(Self.forRegistration)
-            set.append(Self.forRegistration(key.publicPart))
+            set.append(Self.forRegistration(key.publicKey))
             try await explained(profile) { try await upstream.registerKeys(set, api: api, clientID: profile.clientID, token: token) }
         }
         try mark(kid, .registered, in: &record, rotation)
@@ -248,7 +253,7 @@ package final class KeyRotation: Service, Sendable {
 
     /// Removes `kids` (keys rotation made) from the client and from the keys file.
     private func retire(
-        _ kids: [String], keeping newest: String, _ profile: Profile, _ rotation: RotationSettings, _ record: inout RotationRecord, madeKeys: [JWK],
+        _ kids: [String], keeping newest: String, _ profile: Profile, _ rotation: RotationSettings, _ record: inout RotationRecord, store: MadeKeys,
         logger: Logger
     ) async throws {
         for kid in kids { try mark(kid, .retiring, in: &record, rotation) }
@@ -267,12 +272,7 @@ package final class KeyRotation: Service, Sendable {
                 try await upstream.registerKeys(remaining.map(Self.forRegistration), api: api, clientID: profile.clientID, token: token)
             }
         }
-        let kept = madeKeys.filter { !kids.contains($0.kid ?? "") }
-        if kept.isEmpty {
-            unlink(rotation.keysFile)
-        } else {
-            try EncodedJwkFile.write(kept, asSet: true, to: rotation.keysFile, replacing: true)
-        }
+        try store.remove(kids)
         record.made.removeAll { kids.contains($0.kid) }
         try record.write(to: rotation.stateFile)
         update(profile.name) { $0.pendingKid = nil }
