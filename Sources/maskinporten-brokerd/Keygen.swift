@@ -20,12 +20,14 @@ struct Keygen: ParsableCommand {
             as JSON (as JWK generators make it); its kid is kept unless --kid is given.
             With --tpm2, the key is made inside the TPM (OpenSSL's tpm2 provider: apt install tpm2-openssl) and \
             --out gets the key wrapped by the TPM (TSS2 PRIVATE KEY), of no use on any other machine; --tcti \
-            chooses the TPM (default device:/dev/tpmrm0).
+            chooses the TPM (default device:/dev/tpmrm0). With --tpm2-persist HANDLE instead of --out, the key made \
+            in the TPM is made persistent there at HANDLE (with tpm2_evictcontrol: apt install tpm2-tools), and no \
+            file is written.
             """
     )
 
     @Option(name: .long, help: ArgumentHelp("The EncodedJwk file to write.", valueName: "file"))
-    var out: String
+    var out: String?
 
     @Option(name: .long, help: ArgumentHelp("Key size: 2048 (default), 3072 or 4096.", valueName: "bits"))
     var bits: Int?
@@ -43,6 +45,11 @@ struct Keygen: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("The TPM, for --tpm2 (default device:/dev/tpmrm0; swtpm:path=SOCKET for the simulator).", valueName: "tcti"))
     var tcti: String?
+
+    @Option(
+        name: .customLong("tpm2-persist"),
+        help: ArgumentHelp("Make the key in the TPM persistent at this handle (0x81000001, say) instead of writing a file.", valueName: "handle"))
+    var tpm2Persist: String?
 
     @Flag(name: .long, help: "Add the new key to the JWK Set in the file (made if missing) instead of writing a new file.")
     var addTo = false
@@ -63,13 +70,21 @@ struct Keygen: ParsableCommand {
         if tpm2 && (addTo || from != nil) {
             throw ValidationError("--tpm2 makes one key file of its own: it goes with neither --add-to nor --from")
         }
-        if tcti != nil && !tpm2 {
+        if tcti != nil && !tpm2 && tpm2Persist == nil {
             throw ValidationError("--tcti chooses the TPM for --tpm2")
+        }
+        if tpm2Persist != nil && (out != nil || addTo || from != nil || force) {
+            throw ValidationError("--tpm2-persist keeps the key in the TPM and writes no file: it goes with none of --out, --add-to, --from, --force")
+        }
+        if out == nil && tpm2Persist == nil {
+            throw ValidationError("--out FILE is required: where the key goes (or --tpm2-persist HANDLE for a key kept in the TPM)")
         }
     }
 
     func run() throws {
-        if tpm2 { return try reportingFailures(runTPM2) }
+        if let tpm2Persist { return try reportingFailures { try runPersistent(at: tpm2Persist) } }
+        guard let out else { throw ValidationError("--out FILE is required") }
+        if tpm2 { return try reportingFailures { try runTPM2(out: out) } }
         try reportingFailures {
             let existing: [JWK]
             let key: JWK
@@ -111,13 +126,9 @@ struct Keygen: ParsableCommand {
     }
 
     /// `--tpm2`: the key made in the TPM, its wrapped file written, its public part printed.
-    private func runTPM2() throws {
+    private func runTPM2(out: String) throws {
         let jwk = try EncodedJwkFile.makeTPMKey(bits: bits ?? 2048, kid: kid, tcti: tcti, to: out, replacing: force)
-        if pem {
-            print(try RSAPublicKey(jwk: jwk).pem(), terminator: "")
-        } else {
-            print(String(decoding: try JWKSet(keys: [jwk]).arrayJSON(), as: UTF8.self))
-        }
+        try printPublic(jwk)
         let kidText = jwk.kid ?? "-"
         printError(
             "wrote \(out) (mode 0600): RSA \(bits ?? 2048) bits made in the TPM (\(tcti ?? "device:/dev/tpmrm0")), kid \(kidText); the file is the key wrapped by this TPM"
@@ -125,6 +136,26 @@ struct Keygen: ParsableCommand {
         printError(
             "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the key to the profile as key: { provider: tpm2, uri: \"file:\(out)\", kid: \(kidText) }"
         )
+    }
+
+    /// `--tpm2-persist`: the key made in the TPM and kept there at a handle.
+    private func runPersistent(at handle: String) throws {
+        let jwk = try EncodedJwkFile.makePersistentTPMKey(bits: bits ?? 2048, kid: kid, tcti: tcti, handle: handle)
+        try printPublic(jwk)
+        let kidText = jwk.kid ?? "-"
+        printError("made RSA \(bits ?? 2048) bits in the TPM (\(tcti ?? "device:/dev/tpmrm0")), persistent at \(handle), kid \(kidText); no file was written")
+        printError(
+            "register the public key above on the client in Samarbeidsportalen (\"Egne public nøkler\"), then give the key to the profile as key: { provider: tpm2, uri: \"handle:\(handle)\", kid: \(kidText) }"
+        )
+    }
+
+    /// The public key, as a JWK array or with --pem as PEM, to stdout.
+    private func printPublic(_ jwk: JWK) throws {
+        if pem {
+            print(try RSAPublicKey(jwk: jwk).pem(), terminator: "")
+        } else {
+            print(String(decoding: try JWKSet(keys: [jwk]).arrayJSON(), as: UTF8.self))
+        }
     }
 
     /// Runs `body`, saying a failure in one line and exiting 1.

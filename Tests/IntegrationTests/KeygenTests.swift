@@ -200,7 +200,7 @@ struct KeygenTests {
     }
 
     @Test(
-        "keygen --tpm2: the key is made in the TPM, the file holds it wrapped (no private part), the printed JWK is its public half as openssl reads it from the TPM, and check-config names where it lives"
+        "keygen --tpm2: the key is made in the TPM, the file holds it wrapped (no private part), the printed JWK is its public half as openssl reads it from the TPM, and check-config names where it lives; --tpm2-persist keeps it at a handle instead"
     )
     func tpm2() async throws {
         let tpm = try SoftwareTPM()
@@ -240,6 +240,42 @@ struct KeygenTests {
             """, mode: 0o644)
         let check = try await BrokerExecutable.run(["check-config", "--config", config])
         #expect(check.output.contains("RSA 2048 bits, in the TPM (tpm2 provider, file:\(out), \(tpm.tcti))"), "\(check.output) \(check.errorOutput)")
+
+        // --tpm2-persist: kept in the TPM at a handle, no file; the profile names the handle. Made
+        // by tpm2-tools, which expect a resource manager, as /dev/tpmrm0 is.
+        let managed = try SoftwareTPM(resourceManager: true)
+        let environment = ProcessInfo.processInfo.environment.merging(managed.environment) { $1 }
+        let persisted = try await BrokerExecutable.run(["keygen", "--tpm2-persist", "0x81000005", "--tcti", managed.tcti], environment: environment)
+        #expect(persisted.status == 0, "\(persisted.errorOutput)")
+        let persistedKid = try #require((try Self.json(persisted.output) as? [[String: Any]])?.first?["kid"] as? String)
+        #expect(persisted.errorOutput.contains("key: { provider: tpm2, uri: \"handle:0x81000005\", kid: \(persistedKid) }"), "\(persisted.errorOutput)")
+        let handleConfig = try directory.write(
+            "handle.yaml",
+            """
+            profiles:
+              notifications:
+                environment: tt02
+                client_id: \(Self.clientID)
+                scopes: [altinn:serviceowner/notifications.create]
+                key: { provider: tpm2, uri: "handle:0x81000005", tcti: "\(managed.tcti)", kid: \(persistedKid) }
+            """, mode: 0o644)
+        let handleCheck = try await BrokerExecutable.run(["check-config", "--config", handleConfig], environment: environment)
+        #expect(
+            handleCheck.status == 0 && handleCheck.output.contains("in the TPM (tpm2 provider, handle:0x81000005, \(managed.tcti))"),
+            "\(handleCheck.output) \(handleCheck.errorOutput)")
+        // The public half the TPM gives openssl from the handle is the one printed.
+        let fromHandle = try await Command.run(
+            "openssl", ["pkey", "-provider", "tpm2", "-provider", "default", "-in", "handle:0x81000005", "-pubout"],
+            environment: environment.merging(["TPM2OPENSSL_TCTI": managed.tcti]) { $1 })
+        let persistedJWK = try #require((try Self.json(persisted.output) as? [[String: Any]])?.first)
+        let printedPEM = try await Self.opensslPublicKey(n: persistedJWK["n"] as! String, e: persistedJWK["e"] as! String, in: directory)
+        #expect(fromHandle.output == (try String(contentsOfFile: printedPEM, encoding: .utf8)), "\(fromHandle.errorOutput)")
+        let taken = try await BrokerExecutable.run(["keygen", "--tpm2-persist", "0x81000005", "--tcti", managed.tcti], environment: environment)
+        #expect(taken.status == 1 && taken.errorOutput.contains("the TPM already has a key at 0x81000005: choose another handle"), "\(taken.errorOutput)")
+        let wrong = try await BrokerExecutable.run(["keygen", "--tpm2-persist", "81000005", "--tcti", managed.tcti], environment: environment)
+        #expect(wrong.status == 1 && wrong.errorOutput.contains("takes a persistent handle from 0x81000000 to 0x81ffffff"), "\(wrong.errorOutput)")
+        let both = try await BrokerExecutable.run(["keygen", "--tpm2-persist", "0x81000006", "--out", out])
+        #expect(both.status != 0 && both.errorOutput.contains("--tpm2-persist keeps the key in the TPM and writes no file"), "\(both.errorOutput)")
     }
 
     @Test("keygen never overwrites; --force replaces; --add-to appends up to Maskinporten's 5 keys")

@@ -112,7 +112,7 @@ package enum EncodedJwkFile {
     }
 
     /// The day and the start of the key's RFC 7638 thumbprint: `2026-11-29-Xy7aBc3d`.
-    private static func defaultKid(_ jwk: JWK, now: Date) -> String {
+    static func defaultKid(_ jwk: JWK, now: Date) -> String {
         now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
     }
 
