@@ -279,8 +279,8 @@ tpm_phase() {
     systemctl daemon-reload
     run "check-config passes with the TPM drop-in" maskinporten-broker check-config
     equal "the drop-in gives the service the tss group" "$(show $unit SupplementaryGroups)" tss
-    # (char-rtc r: what ProtectClock=yes in the unit allows.)
-    equal "the drop-in allows /dev/tpmrm0 and no other device" "$(show $unit DeviceAllow)" "char-rtc r /dev/tpmrm0 rw"
+    # (char-rtc r: what ProtectClock=yes in the unit allows; systemctl shows one a line.)
+    equal "the drop-in allows /dev/tpmrm0 and no other device" "$(show $unit DeviceAllow | tr '\n' ' ' | sed 's/ $//')" "char-rtc r /dev/tpmrm0 rw"
     equal "the device policy stays closed" "$(show $unit DevicePolicy)" closed
     systemctl reset-failed $unit maskinporten-broker.socket
     systemctl start maskinporten-broker.socket $unit
