@@ -33,13 +33,9 @@ enum ProviderKeys {
     /// The TPM the `tpm2` provider was loaded for, as configured (nil: its default).
     nonisolated(unsafe) private static var loadedTCTI: String?
 
-    /// Loads `name` once. A TPM's provider connects to the TPM as it loads: `tcti`, if given,
-    /// says which (the provider reads it from `TPM2OPENSSL_TCTI`).
-    static func load(_ name: String, tcti: String? = nil) throws {
-        _ = try context(name, tcti: tcti)
-    }
-
-    /// The context `name` is loaded in now, loaded first if it is not yet.
+    /// The context `name` is loaded in now, loaded first if it is not yet. A TPM's provider
+    /// connects to the TPM as it loads: `tcti`, if given, says which (the provider reads it from
+    /// `TPM2OPENSSL_TCTI`).
     static func context(_ name: String, tcti: String? = nil) throws -> ProviderContext {
         try loading.withLock {
             if let context = contexts[name] { return context }
