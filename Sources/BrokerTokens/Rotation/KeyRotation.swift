@@ -43,6 +43,15 @@ package final class KeyRotation: Service, Sendable {
         package var failures = 0
         /// Why the last step failed.
         package var error: String?
+        /// What the steps say rotation is doing; `state` shows it once no step is failing.
+        package var settled: State = .waiting
+
+        /// The steps' view of what rotation does: shown at once, unless a step is failing, which
+        /// stays shown until a step succeeds (a retry under way is no success yet).
+        mutating func settle(_ state: State) {
+            settled = state
+            if failures == 0 { self.state = state }
+        }
     }
 
     private let broker: TokenBroker
@@ -105,7 +114,7 @@ package final class KeyRotation: Service, Sendable {
             update(profile.name) { status in
                 status.failures = 0
                 status.error = nil
-                if status.state == .failing { status.state = .rotating }
+                status.state = status.settled
             }
             return wait
         } catch {
@@ -154,7 +163,7 @@ package final class KeyRotation: Service, Sendable {
             let key = madeKeys.first(where: { $0.kid == pending.kid })
         {
             update(profile.name) {
-                $0.state = .rotating
+                $0.settle(.rotating)
                 $0.pendingKid = pending.kid
             }
             try await register(key, profile, rotation, &record, logger: logger)
@@ -164,7 +173,7 @@ package final class KeyRotation: Service, Sendable {
         if let index = record.made.lastIndex(where: { $0.phase == .registered }) {
             let kid = record.made[index].kid
             update(profile.name) {
-                $0.state = .rotating
+                $0.settle(.rotating)
                 $0.pendingKid = kid
             }
             guard await cache.status().keys.contains(where: { $0.kid == kid && $0.verdict == .accepted }) else { return .seconds(1) }
@@ -182,7 +191,7 @@ package final class KeyRotation: Service, Sendable {
             if !older.isEmpty {
                 let retireAt = acceptedAt.addingTimeInterval(TimeInterval(rotation.retireAfter))
                 update(profile.name) {
-                    $0.state = .rotating
+                    $0.settle(.rotating)
                     $0.pendingKid = nil
                 }
                 guard now >= retireAt else { return .seconds(min(max(retireAt.timeIntervalSince(now), 0.1), 3600)) }
@@ -201,7 +210,7 @@ package final class KeyRotation: Service, Sendable {
         }
         let dueAt = born!.addingTimeInterval(TimeInterval(rotation.every))
         update(profile.name) {
-            $0.state = .waiting
+            $0.settle(.waiting)
             $0.pendingKid = nil
             $0.nextRotation = dueAt
         }
@@ -213,7 +222,7 @@ package final class KeyRotation: Service, Sendable {
         record.made.append(.init(kid: key.kid, madeAt: now, phase: .made))
         try record.write(to: rotation.stateFile)
         update(profile.name) {
-            $0.state = .rotating
+            $0.settle(.rotating)
             $0.pendingKid = key.kid
         }
         logger.notice(
