@@ -134,10 +134,7 @@ extension LoadedConfiguration {
     package func tpmProblems(unit: ServiceUnit, reader: FileReader?) -> [ConfigError] {
         configuration.profiles.compactMap { profile in
             // The daemon talks to one TPM (check-config refuses two): the first key's.
-            let tcti = profile.keySource.sources.lazy.compactMap { source -> String?? in
-                guard case .provider("tpm2", _, let tcti) = source else { return nil }
-                return .some(tcti)
-            }.first
+            let tcti = profile.keySource.sources.lazy.compactMap(\.tpm).first
             guard let tcti, let (path, isDevice) = Self.tpmPath(tcti) else { return nil }
             let problem = { (message: String) in
                 ConfigError(

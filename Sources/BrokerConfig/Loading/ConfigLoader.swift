@@ -439,10 +439,7 @@ private struct ConfigParser {
                 .invalidValue, nil, "rotation makes JWKs; a business certificate is renewed by its issuer: remove rotation, or use a JWK key")
         }
         // A TPM key's kid names it; a JWK Set's picks one of its keys, which rotation cannot.
-        let inTPM: String?? = source.sources.last.flatMap { newest in
-            guard case .provider("tpm2", _, let tcti) = newest else { return nil }
-            return .some(tcti)
-        }
+        let inTPM = source.sources.last?.tpm
         if kid != nil, inTPM == nil {
             throw section.error(.invalidValue, nil, "key.kid pins one key, and rotation signs with the keys it makes: remove key.kid")
         }
@@ -497,7 +494,7 @@ private struct ConfigParser {
         var first: (profile: String, tcti: String?)?
         for (name, section) in sections {
             guard let profile = profiles.first(where: { $0.name == name }) else { continue }
-            for case .provider("tpm2", _, let tcti) in profile.keySource.sources {
+            for tcti in profile.keySource.sources.compactMap(\.tpm) {
                 guard let seen = first else {
                     first = (name, tcti)
                     continue

@@ -136,6 +136,13 @@ package enum KeySource: Sendable, Hashable {
     /// `keys:`: several keys, oldest first, each from a source of its own (never a certificate).
     case several([KeyEntry])
 
+    /// For a key in the TPM, the `tcti` it names (inside, nil: the kernel's /dev/tpmrm0); nil
+    /// for a key from any other source.
+    package var tpm: String?? {
+        guard case .provider("tpm2", _, let tcti) = self else { return nil }
+        return .some(tcti)
+    }
+
     /// The sources of single keys: this one, or each of `keys:`.
     package var sources: [KeySource] {
         guard case .several(let entries) = self else { return [self] }
