@@ -89,14 +89,7 @@ struct KeyPromotionTests {
                 // Registered: the probe, a second after the refusal, signs with it and keeps it.
                 try Self.registerBothKeys(harness)
                 try await whileRefreshing(broker) {
-                    let deadline = ContinuousClock.now + .seconds(15)
-                    // Until the broker has the probe's token (the emulator counts it before the Altinn exchange).
-                    while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key new-kid") })
-                        || cache.heldToken()?.fingerprint == first.fingerprint,
-                        ContinuousClock.now < deadline
-                    {
-                        try await Task.sleep(for: .milliseconds(100))
-                    }
+                    try await Self.waitForPromotion(to: "new-kid", logs: logs, cache: cache, replacing: first)
                     #expect(harness.emulator.stats.tokensIssuedByKid["new-kid"] == 1, "\(harness.emulator.stats)")
                     #expect(logs.lines.contains { $0.hasPrefix("notice signing with key new-kid") && $0.contains("previous_kid=test-kid") }, "\(logs.lines)")
                     #expect(try await cache.token().fingerprint != first.fingerprint, "the probe's token is served")
@@ -143,6 +136,17 @@ struct KeyPromotionTests {
     }
 
     /// The client with both test keys registered: the file's (test-kid) and the newer (new-kid).
+    /// Until `cache` signs with `kid` and holds the probe's token instead of `first` (the
+    /// emulator counts a token before the Altinn exchange), at most 15 s.
+    static func waitForPromotion(to kid: String, logs: CapturedLogs, cache: TokenCache, replacing first: IssuedToken) async throws {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key \(kid)") }) || cache.heldToken()?.fingerprint == first.fingerprint,
+            ContinuousClock.now < deadline
+        {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     static func registerBothKeys(_ harness: EmulatorHarness) throws {
         harness.emulator.register(
             RegisteredClient(

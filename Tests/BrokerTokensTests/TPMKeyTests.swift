@@ -90,13 +90,7 @@ struct TPMKeyTests {
                             try JWK.parseEncoded(Array(Keys.rsa2048.jwkJSON(kid: "test-kid").utf8)).publicPart, try made.publicKey.jwk(kid: "tpm-kid"),
                         ]))
                 try await whileRefreshing(broker) {
-                    let deadline = ContinuousClock.now + .seconds(15)
-                    while !logs.lines.contains(where: { $0.hasPrefix("notice signing with key tpm-kid") })
-                        || cache.heldToken()?.fingerprint == first.fingerprint,
-                        ContinuousClock.now < deadline
-                    {
-                        try await Task.sleep(for: .milliseconds(100))
-                    }
+                    try await KeyPromotionTests.waitForPromotion(to: "tpm-kid", logs: logs, cache: cache, replacing: first)
                     #expect(harness.emulator.stats.tokensIssuedByKid["tpm-kid"] == 1, "\(harness.emulator.stats)")
                     let after = await cache.status().keys
                     #expect(after.map(\.signs) == [false, true] && after.map(\.verdict) == [.untried, .accepted])
