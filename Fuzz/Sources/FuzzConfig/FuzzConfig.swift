@@ -1,7 +1,8 @@
 import BrokerConfig
 import FuzzSupport
 
-/// The configuration decoder: any text must give a configuration or a `ConfigError`.
+/// The configuration reader (libyaml's events, the composer, the strict reader): any text must
+/// give a configuration or a `ConfigError`.
 @_cdecl("FuzzConfig_main")
 package func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     runFuzzer(argc, argv, fuzzConfig)
@@ -15,6 +16,13 @@ package func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
 let fuzzConfig: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
     let text = String(decoding: bytes(data, size), as: UTF8.self)
-    _ = try? ConfigLoader.parse(yaml: text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
+    do {
+        _ = try ConfigLoader.parse(yaml: text, file: "fuzz.yaml", baseDirectory: "/nonexistent")
+    } catch is ConfigError {
+    } catch {
+        // The reader's own errors (libyaml's, the composer's) must reach the user as a ConfigError
+        // with the file and line.
+        fatalError("the configuration reader let through \(type(of: error))")
+    }
     return 0
 }

@@ -1,7 +1,6 @@
 import BrokerCrypto
 import BrokerPOSIX
 import Foundation
-import Yams
 
 /// Reads and validates the configuration file (docs/configuration.md).
 package enum ConfigLoader {
@@ -37,44 +36,38 @@ package enum ConfigLoader {
 
     /// Validates YAML text; `file` names it in errors and `baseDirectory` anchors relative paths.
     package static func parse(yaml: String, file: String, baseDirectory: String, environment: [String: String]? = nil) throws -> BrokerConfiguration {
-        let root: Node
+        let root: YAMLNode
         do {
-            // Resolver.basic: every scalar stays a string, which YAMLMapping converts and
-            // checks itself. The default resolver compiles seven NSRegularExpressions (ICU's regex
-            // engine and data, about a megabyte resident) only to guess tags nothing here reads.
-            guard let composed = try Yams.compose(yaml: yaml, .basic) else {
+            guard let composed = try YAMLDocument.compose(yaml) else {
                 throw ConfigError(.empty, file: file, keyPath: "", "the configuration file is empty")
             }
             root = composed
-        } catch let error as YamlError {
+        } catch let error as YAMLSyntaxError {
             throw syntaxError(error, file: file, yaml: yaml)
         }
         return try ConfigParser(file: file, baseDirectory: baseDirectory, processEnvironment: environment ?? ProcessInfo.processInfo.environment)
             .parse(root)
     }
 
-    /// A YAML syntax error, located, without Yams' echo of the file's text (which could hold
-    /// anything the user pasted).
-    private static func syntaxError(_ error: YamlError, file: String, yaml: String) -> ConfigError {
+    /// A YAML syntax error, located, in libyaml's words, without the file's text (which could
+    /// hold anything the user pasted).
+    private static func syntaxError(_ error: YAMLSyntaxError, file: String, yaml: String) -> ConfigError {
         switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let detail = context.map { "\($0.text) " } ?? ""
+        case .syntax(let context, let problem, let line, let column):
+            let detail = context.map { "\($0) " } ?? ""
             // libyaml's words for a tab ("found character that cannot start any token") do not
             // say it is one; editors show a tab as spaces.
             let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
             let tab =
-                lines.indices.contains(mark.line - 1) && lines[mark.line - 1].contains("\t")
-                ? "; line \(mark.line) holds a tab character, and YAML indents with spaces only: replace the tab with spaces" : ""
+                lines.indices.contains(line - 1) && lines[line - 1].contains("\t")
+                ? "; line \(line) holds a tab character, and YAML indents with spaces only: replace the tab with spaces" : ""
+            return ConfigError(.yamlSyntax, file: file, keyPath: "", line: line, "YAML syntax error at column \(column): \(detail)\(problem)\(tab)")
+        case .duplicateKeys(let keys, let line):
             return ConfigError(
-                .yamlSyntax, file: file, keyPath: "", line: mark.line, "YAML syntax error at column \(mark.column): \(detail)\(problem)\(tab)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigError(
-                .yamlSyntax, file: file, keyPath: "", line: context.mark.line,
-                "the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping")
-        case .reader(let problem, _, _, _):
+                .yamlSyntax, file: file, keyPath: "", line: line, "the key \(keys.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping")
+        case .unreadable(let problem):
             return ConfigError(.yamlSyntax, file: file, keyPath: "", "the file is not readable YAML: \(problem)")
-        default:
+        case .memory:
             return ConfigError(.yamlSyntax, file: file, keyPath: "", "the file is not valid YAML")
         }
     }
@@ -95,7 +88,7 @@ private struct ConfigParser {
         "consumer_org", "system_user_org", "system_user_external_ref", "allow", "rotation", "delegation", "gateway",
     ]
 
-    func parse(_ root: Node) throws -> BrokerConfiguration {
+    func parse(_ root: YAMLNode) throws -> BrokerConfiguration {
         let top = try YAMLMapping(
             root, file: file, path: "",
             known: [

@@ -1,6 +1,3 @@
-import Foundation
-import Yams
-
 /// Reads one YAML mapping strictly: every key must be asked for, and each value must have the
 /// expected type. Errors carry the file, the dotted key path and the line.
 ///
@@ -11,24 +8,24 @@ final class YAMLMapping {
     let file: String
     let path: String
     let line: Int?
-    let pairs: [(key: String, value: Node, line: Int?)]
+    let pairs: [(key: String, value: YAMLNode, line: Int?)]
     private let known: [String]?
 
     /// Reads `node` as a mapping. With `known`, any other key is refused at once, before a
     /// missing key could be reported for what is only a typo.
-    init(_ node: Node, file: String, path: String, known: [String]?) throws {
+    init(_ node: YAMLNode, file: String, path: String, known: [String]?) throws {
         self.file = file
         self.path = path
-        self.line = node.mark?.line
-        guard case .mapping(let mapping) = node else {
-            throw ConfigError(.wrongType, file: file, keyPath: path, line: node.mark?.line, "expected a mapping of keys to values, found \(node.kindName)")
+        self.line = node.line
+        guard case .mapping(let mapping, _) = node else {
+            throw ConfigError(.wrongType, file: file, keyPath: path, line: node.line, "expected a mapping of keys to values, found \(node.kindName)")
         }
-        var pairs: [(String, Node, Int?)] = []
+        var pairs: [(String, YAMLNode, Int?)] = []
         for (key, value) in mapping {
-            guard case .scalar(let scalar) = key else {
-                throw ConfigError(.wrongType, file: file, keyPath: path, line: key.mark?.line, "keys must be plain strings")
+            guard case .scalar(let text, _, let line) = key else {
+                throw ConfigError(.wrongType, file: file, keyPath: path, line: key.line, "keys must be plain strings")
             }
-            pairs.append((scalar.string, value, key.mark?.line))
+            pairs.append((text, value, line))
         }
         self.pairs = pairs
         self.known = known
@@ -53,7 +50,7 @@ final class YAMLMapping {
     func has(_ key: String) -> Bool { pairs.contains { $0.key == key } }
 
     /// The value under `key`.
-    func node(_ key: String) -> Node? {
+    func node(_ key: String) -> YAMLNode? {
         assert(known?.contains(key) ?? true, "\(key) is read but not declared known at \(path)")
         return pairs.first { $0.key == key }?.value
     }
@@ -72,17 +69,17 @@ final class YAMLMapping {
 
     func string(_ key: String) throws -> String? {
         guard let node = node(key), !node.isNull else { return nil }
-        guard case .scalar(let scalar) = node else {
+        guard case .scalar(let text, _, _) = node else {
             throw error(.wrongType, key, "expected a single value, found \(node.kindName)")
         }
-        return scalar.string
+        return text
     }
 
     func requiredString(_ key: String, what: String) throws -> String {
         guard let value = try string(key) else {
             throw error(.missingKey, key, "\(what) is required")
         }
-        guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        guard !value.allSatisfy(\.isWhitespace) else {
             throw error(.invalidValue, key, "\(what) must not be empty")
         }
         return value
@@ -113,15 +110,15 @@ final class YAMLMapping {
     /// `scopes: a b` is not read as one scope.
     func stringList(_ key: String) throws -> [String]? {
         guard let node = node(key), !node.isNull else { return nil }
-        guard case .sequence(let sequence) = node else {
+        guard case .sequence(let sequence, _) = node else {
             throw error(.wrongType, key, "expected a list (for example [a, b]), found \(node.kindName)")
         }
         return try sequence.enumerated().map { index, item in
-            guard case .scalar(let scalar) = item else {
+            guard case .scalar(let text, _, _) = item else {
                 throw ConfigError(
-                    .wrongType, file: file, keyPath: "\(childPath(key))[\(index)]", line: item.mark?.line, "expected a single value, found \(item.kindName)")
+                    .wrongType, file: file, keyPath: "\(childPath(key))[\(index)]", line: item.line, "expected a single value, found \(item.kindName)")
             }
-            return scalar.string
+            return text
         }
     }
 
@@ -129,7 +126,7 @@ final class YAMLMapping {
     /// (`profiles.notifications.keys[1]`).
     func mappingList(_ key: String, known: [String]) throws -> [YAMLMapping]? {
         guard let node = node(key), !node.isNull else { return nil }
-        guard case .sequence(let sequence) = node else {
+        guard case .sequence(let sequence, _) = node else {
             throw error(.wrongType, key, "expected a list of mappings (- { encoded_jwk_file: ... }), found \(node.kindName)")
         }
         return try sequence.enumerated().map { index, item in
@@ -149,20 +146,19 @@ final class YAMLMapping {
 
 // MARK: - Helpers
 
-extension Node {
+extension YAMLNode {
     var kindName: String {
         switch self {
         case .scalar: "a single value"
         case .mapping: "a mapping"
         case .sequence: "a list"
-        case .alias: "an alias"
         }
     }
 
     /// `~`, `null` or nothing at all.
     var isNull: Bool {
-        guard case .scalar(let scalar) = self else { return false }
-        return scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+        guard case .scalar(let text, let plain, _) = self else { return false }
+        return plain && ["", "~", "null", "Null", "NULL"].contains(text)
     }
 }
 
