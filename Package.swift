@@ -43,7 +43,7 @@ let package = Package(
         ),
         .target(
             name: "BrokerCrypto",
-            dependencies: ["COpenSSL"],
+            dependencies: ["COpenSSL", "BrokerPOSIX"],
             swiftSettings: swiftSettings
         ),
         // The configuration file's YAML parser (events only; BrokerConfig composes the tree).

@@ -1,3 +1,5 @@
+internal import BrokerPOSIX
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -56,7 +58,7 @@ extension ClientCommands {
             var result: [(String, String)] = []
             for header in headers {
                 guard let colon = header.firstIndex(of: ":") else { continue }
-                result.append((String(header[..<colon]), header[header.index(after: colon)...].trimmingSpaces()))
+                result.append((String(header[..<colon]), header[header.index(after: colon)...].trimmed()))
             }
             if data != nil, !result.contains(where: { $0.0.lowercased() == "content-type" }) { result.append(("Content-Type", "application/json")) }
             if !result.contains(where: { $0.0.lowercased() == "accept" }) { result.append(("Accept", "application/json")) }

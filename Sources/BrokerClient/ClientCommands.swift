@@ -1,3 +1,5 @@
+internal import BrokerPOSIX
+
 /// The client commands, `token` and `health`, as both executables run them: the small
 /// `maskinporten-broker` front (which starts in under a millisecond) and `maskinporten-brokerd`
 /// (which has every command). Each returns the process's exit status.
@@ -89,17 +91,6 @@ package enum ClientCommands {
 
     /// Keeps a profile name from changing the path or query.
     package static func percentEncode(_ text: String) -> String {
-        var result = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
-                result.append(Character(UnicodeScalar(byte)))
-            default:
-                let hex = String(byte, radix: 16, uppercase: true)
-                result += "%" + (byte < 16 ? "0" + hex : hex)
-            }
-        }
-        return result
+        PercentEncoding.encode(text, keeping: "-_.")
     }
 }

@@ -115,7 +115,7 @@ package struct SocketClient: Sendable {
         }
         let headers = lines.compactMap { line -> (String, String)? in
             guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingSpaces())
+            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmed())
         }
         var body = Array(bytes[(end + 4)...])
         if headers.contains(where: { $0.0 == "transfer-encoding" && $0.1.lowercased().contains("chunked") }) {
@@ -135,7 +135,7 @@ package struct SocketClient: Sendable {
                 throw Failure(description: "the daemon's answer ended inside a chunk")
             }
             let sizeText = String(decoding: bytes[index..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(), radix: 16), size >= 0 else {
+            guard let size = Int(sizeText.trimmed(), radix: 16), size >= 0 else {
                 throw Failure(description: "the daemon's answer has a malformed chunk")
             }
             index = lineEnd + 2
@@ -172,16 +172,6 @@ package struct SocketClient: Sendable {
         }
         return
             "only the socket's group, \(name), may connect: add this user to it, as SupplementaryGroups=\(name) in a service's unit or usermod -aG \(name) USER and a new login"
-    }
-}
-
-extension String {
-    func trimmingCharacters() -> String { self[...].trimmingSpaces() }
-}
-
-extension Substring {
-    func trimmingSpaces() -> String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
     }
 }
 

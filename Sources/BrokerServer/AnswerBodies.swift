@@ -2,7 +2,7 @@
 // JSONCoding.encoder. Token answers for the hot path are prepared once per token (TokenBodies).
 
 import BrokerTokens
-import Foundation
+import FoundationEssentials
 
 struct TokenBody: Encodable {
     var accessToken: String

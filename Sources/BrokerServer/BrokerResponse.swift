@@ -1,5 +1,5 @@
 import BrokerPOSIX
-import Foundation
+import FoundationEssentials
 package import NIOCore
 package import NIOHTTP1
 
@@ -72,11 +72,9 @@ package struct BrokerRequest: Sendable {
         return result
     }
 
-    /// `component` without its percent-encoding; nil if that is malformed. Foundation's decoder
-    /// (through CoreFoundation) is called only for a component that has a `%`: it was a sixth
-    /// of a delegated token request on the fast path.
+    /// `component` without its percent-encoding; nil if that is malformed.
     private static func decoded(_ component: Substring) -> String? {
-        component.utf8.contains(UInt8(ascii: "%")) ? component.removingPercentEncoding : String(component)
+        PercentEncoding.decode(component)
     }
 
     /// Whether the client prefers `text/plain` (the bare token) to JSON.

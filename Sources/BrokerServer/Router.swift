@@ -2,7 +2,7 @@ import BrokerConfig
 import BrokerCrypto
 package import BrokerTokens
 import BrokerUpstream
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,7 +1,7 @@
 import BrokerConfig
 import BrokerPOSIX
 import BrokerTokens
-import Foundation
+import FoundationEssentials
 import Metrics
 import NIOConcurrencyHelpers
 package import Prometheus

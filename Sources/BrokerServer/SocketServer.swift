@@ -72,7 +72,14 @@ package final class SocketServer: Service, Sendable {
             close(descriptor)
             throw error
         }
-        fast.start()
+        do {
+            try fast.start()
+        } catch {
+            // The threads that did start end here; no connection has been accepted.
+            await fast.stop()
+            close(descriptor)
+            throw error
+        }
         self.fast.withLockedValue { $0 = fast }
         onListening()
         try? await gracefulShutdown()

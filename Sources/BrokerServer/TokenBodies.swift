@@ -1,6 +1,6 @@
 import BrokerConfig
 import BrokerTokens
-import Foundation
+import FoundationEssentials
 import NIOCore
 
 /// The JSON answer of `GET /v1/token/{profile}`, built once per token rather than once per

@@ -1,6 +1,6 @@
 import BrokerCrypto
 import BrokerPOSIX
-package import Foundation
+package import FoundationEssentials
 
 /// A demo client for an emulator: a fresh RSA key registered as client `demo-client`, its
 /// EncodedJwk written 0600 as `demo.jwk`, and a `broker.yaml` with profile `demo` against the
@@ -27,7 +27,7 @@ package enum DemoSetup {
             FileManager.default.createFile(
                 atPath: keyFile.path, contents: Data(Base64.standardEncoded(Array(jwk)).utf8), attributes: [.posixPermissions: 0o600])
         else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: keyFile.path])
+            throw SystemError("writing \(keyFile.path)")
         }
         let socket = socketPath.map { "socket:\n  path: \($0)\n  mode: \"0600\"\n" } ?? ""
         let configPath = directory.appendingPathComponent("broker.yaml").path

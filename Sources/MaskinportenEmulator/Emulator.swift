@@ -1,6 +1,6 @@
 package import BrokerCrypto
 import BrokerPOSIX
-package import Foundation
+package import FoundationEssentials
 package import Logging
 import NIOConcurrencyHelpers
 
@@ -332,7 +332,7 @@ package final class Emulator: Sendable {
         var pem = try key.pkcs8PEM()
         defer { pem.resetSecretBytes() }
         let created = FileManager.default.createFile(atPath: url.path, contents: Data(pem), attributes: [.posixPermissions: 0o600])
-        if !created { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
+        if !created { throw SystemError("writing \(url.path)") }
         return key
     }
 }

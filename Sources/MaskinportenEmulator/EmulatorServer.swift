@@ -1,5 +1,6 @@
 package import BrokerCrypto
-package import Foundation
+import BrokerPOSIX
+package import FoundationEssentials
 package import Logging
 import NIOCore
 import NIOHTTP1
@@ -45,7 +46,7 @@ package final class EmulatorServer: Sendable {
                 }
             }
         guard let boundPort = channel.channel.localAddress?.port else {
-            throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "the emulator's socket has no port"])
+            throw EmulatorStartError(description: "the emulator's socket has no port")
         }
         let named = publicHost ?? host
         let hostInURL = named.contains(":") ? "[\(named)]" : named
@@ -293,7 +294,7 @@ package final class EmulatorServer: Sendable {
 
     private func exchangeAnswer(_ request: EmulatorRequest, idPorten: Bool) -> EmulatorReply {
         let authorization = request.head.headers.first(name: "Authorization")
-        let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
+        let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmed() : nil }
         switch idPorten ? emulator.exchangeIDPorten(bearer: bearer) : emulator.exchange(bearer: bearer, test: request.query["test"] == "true") {
         case .success(let token):
             emulator.count { $0.exchangesIssued += 1 }
@@ -315,12 +316,13 @@ package final class EmulatorServer: Sendable {
     }
 
     static func httpDate(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
+        UTCTimestamp.httpDate(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
     }
+}
+
+/// Why the emulator could not start serving.
+struct EmulatorStartError: Error, CustomStringConvertible {
+    var description: String
 }
 
 // MARK: - Request and reply
@@ -346,7 +348,7 @@ struct EmulatorRequest {
         var fields: [String: String] = [:]
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1)
-            let decode = { (part: Substring) in part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part) }
+            let decode = { (part: Substring) in PercentEncoding.decode(part.replacing("+", with: " ")) ?? String(part) }
             fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
         }
         return fields

@@ -1,5 +1,5 @@
 import BrokerCrypto
-import Foundation
+import FoundationEssentials
 
 /// What a valid grant asked for.
 struct ValidatedGrant: Sendable {

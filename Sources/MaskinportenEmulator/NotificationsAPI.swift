@@ -1,4 +1,6 @@
-package import Foundation
+import BrokerCrypto
+import BrokerPOSIX
+package import FoundationEssentials
 import NIOConcurrencyHelpers
 import NIOHTTP1
 
@@ -389,11 +391,7 @@ extension EmulatorServer {
     }
 
     static func iso8601(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+        UTCTimestamp.format(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
     }
 }
 

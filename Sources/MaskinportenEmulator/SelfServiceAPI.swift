@@ -1,5 +1,6 @@
 package import BrokerCrypto
-import Foundation
+import BrokerPOSIX
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import NIOHTTP1
@@ -25,7 +26,7 @@ extension EmulatorServer {
         let clientID = String(rest[0])
         let needed = request.method == .GET ? "idporten:dcr.read" : "idporten:dcr.write"
         let authorization = request.head.headers.first(name: "Authorization")
-        let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
+        let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmed() : nil }
         let claims: [String: JSONValue]
         switch emulator.verifiedClaims(bearer, issuer: emulator.issuer, issuerName: "this Maskinporten", tokenName: "the Maskinporten token", now: emulator.now)
         {

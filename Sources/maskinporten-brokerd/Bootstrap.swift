@@ -1,10 +1,14 @@
 import BrokerClient
 import BrokerPOSIX
 import BrokerServer
-import Foundation
+import FoundationEssentials
 import Logging
 import Metrics
 import Prometheus
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Where this process's log lines go: standard output, through a buffer with a writer thread of
 /// its own (journald priorities under systemd, logfmt otherwise). Made at first use, once.

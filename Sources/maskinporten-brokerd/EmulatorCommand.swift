@@ -1,11 +1,15 @@
 import ArgumentParser
 import BrokerClient
-import Foundation
+import FoundationEssentials
 import Logging
 import MaskinportenEmulator
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `emulator`: the local Maskinporten + Altinn exchange, for development and tests.
 struct EmulatorCommand: AsyncParsableCommand {

@@ -2,7 +2,7 @@ import ArgumentParser
 import BrokerClient
 import BrokerConfig
 import BrokerCrypto
-import Foundation
+import FoundationEssentials
 
 /// `keygen`: makes a Maskinporten key here, so that the private key never passes through a
 /// browser or a website: the EncodedJwk goes to a file only its owner may read, and only the

@@ -10,6 +10,14 @@ struct UTCTimestampTests {
     func wholeSeconds(seconds: Int) {
         let date = Date(timeIntervalSince1970: TimeInterval(seconds))
         #expect(UTCTimestamp.format(secondsSince1970: seconds) == date.formatted(.iso8601))
+        #expect(UTCTimestamp.format(date.addingTimeInterval(0.75)) == date.formatted(.iso8601))
+        // What check-config's key ages and made keys' names were written with.
+        #expect(UTCTimestamp.day(date) == date.formatted(.iso8601.year().month().day()))
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        #expect(UTCTimestamp.httpDate(secondsSince1970: seconds) == formatter.string(from: date))
     }
 
     @Test("milliseconds are three digits, zero-padded")

@@ -1,6 +1,6 @@
 import BrokerCrypto
 import BrokerPOSIX
-import Foundation
+import FoundationEssentials
 import Logging
 
 /// What `check-config` does: validate the file and load every key, without starting anything.
@@ -188,7 +188,7 @@ package struct ConfigCheck: Sendable {
         }
         if let rotation = profile.rotation {
             lines.append(
-                "  rotation:     a new key every \(duration(rotation.every)), the previous one removed \(duration(rotation.retireAfter)) after the new one is accepted, through \(profile.environment.selfServiceAPI ?? "-") with \(rotation.selfServiceProfile.map { "profile \($0)'s token" } ?? "this client's own token"); keys and progress in \((rotation.stateFile as NSString).deletingLastPathComponent)"
+                "  rotation:     a new key every \(duration(rotation.every)), the previous one removed \(duration(rotation.retireAfter)) after the new one is accepted, through \(profile.environment.selfServiceAPI ?? "-") with \(rotation.selfServiceProfile.map { "profile \($0)'s token" } ?? "this client's own token"); keys and progress in \(PathText.directory(of: rotation.stateFile))"
             )
         }
         lines.append("  allowed:      \(describe(profile.allow))")
@@ -218,7 +218,7 @@ package struct ConfigCheck: Sendable {
     }
 
     private static func day(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day())
+        UTCTimestamp.day(date)
     }
 }
 

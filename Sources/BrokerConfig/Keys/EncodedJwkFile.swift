@@ -1,6 +1,6 @@
 package import BrokerCrypto
 import BrokerPOSIX
-package import Foundation
+package import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -113,7 +113,7 @@ package enum EncodedJwkFile {
 
     /// The day and the start of the key's RFC 7638 thumbprint: `2026-11-29-Xy7aBc3d`.
     static func defaultKid(_ jwk: JWK, now: Date) -> String {
-        now.formatted(.iso8601.year().month().day()) + "-" + String((jwk.thumbprint ?? "").prefix(8))
+        UTCTimestamp.day(now) + "-" + String((jwk.thumbprint ?? "").prefix(8))
     }
 
     /// A kid must survive every place it goes: a JWS header, Samarbeidsportalen's form, a log line.
@@ -188,16 +188,9 @@ package enum EncodedJwkFile {
     /// The bytes of a key file; the caller wipes them.
     private static func readSecret(_ path: String) throws -> [UInt8] {
         do {
-            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            return try FileContents.read(path)
         } catch {
-            throw Failure("\(path) cannot be read: \(Self.reason(error))")
+            throw Failure("\(path) cannot be read: \(error.errno == ENOENT ? "it does not exist" : String(cString: strerror(error.errno)))")
         }
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        if let cocoa = error as? CocoaError, let underlying = cocoa.userInfo[NSUnderlyingErrorKey] as? POSIXError {
-            return String(cString: strerror(underlying.code.rawValue))
-        }
-        return (error as? CocoaError)?.code == .fileReadNoSuchFile ? "it does not exist" : "\(error.localizedDescription)"
     }
 }

@@ -1,5 +1,5 @@
 import BrokerCrypto
-import Foundation
+import FoundationEssentials
 
 extension BrokerConfiguration {
     /// Every key and certificate file the configuration reads: what is watched, so that a new

@@ -1,6 +1,10 @@
 package import BrokerCrypto
 import BrokerPOSIX
-package import Foundation
+package import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One key a profile may sign with: a key of its JWK Set.
 package struct SigningKey: Sendable {
@@ -283,10 +287,10 @@ package struct KeyLoader: Sendable {
             }
             for certificate in chain {
                 if certificate.notAfter < now {
-                    throw fail(.invalidCertificate, "the certificate \(certificate.subject) expired on \(certificate.notAfter.formatted(.iso8601))")
+                    throw fail(.invalidCertificate, "the certificate \(certificate.subject) expired on \(UTCTimestamp.format(certificate.notAfter))")
                 }
                 if certificate.notBefore > now {
-                    throw fail(.invalidCertificate, "the certificate \(certificate.subject) is not valid before \(certificate.notBefore.formatted(.iso8601))")
+                    throw fail(.invalidCertificate, "the certificate \(certificate.subject) is not valid before \(UTCTimestamp.format(certificate.notBefore))")
                 }
             }
             return chain
@@ -333,16 +337,17 @@ package struct KeyLoader: Sendable {
                 .keyPermissions, file: file, keyPath: keyPath,
                 "\(path) holds a private key but is accessible by group or others (mode 0\(mode)); run: chmod 600 \(path)")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            let reason = String(cString: strerror(errno))  // before denied(...) makes calls of its own
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.read(path, limit: 1 << 20 + 1)
+        } catch {
+            let reason = String(cString: strerror(error.errno))
             throw Self.denied(path, file: file, keyPath: keyPath)
                 ?? ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) cannot be opened for reading: \(reason)")
         }
-        defer { try? handle.close() }
-        let data = (try? handle.readToEnd()) ?? Data()
-        guard data.count <= 1 << 20 else {
+        guard bytes.count <= 1 << 20 else {
             throw ConfigError(.invalidKey, file: file, keyPath: keyPath, "\(path) is larger than 1 MiB; that is no key file")
         }
-        return Array(data)
+        return bytes
     }
 }

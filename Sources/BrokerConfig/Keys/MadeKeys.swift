@@ -1,5 +1,9 @@
 package import BrokerCrypto
-package import Foundation
+package import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The keys rotation made for a profile, where it keeps them in the state directory: an
 /// EncodedJwk set (`<profile>.keys.jwk`, mode 0600), or, for a profile whose keys are in the

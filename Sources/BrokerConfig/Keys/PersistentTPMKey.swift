@@ -1,5 +1,10 @@
 package import BrokerCrypto
-package import Foundation
+import BrokerPOSIX
+package import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension EncodedJwkFile {
     /// A key made inside the TPM and kept there, persistent at `handle` (`0x81000001`): no file
@@ -28,34 +33,24 @@ extension EncodedJwkFile {
         guard mkdir(directory, 0o700) == 0 else { throw Failure("\(directory) cannot be made: \(String(cString: strerror(errno)))") }
         defer { try? FileManager.default.removeItem(atPath: directory) }
         func tool(_ name: String, _ arguments: [String]) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "\(tools)/\(name)")
-            process.arguments = arguments + ["-Q"]
-            process.currentDirectoryURL = URL(fileURLWithPath: directory)
             var environment = ProcessInfo.processInfo.environment
             if let tcti { environment["TPM2TOOLS_TCTI"] = tcti }
-            process.environment = environment
-            let errors = Pipe()
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = errors
-            try process.run()
-            let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
+            let (status, said) = try ChildProcess.run("\(tools)/\(name)", arguments: arguments + ["-Q"], environment: environment)
+            guard status == 0 else {
                 let reason = said.split(separator: "\n").first { $0.hasPrefix("ERROR: ") }.map { String($0.dropFirst("ERROR: ".count)) }
-                throw Failure("\(name) failed making the key persistent at \(handle): \(reason ?? "exit \(process.terminationStatus)")")
+                throw Failure("\(name) failed making the key persistent at \(handle): \(reason ?? "exit \(status)")")
             }
         }
         defer {
             // What was loaded for the making goes (the resource manager would drop it anyway).
-            for context in ["key.ctx", "primary.ctx"] where FileManager.default.fileExists(atPath: "\(directory)/\(context)") {
+            for context in ["\(directory)/key.ctx", "\(directory)/primary.ctx"] where FileManager.default.fileExists(atPath: context) {
                 try? tool("tpm2_flushcontext", [context])
             }
         }
-        try tool("tpm2_createprimary", ["-C", "o", "-c", "primary.ctx"])
-        try tool("tpm2_create", ["-C", "primary.ctx", "-G", "rsa\(bits)", "-u", "key.pub", "-r", "key.priv"])
-        try tool("tpm2_load", ["-C", "primary.ctx", "-u", "key.pub", "-r", "key.priv", "-c", "key.ctx"])
-        try tool("tpm2_evictcontrol", ["-C", "o", "-c", "key.ctx", handle])
+        try tool("tpm2_createprimary", ["-C", "o", "-c", "\(directory)/primary.ctx"])
+        try tool("tpm2_create", ["-C", "\(directory)/primary.ctx", "-G", "rsa\(bits)", "-u", "\(directory)/key.pub", "-r", "\(directory)/key.priv"])
+        try tool("tpm2_load", ["-C", "\(directory)/primary.ctx", "-u", "\(directory)/key.pub", "-r", "\(directory)/key.priv", "-c", "\(directory)/key.ctx"])
+        try tool("tpm2_evictcontrol", ["-C", "o", "-c", "\(directory)/key.ctx", handle])
         do {
             let persisted = try RSAPrivateKey(uri: "handle:\(handle)", provider: "tpm2", tcti: tcti)
             var jwk = try persisted.publicKey.jwk(algorithm: .rs256)

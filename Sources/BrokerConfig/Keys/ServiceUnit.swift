@@ -1,5 +1,5 @@
 package import BrokerPOSIX
-import Foundation
+import FoundationEssentials
 
 /// The installed service unit, read from its file and drop-ins as systemd would find them: the
 /// user it runs as (`User=`, `Group=`, `SupplementaryGroups=`) and the credentials it loads
@@ -55,14 +55,14 @@ package struct ServiceUnit: Sendable, Equatable {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
             var section = ""
             for rawLine in text.split(separator: "\n") {
-                let line = rawLine.trimmingCharacters(in: .whitespaces)
+                let line = rawLine.trimmed()
                 if line.hasPrefix("[") {
                     section = line
                     continue
                 }
                 guard section == "[Service]", let equals = line.firstIndex(of: "=") else { continue }
-                let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-                let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                let key = line[..<equals].trimmed()
+                let value = line[line.index(after: equals)...].trimmed()
                 switch key {
                 case "User": unit.user = value.isEmpty ? nil : value
                 case "Group": unit.group = value.isEmpty ? nil : value

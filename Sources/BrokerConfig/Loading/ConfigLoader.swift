@@ -1,6 +1,10 @@
 import BrokerCrypto
 import BrokerPOSIX
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Reads and validates the configuration file (docs/configuration.md).
 package enum ConfigLoader {
@@ -505,7 +509,7 @@ private struct ConfigParser {
 
     func duration(_ section: YAMLMapping, _ key: String, _ text: String) throws -> Int {
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmed()
         let unit = trimmed.last.flatMap { units[$0] }
         let number = unit == nil ? trimmed : String(trimmed.dropLast())
         guard let value = Int(number), value >= 0, value <= 3650 * 86_400 / (unit ?? 1) else {

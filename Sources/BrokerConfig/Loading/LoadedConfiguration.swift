@@ -1,5 +1,5 @@
 import BrokerCrypto
-import Foundation
+import FoundationEssentials
 
 /// A configuration with every key, certificate and trust file loaded: what `serve` starts with,
 /// what a reload swaps in, and what `check-config` reports on. The one place where the

@@ -1,6 +1,6 @@
 import BrokerCrypto
 import BrokerPOSIX
-import Foundation
+import FoundationEssentials
 
 /// How one environment's upstream calls leave the host: directly, or through an HTTP proxy
 /// with CONNECT. Resolved when the configuration is read: the environment's `proxy:` (or the
@@ -91,7 +91,7 @@ package struct ProxySettings: Sendable, Hashable {
     /// variables, as curl reads them) also takes `HOST:PORT` without a scheme. The reason never
     /// holds the credentials.
     package static func server(from text: String, lenient: Bool = false) throws(Invalid) -> Server {
-        var text = text.trimmingCharacters(in: .whitespaces)
+        var text = text.trimmed()
         if lenient, !text.contains("://") { text = "http://" + text }
         guard text.contains("://"), let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
             throw Invalid(reason: "is not a URL: write http://HOST:PORT (for example http://proxy.example.com:3128)")
@@ -107,8 +107,8 @@ package struct ProxySettings: Sendable, Hashable {
         if let port = components.port, !(1...65535).contains(port) { throw Invalid(reason: "has port \(port), outside 1-65535") }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         return Server(
-            host: bare, port: components.port ?? 80, username: components.user?.removingPercentEncoding ?? components.user,
-            password: components.password?.removingPercentEncoding ?? components.password)
+            host: bare, port: components.port ?? 80, username: components.percentEncodedUser.map { PercentEncoding.decode($0) ?? $0 },
+            password: components.percentEncodedPassword.map { PercentEncoding.decode($0) ?? $0 })
     }
 
     /// The settings the daemon's environment gives, as curl reads it: `https_proxy` (or
@@ -132,7 +132,7 @@ package struct ProxySettings: Sendable, Hashable {
 
     private static func first(_ names: [String], in environment: [String: String]) -> (String, String)? {
         for name in names {
-            if let value = environment[name], !value.trimmingCharacters(in: .whitespaces).isEmpty { return (name, value) }
+            if let value = environment[name], !value.trimmed().isEmpty { return (name, value) }
         }
         return nil
     }

@@ -1,5 +1,5 @@
 import COpenSSL
-package import Foundation
+package import FoundationEssentials
 
 /// Owns one `X509`.
 final class X509Backing: @unchecked Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A JSON Web Key (RFC 7517) as far as this broker reads it: the RSA members, `kid`, `alg` and
 /// `use`. Members are kept as their base64url text until a key is built from them.

@@ -1,5 +1,6 @@
+import BrokerPOSIX
 import COpenSSL
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -15,20 +16,18 @@ enum ProviderKeys {
     /// One operation at a time on provider-held keys: a TPM is one device that runs one command
     /// at a time and holds three objects at most; without the kernel's resource manager (swtpm,
     /// or /dev/tpm0) two signatures at once fail with "cannot create primary".
-    /// (`NSRecursiveLock`, over a pthread mutex: the thread sanitizer follows it, where it took
-    /// the standard library's `Mutex` on Linux for no lock at all. Recursive: a key let go while
-    /// the lock is held frees itself through it.)
-    private static let device = NSRecursiveLock()
+    /// (Recursive: a key let go while the lock is held frees itself through it.)
+    private static let device = ConditionLock((), recursive: true)
 
     /// Runs `body`, which uses a provider's key, alone.
     static func serially<T>(_ body: () throws -> T) throws -> T {
-        try device.withLock { try body() }
+        try device.locked { try body() }
     }
 
     /// Each provider in a library context of its own, with the default provider beside it (the
     /// context's digests). The process's default context is left alone: keys in memory and
     /// TLS go on using OpenSSL's implicit default provider there.
-    private static let loading = NSLock()
+    private static let loading = ConditionLock(())
     nonisolated(unsafe) private static var contexts: [String: ProviderContext] = [:]
     /// The TPM the `tpm2` provider was loaded for, as configured (nil: its default).
     nonisolated(unsafe) private static var loadedTCTI: String?
@@ -37,7 +36,7 @@ enum ProviderKeys {
     /// connects to the TPM as it loads: `tcti`, if given, says which (the provider reads it from
     /// `TPM2OPENSSL_TCTI`).
     static func context(_ name: String, tcti: String? = nil) throws -> ProviderContext {
-        try loading.withLock {
+        try loading.withLock { _ in
             if let context = contexts[name] { return context }
             if name == "tpm2" {
                 if let tcti { setenv("TPM2OPENSSL_TCTI", tcti, 1) }
@@ -62,7 +61,7 @@ enum ProviderKeys {
         let context = try ProviderContext(name, tcti: tpmTCTI)
         do {
             let key = try key(uri: uri, in: context)
-            loading.withLock { contexts[name] = context }
+            loading.withLock { _ in contexts[name] = context }
             return (key, context)
         } catch {
             context.free()
@@ -94,7 +93,7 @@ enum ProviderKeys {
     }
 
     /// The TPM the `tpm2` provider was loaded for, as configured (nil: its default).
-    static var tpmTCTI: String? { loading.withLock { loadedTCTI } }
+    static var tpmTCTI: String? { loading.withLock { _ in loadedTCTI } }
 
     /// Why a key that was loaded before cannot be had now: for a TPM, that it stopped answering
     /// (or restarted without the key's storage key, if `detail` says so).
@@ -109,7 +108,7 @@ enum ProviderKeys {
     /// an RSA key wrapped by a TPM has (its public area alone is over 256 bytes).
     static func holdsWrappedKey(_ path: String) -> Bool {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-            let begin = text.range(of: "-----BEGIN TSS2 PRIVATE KEY-----"), let end = text.range(of: "-----END TSS2 PRIVATE KEY-----")
+            let begin = text.firstRange(of: "-----BEGIN TSS2 PRIVATE KEY-----"), let end = text.firstRange(of: "-----END TSS2 PRIVATE KEY-----")
         else { return false }
         let body = text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
         return (try? Base64.decode(Array(String(body).utf8)))?.count ?? 0 > 400

@@ -1,5 +1,5 @@
 import COpenSSL
-package import Foundation
+package import FoundationEssentials
 
 /// An RSA private key of at least 2048 bits whose parts have been checked to belong together.
 ///

@@ -1,5 +1,5 @@
 import COpenSSL
-package import Foundation
+package import FoundationEssentials
 
 /// An RSA public key, for verifying signatures (the emulator, tests) and for publishing as a JWK.
 package struct RSAPublicKey: Sendable {

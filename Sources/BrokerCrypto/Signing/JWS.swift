@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JWS compact serialisation (RFC 7515 §7.1) for RSA signatures.
 package enum JWS {

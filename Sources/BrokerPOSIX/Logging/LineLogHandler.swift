@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 package import Logging
 
 /// One log line per event, handed to a `LineSink` (standard output, written by a thread of its

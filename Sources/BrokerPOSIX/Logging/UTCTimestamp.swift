@@ -1,3 +1,5 @@
+package import FoundationEssentials
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -44,6 +46,43 @@ package enum UTCTimestamp {
             digits(milliseconds, width: 3, to: &bytes)
         }
         bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// `date` to the second, `2026-11-25T00:51:29Z`: the dates in messages (a certificate's
+    /// expiry).
+    package static func format(_ date: Date) -> String {
+        format(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
+    }
+
+    /// The day of `date`, `2026-11-25`.
+    package static func day(_ date: Date) -> String {
+        day(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
+    }
+
+    /// The day alone, `2026-11-25`: check-config's key ages and the names of made key files.
+    package static func day(secondsSince1970 seconds: Int) -> String {
+        String(format(secondsSince1970: seconds).prefix(10))
+    }
+
+    /// An HTTP date (RFC 9110's IMF-fixdate), `Wed, 25 Nov 2026 00:51:29 GMT`.
+    package static func httpDate(secondsSince1970 seconds: Int) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        guard gmtime_r(&time, &parts) != nil else { return "Thu, 01 Jan 1970 00:00:00 GMT" }
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        var bytes = Array((days[Int(parts.tm_wday)] + ", ").utf8)
+        digits(Int(parts.tm_mday), width: 2, to: &bytes)
+        bytes += Array((" " + months[Int(parts.tm_mon)] + " ").utf8)
+        digits(Int(parts.tm_year) + 1900, width: 4, to: &bytes)
+        bytes.append(UInt8(ascii: " "))
+        digits(Int(parts.tm_hour), width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), width: 2, to: &bytes)
+        bytes += Array(" GMT".utf8)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Now, with milliseconds.

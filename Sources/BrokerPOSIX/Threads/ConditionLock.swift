@@ -10,16 +10,24 @@
 /// Swift's `Mutex` and NIO's locks have no condition variable, and a thread outside Swift
 /// concurrency cannot await. The condition waits on the monotonic clock, so setting the wall
 /// clock neither cuts a wait short nor stretches it.
-final class ConditionLock<Value>: @unchecked Sendable {
+///
+/// Also the lock for state that the thread sanitizer must see guarded: it follows pthread's
+/// mutexes, where it took the standard library's `Mutex` on Linux for no lock at all.
+package final class ConditionLock<Value>: @unchecked Sendable {
     // @unchecked: `value` is only touched with `mutex` held; the pthread objects are owned here.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var value: Value
 
-    init(_ value: Value) {
+    /// `recursive`: the thread holding the lock may take it again (not for `wait`).
+    package init(_ value: Value, recursive: Bool = false) {
         self.value = value
         mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        var mutexAttributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&mutexAttributes)
+        if recursive { pthread_mutexattr_settype(&mutexAttributes, Int32(PTHREAD_MUTEX_RECURSIVE)) }
+        pthread_mutex_init(mutex, &mutexAttributes)
+        pthread_mutexattr_destroy(&mutexAttributes)
         condition = .allocate(capacity: 1)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -36,10 +44,18 @@ final class ConditionLock<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` on the value with the lock held.
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    package func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
+    }
+
+    /// Runs `body` with the lock held, without touching the value: a recursive lock's holder may
+    /// come back in (`withLock` would be a second access to the value while the first lasts).
+    package func locked<Result>(_ body: () throws -> Result) rethrows -> Result {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
     }
 
     /// Waits until `ready` holds for the value or `timeout` has passed (nil: no limit), then runs

@@ -1,7 +1,7 @@
 import BrokerPOSIX
 import CSystemShims
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -49,19 +49,21 @@ final class FastServer: Sendable {
     }
 
     /// Starts the threads; connections are accepted from now on.
-    func start() {
+    func start() throws {
         for (index, control) in loops.enumerated() {
             finished.enter()
             let setup = self.setup
             let finished = self.finished
-            let thread = Thread {
-                _ = CSystemShims_setThreadName("broker-accept-\(index)")
-                FastLoop(setup: setup, control: control).run()
-                control.ended()
+            do {
+                try SystemThread.detach(name: "broker-accept-\(index)", stackSize: 1024 * 1024) {
+                    FastLoop(setup: setup, control: control).run()
+                    control.ended()
+                    finished.leave()
+                }
+            } catch {
                 finished.leave()
+                throw error
             }
-            thread.stackSize = 1024 * 1024
-            thread.start()
         }
     }
 

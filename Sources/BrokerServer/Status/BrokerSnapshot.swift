@@ -1,7 +1,7 @@
 package import BrokerConfig
 package import BrokerCrypto
 package import BrokerTokens
-package import Foundation
+package import FoundationEssentials
 
 /// What the broker holds at one moment, gathered once by walking the profiles, their caches and
 /// the Platform Access Token issuers: `/v1/profiles`, readiness, the metrics and systemd's STATUS

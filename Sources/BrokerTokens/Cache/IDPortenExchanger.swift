@@ -1,7 +1,8 @@
 package import BrokerConfig
 import BrokerCrypto
+import BrokerPOSIX
 package import BrokerUpstream
-import Foundation
+import FoundationEssentials
 
 /// Turns people's ID-porten access tokens into Altinn tokens, caching each result by a hash of
 /// the input until the Altinn token's expiry. Neither token is ever logged.
@@ -28,7 +29,7 @@ package actor IDPortenExchanger {
     /// - Throws: `TokenError`: `.rejected` when the input is not a JWT or Altinn refuses it
     ///   (with Altinn's answer), `.unavailable`/`.malformed` when Altinn fails.
     package func exchange(_ idPortenToken: String) async throws(TokenError) -> IssuedToken {
-        let input = idPortenToken.trimmingCharacters(in: .whitespacesAndNewlines)
+        let input = idPortenToken.trimmed()
         guard input.split(separator: ".", omittingEmptySubsequences: false).count == 3, input.count < 16_384,
             input.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
         else {

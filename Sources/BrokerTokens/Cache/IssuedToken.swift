@@ -1,4 +1,4 @@
-package import Foundation
+package import FoundationEssentials
 
 /// What kind of token a profile hands out.
 package enum TokenKind: String, Sendable, Hashable, Codable {

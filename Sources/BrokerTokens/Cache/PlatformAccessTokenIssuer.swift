@@ -1,7 +1,8 @@
 package import BrokerConfig
 package import BrokerCrypto
+import BrokerPOSIX
 import BrokerUpstream
-package import Foundation
+package import FoundationEssentials
 import NIOConcurrencyHelpers
 
 /// Mints Altinn Platform Access Tokens: RS256 JWTs signed with the caller organisation's own
@@ -65,7 +66,7 @@ package final class PlatformAccessTokenIssuer: Sendable {
         guard certificate.notAfter > now else {
             throw TokenError(
                 .rejected,
-                "the certificate of platform access token \(settings.name) (\(certificate.subject)) expired on \(certificate.notAfter.formatted(.iso8601))")
+                "the certificate of platform access token \(settings.name) (\(certificate.subject)) expired on \(UTCTimestamp.format(certificate.notAfter))")
         }
         let issuedAt = Int(now.timeIntervalSince1970)
         let claims = Claims(iss: settings.issuer, app: settings.app, aud: Self.audience, nbf: issuedAt - 5, exp: issuedAt + settings.lifetimeSeconds)

@@ -1,7 +1,7 @@
 package import BrokerConfig
 import BrokerPOSIX
 package import BrokerUpstream
-package import Foundation
+package import FoundationEssentials
 package import Logging
 import Metrics
 import NIOConcurrencyHelpers

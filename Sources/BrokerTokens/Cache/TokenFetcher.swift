@@ -1,7 +1,8 @@
 import BrokerConfig
 import BrokerCrypto
+import BrokerPOSIX
 package import BrokerUpstream
-import Foundation
+import FoundationEssentials
 package import Logging
 
 /// One profile's way to a token: sign a grant, ask Maskinporten, and (by default) exchange the
@@ -48,7 +49,7 @@ package struct TokenFetcher: Sendable {
         let profile = builder.profile
         if let leaf = builder.credentials.certificateChain?.first, leaf.notAfter <= clock.date() {
             throw TokenError(
-                .rejected, "the business certificate \(leaf.subject) expired on \(leaf.notAfter.formatted(.iso8601)); install a new one and reload")
+                .rejected, "the business certificate \(leaf.subject) expired on \(UTCTimestamp.format(leaf.notAfter)); install a new one and reload")
         }
         let obtainedAt = clock.date()
         let obtainedInstant = clock.now()

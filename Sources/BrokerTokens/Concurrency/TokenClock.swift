@@ -1,4 +1,4 @@
-package import Foundation
+package import FoundationEssentials
 
 /// The time the token modules go by: the system's clocks in the daemon, a test's in tests, so
 /// that refresh ahead, backoff, key probes and rotation schedules can be tested in virtual time

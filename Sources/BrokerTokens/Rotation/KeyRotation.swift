@@ -2,11 +2,15 @@ package import BrokerConfig
 import BrokerCrypto
 import BrokerPOSIX
 import BrokerUpstream
-package import Foundation
+package import FoundationEssentials
 package import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Rotates the keys of profiles with `rotation:` through Digdir's self-service API: when the
 /// newest key is older than `every` it makes a key (stored in the state directory), registers it
@@ -349,7 +353,7 @@ package final class KeyRotation: Service, Sendable {
 
     /// The state directory, made (0700) if it does not exist yet.
     static func makeDirectory(for file: String) throws {
-        let directory = (file as NSString).deletingLastPathComponent
+        let directory = PathText.directory(of: file)
         var info = stat()
         if stat(directory, &info) == 0 { return }
         guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {

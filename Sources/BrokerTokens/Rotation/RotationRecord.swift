@@ -1,5 +1,5 @@
 import BrokerConfig
-package import Foundation
+package import FoundationEssentials
 
 /// How far rotation got for one profile, kept in `{state_directory}/{profile}.rotation.json`.
 /// Each step is written here before the call it leads to, so that a crash or restart at any

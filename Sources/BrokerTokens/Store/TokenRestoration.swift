@@ -1,6 +1,6 @@
 package import BrokerConfig
 import BrokerCrypto
-package import Foundation
+package import FoundationEssentials
 
 /// What became of the tokens kept through a restart: each put back into its profile's cache, or
 /// discarded with the reason.

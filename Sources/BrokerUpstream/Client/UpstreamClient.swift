@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 package import BrokerConfig
 import BrokerPOSIX
-import Foundation
+import FoundationEssentials
 package import Logging
 import Metrics
 import NIOConcurrencyHelpers
@@ -257,9 +257,7 @@ package final class UpstreamClient: Sendable {
 
     /// `application/x-www-form-urlencoded` for one value.
     static func formEncode(_ value: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._*")
-        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+        PercentEncoding.encode(value, keeping: "-._*")
     }
 }
 

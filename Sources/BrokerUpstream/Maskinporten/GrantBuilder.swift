@@ -1,6 +1,6 @@
 package import BrokerConfig
 import BrokerCrypto
-package import Foundation
+package import FoundationEssentials
 
 /// The claims of a Maskinporten JWT grant, exactly as Digdir's "JWT grant" page lists them; no
 /// others (Maskinporten refuses extra claims).

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 package import BrokerCrypto
-import Foundation
+import BrokerPOSIX
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 
@@ -36,7 +37,7 @@ extension UpstreamClient {
     }
 
     static func jwksURL(api: String, clientID: String) -> String {
-        let escaped = clientID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? clientID
+        let escaped = PercentEncoding.encode(clientID)
         return "\(api)/\(escaped)/jwks"
     }
 

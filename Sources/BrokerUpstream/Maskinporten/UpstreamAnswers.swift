@@ -1,5 +1,6 @@
 import BrokerCrypto
-package import Foundation
+import BrokerPOSIX
+package import FoundationEssentials
 
 /// A Maskinporten access token answer.
 package struct MaskinportenToken: Sendable {
@@ -30,23 +31,23 @@ package enum UpstreamAnswers {
         guard let object = jsonObject(body) else {
             return .failure(TokenError(.malformed, endpoint: .maskinporten, "Maskinporten answered 200 with a body that is not a JSON object"))
         }
-        guard let token = object["access_token"] as? String, !token.isEmpty else {
+        guard let token = object["access_token"]?.string, !token.isEmpty else {
             return .failure(TokenError(.malformed, endpoint: .maskinporten, "Maskinporten's answer has no access_token"))
         }
-        guard let type = object["token_type"] as? String, type.lowercased() == "bearer" else {
+        guard let type = object["token_type"]?.string, type.lowercased() == "bearer" else {
             return .failure(TokenError(.malformed, endpoint: .maskinporten, "Maskinporten's answer has no token_type Bearer"))
         }
         guard let expiresIn = integer(object["expires_in"]), expiresIn > 0 else {
             return .failure(TokenError(.malformed, endpoint: .maskinporten, "Maskinporten's answer has no positive expires_in"))
         }
-        return .success(MaskinportenToken(accessToken: token, tokenType: type, expiresIn: expiresIn, scope: object["scope"] as? String ?? ""))
+        return .success(MaskinportenToken(accessToken: token, tokenType: type, expiresIn: expiresIn, scope: object["scope"]?.string ?? ""))
     }
 
     /// Interprets an answer from Altinn's exchange: the token as a bare JWT or a JSON string,
     /// its lifetime from its own `exp`.
     package static func altinn(status: Int, headers: [(String, String)], body: [UInt8], now: Date = Date()) -> Result<AltinnToken, TokenError> {
         guard status == 200 else { return .failure(failure(.altinn, status: status, headers: headers, body: body, now: now)) }
-        var text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        var text = String(decoding: body, as: UTF8.self).trimmed()
         if text.hasPrefix("\"") {
             guard let unquoted = try? JSONDecoder().decode(String.self, from: Data(text.utf8)) else {
                 return .failure(TokenError(.malformed, endpoint: .altinn, "Altinn answered with a JSON string that does not parse"))
@@ -54,8 +55,8 @@ package enum UpstreamAnswers {
             text = unquoted
         }
         guard let parts = try? JWS.split(text),
-            (try? JSONSerialization.jsonObject(with: Data(parts.header))) is [String: Any],
-            let claims = try? JSONSerialization.jsonObject(with: Data(parts.payload)) as? [String: Any]
+            jsonObject(parts.header) != nil,
+            let claims = jsonObject(parts.payload)
         else {
             return .failure(TokenError(.malformed, endpoint: .altinn, "Altinn's exchange answered with something that is not a JWT"))
         }
@@ -96,18 +97,18 @@ package enum UpstreamAnswers {
         if let object = jsonObject(body) {
             return UpstreamAnswer(
                 status: status,
-                error: object["error"] as? String ?? object["title"] as? String,
-                errorDescription: object["error_description"] as? String ?? object["detail"] as? String,
-                errorURI: object["error_uri"] as? String
+                error: object["error"]?.string ?? object["title"]?.string,
+                errorDescription: object["error_description"]?.string ?? object["detail"]?.string,
+                errorURI: object["error_uri"]?.string
             )
         }
-        let text = String(decoding: body.prefix(512), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: body.prefix(512), as: UTF8.self).trimmed()
         return UpstreamAnswer(status: status, errorDescription: text.isEmpty ? nil : text)
     }
 
     /// `Retry-After` as seconds or an HTTP date; nil when unreadable.
     package static func retryAfterDuration(_ value: String, now: Date = Date()) -> Duration? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        let trimmed = value.trimmed()
         if let seconds = Int(trimmed) { return seconds >= 0 ? .seconds(seconds) : nil }
         guard let date = httpDate(trimmed) else { return nil }
         return .seconds(max(0, date.timeIntervalSince(now)))
@@ -142,21 +143,14 @@ package enum UpstreamAnswers {
 
     // MARK: - JSON helpers
 
-    private static func jsonObject(_ body: [UInt8]) -> [String: Any]? {
+    private static func jsonObject(_ body: some Collection<UInt8>) -> [String: JSONValue]? {
         guard !body.isEmpty else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        return (try? JSONDecoder().decode(JSONValue.self, from: Data(body)))?.object
     }
 
-    private static func number(_ value: Any?) -> Double? {
-        switch value {
-        case let number as Double: return number
-        case let number as Int: return Double(number)
-        case let number as NSNumber: return number.doubleValue
-        default: return nil
-        }
-    }
+    private static func number(_ value: JSONValue?) -> Double? { value?.number }
 
-    private static func integer(_ value: Any?) -> Int? {
+    private static func integer(_ value: JSONValue?) -> Int? {
         number(value).flatMap { $0.rounded() == $0 ? Int(exactly: $0) : nil }
     }
 }
