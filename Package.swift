@@ -31,7 +31,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
@@ -74,14 +73,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Every HTTP call leaving the host; the only importer of AsyncHTTPClient and NIOSSL.
+        // Every HTTP call leaving the host, on a client of its own; the only importer of NIOSSL.
         .target(
             name: "BrokerUpstream",
             dependencies: [
                 "BrokerConfig",
                 "BrokerCrypto",
                 "BrokerPOSIX",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

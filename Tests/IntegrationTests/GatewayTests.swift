@@ -119,8 +119,9 @@ struct GatewayTests {
             #expect(invalid.output.contains("\"IdempotencyId\""))
             #expect(invalid.errorOutput == "maskinporten-broker api: HTTP 400 from Altinn\n")
 
-            // One audit line per request, with no body, query or header value in it.
-            let logs = try await harness.waitForLog(containing: "orders/\(cliOrder)/status")
+            // One audit line per request, with no body, query or header value in it (the last
+            // request's line is awaited: lines reach the log by the writer's thread, in order).
+            let logs = try await harness.waitForLog(containing: "status=400")
             let lines = logs.split(separator: "\n").filter { $0.contains("api request forwarded") }
             #expect(lines.count == 5, "\(lines)")
             #expect(lines.allSatisfy { $0.contains("profile=notifications") && $0.contains("bytes_in=") && $0.contains("uid=\(getuid())") })

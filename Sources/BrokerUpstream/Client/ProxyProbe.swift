@@ -1,14 +1,10 @@
 import BrokerConfig
 import BrokerCrypto
 import BrokerPOSIX
-import NIOCore
-import NIOPosix
 
-/// Asks a proxy for a tunnel once more, by hand, to learn its status line. The HTTP library
-/// reports a CONNECT answered with anything but 2xx or 407 as one "invalid proxy response";
-/// the status tells the hops apart: 403 is the proxy's rules, 502-504 the target beyond it.
-/// Used only after such a failure, so a proxy that refuses is asked twice per attempt, within
-/// the usual backoff.
+/// The CONNECT that opens a tunnel through a proxy (`ProxyTunnel` sends it), and what the
+/// proxy's status line means: the status tells the hops apart, 403 the proxy's rules, 407 its
+/// credentials, 502-504 the target beyond it.
 enum ProxyProbe {
     /// What the proxy answered: its status and reason phrase (cleaned as `UpstreamAnswer` cleans).
     struct Answer: Sendable, Equatable {
@@ -28,41 +24,6 @@ enum ProxyProbe {
             default:
                 "the proxy refused the CONNECT to \(target) (HTTP \(status) \(reason)): its rules must allow this host and port"
             }
-        }
-    }
-
-    /// The proxy's answer to `CONNECT host:port`, or why there was none.
-    static func ask(_ server: ProxySettings.Server, host: String, port: Int, timeout: Duration) async -> Result<Answer, ProbeFailure> {
-        await withTimeLimit(timeout) {
-            await connect(server, host: host, port: port, timeout: timeout)
-        } ?? .failure(ProbeFailure(reason: "no answer within \(timeout.components.seconds) s"))
-    }
-
-    struct ProbeFailure: Error, Sendable {
-        var reason: String
-    }
-
-    private static func connect(_ server: ProxySettings.Server, host: String, port: Int, timeout: Duration) async -> Result<Answer, ProbeFailure> {
-        do {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(TimeAmount(timeout))
-                .connect(host: server.host, port: server.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
-            let line = try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(string: request(server, host: host, port: port)))
-                var head = ByteBuffer()
-                for try await chunk in inbound {
-                    head.writeImmutableBuffer(chunk)
-                    if head.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) != nil || head.readableBytes > 4096 { break }
-                }
-                return head.readableBytesView.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }
-            }
-            return parse(Array(line)).map(Result.success) ?? .failure(ProbeFailure(reason: "its answer is not HTTP"))
-        } catch {
-            return .failure(ProbeFailure(reason: "\(error)"))
         }
     }
 

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 package import BrokerConfig
 import BrokerPOSIX
 import FoundationEssentials
@@ -13,6 +12,11 @@ import NIOSSL
 /// HTTP to Maskinporten and Altinn: one client per trust and proxy setting, strict timeouts, no
 /// redirects, bounded bodies. Every outcome becomes a token or a classified `TokenError`; a call
 /// through a proxy says which hop failed.
+///
+/// Token calls and the gateway's calls go out on one HTTP/1.1 client of our own on NIO
+/// (`ForwardingClient`: kept-alive connections per event loop, CONNECT tunnels through the proxy,
+/// TLS with `ca_file`). A general HTTP library would bring HTTP/2, tracing and configuration
+/// modules the daemon never uses, a tenth of its executable.
 package final class UpstreamClient: Sendable {
     /// What a client is made for: environments that share these share a client.
     package struct Setup: Sendable, Hashable {
@@ -41,11 +45,7 @@ package final class UpstreamClient: Sendable {
         }
     }
 
-    /// Calls that go directly.
-    private let client: HTTPClient
-    /// Calls that go through the proxy, when there is one.
-    private let proxied: HTTPClient?
-    /// The gateway's calls: connections of their own, on the callers' event loops.
+    /// Every call's connections, kept per event loop (the gateway's on its callers' loops).
     let forwarder: ForwardingClient
     let proxy: ProxySettings
     private let timeouts: Timeouts
@@ -54,7 +54,7 @@ package final class UpstreamClient: Sendable {
     /// as the connection pool keeps per host, so that no request's timeout runs while it queues.
     package let slots = FetchSlots(UpstreamClient.connectionsPerHost)
 
-    /// Connections kept per upstream host (the HTTP library's default).
+    /// Token fetches under way at once per client.
     package static let connectionsPerHost = 8
 
     /// The largest answer read; Maskinporten's and Altinn's are a few KiB.
@@ -68,27 +68,9 @@ package final class UpstreamClient: Sendable {
             tls.additionalTrustRoots = [.file(caFile)]
             _ = try NIOSSLCertificate.fromPEMFile(caFile)
         }
-        func configuration(through server: ProxySettings.Server?, read: Duration = timeouts.total) -> HTTPClient.Configuration {
-            HTTPClient.Configuration(
-                tlsConfiguration: tls,
-                redirectConfiguration: .disallow,
-                timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(read)),
-                proxy: server.map { server in
-                    .server(
-                        host: server.host, port: server.port,
-                        authorization: server.username.map { .basic(username: $0, password: server.password ?? "") })
-                },
-                decompression: .disabled
-            )
-        }
-        // The HTTP library's own logs stay at info or above, whatever the daemon's level: its
-        // trace output describes requests, and requests carry tokens.
+        // No log of the client's own: it would describe requests, and requests carry tokens.
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .info)
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: nil), backgroundActivityLogger: quiet)
-        proxied = proxy.server.map {
-            HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(through: $0), backgroundActivityLogger: quiet)
-        }
         forwarder = ForwardingClient(tls: tls, proxy: proxy, connectTimeout: timeouts.connect, idleRead: Self.forwardingIdleRead)
         self.proxy = proxy
         self.timeouts = timeouts
@@ -105,8 +87,6 @@ package final class UpstreamClient: Sendable {
 
     /// Closes every connection.
     package func shutdown() async throws {
-        try await client.shutdown()
-        try await proxied?.shutdown()
         await forwarder.shutdown()
     }
 
@@ -114,13 +94,10 @@ package final class UpstreamClient: Sendable {
 
     /// Sends a JWT grant to `tokenEndpoint` and reads the access token.
     package func requestToken(grant: String, tokenEndpoint: String) async throws(TokenError) -> MaskinportenToken {
-        var request = HTTPClientRequest(url: tokenEndpoint)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        request.headers.add(name: "Accept", value: "application/json")
         let body = "grant_type=" + Self.formEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + Self.formEncode(grant)
-        request.body = .bytes(ByteBuffer(string: body))
-        let (status, headers, answer) = try await send(request, endpoint: .maskinporten)
+        let (status, headers, answer) = try await send(
+            .POST, tokenEndpoint, headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
+            body: ByteBuffer(string: body), endpoint: .maskinporten)
         return try Self.counted(.maskinporten, UpstreamAnswers.maskinporten(status: status, headers: headers, body: answer)).get()
     }
 
@@ -139,11 +116,8 @@ package final class UpstreamClient: Sendable {
     private func exchange(token: String, from provider: String, platform: String, testOrganisation: Bool) async throws(TokenError) -> AltinnToken {
         var url = platform + "/authentication/api/v1/exchange/" + provider
         if testOrganisation { url += "?test=true" }
-        var request = HTTPClientRequest(url: url)
-        request.method = .GET
-        request.headers.add(name: "Authorization", value: "Bearer " + token)
-        request.headers.add(name: "Accept", value: "text/plain, application/json")
-        let (status, headers, answer) = try await send(request, endpoint: .altinn)
+        let (status, headers, answer) = try await send(
+            .GET, url, headers: ["Authorization": "Bearer " + token, "Accept": "text/plain, application/json"], endpoint: .altinn)
         return try Self.counted(.altinn, UpstreamAnswers.altinn(status: status, headers: headers, body: answer)).get()
     }
 
@@ -160,72 +134,96 @@ package final class UpstreamClient: Sendable {
         return result
     }
 
-    func send(_ request: HTTPClientRequest, endpoint: UpstreamEndpoint) async throws(TokenError) -> (Int, [(String, String)], [UInt8]) {
-        let name = endpoint.displayName
+    /// One whole call: the answer's status, headers and body (at most `maximumBody`), within the
+    /// total timeout; any other outcome is a `TokenError` naming the hop that failed.
+    func send(
+        _ method: HTTPMethod, _ url: String, headers: HTTPHeaders, body: ByteBuffer = ByteBuffer(), endpoint: UpstreamEndpoint
+    ) async throws(TokenError) -> (Int, [(String, String)], [UInt8]) {
         let started = ContinuousClock.now
         defer {
             Timer(label: MetricName.upstreamLatency, dimensions: [("endpoint", endpoint.rawValue)])
                 .recordNanoseconds(started.duration(to: .now).nanoseconds)
         }
-        let server = proxied == nil ? nil : proxy.proxy(for: request.url)
-        do {
-            let response = try await (server == nil ? client : proxied!).execute(request, timeout: TimeAmount(timeouts.total), logger: logger)
-            let body = try await response.body.collect(upTo: Self.maximumBody)
-            let headers = response.headers.map { ($0.name, $0.value) }
-            checkClock(response.headers, endpoint: endpoint)
-            return (Int(response.status.code), headers, Array(body.readableBytesView))
-        } catch let error as NIOTooManyBytesError {
-            _ = error
-            throw Self.counted(endpoint, TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB"))
-        } catch let error as HTTPClientError where error == .cancelled || error == .alreadyShutdown {
-            // The client is shut down when the daemon stops, cancelling what is in flight.
-            var stopped = TokenError(.unavailable, endpoint: endpoint, "the request to \(name) was stopped: the daemon is stopping")
-            stopped.stopped = true
-            throw stopped
-        } catch {
-            if let server, let reason = await proxyFailure(error, through: server, url: request.url) {
-                throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) through the proxy \(server): \(reason)"))
+        let request = ForwardedRequest(method: method, url: url, headers: headers, body: body, timeout: timeouts.total)
+        let forwarder = self.forwarder
+        let outcome = await withTimeLimit(timeouts.total) { () async -> Result<(Int, HTTPHeaders, [UInt8]), CallFailure> in
+            let answer: ForwardedAnswer
+            do throws(ForwardingClient.Failure) {
+                answer = try await forwarder.send(request)
+            } catch {
+                return .failure(.call(error))
             }
-            let through = server.map { " (through the proxy \($0))" } ?? ""
-            if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-                throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) did not answer in time\(through) (\(error))"))
+            var collected: [UInt8] = []
+            do {
+                for try await chunk in answer.body {
+                    guard collected.count + chunk.readableBytes <= Self.maximumBody else { return .failure(.tooLarge) }
+                    collected += chunk.readableBytesView
+                }
+            } catch {
+                return .failure(.call(.exchange(error as? ForwardingConnection.Failure ?? .transport(error))))
             }
-            throw Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, "\(name) could not be reached\(through): \(Self.describe(error))"))
+            return .success((answer.status, answer.headers, collected))
+        }
+        switch outcome {
+        case .success(let (status, headers, body))?:
+            checkClock(headers, endpoint: endpoint)
+            return (status, headers.map { ($0.name, $0.value) }, body)
+        case .failure(let failure)?:
+            throw failed(failure, url: url, endpoint: endpoint)
+        case nil:
+            throw failed(.call(.exchange(.timedOut)), url: url, endpoint: endpoint)
         }
     }
 
-    /// Which hop of a call through `server` failed, if it was the proxy's: the proxy could not
-    /// be reached, refused the tunnel (asked again for its status, `ProxyProbe`), or could not
-    /// reach the target. Nil: the tunnel stood, and the failure was the upstream's.
-    func proxyFailure(_ error: any Error, through server: ProxySettings.Server, url: String) async -> String? {
-        let components = URLComponents(string: url)
-        let host = components?.host ?? "?"
-        let port = components?.port ?? 443
-        let target = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        if let error = error as? HTTPClientError {
-            if error == .proxyAuthenticationRequired {
-                return ProxyProbe.Answer(status: 407, reason: "Proxy Authentication Required").refusal(by: server, of: target)
-            }
-            if error == .httpProxyHandshakeTimeout {
-                return "the proxy did not answer the CONNECT to \(target) in time"
-            }
-            if error == .invalidProxyResponse {
-                switch await ProxyProbe.ask(server, host: host, port: port, timeout: timeouts.connect) {
-                case .success(let answer): return answer.refusal(by: server, of: target)
-                case .failure(let failure): return "the proxy refused the CONNECT to \(target) (asked again for its status: \(failure.reason))"
-                }
-            }
-            if error == .connectTimeout {
-                return "the proxy could not be reached in time (connecting to \(server.host):\(server.port))"
-            }
+    /// Why a call got no whole answer.
+    enum CallFailure: Error {
+        case call(ForwardingClient.Failure)
+        case tooLarge
+    }
+
+    /// The call's failure in words that name the hop: the upstream, or the proxy on the way.
+    private func failed(_ failure: CallFailure, url: String, endpoint: UpstreamEndpoint) -> TokenError {
+        let name = endpoint.displayName
+        let server = proxy.proxy(for: url)
+        let through = server.map { " (through the proxy \($0))" } ?? ""
+        func unavailable(_ reason: String) -> TokenError { Self.counted(endpoint, TokenError(.unavailable, endpoint: endpoint, reason)) }
+        func proxyHop(_ reason: String) -> TokenError { unavailable("\(name) through the proxy \(server.map { "\($0)" } ?? "?"): \(reason)") }
+        // The daemon stopping closes the connections under the calls on them.
+        let failure = forwarder.isShutDown ? .call(.shutDown) : failure
+        switch failure {
+        case .tooLarge:
+            return Self.counted(endpoint, TokenError(.malformed, endpoint: endpoint, "\(name)'s answer is larger than \(Self.maximumBody / 1024) KiB"))
+        case .call(.shutDown):
+            // The client is shut down when the daemon stops, closing what is in flight.
+            var stopped = TokenError(.unavailable, endpoint: endpoint, "the request to \(name) was stopped: the daemon is stopping")
+            stopped.stopped = true
+            return stopped
+        case .call(.badURL):
+            return unavailable("\(name) could not be reached: its URL is not an http(s) URL")
+        case .call(.connect(let host, let port, let error)):
+            if Self.timedOut(error) { return unavailable("\(name) did not answer in time (connecting to \(host):\(port))") }
+            return unavailable("\(name) could not be reached: \(Self.describe(error))")
+        case .call(.proxyUnreachable(let error)):
+            guard let server else { return unavailable("\(name) could not be reached: \(Self.describe(error))") }
+            if Self.timedOut(error) { return proxyHop("the proxy could not be reached in time (connecting to \(server.host):\(server.port))") }
+            return proxyHop("the proxy could not be reached: \(Self.describe(error))")
+        case .call(.proxyRefused(let answer, let target)):
+            guard let server else { return unavailable("\(name): the proxy refused the tunnel to \(target)") }
+            return proxyHop(answer.refusal(by: server, of: target))
+        case .call(.proxyNoAnswer(let reason)):
+            return proxyHop(reason)
+        case .call(.exchange(.timedOut)):
+            return unavailable("\(name) did not answer in time\(through)")
+        case .call(.exchange(.closed)), .call(.exchange(.brokenOff)):
+            return unavailable("\(name) could not be reached\(through): the connection closed before the answer was whole")
+        case .call(.exchange(.transport(let error))):
+            return unavailable("\(name) could not be reached\(through): \(Self.describe(error))")
         }
-        var connecting = error is NIOConnectionError
-        if case ChannelError.connectTimeout = error { connecting = true }
-        if let error = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) { connecting = true }
-        if connecting {
-            return "the proxy could not be reached: \(Self.describe(error))"
-        }
-        return nil
+    }
+
+    private static func timedOut(_ error: any Error) -> Bool {
+        if case ChannelError.connectTimeout = error { return true }
+        return false
     }
 
     /// Maskinporten refuses grants whose `iat` is more than 10 s off its clock: warn at 5 s.
@@ -249,7 +247,6 @@ package final class UpstreamClient: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return "\(error)" }
         if let error = error as? IOError { return "\(error)" }
         if let error = error as? NIOSSLError { return "TLS: \(error)" }
         return String(describing: error)

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 package import BrokerCrypto
 import BrokerPOSIX
 import FoundationEssentials
@@ -11,25 +10,20 @@ import NIOHTTP1
 extension UpstreamClient {
     /// The public keys registered on `clientID`.
     package func registeredKeys(api: String, clientID: String, token: String) async throws(TokenError) -> [JWK] {
-        var request = HTTPClientRequest(url: Self.jwksURL(api: api, clientID: clientID))
-        request.method = .GET
-        request.headers.add(name: "Authorization", value: "Bearer " + token)
-        request.headers.add(name: "Accept", value: "application/json")
-        let (status, headers, body) = try await send(request, endpoint: .selfService)
+        let (status, headers, body) = try await send(
+            .GET, Self.jwksURL(api: api, clientID: clientID), headers: ["Authorization": "Bearer " + token, "Accept": "application/json"],
+            endpoint: .selfService)
         return try Self.counted(.selfService, Self.keySet(status: status, headers: headers, body: body)).get()
     }
 
     /// Replaces the keys registered on `clientID` with `keys` (public parts, `use: sig`).
     package func registerKeys(_ keys: [JWK], api: String, clientID: String, token: String) async throws(TokenError) {
-        var request = HTTPClientRequest(url: Self.jwksURL(api: api, clientID: clientID))
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer " + token)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: "application/json")
         let body: [UInt8]
         do { body = try JWKSet(keys: keys).json() } catch { throw TokenError(.malformed, endpoint: .selfService, "the key set could not be written: \(error)") }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let (status, headers, answer) = try await send(request, endpoint: .selfService)
+        let (status, headers, answer) = try await send(
+            .POST, Self.jwksURL(api: api, clientID: clientID),
+            headers: ["Authorization": "Bearer " + token, "Content-Type": "application/json", "Accept": "application/json"],
+            body: ByteBuffer(bytes: body), endpoint: .selfService)
         let result: Result<Void, TokenError> =
             (200..<300).contains(status)
             ? .success(()) : .failure(UpstreamAnswers.failure(.selfService, status: status, headers: headers, body: answer, now: Date()))
