@@ -1,4 +1,3 @@
-import FoundationEssentials
 package import Logging
 
 /// One log line per event, handed to a `LineSink` (standard output, written by a thread of its
@@ -37,7 +36,7 @@ package struct LineLogHandler: LogHandler {
 
     /// The format for this process: journald when standard output is the journal.
     package static func detectFormat(environment: [String: String]? = nil) -> Format {
-        let environment = environment ?? ProcessInfo.processInfo.environment
+        let environment = environment ?? SystemdNotifier.processEnvironment()
         return environment["JOURNAL_STREAM"].map { $0.isEmpty ? .logfmt : .journald } ?? .logfmt
     }
 

@@ -1,5 +1,3 @@
-package import FoundationEssentials
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -46,17 +44,6 @@ package enum UTCTimestamp {
             digits(milliseconds, width: 3, to: &bytes)
         }
         bytes.append(UInt8(ascii: "Z"))
-    }
-
-    /// `date` to the second, `2026-11-25T00:51:29Z`: the dates in messages (a certificate's
-    /// expiry).
-    package static func format(_ date: Date) -> String {
-        format(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
-    }
-
-    /// The day of `date`, `2026-11-25`.
-    package static func day(_ date: Date) -> String {
-        day(secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down)))
     }
 
     /// The day alone, `2026-11-25`: check-config's key ages and the names of made key files.
