@@ -86,6 +86,22 @@ def rss_kib(pid):
     return 0
 
 
+def rss_by_mapping(pid):
+    """Resident KiB by what is mapped: the executable, each shared library, the heap, thread
+    stacks and other anonymous memory (from /proc/PID/smaps)."""
+    totals = {}
+    name = "anonymous"
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                path = fields[5] if len(fields) > 5 else ""
+                name = os.path.basename(path) if path.startswith("/") else (path or "anonymous")
+            elif fields[0] == "Rss:":
+                totals[name] = totals.get(name, 0) + int(fields[1])
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -647,6 +663,7 @@ class Suite:
             try:
                 time.sleep(2)
                 idle.append(rss_kib(daemon.process.pid))
+                mapped = rss_by_mapping(daemon.process.pid)
                 uds_load(self.arguments.uds_load, daemon.socket_path, ["-c", "64"], self.arguments.seconds)
                 time.sleep(2)
                 loaded.append(rss_kib(daemon.process.pid))
@@ -657,6 +674,7 @@ class Suite:
         self.row("resident memory after the keep-alive load (64 connections), 1 profile; shipped configuration", "-", "stated",
                  f"{median(loaded) / 1024:.1f} MiB", "-", "-", "stated",
                  f"Benchmarks/suite --only footprint (VmRSS 2 s after uds-load -c 64 -d {self.arguments.seconds})")
+        self.notes.append("idle resident memory by mapping, 1 profile, KiB: " + ", ".join(f"{name} {kib:,}" for name, kib in mapped.items() if kib >= 64))
         self.notes.append("footprint VmRSS, KiB: idle " + ", ".join(f"{value}" for value in idle) + "; after load " + ", ".join(f"{value}" for value in loaded))
 
     # -- delegation: many organisations through one profile ---------------------------------------
