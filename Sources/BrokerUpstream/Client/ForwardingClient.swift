@@ -5,9 +5,10 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// The gateway's HTTP client: kept-alive connections to Altinn on the event loop of the caller's
-/// connection, so that a forwarded call is read, sent, answered and written back on one thread
-/// with no task, lock or wakeup of its own. (The general HTTP library cost the gateway four
+/// Every upstream call's HTTP/1.1 client, the token calls' and the gateway's: kept-alive
+/// connections per event loop, on the caller's connection's loop for the gateway, so that a
+/// forwarded call is read, sent, answered and written back on one thread with no task, lock or
+/// wakeup of its own. (The general HTTP library cost the gateway four
 /// thread wakeups and most of its time per call: measured at a fifth of nginx's rate.) Through a
 /// proxy, each connection is a CONNECT tunnel; to an `https` URL, TLS trusting the system's
 /// roots and the environment's `ca_file`.

@@ -1,8 +1,8 @@
 package import NIOCore
 package import NIOHTTP1
 
-/// One call the gateway sends to Altinn on a caller's behalf: its headers are already the ones
-/// to send (the caller's, filtered, and the profile's token).
+/// One call to send upstream: the gateway's on a caller's behalf (its headers already the ones to
+/// send: the caller's, filtered, and the profile's token), or a token call.
 package struct ForwardedRequest: Sendable {
     /// The method, as the caller sent it.
     package var method: HTTPMethod
