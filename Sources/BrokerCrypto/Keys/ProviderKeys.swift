@@ -36,7 +36,7 @@ enum ProviderKeys {
     /// connects to the TPM as it loads: `tcti`, if given, says which (the provider reads it from
     /// `TPM2OPENSSL_TCTI`).
     static func context(_ name: String, tcti: String? = nil) throws -> ProviderContext {
-        try loading.withLock { _ in
+        try loading.locked {
             if let context = contexts[name] { return context }
             if name == "tpm2" {
                 if let tcti { setenv("TPM2OPENSSL_TCTI", tcti, 1) }
@@ -61,7 +61,7 @@ enum ProviderKeys {
         let context = try ProviderContext(name, tcti: tpmTCTI)
         do {
             let key = try key(uri: uri, in: context)
-            loading.withLock { _ in contexts[name] = context }
+            loading.locked { contexts[name] = context }
             return (key, context)
         } catch {
             context.free()
@@ -93,7 +93,7 @@ enum ProviderKeys {
     }
 
     /// The TPM the `tpm2` provider was loaded for, as configured (nil: its default).
-    static var tpmTCTI: String? { loading.withLock { _ in loadedTCTI } }
+    static var tpmTCTI: String? { loading.locked { loadedTCTI } }
 
     /// Why a key that was loaded before cannot be had now: for a TPM, that it stopped answering
     /// (or restarted without the key's storage key, if `detail` says so).
