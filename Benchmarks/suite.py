@@ -646,7 +646,7 @@ class Suite:
         if self.arguments.deb:
             deb = os.path.getsize(self.arguments.deb)
             installed = int(subprocess.run(["dpkg-deb", "-f", self.arguments.deb, "Installed-Size"], capture_output=True, text=True, check=True).stdout) * 1024
-            self.row("the Debian package (.deb)", "-", "<= 8 MB", f"{deb / 1e6:.1f} MB", "-", "-", "met" if deb <= 8e6 else "missed",
+            self.row("the Debian package (.deb)", "-", "<= 8 MB", f"{deb / 1e6:.2f} MB ({deb / 2**20:.2f} MiB)", "-", "-", "met" if deb <= 8e6 else "missed",
                      "Benchmarks/suite --only footprint (scripts/build-deb; stat)")
             self.row("installed size", "-", "stated", f"{installed / 1e6:.1f} MB", "-", "-", "stated",
                      "Benchmarks/suite --only footprint (dpkg-deb -f DEB Installed-Size)")
