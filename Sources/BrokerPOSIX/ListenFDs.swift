@@ -26,7 +26,7 @@ package enum ListenFDs {
     /// The passed descriptors, when they are meant for this process. The variables are removed
     /// afterwards so that child processes do not take the descriptors for theirs.
     package static func take(environment: [String: String]? = nil, unsetEnvironment: Bool = true) -> [Passed] {
-        let environment = environment ?? SystemdNotifier.processEnvironment()
+        let environment = environment ?? ProcessEnvironment.all
         defer {
             if unsetEnvironment {
                 unsetenv("LISTEN_FDS")

@@ -17,7 +17,7 @@ package struct SystemdNotifier: Sendable {
 
     /// A notifier reading `environment` (by default the process environment).
     package init(environment: [String: String]? = nil) {
-        let environment = environment ?? Self.processEnvironment()
+        let environment = environment ?? ProcessEnvironment.all
         let path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
         socketPath = path
         descriptorStoreMax = environment["FDSTORE"].flatMap { Int($0) }
@@ -87,18 +87,5 @@ package struct SystemdNotifier: Sendable {
             }
         }
         return sent == bytes.count
-    }
-
-    static func processEnvironment() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
     }
 }

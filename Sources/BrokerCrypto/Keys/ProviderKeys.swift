@@ -192,10 +192,3 @@ final class ProviderContext: @unchecked Sendable {
         OSSL_LIB_CTX_free(pointer)
     }
 }
-
-/// The process environment, read without Foundation.
-enum ProcessEnvironment {
-    static func value(_ name: String) -> String? {
-        getenv(name).map { String(cString: $0) }
-    }
-}

@@ -36,7 +36,7 @@ package struct LineLogHandler: LogHandler {
 
     /// The format for this process: journald when standard output is the journal.
     package static func detectFormat(environment: [String: String]? = nil) -> Format {
-        let environment = environment ?? SystemdNotifier.processEnvironment()
+        let environment = environment ?? ProcessEnvironment.all
         return environment["JOURNAL_STREAM"].map { $0.isEmpty ? .logfmt : .journald } ?? .logfmt
     }
 
