@@ -72,6 +72,17 @@ struct YAMLReadingTests {
 
     static let snapshot = ConfigSnapshotTests.snapshots.appendingPathComponent("yaml-corners.txt")
 
+    @Test("lists nested a million deep are refused with the line, not a crash; a configuration's depth is read")
+    func deepNesting() throws {
+        let deep = "profiles: " + String(repeating: "[", count: 1_000_000)
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader.parse(yaml: deep, file: "/etc/broker.yaml", baseDirectory: "/etc") }
+        #expect(error?.code == .yamlSyntax && error?.line == 1, "\(String(describing: error))")
+        #expect(error?.message.contains("nest deeper than 64 levels") == true, "\(String(describing: error))")
+        let nested = "profiles: " + String(repeating: "[", count: 60) + String(repeating: "]", count: 60)
+        let shallow = #expect(throws: ConfigError.self) { try ConfigLoader.parse(yaml: nested, file: "/etc/broker.yaml", baseDirectory: "/etc") }
+        #expect(shallow?.message.contains("expected a mapping") == true, "\(String(describing: shallow))")
+    }
+
     @Test("every corner reads as recorded")
     func corners() throws {
         var rendered = ""

@@ -57,9 +57,14 @@ enum YAMLDocument {
         return try composed.get()
     }
 
+    /// How deep lists and mappings may nest: a configuration needs five levels; a file of a
+    /// million `[` would otherwise take the composer's recursion past the stack.
+    static let maximumDepth = 64
+
     private struct Composer {
         let parser: UnsafeMutablePointer<yaml_parser_t>
         var anchors: [String: YAMLNode] = [:]
+        var depth = 0
 
         mutating func document() throws(YAMLSyntaxError) -> YAMLNode? {
             var event = try next()  // the stream's start
@@ -85,6 +90,12 @@ enum YAMLDocument {
         mutating func node(from event: Event) throws(YAMLSyntaxError) -> YAMLNode {
             defer { event.delete() }
             let line = event.line
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= YAMLDocument.maximumDepth else {
+                throw .syntax(
+                    context: nil, problem: "lists and mappings nest deeper than \(YAMLDocument.maximumDepth) levels", line: line, column: event.column)
+            }
             let node: YAMLNode
             let anchor: UnsafeMutablePointer<yaml_char_t>?
             switch event.type {
