@@ -245,7 +245,7 @@ let package = Package(
             dependencies: [
                 "BrokerConfig", "BrokerCrypto", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

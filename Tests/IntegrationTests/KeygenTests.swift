@@ -228,16 +228,19 @@ struct KeygenTests {
         #expect(again.status == 1 && again.errorOutput.contains("exists; keygen never overwrites a key"), "\(again.errorOutput)")
 
         // check-config, in a process of its own, loads it through the provider.
-        let config = try directory.write(
-            "broker.yaml",
-            """
-            profiles:
-              notifications:
-                environment: tt02
-                client_id: \(Self.clientID)
-                scopes: [altinn:serviceowner/notifications.create]
-                key: { provider: tpm2, uri: "file:\(out)", tcti: "\(tpm.tcti)" }
-            """, mode: 0o644)
+        func configuration(_ name: String, key: String) throws -> String {
+            try directory.write(
+                name,
+                """
+                profiles:
+                  notifications:
+                    environment: tt02
+                    client_id: \(Self.clientID)
+                    scopes: [altinn:serviceowner/notifications.create]
+                    key: \(key)
+                """, mode: 0o644)
+        }
+        let config = try configuration("broker.yaml", key: #"{ provider: tpm2, uri: "file:\#(out)", tcti: "\#(tpm.tcti)" }"#)
         let check = try await BrokerExecutable.run(["check-config", "--config", config])
         #expect(check.output.contains("RSA 2048 bits, in the TPM (tpm2 provider, file:\(out), \(tpm.tcti))"), "\(check.output) \(check.errorOutput)")
 
@@ -249,16 +252,8 @@ struct KeygenTests {
         #expect(persisted.status == 0, "\(persisted.errorOutput)")
         let persistedKid = try #require((try Self.json(persisted.output) as? [[String: Any]])?.first?["kid"] as? String)
         #expect(persisted.errorOutput.contains("key: { provider: tpm2, uri: \"handle:0x81000005\", kid: \(persistedKid) }"), "\(persisted.errorOutput)")
-        let handleConfig = try directory.write(
-            "handle.yaml",
-            """
-            profiles:
-              notifications:
-                environment: tt02
-                client_id: \(Self.clientID)
-                scopes: [altinn:serviceowner/notifications.create]
-                key: { provider: tpm2, uri: "handle:0x81000005", tcti: "\(managed.tcti)", kid: \(persistedKid) }
-            """, mode: 0o644)
+        let handleConfig = try configuration(
+            "handle.yaml", key: #"{ provider: tpm2, uri: "handle:0x81000005", tcti: "\#(managed.tcti)", kid: \#(persistedKid) }"#)
         let handleCheck = try await BrokerExecutable.run(["check-config", "--config", handleConfig], environment: environment)
         #expect(
             handleCheck.status == 0 && handleCheck.output.contains("in the TPM (tpm2 provider, handle:0x81000005, \(managed.tcti))"),

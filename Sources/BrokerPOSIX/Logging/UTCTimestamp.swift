@@ -34,11 +34,7 @@ package enum UTCTimestamp {
         bytes.append(UInt8(ascii: "-"))
         digits(Int(parts.tm_mday), width: 2, to: &bytes)
         bytes.append(UInt8(ascii: "T"))
-        digits(Int(parts.tm_hour), width: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), width: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), width: 2, to: &bytes)
+        clock(parts, to: &bytes)
         if let milliseconds {
             bytes.append(UInt8(ascii: "."))
             digits(milliseconds, width: 3, to: &bytes)
@@ -63,11 +59,7 @@ package enum UTCTimestamp {
         bytes += Array((" " + months[Int(parts.tm_mon)] + " ").utf8)
         digits(Int(parts.tm_year) + 1900, width: 4, to: &bytes)
         bytes.append(UInt8(ascii: " "))
-        digits(Int(parts.tm_hour), width: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), width: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), width: 2, to: &bytes)
+        clock(parts, to: &bytes)
         bytes += Array(" GMT".utf8)
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -77,6 +69,15 @@ package enum UTCTimestamp {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return format(secondsSince1970: Int(now.tv_sec), milliseconds: Int(now.tv_nsec) / 1_000_000)
+    }
+
+    /// `HH:MM:SS` of `parts`.
+    private static func clock(_ parts: tm, to bytes: inout [UInt8]) {
+        digits(Int(parts.tm_hour), width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), width: 2, to: &bytes)
     }
 
     /// `value` in decimal, zero-padded to `width` (values here are never negative).

@@ -25,8 +25,10 @@ package enum PercentEncoding {
     /// `text` with its `%XX` sequences decoded; nil when one is malformed or the result is not
     /// UTF-8.
     package static func decode(_ text: some StringProtocol) -> String? {
+        // A delegated token request decodes its query on the serving path: most components
+        // have no `%`, and they cost no copy of their bytes.
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
         let bytes = Array(text.utf8)
-        guard bytes.contains(UInt8(ascii: "%")) else { return String(text) }
         var result: [UInt8] = []
         result.reserveCapacity(bytes.count)
         var index = 0
@@ -47,7 +49,8 @@ package enum PercentEncoding {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    /// The value of one hex digit, either case.
+    package static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -1,3 +1,5 @@
+import BrokerPOSIX
+
 /// Judges the path a caller asks the gateway for, before anything goes upstream: the path is
 /// sent on as written, so it must already be in the one form Altinn's router and every proxy
 /// between read the same way. Anything that could be read two ways (`..`, `.`, `//`, an encoded
@@ -28,7 +30,7 @@ package enum GatewayPath {
             case UInt8(ascii: "\\"):
                 return .failure(.malformed("the path holds a backslash"))
             case UInt8(ascii: "%"):
-                guard let high = bytes.next().flatMap(hexValue), let low = bytes.next().flatMap(hexValue) else {
+                guard let high = bytes.next().flatMap(PercentEncoding.hexValue), let low = bytes.next().flatMap(PercentEncoding.hexValue) else {
                     return .failure(.malformed("the path has a % that is not followed by two hexadecimal digits"))
                 }
                 let decoded = high << 4 | low
@@ -52,14 +54,5 @@ package enum GatewayPath {
             return .failure(.notAllowed(prefixes.joined(separator: ", ")))
         }
         return .success(path)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
