@@ -118,7 +118,7 @@ package struct SocketClient: Sendable {
             return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmed())
         }
         var body = Array(bytes[(end + 4)...])
-        if headers.contains(where: { $0.0 == "transfer-encoding" && $0.1.lowercased().contains("chunked") }) {
+        if headers.contains(where: { $0.0 == "transfer-encoding" && $0.1.lowercased().containsText("chunked") }) {
             body = try dechunked(body)
         } else if let length = headers.first(where: { $0.0 == "content-length" }).flatMap({ Int($0.1) }), length < body.count {
             body = Array(body.prefix(length))
@@ -189,7 +189,7 @@ package enum ErrorBodyText {
 
     /// The string value of a top-level key (simple scan: the daemon's error bodies are flat).
     package static func value(of key: String, in body: String) -> String? {
-        guard let range = body.firstRange(of: "\"\(key)\":\"") else { return nil }
+        guard let range = body.firstRange(ofElements: "\"\(key)\":\"") else { return nil }
         var result = ""
         var escaped = false
         for character in body[range.upperBound...] {

@@ -49,7 +49,7 @@ package final class EmulatorServer: Sendable {
             throw EmulatorStartError(description: "the emulator's socket has no port")
         }
         let named = publicHost ?? host
-        let hostInURL = named.contains(":") ? "[\(named)]" : named
+        let hostInURL = named.contains(":" as Character) ? "[\(named)]" : named
         let emulator = try Emulator(
             issuer: "\(tls == nil ? "http" : "https")://\(hostInURL):\(boundPort)/", stateDirectory: stateDirectory, signingKey: signingKey, logger: logger)
         return EmulatorServer(emulator: emulator, port: boundPort, host: host, channel: channel, logger: logger)
@@ -299,7 +299,7 @@ package final class EmulatorServer: Sendable {
         case .success(let token):
             emulator.count { $0.exchangesIssued += 1 }
             // Altinn answers with the bare token as text, or as a JSON string when JSON is asked for.
-            if request.head.headers.first(name: "Accept")?.contains("application/json") == true {
+            if request.head.headers.first(name: "Accept")?.containsText("application/json") == true {
                 let quoted = (try? JSONEncoder().encode(token)).map(Array.init) ?? []
                 return EmulatorReply(status: .ok, headers: ["Content-Type": "application/json; charset=utf-8"], body: quoted)
             }
@@ -348,7 +348,7 @@ struct EmulatorRequest {
         var fields: [String: String] = [:]
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1)
-            let decode = { (part: Substring) in PercentEncoding.decode(part.replacing("+", with: " ")) ?? String(part) }
+            let decode = { (part: Substring) in PercentEncoding.decode(String(part.map { $0 == "+" ? " " : $0 })) ?? String(part) }
             fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
         }
         return fields

@@ -67,7 +67,7 @@ struct Serve: AsyncParsableCommand {
             if !check.errors.isEmpty {
                 printError(String(check.report.dropLast()))
                 // The report shows most errors under their section already: the rest, once.
-                for error in check.errors where !check.report.contains(error.message) { printError("error: \(error)") }
+                for error in check.errors where !check.report.containsText(error.message) { printError("error: \(error)") }
                 printError(
                     "error: not starting: the configuration has \(check.errors.count == 1 ? "an error" : "\(check.errors.count) errors") (exit status 78, not restarted); fix it, check it with check-config, then start again"
                 )

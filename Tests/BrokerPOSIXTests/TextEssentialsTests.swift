@@ -37,4 +37,18 @@ struct TextEssentialsTests {
         #expect(PathText.directory(of: path) == (path as NSString).deletingLastPathComponent)
         #expect(PathText.lastComponent(of: path) == (path as NSString).lastPathComponent)
     }
+
+    @Test(
+        "a search for a run of elements finds what the standard library's firstRange(of:) finds",
+        arguments: [
+            ("HTTP/1.1 200 OK\r\n\r\nbody", "\r\n\r\n"), ("abcabd", "abd"), ("aaab", "aab"), ("abc", "abcd"), ("", "a"), ("abc", ""),
+            ("-----BEGIN TSS2 PRIVATE KEY-----x", "-----BEGIN TSS2 PRIVATE KEY-----"), ("no match here", "xyz"), ("æøå: ø", "ø"),
+        ])
+    func searching(_ text: String, _ pattern: String) {
+        let ours = text.utf8.firstRange(ofElements: pattern.utf8)
+        let theirs = Array(text.utf8).firstRange(of: Array(pattern.utf8))
+        #expect(ours.map { text.utf8.distance(from: text.utf8.startIndex, to: $0.lowerBound) } == theirs?.lowerBound)
+        #expect(ours.map { text.utf8.distance(from: text.utf8.startIndex, to: $0.upperBound) } == theirs?.upperBound)
+        #expect(text.containsText(pattern) == text.contains(pattern))
+    }
 }

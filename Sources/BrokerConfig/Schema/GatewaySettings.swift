@@ -1,3 +1,5 @@
+import BrokerPOSIX
+
 /// A profile's `gateway:`: `ANY /v1/api/{profile}/{path}` on the socket is sent on to the
 /// environment's Altinn platform with the profile's Altinn token, for the paths listed.
 package struct GatewaySettings: Sendable, Hashable {
@@ -43,7 +45,7 @@ package struct GatewaySettings: Sendable, Hashable {
         guard prefix != "/" else {
             return "\"/\" would let callers reach every Altinn API with the organisation's token: list the APIs' prefixes instead"
         }
-        if prefix.contains("//") { return "\"\(prefix)\" has an empty segment (//)" }
+        if prefix.containsText("//") { return "\"\(prefix)\" has an empty segment (//)" }
         if prefix.contains(where: { $0 == "%" || $0 == "?" || $0 == "#" || $0 == "\\" || $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) {
             return "\"\(prefix)\" may hold only plain path characters (no %, ?, #, \\ or white space)"
         }

@@ -20,7 +20,7 @@ package struct ProxySettings: Sendable, Hashable {
         /// The proxy as `http://host:port`, with `USER:***@` when it has credentials: the only
         /// form that reaches a log line, an error or `check-config`.
         package var description: String {
-            let shownHost = host.contains(":") ? "[\(host)]" : host
+            let shownHost = host.contains(":" as Character) ? "[\(host)]" : host
             let user = username.map { "\(LogText.printable($0)):***@" } ?? ""
             return "http://\(user)\(shownHost):\(port)"
         }
@@ -92,8 +92,8 @@ package struct ProxySettings: Sendable, Hashable {
     /// holds the credentials.
     package static func server(from text: String, lenient: Bool = false) throws(Invalid) -> Server {
         var text = text.trimmed()
-        if lenient, !text.contains("://") { text = "http://" + text }
-        guard text.contains("://"), let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
+        if lenient, !text.containsText("://") { text = "http://" + text }
+        guard text.containsText("://"), let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
             throw Invalid(reason: "is not a URL: write http://HOST:PORT (for example http://proxy.example.com:3128)")
         }
         guard scheme == "http" else {
@@ -208,7 +208,7 @@ package struct NoProxy: Sendable, Hashable, CustomStringConvertible {
     package var description: String {
         if everything { return "*" }
         return rules.map { rule in
-            let host = rule.domain.contains(":") ? "[\(rule.domain)]" : rule.domain
+            let host = rule.domain.contains(":" as Character) ? "[\(rule.domain)]" : rule.domain
             return rule.port.map { "\(host):\($0)" } ?? host
         }.joined(separator: ", ")
     }

@@ -1,3 +1,4 @@
+import BrokerPOSIX
 import COpenSSL
 package import FoundationEssentials
 
@@ -80,7 +81,7 @@ package struct Certificate: Sendable {
             }
         }
         // Reaching the end of the text leaves a "no start line" error behind; anything else is real.
-        let leftovers = OpenSSLErrorQueue.drain().filter { !$0.contains("no start line") }
+        let leftovers = OpenSSLErrorQueue.drain().filter { !$0.containsText("no start line") }
         if !leftovers.isEmpty {
             throw BrokerCryptoError(.invalidCertificate, "a PEM certificate could not be read (OpenSSL: \(leftovers.joined(separator: "; ")))")
         }

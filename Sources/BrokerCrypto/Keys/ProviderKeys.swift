@@ -108,7 +108,7 @@ enum ProviderKeys {
     /// an RSA key wrapped by a TPM has (its public area alone is over 256 bytes).
     static func holdsWrappedKey(_ path: String) -> Bool {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-            let begin = text.firstRange(of: "-----BEGIN TSS2 PRIVATE KEY-----"), let end = text.firstRange(of: "-----END TSS2 PRIVATE KEY-----")
+            let begin = text.firstRange(ofElements: "-----BEGIN TSS2 PRIVATE KEY-----"), let end = text.firstRange(ofElements: "-----END TSS2 PRIVATE KEY-----")
         else { return false }
         let body = text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
         return (try? Base64.decode(Array(String(body).utf8)))?.count ?? 0 > 400

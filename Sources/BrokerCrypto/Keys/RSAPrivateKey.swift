@@ -1,3 +1,4 @@
+import BrokerPOSIX
 import COpenSSL
 package import FoundationEssentials
 
@@ -115,11 +116,11 @@ package struct RSAPrivateKey: Sendable {
     /// `PRIVATE KEY`); other PEM blocks, such as certificates, are skipped.
     package init(pem: [UInt8]) throws {
         let text = String(decoding: pem, as: UTF8.self)
-        if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        if text.containsText("ENCRYPTED PRIVATE KEY") || text.containsText("Proc-Type: 4,ENCRYPTED") {
             throw BrokerCryptoError(
                 .encryptedKey, "the private key is encrypted with a passphrase; store it unencrypted with mode 0600 (openssl pkey -in KEY -out KEY.plain)")
         }
-        guard text.contains("PRIVATE KEY-----") else {
+        guard text.containsText("PRIVATE KEY-----") else {
             throw BrokerCryptoError(.invalidPEM, "no PEM private key found (expected -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
         }
         let loaded: OpaquePointer? = pem.withUnsafeBytes { buffer in

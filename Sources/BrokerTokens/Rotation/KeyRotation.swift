@@ -327,7 +327,7 @@ package final class KeyRotation: Service, Sendable {
             case 400:
                 let text = (error.upstream?.errorDescription ?? "").lowercased()
                 explained.reason +=
-                    text.contains("many") || text.contains("5")
+                    text.containsText("many") || text.containsText("5")
                     ? ": the client holds too many keys; remove one it no longer uses in Samarbeidsportalen (at most 5)"
                     : ": the API refused the key set"
             case 401:

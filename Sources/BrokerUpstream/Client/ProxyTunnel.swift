@@ -1,4 +1,5 @@
 import BrokerConfig
+import BrokerPOSIX
 import NIOCore
 
 /// A tunnel through the proxy for one connection: `CONNECT host:port` (with the proxy URL's
@@ -52,7 +53,7 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
         var chunk = unwrapInboundIn(data)
         answer.writeBuffer(&chunk)
         let bytes = answer.readableBytesView
-        guard let end = bytes.firstRange(of: [13, 10, 13, 10]) else {
+        guard let end = bytes.firstRange(ofElements: [13, 10, 13, 10]) else {
             if answer.readableBytes > Self.maximumHead {
                 promise.fail(ForwardingClient.Failure.proxyNoAnswer("the proxy's answer to the CONNECT is not HTTP"))
             }
