@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerClient
+import Dispatch
 
 #if canImport(Glibc)
     import Glibc
@@ -38,17 +39,14 @@ enum Entry {
         // user-initiated, and so would everything it starts. libdispatch gives user-initiated work
         // threads a nice value of -2, which a daemon without CAP_SYS_NICE or RLIMIT_NICE may not
         // take: its refusal went to syslog at every new worker thread.
-        //
-        // Not on the main actor: nothing here needs it, and serving it takes `dispatchMain()`,
-        // which ends the main thread with `pthread_exit`. That unwinds the main thread's frames
-        // through the executable's unwind tables (3.6 MB), at every start: 0.9 MiB of the idle
-        // daemon's resident memory was their pages. The main thread waits instead, and the
-        // process ends with `exit` when the command is done.
-        Task.detached(priority: .medium) {
+        Task(priority: .medium) { @MainActor in
             await MaskinportenBroker.main()
             exit(0)
         }
-        while true { pause() }
+        // Serves the main actor, ending the main thread with `pthread_exit`: the one unwinding
+        // the daemon does, which the release build's missing unwind tables keep short
+        // (scripts/no-unwind-tables.ld).
+        dispatchMain()
     }
 }
 
