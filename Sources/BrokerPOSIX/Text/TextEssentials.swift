@@ -69,9 +69,10 @@ extension StringProtocol {
 }
 
 extension Collection where Element: Equatable {
-    /// Where `pattern` first occurs, or nil (nil for an empty pattern, as the standard library's). The standard library's `firstRange(of:)` lives in
-    /// its string-processing module, whose one object file brings the regex parser with it: 1.3 MB
-    /// of each executable, for a search the daemon runs on a few hundred bytes at most.
+    /// Where `pattern` first occurs, or nil (nil for an empty pattern, as the standard library
+    /// says). The standard library's `firstRange(of:)` lives in its string-processing module,
+    /// whose one object file brings the regex parser with it: 1.3 MB of each executable, for a
+    /// search the broker runs on a few hundred bytes at most.
     package func firstRange(ofElements pattern: some Collection<Element>) -> Range<Index>? {
         guard let head = pattern.first else { return nil }
         var start = startIndex
