@@ -83,12 +83,13 @@ extension ClientCommands {
         switch request.data {
         case .text(let text)?: body = Array(text.utf8)
         case .file(let path)?:
-            guard let read = readAll(path) else {
-                printError("maskinporten-broker api: cannot read \(path): \(String(cString: strerror(errno)))")
+            do throws(SystemError) {
+                body = try FileContents.read(path)
+            } catch {
+                printError("maskinporten-broker api: cannot read \(path): \(String(cString: strerror(error.errno)))")
                 return apiUsage
             }
-            body = read
-        case .standardInput?: body = readAll(descriptor: 0)
+        case .standardInput?: body = (try? FileContents.read(descriptor: 0)) ?? []
         case nil: break
         }
         var client = SocketClient(path: SocketClient.resolvePath(request.socket))
@@ -116,23 +117,5 @@ extension ClientCommands {
             return 1
         }
         return 0
-    }
-
-    private static func readAll(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        return readAll(descriptor: descriptor)
-    }
-
-    private static func readAll(descriptor: Int32) -> [UInt8] {
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { return result }
-            result += chunk[0..<count]
-        }
     }
 }

@@ -33,7 +33,7 @@ package struct SocketClient: Sendable {
     /// `--socket`, else `$MASKINPORTEN_BROKER_SOCKET`, else the default path.
     package static func resolvePath(_ explicit: String?) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
-        if let fromEnvironment = getenv("MASKINPORTEN_BROKER_SOCKET").map({ String(cString: $0) }), !fromEnvironment.isEmpty {
+        if let fromEnvironment = ProcessEnvironment.value("MASKINPORTEN_BROKER_SOCKET"), !fromEnvironment.isEmpty {
             return fromEnvironment
         }
         return "/run/maskinporten-broker/broker.sock"

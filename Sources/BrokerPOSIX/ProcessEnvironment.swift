@@ -4,8 +4,9 @@
     import Musl
 #endif
 
-/// The process's environment, read from `environ` without Foundation (the small static client
-/// and the OpenSSL provider's settings read it too).
+/// The process's environment, read from `environ` without Foundation: every module reads it
+/// here (the small static client has no Foundation), and reads it live, after `ListenFDs` has
+/// taken systemd's variables out.
 package enum ProcessEnvironment {
     /// Every variable, by name.
     package static var all: [String: String] {

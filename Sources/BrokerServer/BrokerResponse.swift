@@ -66,15 +66,10 @@ package struct BrokerRequest: Sendable {
             rest = end == rest.endIndex ? rest[end...] : rest[rest.utf8.index(after: end)...]
             guard !pair.isEmpty else { continue }
             let equals = pair.utf8.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
-            guard let name = decoded(pair[..<equals]) else { continue }
-            result[name] = equals == pair.endIndex ? "" : decoded(pair[pair.utf8.index(after: equals)...]) ?? ""
+            guard let name = PercentEncoding.decode(pair[..<equals]) else { continue }
+            result[name] = equals == pair.endIndex ? "" : PercentEncoding.decode(pair[pair.utf8.index(after: equals)...]) ?? ""
         }
         return result
-    }
-
-    /// `component` without its percent-encoding; nil if that is malformed.
-    private static func decoded(_ component: Substring) -> String? {
-        PercentEncoding.decode(component)
     }
 
     /// Whether the client prefers `text/plain` (the bare token) to JSON.

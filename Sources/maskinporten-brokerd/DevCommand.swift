@@ -82,7 +82,7 @@ struct DevCommand: AsyncParsableCommand {
     /// A fresh private directory: `$XDG_RUNTIME_DIR/maskinporten-broker-dev-XXXX`, else the same
     /// under the temporary directory.
     static func makeDirectory() throws -> URL {
-        let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.temporaryDirectory.path
+        let base = ProcessEnvironment.value("XDG_RUNTIME_DIR").flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.temporaryDirectory.path
         var template = Array((URL(fileURLWithPath: base).appendingPathComponent("maskinporten-broker-dev-XXXXXX").path).utf8CString)
         guard let made = mkdtemp(&template) else {
             throw ValidationError("cannot create a directory under \(base): \(String(cString: strerror(errno)))")

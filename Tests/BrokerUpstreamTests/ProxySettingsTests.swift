@@ -134,11 +134,11 @@ struct ProxySettingsTests {
 
     @Test("the probe's CONNECT carries Basic credentials; status lines are read and cleaned")
     func probe() {
-        let request = ProxyProbe.request(ProxySettings.Server(host: "p", port: 1, username: "u", password: "pw"), host: "maskinporten.no", port: 443)
+        let request = ProxyConnect.request(ProxySettings.Server(host: "p", port: 1, username: "u", password: "pw"), host: "maskinporten.no", port: 443)
         #expect(request == "CONNECT maskinporten.no:443 HTTP/1.1\r\nHost: maskinporten.no:443\r\nProxy-Authorization: Basic dTpwdw==\r\n\r\n")
-        #expect(ProxyProbe.parse(Array("HTTP/1.0 403 Access violation".utf8)) == ProxyProbe.Answer(status: 403, reason: "Access violation"))
-        #expect(ProxyProbe.parse(Array("HTTP/1.1 503".utf8)) == ProxyProbe.Answer(status: 503, reason: ""))
-        #expect(ProxyProbe.parse(Array("HTTP/1.1 502 bad\u{1b}[0m".utf8))?.reason == "bad [0m", "control characters never reach an error")
-        #expect(ProxyProbe.parse(Array("SSH-2.0-OpenSSH".utf8)) == nil)
+        #expect(ProxyConnect.parse(Array("HTTP/1.0 403 Access violation".utf8)) == ProxyConnect.Answer(status: 403, reason: "Access violation"))
+        #expect(ProxyConnect.parse(Array("HTTP/1.1 503".utf8)) == ProxyConnect.Answer(status: 503, reason: ""))
+        #expect(ProxyConnect.parse(Array("HTTP/1.1 502 bad\u{1b}[0m".utf8))?.reason == "bad [0m", "control characters never reach an error")
+        #expect(ProxyConnect.parse(Array("SSH-2.0-OpenSSH".utf8)) == nil)
     }
 }

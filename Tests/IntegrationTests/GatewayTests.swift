@@ -111,6 +111,18 @@ struct GatewayTests {
                 try BrokerExecutable.path, ["api", "notifications", "/notifications/api/v1/orders/\(cliOrder)/status", "--socket", harness.socketPath])
             #expect(status.status == 0)
             #expect(status.output.contains("\"status\":\"Completed\""), "\(status.output)")
+            // The body from standard input (`@-`); a file that cannot be read is named, exit 2,
+            // and nothing is sent.
+            let piped = try await Command.run(
+                try BrokerExecutable.path, ["api", "notifications", Self.ordersPath, "--data", "@-", "--socket", harness.socketPath],
+                input: Data(Self.order("cli-2").utf8))
+            #expect(piped.status == 0, "\(piped.errorOutput)")
+            #expect(try harness.json(piped.output)["notificationOrderId"] as? String != nil)
+            let none = harness.directory.path("none.json")
+            let missing = try await Command.run(
+                try BrokerExecutable.path, ["api", "notifications", Self.ordersPath, "--data", "@" + none, "--socket", harness.socketPath])
+            #expect(missing.status == 2)
+            #expect(missing.errorOutput == "maskinporten-broker api: cannot read \(none): No such file or directory\n")
             // Altinn's validation error: its ProblemDetails on standard output, the status on
             // standard error, exit 1.
             let invalid = try await Command.run(
@@ -123,7 +135,7 @@ struct GatewayTests {
             // request's line is awaited: lines reach the log by the writer's thread, in order).
             let logs = try await harness.waitForLog(containing: "status=400")
             let lines = logs.split(separator: "\n").filter { $0.contains("api request forwarded") }
-            #expect(lines.count == 5, "\(lines)")
+            #expect(lines.count == 6, "\(lines)")
             #expect(lines.allSatisfy { $0.contains("profile=notifications") && $0.contains("bytes_in=") && $0.contains("uid=\(getuid())") })
             #expect(lines.contains { $0.contains("method=POST") && $0.contains("path=\(Self.ordersPath)") && $0.contains("status=201") })
             for line in lines { #expect(!line.contains("curl-1") && !line.contains("k-1") && !line.contains("forged"), "\(line)") }

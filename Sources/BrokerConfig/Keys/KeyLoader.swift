@@ -78,7 +78,7 @@ package struct KeyLoader: Sendable {
 
     /// A loader reading the current process environment.
     package init(environment: [String: String]? = nil, now: Date = Date(), unitCredentials: [String: String] = [:]) {
-        self.environment = environment ?? ProcessInfo.processInfo.environment
+        self.environment = environment ?? ProcessEnvironment.all
         self.now = now
         self.unitCredentials = unitCredentials
     }
@@ -339,7 +339,7 @@ package struct KeyLoader: Sendable {
         }
         let bytes: [UInt8]
         do {
-            bytes = try FileContents.read(path, limit: 1 << 20 + 1)
+            bytes = try FileContents.read(path, limit: (1 << 20) + 1)
         } catch {
             let reason = String(cString: strerror(error.errno))
             throw Self.denied(path, file: file, keyPath: keyPath)

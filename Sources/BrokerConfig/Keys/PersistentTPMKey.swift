@@ -33,7 +33,7 @@ extension EncodedJwkFile {
         guard mkdir(directory, 0o700) == 0 else { throw Failure("\(directory) cannot be made: \(String(cString: strerror(errno)))") }
         defer { try? FileManager.default.removeItem(atPath: directory) }
         func tool(_ name: String, _ arguments: [String]) throws {
-            var environment = ProcessInfo.processInfo.environment
+            var environment = ProcessEnvironment.all
             if let tcti { environment["TPM2TOOLS_TCTI"] = tcti }
             let (status, said) = try ChildProcess.run("\(tools)/\(name)", arguments: arguments + ["-Q"], environment: environment)
             guard status == 0 else {

@@ -15,7 +15,7 @@ package enum ConfigLoader {
 
     /// `--config`, else `$MASKINPORTEN_BROKER_CONFIG`, else the default path.
     package static func resolvePath(explicit: String?, environment: [String: String]? = nil) -> String {
-        let environment = environment ?? ProcessInfo.processInfo.environment
+        let environment = environment ?? ProcessEnvironment.all
         if let explicit, !explicit.isEmpty { return explicit }
         if let fromEnvironment = environment[pathVariable], !fromEnvironment.isEmpty { return fromEnvironment }
         return defaultPath
@@ -49,7 +49,7 @@ package enum ConfigLoader {
         } catch let error as YAMLSyntaxError {
             throw syntaxError(error, file: file, yaml: yaml)
         }
-        return try ConfigParser(file: file, baseDirectory: baseDirectory, processEnvironment: environment ?? ProcessInfo.processInfo.environment)
+        return try ConfigParser(file: file, baseDirectory: baseDirectory, processEnvironment: environment ?? ProcessEnvironment.all)
             .parse(root)
     }
 
@@ -189,7 +189,7 @@ private struct ConfigParser {
 
     /// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first, if it names several), else the default.
     func stateDirectoryFromEnvironment() -> String {
-        let value = ProcessInfo.processInfo.environment["STATE_DIRECTORY"] ?? ""
+        let value = ProcessEnvironment.value("STATE_DIRECTORY") ?? ""
         return value.split(separator: ":").first.map(String.init) ?? BrokerConfiguration.defaultStateDirectory
     }
 

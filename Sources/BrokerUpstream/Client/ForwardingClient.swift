@@ -20,7 +20,7 @@ final class ForwardingClient: Sendable {
         /// The proxy could not be reached.
         case proxyUnreachable(any Error)
         /// The proxy answered the CONNECT to `target` (`host:port`) with a status other than 2xx.
-        case proxyRefused(ProxyProbe.Answer, target: String)
+        case proxyRefused(ProxyConnect.Answer, target: String)
         /// The proxy did not answer the CONNECT in time, or not with HTTP.
         case proxyNoAnswer(String)
         /// The connection failed or closed before the answer's head.

@@ -228,21 +228,17 @@ final class ForwardingConnection: ChannelDuplexHandler, RemovableChannelHandler,
         let connection: NIOLoopBound<ForwardingConnection>
         let exchange: Int
 
-        func produceMore() {
-            let (connection, exchange) = (connection, exchange)
-            if connection.eventLoop.inEventLoop {
-                connection.value.resume(exchange)
-            } else {
-                connection.eventLoop.execute { connection.value.resume(exchange) }
-            }
-        }
+        func produceMore() { onLoop { $0.resume($1) } }
 
-        func didTerminate() {
+        func didTerminate() { onLoop { $0.abandoned($1) } }
+
+        /// `action` on the connection's loop: at once when called there, else handed to it.
+        private func onLoop(_ action: @escaping @Sendable (ForwardingConnection, Int) -> Void) {
             let (connection, exchange) = (connection, exchange)
             if connection.eventLoop.inEventLoop {
-                connection.value.abandoned(exchange)
+                action(connection.value, exchange)
             } else {
-                connection.eventLoop.execute { connection.value.abandoned(exchange) }
+                connection.eventLoop.execute { action(connection.value, exchange) }
             }
         }
     }

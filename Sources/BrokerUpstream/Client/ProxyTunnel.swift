@@ -39,7 +39,7 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
             promise.fail(ForwardingClient.Failure.proxyNoAnswer("the proxy did not answer the CONNECT to \(target) in time"))
             channel.close(promise: nil)
         }
-        channel.writeAndFlush(ByteBuffer(string: ProxyProbe.request(server, host: endpoint.host, port: endpoint.port)), promise: nil)
+        channel.writeAndFlush(ByteBuffer(string: ProxyConnect.request(server, host: endpoint.host, port: endpoint.port)), promise: nil)
         return promise.futureResult.flatMap {
             tunnel.timer?.cancel()
             return channel.pipeline.syncOperations.removeHandler(tunnel)
@@ -60,7 +60,7 @@ final class ProxyTunnel: ChannelInboundHandler, RemovableChannelHandler, @unchec
             return
         }
         let line = bytes[..<end.lowerBound].prefix { $0 != 13 && $0 != 10 }
-        guard let parsed = ProxyProbe.parse(Array(line)) else {
+        guard let parsed = ProxyConnect.parse(Array(line)) else {
             promise.fail(ForwardingClient.Failure.proxyNoAnswer("the proxy's answer to the CONNECT is not HTTP"))
             return
         }

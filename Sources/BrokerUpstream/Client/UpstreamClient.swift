@@ -50,12 +50,13 @@ package final class UpstreamClient: Sendable {
     let proxy: ProxySettings
     private let timeouts: Timeouts
     let logger: Logger
-    /// Whole fetches (grant, token, exchange) under way at once through this client: as many
-    /// as the connection pool keeps per host, so that no request's timeout runs while it queues.
-    package let slots = FetchSlots(UpstreamClient.connectionsPerHost)
+    /// Whole fetches (grant, token, exchange) under way at once through this client: a fetch
+    /// waits here, before its timeouts start, rather than open a ninth connection to Maskinporten
+    /// when a thousand profiles refresh together.
+    package let slots = FetchSlots(UpstreamClient.fetchesAtOnce)
 
     /// Token fetches under way at once per client.
-    package static let connectionsPerHost = 8
+    package static let fetchesAtOnce = 8
 
     /// The largest answer read; Maskinporten's and Altinn's are a few KiB.
     static let maximumBody = 256 * 1024
@@ -68,13 +69,10 @@ package final class UpstreamClient: Sendable {
             tls.additionalTrustRoots = [.file(caFile)]
             _ = try NIOSSLCertificate.fromPEMFile(caFile)
         }
-        // No log of the client's own: it would describe requests, and requests carry tokens.
-        var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .info)
         forwarder = ForwardingClient(tls: tls, proxy: proxy, connectTimeout: timeouts.connect, idleRead: Self.forwardingIdleRead)
         self.proxy = proxy
         self.timeouts = timeouts
-        self.logger = quiet
+        self.logger = logger
     }
 
     /// How long a forwarded answer may pause between two reads before the call is given up.

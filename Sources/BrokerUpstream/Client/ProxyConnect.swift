@@ -5,7 +5,7 @@ import BrokerPOSIX
 /// The CONNECT that opens a tunnel through a proxy (`ProxyTunnel` sends it), and what the
 /// proxy's status line means: the status tells the hops apart, 403 the proxy's rules, 407 its
 /// credentials, 502-504 the target beyond it.
-enum ProxyProbe {
+enum ProxyConnect {
     /// What the proxy answered: its status and reason phrase (cleaned as `UpstreamAnswer` cleans).
     struct Answer: Sendable, Equatable {
         var status: Int
