@@ -1,7 +1,7 @@
 import BrokerConfig
 import BrokerTokens
 package import BrokerUpstream
-package import NIOCore
+import NIOCore
 package import NIOHTTP1
 
 /// What the router answers: an answer of the broker's own (every route's, and the gateway's
@@ -26,6 +26,61 @@ package struct StreamedAnswer: Sendable {
     package var finished: @Sendable (_ bytesOut: Int, _ complete: Bool) -> Void
 }
 
+/// What the gateway's checks decided.
+enum GatewayDecision: Sendable {
+    /// Refused, or failed, with the broker's own answer (audited where it should be).
+    case answered(RouterAnswer)
+    /// To be sent.
+    case send(GatewayPlan)
+}
+
+/// A gateway request that passed every check: what goes upstream, and what its audit line and
+/// metrics name.
+struct GatewayPlan: Sendable {
+    let router: Router
+    let peer: PeerCredentials
+    let profile: String
+    let method: String
+    /// The API path (judged, once it is), without the query.
+    var path: Substring
+    let started: ContinuousClock.Instant
+    let bytesIn: Int
+    var variant: TokenVariant?
+    var cache: TokenCache?
+    var upstream: UpstreamClient?
+    /// The call, without its `Authorization`.
+    var call: ForwardedRequest?
+    /// The profile's token, when the cache holds one now.
+    var heldToken: IssuedToken?
+
+    /// The broker's own answer to the request, marked as the broker's, counted and (unless it
+    /// was refused before a profile's gateway was known to be the caller's) audited.
+    func own(_ response: BrokerResponse, audit: Bool = true) -> RouterAnswer {
+        var response = response
+        response.headers.replaceOrAdd(name: "Broker-Error", value: "true")
+        router.metrics.request(route: Route.api.rawValue, status: response.status.code)
+        if audit {
+            router.metrics.gatewayRequest(profile: profile, method: method, status: nil)
+            router.auditor.forwarded(
+                Auditor.GatewayCall(
+                    profile: profile, variant: variant, method: method, path: path, status: Int(response.status.code), brokerAnswered: true,
+                    took: started.duration(to: .now), bytesIn: bytesIn, bytesOut: response.body.readableBytes, replayed: false, incomplete: false),
+                peer: peer)
+        }
+        return .whole(response)
+    }
+
+    /// Altinn's answer has been written (or writing it stopped): its audit line and metrics.
+    func finished(status: Int, bytesOut: Int, complete: Bool, replayed: Bool) {
+        router.metrics.gatewayRequest(profile: profile, method: method, status: status)
+        router.auditor.forwarded(
+            Auditor.GatewayCall(
+                profile: profile, variant: variant, method: method, path: path, status: status, brokerAnswered: false, took: started.duration(to: .now),
+                bytesIn: bytesIn, bytesOut: bytesOut, replayed: replayed, incomplete: !complete),
+            peer: peer)
+    }
+}
+
 extension Router {
     /// The body size a gateway request for `path` may have, when `path` is one and its profile
     /// has a gateway; nil: the socket's usual limit applies (and the router refuses the request).
@@ -39,95 +94,112 @@ extension Router {
     /// before anything goes upstream, then sent to the profile's Altinn platform with its token;
     /// a 401 gets one new token and one replay.
     package func forward(_ request: BrokerRequest, peer: PeerCredentials) async -> RouterAnswer {
+        switch planForward(request, peer: peer) {
+        case .answered(let answer): return answer
+        case .send(let plan): return await send(plan, token: plan.heldToken)
+        }
+    }
+
+    /// The checks every gateway request passes before anything goes upstream, in one place for
+    /// both paths: the refusal, or the call to make.
+    func planForward(_ request: BrokerRequest, peer: PeerCredentials) -> GatewayDecision {
         let started = ContinuousClock.now
         let (_, name) = Route.match(request.path)
         let profileName = String(name)
         let method = Self.methodLabel(request.method)
         let apiPath = request.path[name.endIndex...]
-        func own(_ response: BrokerResponse, variant: TokenVariant? = nil, audit: Bool = true) -> RouterAnswer {
-            var response = response
-            response.headers.replaceOrAdd(name: "Broker-Error", value: "true")
-            metrics.request(route: Route.api.rawValue, status: response.status.code)
-            if audit {
-                metrics.gatewayRequest(profile: profileName, method: method, status: nil)
-                auditor.forwarded(
-                    Auditor.GatewayCall(
-                        profile: profileName, variant: variant, method: method, path: apiPath, status: Int(response.status.code), brokerAnswered: true,
-                        took: started.duration(to: .now), bytesIn: request.body.readableBytes, bytesOut: response.body.readableBytes, replayed: false,
-                        incomplete: false),
-                    peer: peer)
-            }
-            return .whole(response)
-        }
+        var plan = GatewayPlan(
+            router: self, peer: peer, profile: profileName, method: method, path: apiPath, started: started, bytesIn: request.body.readableBytes)
         let state = state()
         guard let profile = state.profiles[profileName] ?? state.configuration.profiles.first(where: { $0.name == profileName }) else {
-            return own(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(profileName))\""), audit: false)
+            return .answered(plan.own(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(profileName))\""), audit: false))
         }
         guard let gateway = profile.gateway else {
-            return own(
-                .error(
-                    .notFound, "gateway_not_enabled",
-                    "profile \"\(profileName)\" has no gateway: section, so the broker does not send Altinn API calls for it; add gateway: to the profile to enable /v1/api/\(profileName)/"
-                ),
-                audit: false)
+            return .answered(
+                plan.own(
+                    .error(
+                        .notFound, "gateway_not_enabled",
+                        "profile \"\(profileName)\" has no gateway: section, so the broker does not send Altinn API calls for it; add gateway: to the profile to enable /v1/api/\(profileName)/"
+                    ),
+                    audit: false))
         }
         // The allow list, the delegation headers and the cache, exactly as for the profile's token.
-        let cache: TokenCache
         let overflow: AuditSettings.Overflow
         switch tokenRequest(profile: profileName, choice: GatewayHeaders.delegationChoice(request.headers), peer: peer) {
         case .answer(let refusal):
-            return own(refusal, audit: false)
+            return .answered(plan.own(refusal, audit: false))
         case .ready(let ready, _, _, let auditOverflow):
-            cache = ready
+            plan.cache = ready
             overflow = auditOverflow
         }
-        let variant = cache.variant
-        let path: Substring
+        plan.variant = plan.cache?.variant
         switch GatewayPath.judge(apiPath, prefixes: gateway.paths) {
-        case .success(let judged): path = judged
-        case .failure(.malformed(let reason)): return own(.error(.badRequest, "invalid_path", reason), variant: variant)
+        case .success(let judged): plan.path = judged
+        case .failure(.malformed(let reason)): return .answered(plan.own(.error(.badRequest, "invalid_path", reason)))
         case .failure(.notAllowed(let prefixes)):
-            return own(
-                .error(
-                    .forbidden, "path_not_allowed",
-                    "profile \"\(profileName)\"'s gateway lets callers reach \(prefixes) only; add the API's prefix to gateway.paths to allow it"),
-                variant: variant)
+            return .answered(
+                plan.own(
+                    .error(
+                        .forbidden, "path_not_allowed",
+                        "profile \"\(profileName)\"'s gateway lets callers reach \(prefixes) only; add the API's prefix to gateway.paths to allow it")))
         }
         guard let platform = profile.environment.altinnPlatform, let upstream = broker.upstream(for: profile.environment) else {
-            return own(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(profileName)\" has no Altinn platform to send to"), variant: variant)
+            return .answered(plan.own(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(profileName)\" has no Altinn platform to send to")))
         }
+        plan.upstream = upstream
         if auditor.refuses(overflow) {
-            return own(
-                .error(
-                    .serviceUnavailable, "audit_unavailable",
-                    "the audit log is not being written (its destination does not take lines) and audit.on_overflow is refuse: no request is sent until it is",
-                    retryAfter: .seconds(1)),
-                variant: variant, audit: false)
+            return .answered(
+                plan.own(
+                    .error(
+                        .serviceUnavailable, "audit_unavailable",
+                        "the audit log is not being written (its destination does not take lines) and audit.on_overflow is refuse: no request is sent until it is",
+                        retryAfter: .seconds(1)),
+                    audit: false))
         }
         var headers = GatewayHeaders.outbound(request.headers)
         if let issuerName = gateway.platformAccessToken {
             guard let issuer = state.platformAccessTokens[issuerName], let platformToken = try? issuer.token() else {
                 let reason = state.unavailablePlatformAccessTokens[issuerName] ?? "it could not be signed"
-                return own(
-                    .error(.serviceUnavailable, "profile_unavailable", "platform access token \"\(issuerName)\" for the gateway cannot be had: \(reason)"),
-                    variant: variant)
+                return .answered(
+                    plan.own(
+                        .error(.serviceUnavailable, "profile_unavailable", "platform access token \"\(issuerName)\" for the gateway cannot be had: \(reason)")
+                    ))
             }
             headers.add(name: "PlatformAccessToken", value: platformToken.value)
         }
+        plan.call = ForwardedRequest(
+            method: request.method, url: platform + plan.path + (request.rawQuery.map { "?" + $0 } ?? ""), headers: headers, body: request.body,
+            timeout: .seconds(gateway.timeoutSeconds))
+        plan.heldToken = plan.cache?.heldToken()
+        return .send(plan)
+    }
+
+    /// Sends a planned call with `token` (or the cache's, when nil), with one replay after a 401.
+    func send(_ plan: GatewayPlan, token held: IssuedToken?, refused: Bool = false) async -> RouterAnswer {
+        guard let cache = plan.cache, let upstream = plan.upstream, var call = plan.call else {
+            return plan.own(.error(.internalServerError, "internal_error", "the gateway call was not planned"))
+        }
         var token: IssuedToken
-        if let held = cache.heldToken() {
+        if let held {
             token = held
         } else {
             do {
                 token = try await cache.token()
             } catch {
-                return own(Self.response(for: error), variant: variant)
+                return plan.own(Self.response(for: error))
             }
         }
-        let url = platform + path + (request.rawQuery.map { "?" + $0 } ?? "")
-        var call = ForwardedRequest(
-            method: request.method, url: url, headers: headers, body: request.body, timeout: .seconds(gateway.timeoutSeconds))
         var replayed = false
+        if refused {
+            // The fast path's call was refused this token: the replay is this one.
+            metrics.gatewayReplay(profile: plan.profile)
+            replayed = true
+            do {
+                token = try await cache.replacing(token)
+            } catch {
+                return plan.own(Self.response(for: error))
+            }
+        }
         var answer: ForwardedAnswer
         while true {
             call.headers.replaceOrAdd(name: "Authorization", value: "Bearer " + token.value)
@@ -135,38 +207,28 @@ extension Router {
             do {
                 answer = try await upstream.forward(call)
             } catch {
-                return own(Self.response(for: error), variant: variant)
+                return plan.own(Self.response(for: error))
             }
-            metrics.gatewayUpstream(profile: profileName, took: asked.duration(to: .now))
+            metrics.gatewayUpstream(profile: plan.profile, took: asked.duration(to: .now))
             // A 401 is the token's fault (revoked, or stale by Altinn's clock): one new token,
             // shared by every request refused the same token, and one replay. A 403 is a missing
             // scope or right, which a new token would not mend: it goes to the caller.
             guard answer.status == 401, !replayed else { break }
             await answer.body.discard()
-            metrics.gatewayReplay(profile: profileName)
+            metrics.gatewayReplay(profile: plan.profile)
             replayed = true
             do {
                 token = try await cache.replacing(token)
             } catch {
-                return own(Self.response(for: error), variant: variant)
+                return plan.own(Self.response(for: error))
             }
         }
         let status = answer.status
-        let router = self
-        let bytesIn = request.body.readableBytes
-        let wasReplayed = replayed
         metrics.request(route: Route.api.rawValue, status: UInt(status))
         return .streamed(
             StreamedAnswer(
                 status: HTTPResponseStatus(statusCode: status), headers: GatewayHeaders.inbound(answer.headers), body: answer.body,
-                finished: { bytesOut, complete in
-                    router.metrics.gatewayRequest(profile: profileName, method: method, status: status)
-                    router.auditor.forwarded(
-                        Auditor.GatewayCall(
-                            profile: profileName, variant: variant, method: method, path: path, status: status, brokerAnswered: false,
-                            took: started.duration(to: .now), bytesIn: bytesIn, bytesOut: bytesOut, replayed: wasReplayed, incomplete: !complete),
-                        peer: peer)
-                }))
+                finished: { [replayed] bytesOut, complete in plan.finished(status: status, bytesOut: bytesOut, complete: complete, replayed: replayed) }))
     }
 
     /// The client's answer when a forwarded call got no answer.
