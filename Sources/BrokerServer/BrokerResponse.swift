@@ -41,6 +41,11 @@ package struct BrokerRequest: Sendable {
         self.init(method: .GET, uri: simple.target, headers: headers, body: ByteBuffer())
     }
 
+    /// A gateway request the fast path read: its head as scanned, its body whole.
+    init(gateway head: GatewayRequestHead, body: ByteBuffer) {
+        self.init(method: head.method, uri: head.target, headers: head.headers, body: body)
+    }
+
     private init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
         target = uri

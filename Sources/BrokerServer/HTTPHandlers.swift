@@ -1,3 +1,4 @@
+import BrokerTokens
 import BrokerUpstream
 import Logging
 import NIOConcurrencyHelpers
@@ -151,6 +152,8 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// no timer of its own. (It also stands in for an idle-timeout handler: a connection
     /// between requests has `headTimeout`.)
     private var headTimer: Scheduled<Void>?
+    /// The token Altinn refused the next request (a gateway call the fast path sent) with.
+    private var refusedToken: IssuedToken?
 
     init(router: Router, peer: PeerCredentials, limits: ServerLimits, byteGuard: RequestByteGuard, logger: Logger) {
         self.router = router
@@ -229,8 +232,10 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // A gateway call: on this connection's loop, from the checks to the last write.
                 // (Only on NIO's own loops: a test's loop runs its tasks its own way.)
                 let executor = loopExecutor(for: loop)
+                let refused = refusedToken
+                refusedToken = nil
                 Task(executorPreference: executor) {
-                    await BrokerHTTPHandler.answer(request, from: router, peer: peer, keepAlive: keepAlive, to: bound, on: loop)
+                    await BrokerHTTPHandler.answer(request, from: router, peer: peer, keepAlive: keepAlive, to: bound, on: loop, refused: refused)
                 }
                 return
             }
@@ -251,9 +256,15 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The router's answer to a request that needs waiting for, written on the connection's loop.
     private static func answer(
         _ request: BrokerRequest, from router: Router, peer: PeerCredentials, keepAlive: Bool,
-        to bound: NIOLoopBound<(BrokerHTTPHandler, ChannelHandlerContext)>, on loop: any EventLoop
+        to bound: NIOLoopBound<(BrokerHTTPHandler, ChannelHandlerContext)>, on loop: any EventLoop, refused: IssuedToken? = nil
     ) async {
-        switch await router.handle(request, peer: peer) {
+        let answer: RouterAnswer
+        if let refused {
+            answer = await router.forward(request, peer: peer, refused: refused)
+        } else {
+            answer = await router.handle(request, peer: peer)
+        }
+        switch answer {
         case .whole(let response):
             if loop.inEventLoop {
                 let (handler, context) = bound.value
@@ -394,7 +405,9 @@ final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent || event is QuiesceWithPartialRequest {
+        if let refused = event as? GatewayTokenRefused {
+            refusedToken = refused.token
+        } else if event is ChannelShouldQuiesceEvent || event is QuiesceWithPartialRequest {
             quiescing = true
             if !responding && head == nil { context.close(promise: nil) }
         } else {

@@ -58,6 +58,14 @@ static inline int CSystemShims_epollAdd(int epoll, int fd, uint32_t events, uint
     return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
 }
 
+/// epoll_ctl(EPOLL_CTL_MOD): the events watched for `fd`, with `data` as before.
+static inline int CSystemShims_epollModify(int epoll, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event event;
+    event.events = events;
+    event.data.u64 = data;
+    return epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event);
+}
+
 /// epoll_ctl(EPOLL_CTL_DEL).
 static inline int CSystemShims_epollRemove(int epoll, int fd) {
     struct epoll_event event = {0};

@@ -1,4 +1,6 @@
 import BrokerPOSIX
+import BrokerTokens
+import BrokerUpstream
 import CSystemShims
 import Dispatch
 import FoundationEssentials
@@ -26,7 +28,7 @@ import NIOHTTP1
 final class FastServer: Sendable {
     private let loops: [FastLoopControl]
     private let finished = DispatchGroup()
-    private let setup: FastLoop.Setup
+    let setup: FastLoop.Setup
 
     /// `threads` loops on `listener`; nothing runs until `start`.
     init(
@@ -90,6 +92,7 @@ final class FastLoopControl: Sendable {
     let wake: Int32
     private struct Requests {
         var evictions: [UInt64] = []
+        var connections: [(UInt64, Result<WireConnection, ForwardingFailure>)] = []
         var pings: [CheckedContinuation<Void, Never>] = []
         var stopping = false
         var stopped = false
@@ -118,6 +121,16 @@ final class FastLoopControl: Sendable {
         signal()
     }
 
+    /// A connection to Altinn made for the gateway call holding `ticket`, or its failure.
+    func deliver(_ ticket: UInt64, _ result: Result<WireConnection, ForwardingFailure>) {
+        let stopped = requests.withLockedValue { requests in
+            if !requests.stopped { requests.connections.append((ticket, result)) }
+            return requests.stopped
+        }
+        if stopped, case .success(let connection) = result { connection.close() }
+        signal()
+    }
+
     /// Returns when the loop has next come round its wake-ups (at once if it has ended).
     func ping() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -129,27 +142,33 @@ final class FastLoopControl: Sendable {
         }
     }
 
-    /// Evictions asked for since the last call, and whether the loop must stop; answers pings.
-    func take() -> (evictions: [UInt64], stopping: Bool) {
-        let (evictions, pings, stopping) = requests.withLockedValue { requests in
+    /// Evictions asked for since the last call, connections made, and whether the loop must
+    /// stop; answers pings.
+    func take() -> (evictions: [UInt64], connections: [(UInt64, Result<WireConnection, ForwardingFailure>)], stopping: Bool) {
+        let (evictions, connections, pings, stopping) = requests.withLockedValue { requests in
             defer {
                 requests.evictions = []
+                requests.connections = []
                 requests.pings = []
             }
-            return (requests.evictions, requests.pings, requests.stopping)
+            return (requests.evictions, requests.connections, requests.pings, requests.stopping)
         }
         for ping in pings { ping.resume() }
-        return (evictions, stopping)
+        return (evictions, connections, stopping)
     }
 
     /// The loop has ended: pings from now on are answered at once.
     func ended() {
-        let pings = requests.withLockedValue { requests in
+        let (pings, connections) = requests.withLockedValue { requests in
             requests.stopped = true
-            defer { requests.pings = [] }
-            return requests.pings
+            defer {
+                requests.pings = []
+                requests.connections = []
+            }
+            return (requests.pings, requests.connections)
         }
         for ping in pings { ping.resume() }
+        for case (_, .success(let connection)) in connections { connection.close() }
     }
 
     private func signal() {
@@ -176,31 +195,37 @@ final class FastLoop {
     }
 
     /// A connection this loop serves (kept by its descriptor in `connections`).
-    private struct Connection {
+    struct Connection {
         var peer: PeerCredentials
         var id: UInt64
         /// Closed unless a request head is complete by then: `headTimeout` after connect or the
         /// last answer (slowloris; also the idle timeout of a kept-alive connection).
         var deadline: UInt64
-        /// Bytes of a request head not complete yet.
+        /// Bytes of a request head not complete yet, or read while a gateway call is answered.
         var pending: [UInt8] = []
+        /// The gateway call being answered on this connection.
+        var exchange: FastExchange?
     }
 
     private static let listenerTag = UInt64.max
     private static let wakeTag = UInt64.max - 1
     private static let readSize = 64 * 1024
 
-    private let setup: FastLoop.Setup
-    private let control: FastLoopControl
+    let setup: FastLoop.Setup
+    let control: FastLoopControl
     private let scanner: SimpleRequestScanner
-    private let headTimeout: UInt64
-    private var connections: [Int32: Connection] = [:]
-    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: FastLoop.readSize, alignment: 16)
-    private var output: [UInt8] = []
+    let headTimeout: UInt64
+    var connections: [Int32: Connection] = [:]
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: FastLoop.readSize, alignment: 16)
+    var output: [UInt8] = []
     /// Accepting stopped until then (out of descriptors), or nil.
     private var acceptPausedUntil: UInt64?
     private var lastAcceptWarning: UInt64 = 0
-    private var nextSweep: UInt64 = 0
+    var nextSweep: UInt64 = 0
+    /// The gateway's calls and kept connections (`FastGateway.swift`).
+    let gateway = FastGateway()
+    /// Stopping: no new connection or request; the gateway calls under way are answered first.
+    var stopping = false
 
     init(setup: Setup, control: FastLoopControl) {
         self.setup = setup
@@ -214,7 +239,7 @@ final class FastLoop {
         readBuffer.deallocate()
     }
 
-    private static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     func run() {
         guard CSystemShims_epollAdd(control.epoll, control.wake, CSystemShims_EPOLLIN, Self.wakeTag) == 0,
@@ -226,8 +251,9 @@ final class FastLoop {
         var tags = [UInt64](repeating: 0, count: 64)
         var events = [UInt32](repeating: 0, count: 64)
         while true {
-            // Deadlines are checked once a second: a connection outlives its deadline by at most that.
-            let timeout: Int32 = connections.isEmpty && acceptPausedUntil == nil ? -1 : 1000
+            // Deadlines are checked once a second: a connection outlives its deadline by at most
+            // that; a gateway call's every tenth of a second, so that its 504 comes on time.
+            let timeout: Int32 = gateway.busy ? 100 : connections.isEmpty && acceptPausedUntil == nil ? -1 : 1000
             let count = tags.withUnsafeMutableBufferPointer { tags in
                 events.withUnsafeMutableBufferPointer { events in
                     CSystemShims_epollWait(control.epoll, tags.baseAddress, events.baseAddress, timeout)
@@ -237,7 +263,7 @@ final class FastLoop {
                 setup.logger.critical("the socket's accepting thread stopped", metadata: ["error": "\(SystemError("epoll_wait"))"])
                 break
             }
-            var stopping = false
+            var stop = false
             for index in 0..<max(0, Int(count)) {
                 switch tags[index] {
                 case Self.listenerTag:
@@ -245,22 +271,41 @@ final class FastLoop {
                 case Self.wakeTag:
                     var value: UInt64 = 0
                     _ = read(control.wake, &value, 8)
-                    let (evictions, stop) = control.take()
+                    let (evictions, made, stopAsked) = control.take()
                     for id in evictions { evict(id) }
-                    stopping = stopping || stop
+                    for (ticket, result) in made { connected(ticket, result) }
+                    stop = stop || stopAsked
+                case let tag where tag & FastGateway.upstreamTag != 0:
+                    upstreamEvent(Int32(truncatingIfNeeded: tag & 0xFFFF_FFFF), events[index])
                 default:
-                    readable(Int32(truncatingIfNeeded: tags[index]))
+                    clientEvent(Int32(truncatingIfNeeded: tags[index]), events[index])
                 }
             }
-            if stopping { break }
+            if stop && !stopping { beginStopping() }
+            if stopping && !gateway.busy { break }
             let now = Self.now()
+            if gateway.busy && now >= gateway.nextCheck {
+                checkGatewayDeadlines(now: now)
+                gateway.nextCheck = now + 100_000_000
+            }
             if now >= nextSweep {
                 sweep(now: now)
                 nextSweep = now + 1_000_000_000
             }
         }
-        _ = CSystemShims_epollRemove(control.epoll, setup.listener)
         for descriptor in Array(connections.keys) { closeConnection(descriptor) }
+        for connection in gateway.idleByDescriptor.values { connection.close() }
+        gateway.idle = [:]
+        gateway.idleByDescriptor = [:]
+    }
+
+    /// No more connections or requests; the connections with no gateway call under way close
+    /// now, the others once their answer is out.
+    private func beginStopping() {
+        stopping = true
+        _ = CSystemShims_epollRemove(control.epoll, setup.listener)
+        acceptPausedUntil = nil
+        for (descriptor, connection) in connections where connection.exchange == nil { closeConnection(descriptor) }
     }
 
     // MARK: - Accepting
@@ -305,7 +350,7 @@ final class FastLoop {
     }
 
     private func sweep(now: UInt64) {
-        if let paused = acceptPausedUntil, paused <= now {
+        if let paused = acceptPausedUntil, paused <= now, !stopping {
             acceptPausedUntil = nil
             _ = CSystemShims_epollAdd(control.epoll, setup.listener, CSystemShims_EPOLLIN | CSystemShims_EPOLLEXCLUSIVE, Self.listenerTag)
         }
@@ -319,13 +364,25 @@ final class FastLoop {
         closeConnection(descriptor)
     }
 
-    private func closeConnection(_ descriptor: Int32) {
+    func closeConnection(_ descriptor: Int32) {
+        if let exchange = connections[descriptor]?.exchange {
+            // abort closes the connection itself, once the call is let go.
+            return abort(exchange)
+        }
         guard let connection = connections.removeValue(forKey: descriptor) else { return }
         close(descriptor)
         setup.registry.closed(connection.id)
     }
 
     // MARK: - Requests
+
+    private func clientEvent(_ descriptor: Int32, _ events: UInt32) {
+        if events & CSystemShims_EPOLLOUT != 0, let exchange = connections[descriptor]?.exchange {
+            flushToClient(exchange)
+            if events & CSystemShims_EPOLLIN == 0 { return }
+        }
+        readable(descriptor)
+    }
 
     /// One read per readiness (epoll is level-triggered: what is left wakes the loop again).
     private func readable(_ descriptor: Int32) {
@@ -337,6 +394,16 @@ final class FastLoop {
         if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
         guard count > 0 else {
             closeConnection(descriptor)
+            return
+        }
+        if connections[descriptor]!.exchange != nil {
+            // The next request, while a gateway call is answered: served after it. A caller
+            // sending on and on without reading is cut off.
+            guard connections[descriptor]!.pending.count + count <= setup.limits.headerBytes + setup.limits.bodyBytes else {
+                closeConnection(descriptor)
+                return
+            }
+            connections[descriptor]!.pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
             return
         }
         if connections[descriptor]!.pending.isEmpty {
@@ -351,7 +418,7 @@ final class FastLoop {
 
     /// Answers every whole request in `input` that the fast path can, in order; keeps a partial
     /// head for the next read; hands the connection over at the first request it cannot answer.
-    private func serve(_ descriptor: Int32, _ input: UnsafeRawBufferPointer) {
+    func serve(_ descriptor: Int32, _ input: UnsafeRawBufferPointer) {
         let peer = connections[descriptor]!.peer
         // The answers to one read's pipelined requests can reach megabytes: not kept afterwards.
         if output.capacity > 64 * 1024 { output = [] }
@@ -366,6 +433,27 @@ final class FastLoop {
             case .other:
                 handOver = true
                 break scanning
+            case .gateway(let head):
+                // Alone in what was read, whole, with no earlier answer still to write: anything
+                // else goes to NIO.
+                guard output.isEmpty, !stopping, input.count - offset == head.length + head.bodyLength else {
+                    handOver = true
+                    break scanning
+                }
+                switch startGateway(descriptor, head, bytes: UnsafeRawBufferPointer(rebasing: input[offset...]), peer: peer) {
+                case .started:
+                    return
+                case .handOver:
+                    handOver = true
+                    break scanning
+                case .answered(let response):
+                    response.append(keepAlive: head.keepAlive, to: &output)
+                    offset += head.length + head.bodyLength
+                    if !head.keepAlive {
+                        close = true
+                        break scanning
+                    }
+                }
             case .simple(let request):
                 guard let response = setup.router.handleImmediately(BrokerRequest(request), peer: peer) else {
                     handOver = true
@@ -402,16 +490,17 @@ final class FastLoop {
     }
 
     /// Hands the connection to NIO: it no longer belongs to this loop.
-    private func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8], closeAfterOutput: Bool = false) {
+    func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8], closeAfterOutput: Bool = false, refusedToken: IssuedToken? = nil) {
         guard let connection = connections.removeValue(forKey: descriptor) else { return }
         _ = CSystemShims_epollRemove(control.epoll, descriptor)
         setup.handOver(
             FastServer.HandOver(
-                descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output, closeAfterOutput: closeAfterOutput))
+                descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output, closeAfterOutput: closeAfterOutput,
+                refusedToken: refusedToken))
     }
 
     /// Writes as much of `bytes` as the socket takes now; -1 when the connection is gone.
-    private static func writeSome(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+    static func writeSome(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
         var written = 0
         while written < bytes.count {
             // MSG_NOSIGNAL: a reader that has gone is an EPIPE here, not a SIGPIPE for the daemon.

@@ -1,3 +1,4 @@
+import BrokerTokens
 import Logging
 import NIOCore
 import NIOPosix
@@ -17,6 +18,9 @@ extension FastServer {
         var output: [UInt8]
         /// Close once `output` is written (its last answer said `Connection: close`).
         var closeAfterOutput = false
+        /// The token Altinn refused the gateway call in `input` (sent by the fast path): NIO's
+        /// route replaces it and sends the call once more.
+        var refusedToken: IssuedToken?
     }
 }
 
@@ -32,7 +36,10 @@ extension FastServer.HandOver {
                 channel.eventLoop.makeCompletedFuture {
                     try SocketServer.configureConnection(channel, peer: handOver.peer, router: router, limits: limits, logger: logger)
                     try channel.pipeline.syncOperations.addHandler(
-                        Replay(input: handOver.input, output: handOver.output, closeAfterOutput: handOver.closeAfterOutput), position: .first)
+                        Replay(
+                            input: handOver.input, output: handOver.output, closeAfterOutput: handOver.closeAfterOutput,
+                            refusedToken: handOver.refusedToken),
+                        position: .first)
                 }
             }
             .withConnectedSocket(handOver.descriptor)
@@ -58,10 +65,13 @@ final class Replay: ChannelInboundHandler, RemovableChannelHandler {
     private let output: [UInt8]
     private let closeAfterOutput: Bool
 
-    init(input: [UInt8], output: [UInt8], closeAfterOutput: Bool) {
+    private let refusedToken: IssuedToken?
+
+    init(input: [UInt8], output: [UInt8], closeAfterOutput: Bool, refusedToken: IssuedToken? = nil) {
         self.input = input
         self.output = output
         self.closeAfterOutput = closeAfterOutput
+        self.refusedToken = refusedToken
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -74,12 +84,20 @@ final class Replay: ChannelInboundHandler, RemovableChannelHandler {
         if !output.isEmpty {
             context.writeAndFlush(NIOAny(ByteBuffer(bytes: output)), promise: nil)
         }
+        if let refusedToken {
+            context.fireUserInboundEventTriggered(GatewayTokenRefused(token: refusedToken))
+        }
         if !input.isEmpty {
             context.fireChannelRead(NIOAny(ByteBuffer(bytes: input)))
             context.fireChannelReadComplete()
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
+}
+
+/// Altinn refused this token for the gateway call that follows (the fast path sent it once).
+struct GatewayTokenRefused {
+    var token: IssuedToken
 }
 
 /// The layout of Linux's `struct ucred`, which Swift's Glibc module does not export (it needs

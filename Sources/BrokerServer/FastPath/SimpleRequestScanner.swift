@@ -1,3 +1,6 @@
+import BrokerPOSIX
+package import NIOHTTP1
+
 /// A whole `GET` request head with no body, in the one shape the fast path answers itself.
 package struct SimpleRequest: Equatable, Sendable {
     /// The request target as sent (path and query).
@@ -11,12 +14,32 @@ package struct SimpleRequest: Equatable, Sendable {
     package var length: Int
 }
 
+/// A whole gateway request head (`/v1/api/...`) with at most a `Content-Length` body, in the
+/// shape the fast path sends on itself.
+package struct GatewayRequestHead: Equatable, Sendable {
+    /// The method: one of GET, POST, PUT, PATCH, DELETE (whose answers always have a body
+    /// framed as sent; HEAD and the rest go to NIO).
+    package var method: HTTPMethod
+    /// The request target as sent (path and query).
+    package var target: String
+    /// Every field, as sent (the gateway's filters decide what goes on).
+    package var headers: HTTPHeaders
+    /// As `SimpleRequest.keepAlive`.
+    package var keepAlive: Bool
+    /// Bytes of the head, up to and including its closing empty line.
+    package var length: Int
+    /// The body's length (`Content-Length`, or 0 without one).
+    package var bodyLength: Int
+}
+
 /// What the fast path makes of the bytes at the start of a connection's unread input.
 package enum SimpleRequestScan: Equatable, Sendable {
     /// No end of the head yet, and nothing so far rules the fast path out: read more.
     case incomplete
     /// A request the fast path may answer.
     case simple(SimpleRequest)
+    /// A gateway request the fast path may send on (its body follows the head).
+    case gateway(GatewayRequestHead)
     /// Anything else (other methods, bodies, framing headers, upgrades, bare LFs, folded or
     /// malformed lines, heads or targets over the limits, garbage): NIO's HTTP/1 codec takes the
     /// connection from these bytes on and answers (or refuses) it as before.
@@ -44,12 +67,30 @@ package struct SimpleRequestScanner: Sendable {
 
     static let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
 
+    /// The gateway's methods, each with its request line's start. A request whose first bytes
+    /// are not one of these (or "GET ") goes to NIO at once, without waiting for the whole head.
+    private static let gatewayStarts: [(HTTPMethod, [UInt8])] = [
+        (.GET, Array("GET /v1/api/".utf8)), (.POST, Array("POST /v1/api/".utf8)), (.PUT, Array("PUT /v1/api/".utf8)),
+        (.PATCH, Array("PATCH /v1/api/".utf8)), (.DELETE, Array("DELETE /v1/api/".utf8)),
+    ]
+
     /// What `bytes`, a connection's unread input, starts with.
     package func scan(_ bytes: UnsafeRawBufferPointer) -> SimpleRequestScan {
-        // "GET " first: anything else goes to NIO at once, without waiting for the whole head.
-        let get: [UInt8] = [0x47, 0x45, 0x54, 0x20]
-        for index in 0..<min(4, bytes.count) where bytes[index] != get[index] { return .other }
-        guard bytes.count >= 4 else { return .incomplete }
+        var gateway: HTTPMethod?
+        var methodLength = 3
+        for (method, start) in Self.gatewayStarts where bytes.count >= start.count {
+            if Self.starts(bytes, with: start) {
+                gateway = method
+                methodLength = method.rawValue.utf8.count
+                break
+            }
+        }
+        if gateway == nil {
+            // "GET " first: anything else goes to NIO at once, without waiting for the whole head.
+            let get: [UInt8] = [0x47, 0x45, 0x54, 0x20]
+            for index in 0..<min(4, bytes.count) where bytes[index] != get[index] { return .other }
+            guard bytes.count >= 4 else { return .incomplete }
+        }
 
         // The end of the head: the first empty line. Every LF must end a CRLF.
         var lineStart = 0
@@ -76,9 +117,9 @@ package struct SimpleRequestScanner: Sendable {
         }
         guard end <= headerBytes, let requestLine = lines.first else { return .other }
 
-        // Request line: "GET" SP target SP "HTTP/1." ("0" / "1").
+        // Request line: method SP target SP "HTTP/1." ("0" / "1").
         let versionLength = 8  // "HTTP/1.x"
-        let targetStart = requestLine.lowerBound + 4
+        let targetStart = requestLine.lowerBound + methodLength + 1
         let targetEnd = requestLine.upperBound - versionLength - 1
         guard targetEnd > targetStart, bytes[targetEnd] == 0x20 else { return .other }
         let version: [UInt8] = Array("HTTP/1.".utf8)
@@ -92,6 +133,8 @@ package struct SimpleRequestScanner: Sendable {
         var close = false
         var keepAliveToken = false
         var accept: String?
+        var headers = HTTPHeaders()
+        var bodyLength: Int?
         for line in lines.dropFirst() {
             var colon = -1
             for position in line {
@@ -112,7 +155,26 @@ package struct SimpleRequestScanner: Sendable {
                 guard byte == 0x09 || byte >= 0x20 && byte != 0x7F else { return .other }
             }
             let name = line.lowerBound..<colon
-            switch Self.field(bytes, name) {
+            let field = Self.field(bytes, name)
+            if gateway != nil {
+                if case .contentLength = field {
+                    // One length, of digits only: anything else (a list, a sign) is NIO's to judge.
+                    guard bodyLength == nil, valueEnd > valueStart, valueEnd - valueStart <= 9 else { return .other }
+                    var length = 0
+                    for position in valueStart..<valueEnd {
+                        guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) else { return .other }
+                        length = length * 10 + Int(bytes[position] - UInt8(ascii: "0"))
+                    }
+                    bodyLength = length
+                }
+                // Trailing white space kept, as NIO's parser keeps it.
+                headers.add(
+                    name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+                    value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<line.upperBound]), as: UTF8.self))
+            }
+            switch field {
+            case .contentLength:
+                guard gateway != nil else { return .other }
             case .framing:
                 return .other
             case .connection:
@@ -135,17 +197,22 @@ package struct SimpleRequestScanner: Sendable {
         }
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<targetEnd]), as: UTF8.self)
         let keepAlive = minor == UInt8(ascii: "1") ? !close : keepAliveToken && !close
+        if let gateway {
+            return .gateway(
+                GatewayRequestHead(method: gateway, target: target, headers: headers, keepAlive: keepAlive, length: end, bodyLength: bodyLength ?? 0))
+        }
         return .simple(SimpleRequest(target: target, keepAlive: keepAlive, accept: accept, length: end))
     }
 
     // MARK: - Fields
 
     private enum Field {
-        case framing, connection, accept, other
+        case contentLength, framing, connection, accept, other
     }
 
     private static func field(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Field {
-        if ASCIIText.equalsIgnoringCase(bytes, name, "content-length") || ASCIIText.equalsIgnoringCase(bytes, name, "transfer-encoding")
+        if ASCIIText.equalsIgnoringCase(bytes, name, "content-length") { return .contentLength }
+        if ASCIIText.equalsIgnoringCase(bytes, name, "transfer-encoding")
             || ASCIIText.equalsIgnoringCase(bytes, name, "upgrade") || ASCIIText.equalsIgnoringCase(bytes, name, "expect")
         {
             return .framing
@@ -185,6 +252,11 @@ package struct SimpleRequestScanner: Sendable {
         return options
     }
 
+    private static func starts(_ bytes: UnsafeRawBufferPointer, with prefix: [UInt8]) -> Bool {
+        for index in 0..<prefix.count where bytes[index] != prefix[index] { return false }
+        return true
+    }
+
     /// RFC 9110 `tchar`.
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {
         switch byte {
@@ -195,36 +267,6 @@ package struct SimpleRequestScanner: Sendable {
             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
-            return false
-        }
-    }
-}
-
-/// Case-insensitive ASCII comparisons over bytes, without Foundation or generic searching (both
-/// cost more than the rest of a cached-token request).
-enum ASCIIText {
-    /// Whether `bytes[range]` is `lowercase` in any letter case (`lowercase` is ASCII lower case).
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for offset in 0..<range.count {
-            var byte = bytes[range.lowerBound + offset]
-            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
-            guard byte == expected[offset] else { return false }
-        }
-        return true
-    }
-
-    /// Whether `text` contains `lowercase` in any letter case.
-    static func contains(_ text: String, ignoringCase lowercase: StaticString) -> Bool {
-        var text = text
-        return text.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            let length = lowercase.utf8CodeUnitCount
-            guard bytes.count >= length else { return false }
-            for start in 0...(bytes.count - length) where equalsIgnoringCase(bytes, start..<(start + length), lowercase) {
-                return true
-            }
             return false
         }
     }

@@ -1,3 +1,4 @@
+import BrokerPOSIX
 import NIOHTTP1
 
 /// Which headers cross the gateway, each way.
@@ -5,10 +6,14 @@ enum GatewayHeaders {
     /// The caller's headers that never reach Altinn: credentials (a caller cannot pick its own
     /// token, nor smuggle one in), the broker's own delegation headers, the hop-by-hop headers of
     /// RFC 9110 (section 7.6.1) and the ones the HTTP client writes itself (`Host`, the framing).
-    static let dropped: Set<String> = [
+    static let dropped: [StaticString] = [
         "authorization", "cookie", "platformaccesstoken", "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "host",
         "content-length", "expect",
     ]
+
+    /// Altinn's headers that do not come back: a session with Altinn is the broker's, not the
+    /// caller's; the hop-by-hop ones; the framing is the socket's own.
+    static let droppedInbound: [StaticString] = ["set-cookie", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade"]
 
     /// The request headers sent on: the caller's end-to-end headers (`Content-Type`, `Accept`,
     /// an idempotency key...), as they came.
@@ -16,33 +21,43 @@ enum GatewayHeaders {
         let named = connectionOptions(headers)
         var kept = HTTPHeaders()
         for (name, value) in headers {
-            let lowered = name.lowercased()
-            if dropped.contains(lowered) || lowered.hasPrefix("proxy-") || lowered.hasPrefix("broker-") || named.contains(lowered) { continue }
+            if matches(name, dropped, prefixes: ["proxy-", "broker-"]) || (!named.isEmpty && named.contains(name.lowercased())) { continue }
             kept.add(name: name, value: value)
         }
         return kept
     }
 
-    /// Altinn's headers passed back: everything end to end but `Set-Cookie` (a session with
-    /// Altinn is the broker's, not the caller's). The framing is the socket's own.
+    /// Altinn's headers passed back: everything end to end but `Set-Cookie` and the hop-by-hop
+    /// ones.
     static func inbound(_ headers: HTTPHeaders) -> HTTPHeaders {
         let named = connectionOptions(headers)
         var kept = HTTPHeaders()
         for (name, value) in headers {
-            let lowered = name.lowercased()
-            if lowered == "set-cookie" || lowered == "transfer-encoding" || lowered == "connection" || lowered == "keep-alive" || lowered == "te"
-                || lowered == "trailer" || lowered == "upgrade" || lowered.hasPrefix("proxy-") || named.contains(lowered)
-            {
-                continue
-            }
+            if matches(name, droppedInbound, prefixes: ["proxy-"]) || (!named.isEmpty && named.contains(name.lowercased())) { continue }
             kept.add(name: name, value: value)
         }
         return kept
     }
 
+    /// Whether `name` is one of `names` or starts with one of `prefixes`, in any letter case;
+    /// compared as bytes (a lowercased copy of every header name was a tenth of a forwarded
+    /// call's CPU).
+    private static func matches(_ name: String, _ names: [StaticString], prefixes: [StaticString]) -> Bool {
+        var name = name
+        return name.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            for candidate in names where ASCIIText.equalsIgnoringCase(bytes, 0..<bytes.count, candidate) { return true }
+            for prefix in prefixes where bytes.count >= prefix.utf8CodeUnitCount {
+                if ASCIIText.equalsIgnoringCase(bytes, 0..<prefix.utf8CodeUnitCount, prefix) { return true }
+            }
+            return false
+        }
+    }
+
     /// The headers a `Connection` header names: hop-by-hop too.
     private static func connectionOptions(_ headers: HTTPHeaders) -> Set<String> {
-        Set(headers[canonicalForm: "connection"].map { $0.lowercased() })
+        guard headers.contains(name: "connection") else { return [] }
+        return Set(headers[canonicalForm: "connection"].map { $0.lowercased() })
     }
 
     /// The delegation a caller chooses, by header, under the names the token route's query uses.

@@ -52,6 +52,8 @@ struct GatewayPlan: Sendable {
     var call: ForwardedRequest?
     /// The profile's token, when the cache holds one now.
     var heldToken: IssuedToken?
+    /// The largest body the profile's gateway takes.
+    var maxBodyBytes = 0
 
     /// The broker's own answer to the request, marked as the broker's, counted and (unless it
     /// was refused before a profile's gateway was known to be the caller's) audited.
@@ -97,6 +99,15 @@ extension Router {
         switch planForward(request, peer: peer) {
         case .answered(let answer): return answer
         case .send(let plan): return await send(plan, token: plan.heldToken)
+        }
+    }
+
+    /// A call the fast path sent, which Altinn answered 401 for `refused`: checked again, then
+    /// sent once more with a new token (the call's one replay).
+    func forward(_ request: BrokerRequest, peer: PeerCredentials, refused: IssuedToken) async -> RouterAnswer {
+        switch planForward(request, peer: peer) {
+        case .answered(let answer): return answer
+        case .send(let plan): return await send(plan, token: refused, refused: true)
         }
     }
 
@@ -147,6 +158,7 @@ extension Router {
             return .answered(plan.own(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(profileName)\" has no Altinn platform to send to")))
         }
         plan.upstream = upstream
+        plan.maxBodyBytes = gateway.maxBodyBytes
         if auditor.refuses(overflow) {
             return .answered(
                 plan.own(

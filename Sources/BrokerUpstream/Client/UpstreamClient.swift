@@ -47,6 +47,8 @@ package final class UpstreamClient: Sendable {
 
     /// Every call's connections, kept per event loop (the gateway's on its callers' loops).
     let forwarder: ForwardingClient
+    /// The gateway's calls as the socket's fast path sends them, with the same trust and proxy.
+    package let wire: WireClient
     let proxy: ProxySettings
     private let timeouts: Timeouts
     let logger: Logger
@@ -70,6 +72,7 @@ package final class UpstreamClient: Sendable {
             _ = try NIOSSLCertificate.fromPEMFile(caFile)
         }
         forwarder = ForwardingClient(tls: tls, proxy: proxy, connectTimeout: timeouts.connect, idleRead: Self.forwardingIdleRead)
+        wire = WireClient(caFile: caFile, proxy: proxy, connectTimeout: timeouts.connect)
         self.proxy = proxy
         self.timeouts = timeouts
         self.logger = logger
