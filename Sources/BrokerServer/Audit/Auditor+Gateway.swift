@@ -31,18 +31,28 @@ extension Auditor {
     @discardableResult
     func forwarded(_ call: GatewayCall, peer: PeerCredentials) -> Bool {
         guard level <= .info else { return true }
-        var metadata = Self.metadata(name: call.profile, variant: call.variant, peer: peer, executable: peer.executable())
-        metadata["method"] = "\(call.method)"
-        metadata["path"] = "\(call.path)"
-        metadata["status"] = "\(call.status)"
-        if call.brokerAnswered { metadata["answered_by"] = "broker" }
+        // The fields in the order the logger sorts them into (by key), built in that order: a
+        // dictionary and its sort were a tenth of a forwarded call's CPU.
         let milliseconds = call.took.components.seconds * 1000 + call.took.components.attoseconds / 1_000_000_000_000_000
-        metadata["duration_ms"] = "\(milliseconds)"
-        metadata["bytes_in"] = "\(call.bytesIn)"
-        metadata["bytes_out"] = "\(call.bytesOut)"
-        if call.replayed { metadata["replayed"] = "true" }
-        if call.incomplete { metadata["incomplete"] = "true" }
-        let line = LineLogHandler.line(level: .info, message: "api request forwarded", metadata: metadata, format: output.format)
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(16)
+        if call.brokerAnswered { fields.append(("answered_by", "broker")) }
+        fields.append(("audit", "true"))
+        fields.append(("bytes_in", String(call.bytesIn)))
+        fields.append(("bytes_out", String(call.bytesOut)))
+        fields.append(("duration_ms", String(milliseconds)))
+        if let executable = peer.executable() { fields.append(("exe", executable)) }
+        fields.append(("gid", String(peer.gid)))
+        if call.incomplete { fields.append(("incomplete", "true")) }
+        fields.append(("method", call.method))
+        fields.append(("path", String(call.path)))
+        fields.append(("pid", String(peer.pid)))
+        fields.append(("profile", call.profile))
+        if call.replayed { fields.append(("replayed", "true")) }
+        fields.append(("status", String(call.status)))
+        fields.append(("uid", String(peer.uid)))
+        if let variant = call.variant { fields.append(("variant", variant.auditName)) }
+        let line = LineLogHandler.line(level: .info, message: "api request forwarded", fields: fields, format: output.format)
         return line.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .audit) }
     }
 

@@ -56,8 +56,18 @@ enum GatewayHeaders {
 
     /// The headers a `Connection` header names: hop-by-hop too.
     private static func connectionOptions(_ headers: HTTPHeaders) -> Set<String> {
-        guard headers.contains(name: "connection") else { return [] }
-        return Set(headers[canonicalForm: "connection"].map { $0.lowercased() })
+        var named: Set<String> = []
+        for value in headers["connection"] {
+            // The usual values name no header: no list to split.
+            var value = value
+            let plain = value.withUTF8 { utf8 in
+                let bytes = UnsafeRawBufferPointer(utf8)
+                return ASCIIText.equalsIgnoringCase(bytes, 0..<bytes.count, "keep-alive") || ASCIIText.equalsIgnoringCase(bytes, 0..<bytes.count, "close")
+            }
+            if plain { continue }
+            for option in value.split(separator: ",") { named.insert(option.trimmed().lowercased()) }
+        }
+        return named
     }
 
     /// The delegation a caller chooses, by header, under the names the token route's query uses.

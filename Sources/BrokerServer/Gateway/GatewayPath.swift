@@ -23,10 +23,21 @@ package enum GatewayPath {
         }
         var bytes = path.utf8.makeIterator()
         var previous: UInt8 = 0
+        // The segment so far: `.` and `..` are refused (a plain dot is anywhere else a dot).
+        var segmentLength = 0
+        var segmentDots = true
+        func dotSegment() -> Refusal? {
+            guard segmentDots, segmentLength == 1 || segmentLength == 2 else { return nil }
+            return .malformed("the path has a \(segmentLength == 1 ? "." : "..") segment")
+        }
         while let byte = bytes.next() {
             switch byte {
             case UInt8(ascii: "/") where previous == UInt8(ascii: "/"):
                 return .failure(.malformed("the path has an empty segment (//)"))
+            case UInt8(ascii: "/"):
+                if let refusal = dotSegment() { return .failure(refusal) }
+                segmentLength = 0
+                segmentDots = true
             case UInt8(ascii: "\\"):
                 return .failure(.malformed("the path holds a backslash"))
             case UInt8(ascii: "%"):
@@ -40,16 +51,17 @@ package enum GatewayPath {
                     return .failure(
                         .malformed("the path encodes a separator, a dot, a % or a control character (%2F, %5C, %2E, %25...): write the path plainly"))
                 }
+                segmentLength += 3
+                segmentDots = false
             case 0..<0x21, 0x7F...:
                 return .failure(.malformed("the path holds a space, a control character or a byte outside ASCII: percent-encode it"))
             default:
-                break
+                segmentLength += 1
+                if byte != UInt8(ascii: ".") { segmentDots = false }
             }
             previous = byte
         }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: false) where segment == "." || segment == ".." {
-            return .failure(.malformed("the path has a \(segment) segment"))
-        }
+        if let refusal = dotSegment() { return .failure(refusal) }
         guard prefixes.contains(where: { path.utf8.starts(with: $0.utf8) }) else {
             return .failure(.notAllowed(prefixes.joined(separator: ", ")))
         }

@@ -154,7 +154,7 @@ extension Router {
                         .forbidden, "path_not_allowed",
                         "profile \"\(profileName)\"'s gateway lets callers reach \(prefixes) only; add the API's prefix to gateway.paths to allow it")))
         }
-        guard let platform = profile.environment.altinnPlatform, let upstream = broker.upstream(for: profile.environment) else {
+        guard let platform = profile.environment.altinnPlatform, let upstream = plan.cache?.upstream else {
             return .answered(plan.own(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(profileName)\" has no Altinn platform to send to")))
         }
         plan.upstream = upstream

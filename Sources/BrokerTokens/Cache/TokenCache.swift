@@ -45,6 +45,9 @@ package actor TokenCache {
     /// Its key material (for certificate expiry in readiness and metrics).
     package nonisolated var credentials: SigningCredentials { fetcher.builder.credentials }
     private nonisolated let fetcher: TokenFetcher
+    /// The client this profile's calls leave by (its environment's trust and proxy): the
+    /// gateway's, without a lookup per call.
+    package nonisolated var upstream: UpstreamClient { fetcher.upstream }
     private nonisolated let refresh: RefreshSettings
     /// Signalled when a fetch ends: the broker's refresh loop then looks at this cache again.
     private nonisolated let wakeup: RefreshWakeup
