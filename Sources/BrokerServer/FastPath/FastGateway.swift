@@ -87,6 +87,12 @@ final class FastGateway {
     var nextTicket: UInt64 = 0
     /// When the calls' deadlines are next looked at.
     var nextCheck: UInt64 = 0
+    /// Platforms' endpoints, by client and base URL.
+    var endpoints: [EndpointKey: (client: WireClient, endpoint: WireEndpoint, basePath: String)] = [:]
+    struct EndpointKey: Hashable {
+        var client: ObjectIdentifier
+        var base: String
+    }
 
     /// Kept connections per endpoint at most (as nginx's `keepalive 64` per worker).
     static let keptPerEndpoint = 64
@@ -122,8 +128,9 @@ extension FastLoop {
         case .send(let plan):
             // Over the profile's limit: NIO's handler answers 413, as for any other caller.
             guard head.bodyLength <= plan.maxBodyBytes, let token = plan.heldToken, let call = plan.call, let wire = plan.upstream?.wire,
-                let (endpoint, wireBytes) = wire.request(call, token: token.value)
+                let (endpoint, basePath) = endpoint(wire, base: plan.platform)
             else { return .handOver }
+            let wireBytes = wire.request(call, to: endpoint, target: basePath + plan.target, token: token.value)
             let exchange = FastExchange(
                 client: descriptor, plan: plan, token: token, endpoint: endpoint, request: wireBytes, original: Array(bytes), method: head.method,
                 keepAlive: head.keepAlive, timeout: call.timeout, deadline: Self.now() + UInt64(max(0, call.timeout.nanosecondsClamped)))
@@ -139,6 +146,18 @@ extension FastLoop {
             }
             return .started
         }
+    }
+
+    /// A platform's endpoint, parsed once per loop and client.
+    private func endpoint(_ wire: WireClient, base: String) -> (WireEndpoint, basePath: String)? {
+        let key = FastGateway.EndpointKey(client: ObjectIdentifier(wire), base: base)
+        if let known = gateway.endpoints[key] { return (known.endpoint, known.basePath) }
+        guard let parsed = wire.endpoint(base: base) else { return nil }
+        // Reloads make new clients: the old ones' entries go, now and then. (Each entry holds its
+        // client, so no other client can have its identifier meanwhile.)
+        if gateway.endpoints.count >= 64 { gateway.endpoints.removeAll() }
+        gateway.endpoints[key] = (wire, parsed.0, parsed.basePath)
+        return parsed
     }
 
     private func takeIdle(_ endpoint: WireEndpoint) -> WireConnection? {
@@ -331,7 +350,11 @@ extension FastLoop {
         exchange.deadline = Self.now() + FastGateway.idleRead
         var out: [UInt8] = []
         out.reserveCapacity(512 + rest.count)
-        out.append(contentsOf: "HTTP/1.1 \(head.status) \(HTTPResponseStatus(statusCode: head.status).reasonPhrase)\r\n".utf8)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append(contentsOf: String(head.status).utf8)
+        out.append(0x20)
+        out.append(contentsOf: HTTPResponseStatus(statusCode: head.status).reasonPhrase.utf8)
+        out.append(contentsOf: "\r\n".utf8)
         for (name, value) in GatewayHeaders.inbound(head.headers) {
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: ": ".utf8)

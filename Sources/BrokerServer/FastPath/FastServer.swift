@@ -8,6 +8,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -47,7 +48,8 @@ final class FastServer: Sendable {
             throw error
         }
         self.loops = loops
-        setup = FastLoop.Setup(listener: listener, router: router, limits: limits, registry: registry, logger: logger, handOver: handOver)
+        setup = FastLoop.Setup(
+            listener: listener, router: router, limits: limits, registry: registry, logger: logger, handOver: handOver, loops: loops)
     }
 
     /// Starts the threads; connections are accepted from now on.
@@ -90,8 +92,11 @@ final class FastServer: Sendable {
 final class FastLoopControl: Sendable {
     let epoll: Int32
     let wake: Int32
+    /// The connections this loop serves, for the others to see (`FastLoop.acceptOne`).
+    let load = Atomic<Int>(0)
     private struct Requests {
         var evictions: [UInt64] = []
+        var adoptions: [(Int32, PeerCredentials)] = []
         var connections: [(UInt64, Result<WireConnection, ForwardingFailure>)] = []
         var pings: [CheckedContinuation<Void, Never>] = []
         var stopping = false
@@ -121,6 +126,15 @@ final class FastLoopControl: Sendable {
         signal()
     }
 
+    /// A connection another loop accepted, for this one to serve.
+    func adopt(_ descriptor: Int32, peer: PeerCredentials) {
+        let stopped = requests.withLockedValue { requests in
+            if !requests.stopping { requests.adoptions.append((descriptor, peer)) }
+            return requests.stopping
+        }
+        if stopped { close(descriptor) } else { signal() }
+    }
+
     /// A connection to Altinn made for the gateway call holding `ticket`, or its failure.
     func deliver(_ ticket: UInt64, _ result: Result<WireConnection, ForwardingFailure>) {
         let stopped = requests.withLockedValue { requests in
@@ -144,31 +158,36 @@ final class FastLoopControl: Sendable {
 
     /// Evictions asked for since the last call, connections made, and whether the loop must
     /// stop; answers pings.
-    func take() -> (evictions: [UInt64], connections: [(UInt64, Result<WireConnection, ForwardingFailure>)], stopping: Bool) {
-        let (evictions, connections, pings, stopping) = requests.withLockedValue { requests in
+    func take() -> (
+        evictions: [UInt64], adoptions: [(Int32, PeerCredentials)], connections: [(UInt64, Result<WireConnection, ForwardingFailure>)], stopping: Bool
+    ) {
+        let (evictions, adoptions, connections, pings, stopping) = requests.withLockedValue { requests in
             defer {
                 requests.evictions = []
+                requests.adoptions = []
                 requests.connections = []
                 requests.pings = []
             }
-            return (requests.evictions, requests.connections, requests.pings, requests.stopping)
+            return (requests.evictions, requests.adoptions, requests.connections, requests.pings, requests.stopping)
         }
         for ping in pings { ping.resume() }
-        return (evictions, connections, stopping)
+        return (evictions, adoptions, connections, stopping)
     }
 
     /// The loop has ended: pings from now on are answered at once.
     func ended() {
-        let (pings, connections) = requests.withLockedValue { requests in
+        let (pings, connections, adoptions) = requests.withLockedValue { requests in
             requests.stopped = true
             defer {
                 requests.pings = []
                 requests.connections = []
+                requests.adoptions = []
             }
-            return (requests.pings, requests.connections)
+            return (requests.pings, requests.connections, requests.adoptions)
         }
         for ping in pings { ping.resume() }
         for case (_, .success(let connection)) in connections { connection.close() }
+        for (descriptor, _) in adoptions { close(descriptor) }
     }
 
     private func signal() {
@@ -192,6 +211,8 @@ final class FastLoop {
         var registry: ConnectionRegistry
         var logger: Logger
         var handOver: @Sendable (FastServer.HandOver) -> Void
+        /// Every loop's control (this one's among them): new connections go to the least busy.
+        var loops: [FastLoopControl]
     }
 
     /// A connection this loop serves (kept by its descriptor in `connections`).
@@ -271,8 +292,9 @@ final class FastLoop {
                 case Self.wakeTag:
                     var value: UInt64 = 0
                     _ = read(control.wake, &value, 8)
-                    let (evictions, made, stopAsked) = control.take()
+                    let (evictions, adoptions, made, stopAsked) = control.take()
                     for id in evictions { evict(id) }
+                    for (descriptor, peer) in adoptions { serveNew(descriptor, peer: peer) }
                     for (ticket, result) in made { connected(ticket, result) }
                     stop = stop || stopAsked
                 case let tag where tag & FastGateway.upstreamTag != 0:
@@ -335,14 +357,35 @@ final class FastLoop {
         }
         var credentials = RawPeerCredentials(pid: 0, uid: UInt32.max, gid: UInt32.max)
         var length = socklen_t(MemoryLayout<RawPeerCredentials>.size)
-        guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
-            CSystemShims_epollAdd(control.epoll, descriptor, CSystemShims_EPOLLIN, UInt64(descriptor)) == 0
-        else {
+        guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
             close(descriptor)
             return
         }
-        let id = setup.registry.opened(by: .fast(control))
         let peer = PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+        // Whichever loop epoll wakes accepts: when 64 clients connect at once, one loop can get
+        // two thirds of them and be the bottleneck while the other idles. A loop two or more
+        // connections ahead of the least busy hands the new one over (once, at accept).
+        let mine = control.load.load(ordering: .relaxed)
+        if let least = setup.loops.min(by: { $0.load.load(ordering: .relaxed) < $1.load.load(ordering: .relaxed) }), least !== control,
+            least.load.load(ordering: .relaxed) + 2 <= mine
+        {
+            least.load.add(1, ordering: .relaxed)
+            least.adopt(descriptor, peer: peer)
+            return
+        }
+        control.load.add(1, ordering: .relaxed)
+        serveNew(descriptor, peer: peer)
+    }
+
+    /// Serves a new connection (accepted here, or by another loop for this one; counted in
+    /// `load` already).
+    private func serveNew(_ descriptor: Int32, peer: PeerCredentials) {
+        guard !stopping, CSystemShims_epollAdd(control.epoll, descriptor, CSystemShims_EPOLLIN, UInt64(descriptor)) == 0 else {
+            close(descriptor)
+            control.load.subtract(1, ordering: .relaxed)
+            return
+        }
+        let id = setup.registry.opened(by: .fast(control))
         connections[descriptor] = Connection(peer: peer, id: id, deadline: Self.now() + headTimeout)
         // A client writes its request right after connecting: it is usually there already, and
         // reading it now saves a round through epoll_wait.
@@ -371,6 +414,7 @@ final class FastLoop {
         }
         guard let connection = connections.removeValue(forKey: descriptor) else { return }
         close(descriptor)
+        control.load.subtract(1, ordering: .relaxed)
         setup.registry.closed(connection.id)
     }
 
@@ -493,6 +537,7 @@ final class FastLoop {
     func giveUp(_ descriptor: Int32, input: [UInt8], output: [UInt8], closeAfterOutput: Bool = false, refusedToken: IssuedToken? = nil) {
         guard let connection = connections.removeValue(forKey: descriptor) else { return }
         _ = CSystemShims_epollRemove(control.epoll, descriptor)
+        control.load.subtract(1, ordering: .relaxed)
         setup.handOver(
             FastServer.HandOver(
                 descriptor: descriptor, peer: connection.peer, id: connection.id, input: input, output: output, closeAfterOutput: closeAfterOutput,

@@ -35,8 +35,9 @@ enum GatewayDecision: Sendable {
 }
 
 /// A gateway request that passed every check: what goes upstream, and what its audit line and
-/// metrics name.
-struct GatewayPlan: Sendable {
+/// metrics name. Filled in by `planForward` on the thread that reads the request, and only read
+/// after (a class: the plan is handed on, not copied, on the fast path's every call).
+final class GatewayPlan: @unchecked Sendable {
     let router: Router
     let peer: PeerCredentials
     let profile: String
@@ -52,8 +53,22 @@ struct GatewayPlan: Sendable {
     var call: ForwardedRequest?
     /// The profile's token, when the cache holds one now.
     var heldToken: IssuedToken?
+    /// The profile's Altinn platform (its base URL), and what follows it in the call's URL: the
+    /// judged path and the caller's query.
+    var platform = ""
+    var target = ""
     /// The largest body the profile's gateway takes.
     var maxBodyBytes = 0
+
+    init(router: Router, peer: PeerCredentials, profile: String, method: String, path: Substring, started: ContinuousClock.Instant, bytesIn: Int) {
+        self.router = router
+        self.peer = peer
+        self.profile = profile
+        self.method = method
+        self.path = path
+        self.started = started
+        self.bytesIn = bytesIn
+    }
 
     /// The broker's own answer to the request, marked as the broker's, counted and (unless it
     /// was refused before a profile's gateway was known to be the caller's) audited.
@@ -119,7 +134,7 @@ extension Router {
         let profileName = String(name)
         let method = Self.methodLabel(request.method)
         let apiPath = request.path[name.endIndex...]
-        var plan = GatewayPlan(
+        let plan = GatewayPlan(
             router: self, peer: peer, profile: profileName, method: method, path: apiPath, started: started, bytesIn: request.body.readableBytes)
         let state = state()
         guard let profile = state.profiles[profileName] ?? state.configuration.profiles.first(where: { $0.name == profileName }) else {
@@ -179,8 +194,10 @@ extension Router {
             }
             headers.add(name: "PlatformAccessToken", value: platformToken.value)
         }
+        plan.platform = platform
+        plan.target = request.rawQuery.map { plan.path + "?" + $0 } ?? String(plan.path)
         plan.call = ForwardedRequest(
-            method: request.method, url: platform + plan.path + (request.rawQuery.map { "?" + $0 } ?? ""), headers: headers, body: request.body,
+            method: request.method, url: platform + plan.target, headers: headers, body: request.body,
             timeout: .seconds(gateway.timeoutSeconds))
         plan.heldToken = plan.cache?.heldToken()
         return .send(plan)

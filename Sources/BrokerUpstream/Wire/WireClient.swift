@@ -29,17 +29,24 @@ package final class WireClient: Sendable {
         self.connectTimeout = connectTimeout
     }
 
-    /// A call's endpoint and its bytes on the wire with `token` (nil for a URL the fast path does
-    /// not send to: it has no TLS for it).
-    package func request(_ call: ForwardedRequest, token: String) -> (WireEndpoint, [UInt8])? {
-        guard let (target, uri) = ForwardingEndpoint.parse(call.url, proxied: false), !target.secure || tls != nil else { return nil }
+    /// The endpoint of an Altinn platform's base URL, and the path the base holds (put before
+    /// every call's path); nil for a URL the fast path does not send to (it has no TLS for it).
+    package func endpoint(base: String) -> (WireEndpoint, basePath: String)? {
+        guard let (target, path) = ForwardingEndpoint.parse(base, proxied: false), !target.secure || tls != nil else { return nil }
         var endpoint = target
         endpoint.proxied = proxy.proxy(forHost: endpoint.host, port: endpoint.port) != nil
+        // parse gives "/" for a base without a path: the call's own path starts with one.
+        let basePath = path == "/" && !base.hasSuffix("/") ? "" : path
+        return (WireEndpoint(base: endpoint), basePath)
+    }
+
+    /// A call's bytes on the wire to `endpoint`, for `target` (path and query), with `token`.
+    package func request(_ call: ForwardedRequest, to endpoint: WireEndpoint, target: String, token: String) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512 + call.body.readableBytes)
         bytes.append(contentsOf: call.method.rawValue.utf8)
         bytes.append(0x20)
-        bytes.append(contentsOf: uri.utf8)
+        bytes.append(contentsOf: target.utf8)
         bytes.append(contentsOf: " HTTP/1.1\r\nHost: ".utf8)
         bytes.append(contentsOf: endpoint.authority.utf8)
         bytes.append(contentsOf: "\r\n".utf8)
@@ -53,14 +60,14 @@ package final class WireClient: Sendable {
         bytes.append(contentsOf: token.utf8)
         bytes.append(contentsOf: "\r\n".utf8)
         // As the NIO client frames it: a length for every body, and for the methods that have one.
-        if call.body.readableBytes > 0 || [.POST, .PUT, .PATCH].contains(call.method) {
+        if call.body.readableBytes > 0 || call.method == .POST || call.method == .PUT || call.method == .PATCH {
             bytes.append(contentsOf: "Content-Length: ".utf8)
             bytes.append(contentsOf: String(call.body.readableBytes).utf8)
             bytes.append(contentsOf: "\r\n".utf8)
         }
         bytes.append(contentsOf: "\r\n".utf8)
         call.body.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
-        return (WireEndpoint(base: endpoint), bytes)
+        return bytes
     }
 
     /// A new connection to `endpoint`: TCP (to the proxy, and its tunnel), then TLS. Blocks for

@@ -7,10 +7,15 @@ package import BrokerCrypto
 /// Where a connection of the fast path's goes: Altinn's scheme, host and port, and whether
 /// through the proxy. Calls to one endpoint share its kept connections.
 package struct WireEndpoint: Hashable, Sendable {
-    let base: ForwardingEndpoint
 
     /// The `Host` header.
-    package var authority: String { base.authority }
+    package var authority: String
+    let base: ForwardingEndpoint
+
+    init(base: ForwardingEndpoint) {
+        self.base = base
+        authority = base.authority
+    }
 }
 
 /// A connection of the fast path's to Altinn, made (TCP, the proxy's tunnel, TLS) by
