@@ -340,7 +340,7 @@ extension FastLoop {
     private func answered(_ exchange: FastExchange, _ head: WireAnswerHead) {
         let router = exchange.plan.router
         router.metrics.gatewayUpstream(profile: exchange.plan.profile, took: exchange.asked.duration(to: .now))
-        let rest = Array(exchange.answer[head.length...])
+        let answer = exchange.answer
         exchange.answer = []
         exchange.head = head
         exchange.reusable = head.reusable
@@ -349,17 +349,19 @@ extension FastLoop {
         }
         exchange.deadline = Self.now() + FastGateway.idleRead
         var out: [UInt8] = []
-        out.reserveCapacity(512 + rest.count)
+        out.reserveCapacity(answer.count + 64)
         out.append(contentsOf: "HTTP/1.1 ".utf8)
         out.append(contentsOf: String(head.status).utf8)
         out.append(0x20)
         out.append(contentsOf: HTTPResponseStatus(statusCode: head.status).reasonPhrase.utf8)
         out.append(contentsOf: "\r\n".utf8)
-        for (name, value) in GatewayHeaders.inbound(head.headers) {
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: value.utf8)
-            out.append(contentsOf: "\r\n".utf8)
+        answer.withUnsafeBytes { bytes in
+            for (name, value) in head.fields where GatewayHeaders.passesInbound(UnsafeRawBufferPointer(rebasing: bytes[name]), named: head.connectionOptions) {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[name]))
+                out.append(contentsOf: ": ".utf8)
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[value]))
+                out.append(contentsOf: "\r\n".utf8)
+            }
         }
         var keepAlive = exchange.keepAlive && !stopping
         switch head.framing {
@@ -372,7 +374,7 @@ extension FastLoop {
         exchange.closeClient = !keepAlive
         router.metrics.request(route: Route.api.rawValue, status: UInt(head.status))
         exchange.body = WireBodyReader(head.framing)
-        rest.withUnsafeBytes { passOn(exchange, $0) }
+        answer.withUnsafeBytes { passOn(exchange, UnsafeRawBufferPointer(rebasing: $0[head.length...])) }
     }
 
     /// Body bytes: to the caller, as far as they belong to this answer.
@@ -403,14 +405,13 @@ extension FastLoop {
     }
 
     private func keep(_ connection: WireConnection) {
-        var kept = gateway.idle[connection.endpoint, default: []]
-        guard kept.count < FastGateway.keptPerEndpoint, !stopping else {
+        guard gateway.idle[connection.endpoint, default: []].count < FastGateway.keptPerEndpoint, !stopping else {
             _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
             connection.close()
             return
         }
-        kept.append(connection)
-        gateway.idle[connection.endpoint] = kept
+        // Appended in place: a copy of the list per call otherwise.
+        gateway.idle[connection.endpoint, default: []].append(connection)
         gateway.idleByDescriptor[connection.descriptor] = connection
     }
 

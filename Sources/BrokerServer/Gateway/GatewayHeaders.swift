@@ -33,10 +33,19 @@ enum GatewayHeaders {
         let named = connectionOptions(headers)
         var kept = HTTPHeaders()
         for (name, value) in headers {
-            if matches(name, droppedInbound, prefixes: ["proxy-"]) || (!named.isEmpty && named.contains(name.lowercased())) { continue }
+            var name = name
+            if !name.withUTF8({ passesInbound(UnsafeRawBufferPointer($0), named: named) }) { continue }
             kept.add(name: name, value: value)
         }
         return kept
+    }
+
+    /// Whether Altinn's header `name` (its bytes) comes back to the caller, `named` being what
+    /// the answer's `Connection` header lists (lower case): the one rule, for the headers NIO
+    /// parsed and for the fast path's bytes.
+    static func passesInbound(_ name: UnsafeRawBufferPointer, named: Set<String>) -> Bool {
+        if matches(name, droppedInbound, prefixes: ["proxy-"]) { return false }
+        return named.isEmpty || !named.contains(String(decoding: name, as: UTF8.self).lowercased())
     }
 
     /// Whether `name` is one of `names` or starts with one of `prefixes`, in any letter case;
@@ -44,14 +53,15 @@ enum GatewayHeaders {
     /// call's CPU).
     private static func matches(_ name: String, _ names: [StaticString], prefixes: [StaticString]) -> Bool {
         var name = name
-        return name.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            for candidate in names where ASCIIText.equalsIgnoringCase(bytes, 0..<bytes.count, candidate) { return true }
-            for prefix in prefixes where bytes.count >= prefix.utf8CodeUnitCount {
-                if ASCIIText.equalsIgnoringCase(bytes, 0..<prefix.utf8CodeUnitCount, prefix) { return true }
-            }
-            return false
+        return name.withUTF8 { matches(UnsafeRawBufferPointer($0), names, prefixes: prefixes) }
+    }
+
+    private static func matches(_ bytes: UnsafeRawBufferPointer, _ names: [StaticString], prefixes: [StaticString]) -> Bool {
+        for candidate in names where ASCIIText.equalsIgnoringCase(bytes, 0..<bytes.count, candidate) { return true }
+        for prefix in prefixes where bytes.count >= prefix.utf8CodeUnitCount {
+            if ASCIIText.equalsIgnoringCase(bytes, 0..<prefix.utf8CodeUnitCount, prefix) { return true }
         }
+        return false
     }
 
     /// The headers a `Connection` header names: hop-by-hop too.

@@ -17,8 +17,12 @@ package enum WireFraming: Equatable, Sendable {
 package struct WireAnswerHead: Sendable {
     /// The status code.
     package var status: Int
-    /// The headers, as Altinn sent them.
-    package var headers: HTTPHeaders
+    /// Each header field's name and value (without surrounding white space), as places in the
+    /// bytes parsed: passed on as they came, without a copy of each as a string.
+    package var fields: [(name: Range<Int>, value: Range<Int>)]
+    /// The header names a `Connection` header lists besides `keep-alive` and `close`, lower case
+    /// (hop-by-hop too); usually none.
+    package var connectionOptions: Set<String>
     /// Bytes of the head, up to and including its closing empty line.
     package var length: Int
     /// How the body that follows is framed.
@@ -61,7 +65,8 @@ package struct WireAnswerHead: Sendable {
             guard (48...57).contains(digit) else { return .invalid("Altinn's answer has no status code") }
             status = status * 10 + Int(digit - 48)
         }
-        var headers = HTTPHeaders()
+        var fields: [(name: Range<Int>, value: Range<Int>)] = []
+        var options: Set<String> = []
         var length: Int?
         var chunked = false
         var close = minor != UInt8(ascii: "1")
@@ -98,10 +103,13 @@ package struct WireAnswerHead: Sendable {
             } else if ASCIIText.equalsIgnoringCase(bytes, name, "connection") {
                 if ASCIIText.contains(bytes, value, "close") { close = true }
                 if minor == UInt8(ascii: "0") && ASCIIText.contains(bytes, value, "keep-alive") { close = false }
+                let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self)
+                for option in text.split(separator: ",") {
+                    let lowered = option.trimmed().lowercased()
+                    if lowered != "close" && lowered != "keep-alive" { options.insert(lowered) }
+                }
             }
-            headers.add(
-                name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self),
-                value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self))
+            fields.append((name, value))
         }
         let framing: WireFraming
         if (100..<200).contains(status) || status == 204 || status == 304 || method == .HEAD {
@@ -114,7 +122,7 @@ package struct WireAnswerHead: Sendable {
             framing = .untilClose
             close = true
         }
-        return .head(WireAnswerHead(status: status, headers: headers, length: end, framing: framing, reusable: !close))
+        return .head(WireAnswerHead(status: status, fields: fields, connectionOptions: options, length: end, framing: framing, reusable: !close))
     }
 }
 
