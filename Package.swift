@@ -207,7 +207,9 @@ let package = Package(
         .executableTarget(name: "FuzzKeys", dependencies: ["FuzzSupport", "BrokerCrypto"], path: "Fuzz/Sources/FuzzKeys", swiftSettings: fuzzSettings),
         .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "BrokerConfig"], path: "Fuzz/Sources/FuzzConfig", swiftSettings: fuzzSettings),
         .executableTarget(
-            name: "FuzzUpstream", dependencies: ["FuzzSupport", "BrokerCrypto", "BrokerTokens", "BrokerUpstream"], path: "Fuzz/Sources/FuzzUpstream",
+            name: "FuzzUpstream",
+            dependencies: ["FuzzSupport", "BrokerCrypto", "BrokerTokens", "BrokerUpstream", .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Fuzz/Sources/FuzzUpstream",
             swiftSettings: fuzzSettings),
         .executableTarget(
             name: "FuzzHTTP",

@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Testing
 
 @testable import BrokerServer
@@ -68,6 +69,45 @@ struct SimpleRequestScannerTests {
             "GET HTTP/1.1\r\n\r\n",
         ])
     func other(text: String) {
+        #expect(Self.scan(text) == .other, "\(text.debugDescription)")
+    }
+
+    static func gateway(_ text: String) throws -> GatewayRequestHead {
+        guard case .gateway(let head) = scan(text) else {
+            Issue.record("not a gateway call for the fast path: \(text.debugDescription) -> \(scan(text))")
+            throw CancellationError()
+        }
+        return head
+    }
+
+    @Test("a gateway call: its method, target, every field as sent, keep-alive, the head's and the body's lengths")
+    func gatewayCall() throws {
+        let head =
+            "POST /v1/api/notifications/notifications/api/v1/future/orders?x=1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + "content-length: 11\r\nIdempotency-Key:  abc \r\nConnection: close\r\n\r\n"
+        let call = try Self.gateway(head + "{\"order\":1}")
+        #expect(call.method == .POST && call.target == "/v1/api/notifications/notifications/api/v1/future/orders?x=1")
+        #expect(call.length == head.utf8.count && call.bodyLength == 11 && !call.keepAlive)
+        #expect(call.headers.first(name: "Idempotency-Key") == "abc ", "leading white space dropped, trailing kept, as NIO's parser reads it")
+        #expect(call.headers.count == 5 && call.headers["Content-Type"] == ["application/json"])
+        for method in ["GET", "PUT", "PATCH", "DELETE"] {
+            let other = try Self.gateway("\(method) /v1/api/p/x HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(other.method == HTTPMethod(rawValue: method) && other.bodyLength == 0 && other.keepAlive)
+        }
+        #expect(Self.scan("POST /v1/api/p/x HTTP/1.1\r\nContent-Length: 3\r\n") == .incomplete)
+    }
+
+    @Test(
+        "a gateway call in any other shape is NIO's: another method, a chunked body, a length NIO would judge, Expect, Upgrade",
+        arguments: [
+            "HEAD /v1/api/p/x HTTP/1.1\r\n\r\n", "OPTIONS /v1/api/p/x HTTP/1.1\r\n\r\n", "POST /v1/token/x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "POST /v1/api/p/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "POST /v1/api/p/x HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+            "POST /v1/api/p/x HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", "POST /v1/api/p/x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "POST /v1/api/p/x HTTP/1.1\r\nContent-Length: 1234567890\r\n\r\n", "POST /v1/api/p/x HTTP/1.1\r\nContent-Length:\r\n\r\n",
+            "POST /v1/api/p/x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", "GET /v1/api/p/x HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            "POST /v1/api/p/x HTTP/1.1\nContent-Length: 0\n\n", "POST /v1/a",
+        ])
+    func gatewayOther(text: String) {
         #expect(Self.scan(text) == .other, "\(text.debugDescription)")
     }
 

@@ -176,7 +176,8 @@ final class Counter: ChannelDuplexHandler, Sendable {
 
 /// The fast path answers what `SimpleRequestScanner` takes without NIO's parser ever seeing it:
 /// for each head it takes, NIO's decoder must read the same method, target, keep-alive, first
-/// `Accept` and no body from the same bytes, or the fuzzer stops with both readings.
+/// `Accept` and no body from the same bytes (and for a gateway call, the same fields and body
+/// length), or the fuzzer stops with both readings.
 enum FastPathAgreement {
     static let scanner = SimpleRequestScanner(headerBytes: ServerLimits().headerBytes, targetBytes: ServerLimits().uriBytes)
 
@@ -184,6 +185,18 @@ enum FastPathAgreement {
         var offset = 0
         while offset < input.count {
             let scan = input[offset...].withUnsafeBytes { scanner.scan($0) }
+            if case .gateway(let call) = scan {
+                // A gateway call the fast path sends on: NIO must read the same method, target,
+                // fields, keep-alive and body length (the body itself, for this check, empty).
+                let head = Array(input[offset..<(offset + call.length)])
+                let parts = nioParts(head)
+                guard case .head(let nio) = parts.first, nio.method == call.method, nio.uri == call.target, nio.isKeepAlive == call.keepAlive,
+                    nio.headers == call.headers, (nio.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) == call.bodyLength
+                else {
+                    fatalError("the fast path and NIO read \(String(decoding: head, as: UTF8.self).debugDescription) differently: \(call) against \(parts)")
+                }
+                return
+            }
             guard case .simple(let request) = scan else { return }
             let head = Array(input[offset..<(offset + request.length)])
             let parts = nioParts(head)

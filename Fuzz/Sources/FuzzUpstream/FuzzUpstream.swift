@@ -2,6 +2,7 @@ import BrokerCrypto
 import BrokerTokens
 import BrokerUpstream
 import FuzzSupport
+import NIOHTTP1
 
 /// Bytes the daemon reads from outside itself: Maskinporten's and Altinn's answers (any status,
 /// headers and body must give a token or a classified `TokenError`), and the token store systemd
@@ -28,7 +29,31 @@ let fuzzUpstream: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data,
     _ = UpstreamAnswers.altinn(status: status, headers: [("Retry-After", retryAfter)], body: body)
     _ = UpstreamAnswers.retryAfterDuration(retryAfter)
     TokenStoreProperty.check(bytes)
+    WireAnswerProperty.check(bytes)
     return 0
+}
+
+enum WireAnswerProperty {
+    /// Altinn's answer as the fast path reads it: any bytes give a head, a refusal or a wait;
+    /// a head's fields lie inside it; a body reader takes no more than it is given.
+    static func check(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            guard case .head(let head) = WireAnswerHead.parse(raw, method: .POST) else { return }
+            precondition(head.length <= raw.count && head.fields.allSatisfy { $0.name.upperBound <= head.length && $0.value.upperBound <= head.length })
+            var reader = WireBodyReader(head.framing)
+            var offset = head.length
+            // The rest in pieces of 1, 2, 3... bytes, as reads would give it.
+            var size = 1
+            while offset < raw.count && !reader.finished {
+                let piece = UnsafeRawBufferPointer(rebasing: raw[offset..<min(raw.count, offset + size)])
+                guard let taken = reader.take(piece) else { return }
+                precondition(taken <= piece.count)
+                if taken < piece.count { precondition(reader.finished) }
+                offset += piece.count
+                size += 1
+            }
+        }
+    }
 }
 
 enum TokenStoreProperty {
