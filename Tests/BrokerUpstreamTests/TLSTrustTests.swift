@@ -1,6 +1,9 @@
+import BrokerCrypto
 import BrokerTestSupport
 import Foundation
 import Logging
+import NIOCore
+import NIOHTTP1
 import Testing
 
 @testable import BrokerConfig
@@ -107,5 +110,59 @@ struct TLSTrustTests {
             try TokenBroker(configuration: configuration, credentials: ["notifications": credentials], logger: Logger(label: "t"))
         }
         #expect(error?.keyPath == "environments.tls.ca_file")
+    }
+
+    /// The fast path's connection: made as `WireClient.connect` makes it (blocking, off the
+    /// loop), then a call written and its answer read non-blocking, as the loop does.
+    func wireCall(server: TLSServer, caFile: String?, host: String = "127.0.0.1") throws(ForwardingFailure) -> String {
+        let client = WireClient(caFile: caFile, proxy: .direct, connectTimeout: .seconds(2))
+        guard let (endpoint, basePath) = client.endpoint(base: "https://\(host):\(server.port)") else { return "no endpoint" }
+        let connection = try client.connect(to: endpoint)
+        defer { connection.close() }
+        let call = ForwardedRequest(method: .POST, url: "", headers: ["Content-Type": "application/json"], body: ByteBuffer(string: "{}"), timeout: .seconds(2))
+        let bytes = client.request(call, to: endpoint, target: basePath + "/token", token: "secret-token")
+        var written = 0
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if written < bytes.count, case .done(let count) = bytes.withUnsafeBytes({ connection.write(UnsafeRawBufferPointer(rebasing: $0[written...])) }) {
+                written += count
+                continue
+            }
+            let progress = buffer.withUnsafeMutableBytes { connection.read(into: $0) }
+            switch progress {
+            case .done(let count): answer += buffer[0..<count]
+            case .closed: return String(decoding: answer, as: UTF8.self)
+            case .failed(let reason): return "failed: \(reason)"
+            case .wantRead, .wantWrite: usleep(2000)
+            }
+            if case .head(let head) = answer.withUnsafeBytes({ WireAnswerHead.parse($0, method: .POST) }), case .length(let length) = head.framing,
+                answer.count >= head.length + length
+            {
+                return String(decoding: answer, as: UTF8.self)
+            }
+        }
+        return "no answer: \(String(decoding: answer, as: UTF8.self))"
+    }
+
+    @Test("the fast path's TLS: trusted with ca_file, the call and answer through it; refused without it, and for a name the certificate does not hold")
+    func wireTrust() async throws {
+        let server = try await startServer()
+        defer { Task { try? await server.process.stop(SIGKILL) } }
+        let answer = try wireCall(server: server, caFile: server.caFile)
+        #expect(answer.hasPrefix("HTTP/1.0 400") && answer.hasSuffix("from the TLS test server\"}"), "\(answer)")
+        for (caFile, host) in [(nil, "127.0.0.1"), (server.caFile, "localhost")] as [(String?, String)] {
+            do {
+                let taken = try wireCall(server: server, caFile: caFile, host: host)
+                Issue.record("connected without trust (\(caFile ?? "no ca_file"), \(host)): \(taken)")
+            } catch {
+                if case .unreachable(let reason) = error {
+                    #expect(reason.contains("certificate was not accepted"), "\(reason)")
+                } else {
+                    Issue.record("\(error)")
+                }
+            }
+        }
     }
 }

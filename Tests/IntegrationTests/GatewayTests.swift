@@ -291,6 +291,17 @@ struct GatewayTests {
             #expect(stalled.body.contains("upstream_timeout") && stalled.body.contains("within 2 s"))
             #expect(took >= .milliseconds(1900) && took < .seconds(6), "\(took)")
             try await harness.emulatorCurl("-X", "DELETE", "\(harness.emulatorURL)/_emulator/faults")
+
+            // Altinn's own errors are Altinn's (no Broker-Error), and after the dropped and the
+            // stalled connections the next calls go through again.
+            try await harness.emulatorCurl("-X", "POST", "--data", "{\"status\":503}", "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let unavailable = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
+            #expect(unavailable.status == 503 && !unavailable.head.contains("Broker-Error") && unavailable.body.contains("injected fault"), "\(unavailable)")
+            try await harness.emulatorCurl("-X", "DELETE", "\(harness.emulatorURL)/_emulator/faults")
+            for index in 0..<3 {
+                let after = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
+                #expect(after.status == 200, "call \(index) after the faults: \(after)")
+            }
         } catch {
             await harness.stop()
             throw error
