@@ -264,9 +264,13 @@ extension FastLoop {
             return
         }
         guard let exchange = gateway.sending[descriptor] else { return }
-        if events & CSystemShims_EPOLLOUT != 0 && exchange.written < exchange.request.count {
+        if exchange.written < exchange.request.count {
+            // The call is not out yet (TLS may want either event to go on writing).
             send(exchange)
             if exchange.written < exchange.request.count { return }
+        } else if exchange.watchingWrite {
+            // A read that wanted to write (TLS) has its room now.
+            setWatch(exchange, write: false)
         }
         if !exchange.paused { receive(exchange) }
     }
@@ -396,7 +400,13 @@ extension FastLoop {
         guard let connection = exchange.connection else { return }
         gateway.sending[connection.descriptor] = nil
         exchange.connection = nil
-        if exchange.reusable && !stopping && !exchange.paused && !exchange.watchingWrite {
+        if exchange.reusable && !stopping {
+            if exchange.paused || exchange.watchingWrite {
+                // Watched for nothing, or for room, while the caller was slow: for closing again.
+                _ = CSystemShims_epollModify(
+                    control.epoll, connection.descriptor, CSystemShims_EPOLLIN, UInt64(connection.descriptor) | FastGateway.upstreamTag)
+                exchange.watchingWrite = false
+            }
             keep(connection)
         } else {
             _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)

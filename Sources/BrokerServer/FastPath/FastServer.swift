@@ -304,7 +304,8 @@ final class FastLoop {
                 }
             }
             if stop && !stopping { beginStopping() }
-            if stopping && !gateway.busy { break }
+            // Stopping ends the loop once every gateway call's answer is out.
+            if stopping && !connections.values.contains(where: { $0.exchange != nil }) { break }
             let now = Self.now()
             if gateway.busy && now >= gateway.nextCheck {
                 checkGatewayDeadlines(now: now)
