@@ -273,6 +273,27 @@ struct GatewayTests {
         await harness.stop()
     }
 
+    @Test("graceful shutdown while a call is under way: its answer comes first")
+    func shutdownWaitsForCalls() async throws {
+        let harness = try await Self.harness()
+        do {
+            #expect(try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed").status == 200)
+            try await harness.emulatorCurl("-X", "POST", "--data", "{\"delay_ms\":1500}", "\(harness.emulatorURL)/_emulator/faults/notifications")
+            async let slow = Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
+            try await Task.sleep(for: .milliseconds(500))
+            let started = ContinuousClock.now
+            await harness.inProcess?.stop()
+            let answer = try await slow
+            #expect(answer.status == 200, "\(answer)")
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(harness.logs.contains("api request forwarded") && !harness.logs.contains("incomplete=true"), "\(harness.logs)")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
     @Test("Altinn gone: 502; Altinn stalled: 504 at timeout_seconds; both the broker's own errors")
     func upstreamFailures() async throws {
         let harness = try await Self.harness(timeout: 2)
