@@ -77,8 +77,9 @@ final class FastExchange {
 
 /// A loop's gateway calls and its kept connections to Altinn; touched only by that loop.
 final class FastGateway {
-    /// Kept connections with no call, by endpoint, and by descriptor (epoll reports those).
-    var idle: [WireEndpoint: [WireConnection]] = [:]
+    /// Kept connections with no call, by endpoint (with when each was last used), and by
+    /// descriptor (epoll reports those).
+    var idle: [WireEndpoint: [(connection: WireConnection, since: UInt64)]] = [:]
     var idleByDescriptor: [Int32: WireConnection] = [:]
     /// Calls on a connection, by the connection's descriptor.
     var sending: [Int32: FastExchange] = [:]
@@ -98,8 +99,12 @@ final class FastGateway {
     static let keptPerEndpoint = 64
     /// The epoll tag of an upstream socket: its descriptor with this bit.
     static let upstreamTag: UInt64 = 1 << 32
-    /// Between two reads of an answer's body, at most (as the NIO client's idle read).
+    /// Between two reads of an answer's body, at most (as the NIO client's idle read), not
+    /// counting the time the caller takes to read.
     static let idleRead: UInt64 = 300_000_000_000
+    /// A kept connection idle longer is not used again (as the NIO client's): Altinn's own
+    /// keep-alive limit would close it under a call.
+    static let idleReuse: UInt64 = 30_000_000_000
 
     var busy: Bool { !sending.isEmpty || !waiting.isEmpty }
 }
@@ -161,9 +166,14 @@ extension FastLoop {
     }
 
     private func takeIdle(_ endpoint: WireEndpoint) -> WireConnection? {
-        guard let connection = gateway.idle[endpoint]?.popLast() else { return nil }
-        gateway.idleByDescriptor[connection.descriptor] = nil
-        return connection
+        let now = Self.now()
+        while let (connection, since) = gateway.idle[endpoint]?.popLast() {
+            gateway.idleByDescriptor[connection.descriptor] = nil
+            if now - since <= FastGateway.idleReuse { return connection }
+            _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
+            connection.close()
+        }
+        return nil
     }
 
     /// A new connection for `exchange`, made off the loop (DNS, the proxy's CONNECT and the
@@ -258,7 +268,7 @@ extension FastLoop {
     func upstreamEvent(_ descriptor: Int32, _ events: UInt32) {
         if let connection = gateway.idleByDescriptor.removeValue(forKey: descriptor) {
             // A kept connection with no call speaks only to close (or to say nothing we asked).
-            gateway.idle[connection.endpoint]?.removeAll { $0 === connection }
+            gateway.idle[connection.endpoint]?.removeAll { $0.connection === connection }
             _ = CSystemShims_epollRemove(control.epoll, descriptor)
             connection.close()
             return
@@ -421,7 +431,7 @@ extension FastLoop {
             return
         }
         // Appended in place: a copy of the list per call otherwise.
-        gateway.idle[connection.endpoint, default: []].append(connection)
+        gateway.idle[connection.endpoint, default: []].append((connection, Self.now()))
         gateway.idleByDescriptor[connection.descriptor] = connection
     }
 
@@ -448,6 +458,8 @@ extension FastLoop {
         let blocked = !exchange.pending.isEmpty
         if blocked != exchange.paused {
             exchange.paused = blocked
+            // The caller's reading time does not count against Altinn's pauses.
+            if exchange.head != nil && !exchange.upstreamDone { exchange.deadline = blocked ? .max : Self.now() + FastGateway.idleRead }
             // The caller's socket watched for room while Altinn's is not read, and back.
             _ = CSystemShims_epollModify(
                 control.epoll, exchange.client, blocked ? CSystemShims_EPOLLIN | CSystemShims_EPOLLOUT : CSystemShims_EPOLLIN, UInt64(exchange.client))
