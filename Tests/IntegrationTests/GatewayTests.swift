@@ -279,8 +279,13 @@ struct GatewayTests {
         do {
             #expect(try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed").status == 200)
             try await harness.emulatorCurl("-X", "POST", "--data", "{\"delay_ms\":1500}", "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let before = try await Self.seen(harness).stats["requests"] as? Int ?? 0
             async let slow = Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
-            try await Task.sleep(for: .milliseconds(500))
+            // Stopped once Altinn has the call (and is taking 1.5 s over it), not before.
+            let end = ContinuousClock.now + .seconds(10)
+            while try await Self.seen(harness).stats["requests"] as? Int ?? 0 == before, ContinuousClock.now < end {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let started = ContinuousClock.now
             await harness.inProcess?.stop()
             let answer = try await slow
