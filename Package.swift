@@ -75,11 +75,17 @@ let package = Package(
         ),
         // Every HTTP call leaving the host, on a client of its own; the only importer of NIOSSL.
         .target(
+            name: "BrokerTLS",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BrokerUpstream",
             dependencies: [
                 "BrokerConfig",
                 "BrokerCrypto",
                 "BrokerPOSIX",
+                "BrokerTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -112,6 +118,7 @@ let package = Package(
                 "BrokerConfig",
                 "BrokerCrypto",
                 "BrokerPOSIX",
+                "BrokerTLS",
                 "BrokerTokens",
                 "BrokerUpstream",
                 "CSystemShims",
@@ -245,7 +252,7 @@ let package = Package(
         .testTarget(
             name: "BrokerUpstreamTests",
             dependencies: [
-                "BrokerConfig", "BrokerCrypto", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator",
+                "BrokerConfig", "BrokerCrypto", "BrokerTLS", "BrokerTokens", "BrokerUpstream", "BrokerTestSupport", "MaskinportenEmulator",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -17,22 +17,8 @@
 #include <openssl/store.h>
 #include <openssl/encoder.h>
 #include <openssl/rand.h>
-#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-
-/// `SSL_set_tlsext_host_name` (a macro over `SSL_ctrl`): the name the server's certificate is
-/// chosen by (SNI).
-static inline int COpenSSL_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return SSL_set_tlsext_host_name(ssl, name); }
-
-/// `SSL_CTX_set_min_proto_version` (a macro over `SSL_CTX_ctrl`).
-static inline int COpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *context, int version) { return SSL_CTX_set_min_proto_version(context, version); }
-
-/// `SSL_set_mode` (a macro over `SSL_ctrl`) with partial writes and a write buffer that may move
-/// between retries: what a non-blocking writer from Swift arrays needs.
-static inline long COpenSSL_SSL_set_nonblocking_modes(SSL *ssl) {
-    return SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-}
 
 /// `EVP_PKEY_KEYPAIR` (a macro built from other macros).
 static inline int COpenSSL_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }

@@ -1,4 +1,4 @@
-import BrokerCrypto
+import BrokerTLS
 import BrokerTestSupport
 import Foundation
 import Logging

@@ -1,4 +1,4 @@
-import BrokerCrypto
+import BrokerTLS
 import BrokerTokens
 import BrokerUpstream
 import CSystemShims

@@ -1,6 +1,7 @@
-package import BrokerConfig
-import BrokerCrypto
+import BrokerConfig
 import BrokerPOSIX
+import BrokerTLS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -17,22 +18,35 @@ import NIOHTTP1
 /// call in libc, and a CONNECT through the proxy and a TLS handshake are a few round trips once
 /// per connection. Everything after is the loop's, non-blocking (`WireConnection`).
 package final class WireClient: Sendable {
-    /// TLS to Altinn; nil when OpenSSL could not read the trust (the NIO client, which read it,
-    /// then sends every call).
-    let tls: TLSClientContext?
+    let caFile: String?
     let proxy: ProxySettings
     let connectTimeout: Duration
+    /// The TLS context, made at the first https call: the system's roots read whole are a
+    /// megabyte of memory, not spent by a daemon whose gateway is idle or plain HTTP.
+    private let context = NIOLockedValueBox<TLSClientContext??>(nil)
 
     init(caFile: String?, proxy: ProxySettings, connectTimeout: Duration) {
-        tls = try? TLSClientContext(caFile: caFile)
+        self.caFile = caFile
         self.proxy = proxy
         self.connectTimeout = connectTimeout
+    }
+
+    /// TLS to Altinn; nil when the trust could not be read (the NIO client, which read it, then
+    /// sends every call).
+    var tls: TLSClientContext? {
+        context.withLockedValue { context in
+            if let made = context { return made }
+            let made = try? TLSClientContext(caFile: caFile)
+            context = .some(made)
+            return made
+        }
     }
 
     /// The endpoint of an Altinn platform's base URL, and the path the base holds (put before
     /// every call's path); nil for a URL the fast path does not send to (it has no TLS for it).
     package func endpoint(base: String) -> (WireEndpoint, basePath: String)? {
         guard let (target, path) = ForwardingEndpoint.parse(base, proxied: false), !target.secure || tls != nil else { return nil }
+        // (tls, asked only for https, makes the context then.)
         var endpoint = target
         endpoint.proxied = proxy.proxy(forHost: endpoint.host, port: endpoint.port) != nil
         // parse gives "/" for a base without a path: the call's own path starts with one.

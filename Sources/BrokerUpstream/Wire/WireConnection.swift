@@ -1,4 +1,4 @@
-package import BrokerCrypto
+package import BrokerTLS
 
 #if canImport(Glibc)
     import Glibc
