@@ -76,7 +76,7 @@ package final class TLSStream: @unchecked Sendable {
         // Partial writes, and a write buffer that may move between retries (a Swift array's).
         _ = SSL_set_mode(ssl, UInt32(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
         guard SSL_set_fd(ssl, descriptor) == 1 else { throw TLSSetupError("TLS session for \(host)") }
-        if host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) && host.contains(where: { $0 == "." || $0 == ":" }) {
+        if Self.isAddress(host) {
             // An address: checked against the certificate's IP addresses; SNI carries names only.
             guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else { throw TLSSetupError("TLS session for \(host)") }
         } else {
@@ -86,6 +86,13 @@ package final class TLSStream: @unchecked Sendable {
 
     deinit {
         SSL_free(ssl)
+    }
+
+    /// Whether `host` is an IPv4 or IPv6 address, as the resolver reads one (a name such as
+    /// `cafe.be` is all hexadecimal digits and dots, and still a name).
+    static func isAddress(_ host: String) -> Bool {
+        var address = in6_addr()
+        return inet_pton(AF_INET, host, &address) == 1 || inet_pton(AF_INET6, host, &address) == 1
     }
 
     /// One step of the handshake.

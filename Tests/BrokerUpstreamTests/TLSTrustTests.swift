@@ -1,4 +1,3 @@
-import BrokerTLS
 import BrokerTestSupport
 import Foundation
 import Logging
@@ -7,6 +6,7 @@ import NIOHTTP1
 import Testing
 
 @testable import BrokerConfig
+@testable import BrokerTLS
 @testable import BrokerTokens
 @testable import BrokerUpstream
 
@@ -144,6 +144,12 @@ struct TLSTrustTests {
             }
         }
         return "no answer: \(String(decoding: answer, as: UTF8.self))"
+    }
+
+    @Test("an address is checked as an address, a name as a name, even one of hexadecimal letters")
+    func addresses() {
+        for address in ["127.0.0.1", "10.1.2.3", "::1", "fe80::1", "2001:db8::7"] { #expect(TLSStream.isAddress(address), "\(address)") }
+        for name in ["platform.tt02.altinn.no", "cafe.be", "dead.beef", "localhost", "1.2.3", "abc"] { #expect(!TLSStream.isAddress(name), "\(name)") }
     }
 
     @Test("the fast path's TLS: trusted with ca_file, the call and answer through it; refused without it, and for a name the certificate does not hold")
