@@ -150,6 +150,8 @@ package struct TLSSetupError: Error, CustomStringConvertible {
     }
 
     /// Every queued error as BoringSSL's one-line text, oldest first; the queue is left empty.
+    /// (BrokerCrypto's `OpenSSLErrorQueue.drain` reads OpenSSL's queue, a different library's:
+    /// the same lines, bound to other symbols, so not one function for both.)
     static func drain() -> [String] {
         var messages: [String] = []
         var buffer = [CChar](repeating: 0, count: 256)

@@ -218,19 +218,23 @@ extension Router {
                 return plan.own(Self.response(for: error))
             }
         }
+        // A 401 is the token's fault (revoked, or stale by Altinn's clock): one new token, shared
+        // by every request refused the same token, and one replay. A 403 is a missing scope or
+        // right, which a new token would not mend: it goes to the caller. A call the fast path
+        // sent was refused already: its replay is the first call here.
+        var replaying = refused
         var replayed = false
-        if refused {
-            // The fast path's call was refused this token: the replay is this one.
-            metrics.gatewayReplay(profile: plan.profile)
-            replayed = true
-            do {
-                token = try await cache.replacing(token)
-            } catch {
-                return plan.own(Self.response(for: error))
-            }
-        }
         var answer: ForwardedAnswer
         while true {
+            if replaying {
+                metrics.gatewayReplay(profile: plan.profile)
+                replayed = true
+                do {
+                    token = try await cache.replacing(token)
+                } catch {
+                    return plan.own(Self.response(for: error))
+                }
+            }
             call.headers.replaceOrAdd(name: "Authorization", value: "Bearer " + token.value)
             let asked = ContinuousClock.now
             do {
@@ -239,18 +243,9 @@ extension Router {
                 return plan.own(Self.response(for: error))
             }
             metrics.gatewayUpstream(profile: plan.profile, took: asked.duration(to: .now))
-            // A 401 is the token's fault (revoked, or stale by Altinn's clock): one new token,
-            // shared by every request refused the same token, and one replay. A 403 is a missing
-            // scope or right, which a new token would not mend: it goes to the caller.
             guard answer.status == 401, !replayed else { break }
             await answer.body.discard()
-            metrics.gatewayReplay(profile: plan.profile)
-            replayed = true
-            do {
-                token = try await cache.replacing(token)
-            } catch {
-                return plan.own(Self.response(for: error))
-            }
+            replaying = true
         }
         let status = answer.status
         metrics.request(route: Route.api.rawValue, status: UInt(status))
