@@ -62,8 +62,10 @@ package struct Router: Sendable {
 
     /// `choice` is the delegation the caller names: the token route's query, or the gateway's
     /// `Broker-*` headers under the same names.
-    func tokenRequest(profile name: String, choice: [String: String], minValid minValidText: String? = nil, peer: PeerCredentials) -> TokenRequest {
-        let state = state()
+    func tokenRequest(
+        profile name: String, choice: [String: String], minValid minValidText: String? = nil, peer: PeerCredentials, state: ServingState? = nil
+    ) -> TokenRequest {
+        let state = state ?? self.state()
         // `access` has an entry for each configured profile: one hash lookup, not a scan.
         guard let policy = state.access[name] else {
             return .answer(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(name))\""))

@@ -2,32 +2,37 @@ package import BrokerConfig
 package import BrokerTokens
 
 /// What the daemon serves right now, made from a loaded configuration and replaced whole on
-/// reload: the configuration, who may use what, and what cannot be served and why.
-package struct ServingState: Sendable {
+/// reload: the configuration, who may use what, and what cannot be served and why. A class
+/// whose fields never change: each request takes a reference to it, not a copy of every field.
+package final class ServingState: Sendable {
     /// The configuration in force.
-    package var configuration: BrokerConfiguration
+    package let configuration: BrokerConfiguration
     /// Who may use each profile.
-    package var access: [String: AccessPolicy]
+    package let access: [String: AccessPolicy]
     /// Each profile by name (a variant request reads its `delegation:`).
-    package var profiles: [String: Profile]
+    package let profiles: [String: Profile]
     /// Profiles that cannot be served (their keys did not load), with the reason.
-    package var unavailable: [String: String]
+    package let unavailable: [String: String]
     /// Platform Access Token issuers, by name.
-    package var platformAccessTokens: [String: PlatformAccessTokenIssuer]
+    package let platformAccessTokens: [String: PlatformAccessTokenIssuer]
     /// Who may fetch each Platform Access Token.
-    package var platformAccessTokenAccess: [String: AccessPolicy]
+    package let platformAccessTokenAccess: [String: AccessPolicy]
     /// Platform Access Tokens that cannot be served, with the reason.
-    package var unavailablePlatformAccessTokens: [String: String]
+    package let unavailablePlatformAccessTokens: [String: String]
     /// Who may use the ID-porten exchange, when it is enabled.
-    package var idPortenAccess: AccessPolicy?
+    package let idPortenAccess: AccessPolicy?
+    /// Each profile's gateway, by profile name, for the profiles that have one.
+    package let gateways: [String: GatewayRoute]
 
     /// The state for `loaded`, with its allow lists resolved.
     package init(_ loaded: LoadedConfiguration) {
-        configuration = loaded.configuration
+        let configuration = loaded.configuration
+        self.configuration = configuration
         var access: [String: AccessPolicy] = [:]
         for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
         self.access = access
-        profiles = Dictionary(configuration.profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let profiles = Dictionary(configuration.profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.profiles = profiles
         unavailable = loaded.problems.mapValues(\.description)
         platformAccessTokens = loaded.platformAccessKeys.mapValues(PlatformAccessTokenIssuer.init)
         var tokenAccess: [String: AccessPolicy] = [:]
@@ -35,5 +40,23 @@ package struct ServingState: Sendable {
         platformAccessTokenAccess = tokenAccess
         unavailablePlatformAccessTokens = loaded.platformAccessTokenProblems.mapValues(\.description)
         idPortenAccess = configuration.idPortenExchange.map { AccessPolicy($0.allow) }
+        gateways = profiles.compactMapValues { profile in profile.gateway.map { GatewayRoute(settings: $0, platform: profile.environment.altinnPlatform) } }
+    }
+}
+
+/// A profile's gateway as each of its calls reads it, made once per configuration: a class, so
+/// that a call takes a reference rather than a copy of the whole profile.
+package final class GatewayRoute: Sendable {
+    /// The profile's `gateway:` section.
+    let settings: GatewaySettings
+    /// The profile's environment's Altinn platform base URL, when it has one.
+    let platform: String?
+    /// `settings.timeoutSeconds`.
+    let timeout: Duration
+
+    init(settings: GatewaySettings, platform: String?) {
+        self.settings = settings
+        self.platform = platform
+        timeout = .seconds(settings.timeoutSeconds)
     }
 }

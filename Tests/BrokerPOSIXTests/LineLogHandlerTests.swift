@@ -32,6 +32,18 @@ struct LineLogHandlerTests {
         #expect(line == "<4>say \\\"hi\\\"\\nthere a=\"x y\" b=2 odd_key__=1")
     }
 
+    @Test("a line written field by field: numbers in decimal, substrings and strings escaped as metadata's values are")
+    func fields() {
+        var line = LineLogHandler.Line(level: .info, message: "m", format: .logfmt)
+        for (key, number) in [("zero", 0), ("one", 1), ("big", Int.max), ("negative", -42), ("least", Int.min)] { line.field(key, number) }
+        let text = "/path two\n"
+        line.field("slice", text.dropFirst())
+        line.field("text", "x=y")
+        #expect(
+            Self.text(line.bytes)
+                == "level=info msg=m zero=0 one=1 big=9223372036854775807 negative=-42 least=-9223372036854775808 slice=\"path two\\n\" text=\"x=y\"")
+    }
+
     @Test("syslog priorities by level")
     func priorities() {
         #expect([Logger.Level.critical, .error, .warning, .notice, .info, .debug, .trace].map(LineLogHandler.priority) == [2, 3, 4, 5, 6, 7, 7])

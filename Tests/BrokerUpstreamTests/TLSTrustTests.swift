@@ -120,7 +120,7 @@ struct TLSTrustTests {
         let connection = try client.connect(to: endpoint)
         defer { connection.close() }
         let call = ForwardedRequest(method: .POST, url: "", headers: ["Content-Type": "application/json"], body: ByteBuffer(string: "{}"), timeout: .seconds(2))
-        let bytes = client.request(call, to: endpoint, target: basePath + "/token", token: "secret-token")
+        let bytes = client.request(call, to: endpoint, basePath: basePath, target: "/token", token: "secret-token")
         var written = 0
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

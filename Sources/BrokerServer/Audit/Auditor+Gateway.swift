@@ -31,29 +31,27 @@ extension Auditor {
     @discardableResult
     func forwarded(_ call: GatewayCall, peer: PeerCredentials) -> Bool {
         guard level <= .info else { return true }
-        // The fields in the order the logger sorts them into (by key), built in that order: a
-        // dictionary and its sort were a tenth of a forwarded call's CPU.
+        // The fields in the order the logger sorts them into (by key), written in that order
+        // straight into the line.
         let milliseconds = call.took.components.seconds * 1000 + call.took.components.attoseconds / 1_000_000_000_000_000
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(16)
-        if call.brokerAnswered { fields.append(("answered_by", "broker")) }
-        fields.append(("audit", "true"))
-        fields.append(("bytes_in", String(call.bytesIn)))
-        fields.append(("bytes_out", String(call.bytesOut)))
-        fields.append(("duration_ms", String(milliseconds)))
-        if let executable = peer.executable() { fields.append(("exe", executable)) }
-        fields.append(("gid", String(peer.gid)))
-        if call.incomplete { fields.append(("incomplete", "true")) }
-        fields.append(("method", call.method))
-        fields.append(("path", String(call.path)))
-        fields.append(("pid", String(peer.pid)))
-        fields.append(("profile", call.profile))
-        if call.replayed { fields.append(("replayed", "true")) }
-        fields.append(("status", String(call.status)))
-        fields.append(("uid", String(peer.uid)))
-        if let variant = call.variant { fields.append(("variant", variant.auditName)) }
-        let line = LineLogHandler.line(level: .info, message: "api request forwarded", fields: fields, format: output.format)
-        return line.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .audit) }
+        var line = LineLogHandler.Line(level: .info, message: "api request forwarded", format: output.format)
+        if call.brokerAnswered { line.field("answered_by", "broker") }
+        line.field("audit", "true")
+        line.field("bytes_in", call.bytesIn)
+        line.field("bytes_out", call.bytesOut)
+        line.field("duration_ms", Int(milliseconds))
+        if let executable = peer.executable() { line.field("exe", executable) }
+        line.field("gid", Int(peer.gid))
+        if call.incomplete { line.field("incomplete", "true") }
+        line.field("method", call.method)
+        line.field("path", call.path)
+        line.field("pid", Int(peer.pid))
+        line.field("profile", call.profile)
+        if call.replayed { line.field("replayed", "true") }
+        line.field("status", call.status)
+        line.field("uid", Int(peer.uid))
+        if let variant = call.variant { line.field("variant", variant.auditName) }
+        return line.bytes.withUnsafeBufferPointer { output.sink.append(bytes: $0, stream: .audit) }
     }
 
     /// Whether a request must be refused because its audit line could not be written now.

@@ -25,7 +25,8 @@ final class FastExchange {
     let client: Int32
     let plan: GatewayPlan
     let token: IssuedToken
-    let endpoint: WireEndpoint
+    /// Where the call goes, and the loop's kept connections there.
+    let pool: EndpointPool
     /// The call on the wire (with the token), written from `written` on.
     let request: [UInt8]
     var written = 0
@@ -59,13 +60,13 @@ final class FastExchange {
     var deadline: UInt64
 
     init(
-        client: Int32, plan: GatewayPlan, token: IssuedToken, endpoint: WireEndpoint, request: [UInt8], original: [UInt8], method: HTTPMethod,
+        client: Int32, plan: GatewayPlan, token: IssuedToken, pool: EndpointPool, request: [UInt8], original: [UInt8], method: HTTPMethod,
         keepAlive: Bool, timeout: Duration, deadline: UInt64
     ) {
         self.client = client
         self.plan = plan
         self.token = token
-        self.endpoint = endpoint
+        self.pool = pool
         self.request = request
         self.original = original
         self.method = method
@@ -75,12 +76,26 @@ final class FastExchange {
     }
 }
 
+/// A platform's endpoint as one loop sends to it, with the connections the loop keeps there.
+final class EndpointPool {
+    let wire: WireClient
+    let endpoint: WireEndpoint
+    /// The base URL's path, which the call's target follows.
+    let basePath: String
+    /// Kept connections with no call, with when each was last used (the last is the newest).
+    var idle: [(connection: WireConnection, since: UInt64)] = []
+
+    init(wire: WireClient, endpoint: WireEndpoint, basePath: String) {
+        self.wire = wire
+        self.endpoint = endpoint
+        self.basePath = basePath
+    }
+}
+
 /// A loop's gateway calls and its kept connections to Altinn; touched only by that loop.
 final class FastGateway {
-    /// Kept connections with no call, by endpoint (with when each was last used), and by
-    /// descriptor (epoll reports those).
-    var idle: [WireEndpoint: [(connection: WireConnection, since: UInt64)]] = [:]
-    var idleByDescriptor: [Int32: WireConnection] = [:]
+    /// Kept connections with no call, by descriptor (epoll reports those), with their pool.
+    var idleByDescriptor: [Int32: (connection: WireConnection, pool: EndpointPool)] = [:]
     /// Calls on a connection, by the connection's descriptor.
     var sending: [Int32: FastExchange] = [:]
     /// Calls waiting for a new connection, by ticket.
@@ -88,8 +103,9 @@ final class FastGateway {
     var nextTicket: UInt64 = 0
     /// When the calls' deadlines are next looked at.
     var nextCheck: UInt64 = 0
-    /// Platforms' endpoints, by client and base URL.
-    var endpoints: [EndpointKey: (client: WireClient, endpoint: WireEndpoint, basePath: String)] = [:]
+    /// Platforms' endpoints, by client and base URL: a call finds its kept connections with one
+    /// lookup by a string it holds (hashing the endpoint itself per call and connection cost more).
+    var pools: [EndpointKey: EndpointPool] = [:]
     struct EndpointKey: Hashable {
         var client: ObjectIdentifier
         var base: String
@@ -133,58 +149,74 @@ extension FastLoop {
         case .send(let plan):
             // Over the profile's limit: NIO's handler answers 413, as for any other caller.
             guard head.bodyLength <= plan.maxBodyBytes, let token = plan.heldToken, let call = plan.call, let wire = plan.upstream?.wire,
-                let (endpoint, basePath) = endpoint(wire, base: plan.platform)
+                let pool = pool(wire, base: plan.platform)
             else { return .handOver }
-            let wireBytes = wire.request(call, to: endpoint, target: basePath + plan.target, token: token.value)
+            let wireBytes = wire.request(call, to: pool.endpoint, basePath: pool.basePath, target: plan.target, token: token.value)
             let exchange = FastExchange(
-                client: descriptor, plan: plan, token: token, endpoint: endpoint, request: wireBytes, original: Array(bytes), method: head.method,
+                client: descriptor, plan: plan, token: token, pool: pool, request: wireBytes, original: Array(bytes), method: head.method,
                 keepAlive: head.keepAlive, timeout: call.timeout, deadline: Self.now() + UInt64(max(0, call.timeout.nanosecondsClamped)))
             connections[descriptor]!.exchange = exchange
             // The caller's head deadline waits while its call is answered.
             connections[descriptor]!.deadline = .max
             gateway.nextCheck = min(gateway.nextCheck, exchange.deadline)
-            if let kept = takeIdle(endpoint) {
+            if let kept = takeIdle(pool) {
                 exchange.reused = true
                 attach(exchange, to: kept)
             } else {
-                connectAnew(exchange, wire: wire)
+                connectAnew(exchange)
             }
             return .started
         }
     }
 
     /// A platform's endpoint, parsed once per loop and client.
-    private func endpoint(_ wire: WireClient, base: String) -> (WireEndpoint, basePath: String)? {
+    private func pool(_ wire: WireClient, base: String) -> EndpointPool? {
         let key = FastGateway.EndpointKey(client: ObjectIdentifier(wire), base: base)
-        if let known = gateway.endpoints[key] { return (known.endpoint, known.basePath) }
-        guard let parsed = wire.endpoint(base: base) else { return nil }
-        // Reloads make new clients: the old ones' entries go, now and then. (Each entry holds its
-        // client, so no other client can have its identifier meanwhile.)
-        if gateway.endpoints.count >= 64 { gateway.endpoints.removeAll() }
-        gateway.endpoints[key] = (wire, parsed.0, parsed.basePath)
-        return parsed
+        if let known = gateway.pools[key] { return known }
+        guard let (endpoint, basePath) = wire.endpoint(base: base) else { return nil }
+        // Reloads make new clients: the old ones' pools go, now and then, with their kept
+        // connections. (Each pool holds its client, so no other client can have its identifier
+        // meanwhile.)
+        if gateway.pools.count >= 64 {
+            for pool in gateway.pools.values {
+                while let (connection, _) = pool.idle.popLast() { dropIdle(connection) }
+            }
+            gateway.pools.removeAll()
+        }
+        let pool = EndpointPool(wire: wire, endpoint: endpoint, basePath: basePath)
+        gateway.pools[key] = pool
+        return pool
     }
 
-    private func takeIdle(_ endpoint: WireEndpoint) -> WireConnection? {
+    private func takeIdle(_ pool: EndpointPool) -> WireConnection? {
         let now = Self.now()
-        while let (connection, since) = gateway.idle[endpoint]?.popLast() {
-            gateway.idleByDescriptor[connection.descriptor] = nil
-            if now - since <= FastGateway.idleReuse { return connection }
-            _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
-            connection.close()
+        while let (connection, since) = pool.idle.popLast() {
+            if now - since <= FastGateway.idleReuse {
+                gateway.idleByDescriptor[connection.descriptor] = nil
+                return connection
+            }
+            dropIdle(connection)
         }
         return nil
     }
 
+    /// Closes a kept connection.
+    private func dropIdle(_ connection: WireConnection) {
+        gateway.idleByDescriptor[connection.descriptor] = nil
+        _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
+        connection.close()
+    }
+
     /// A new connection for `exchange`, made off the loop (DNS, the proxy's CONNECT and the
     /// TLS handshake block); the loop is woken with it (`FastLoopControl.deliver`).
-    private func connectAnew(_ exchange: FastExchange, wire: WireClient) {
+    private func connectAnew(_ exchange: FastExchange) {
         gateway.nextTicket += 1
         let ticket = gateway.nextTicket
         gateway.waiting[ticket] = exchange
         exchange.connection = nil
         let control = self.control
-        let endpoint = exchange.endpoint
+        let wire = exchange.pool.wire
+        let endpoint = exchange.pool.endpoint
         DispatchQueue.global().async {
             do throws(ForwardingFailure) {
                 control.deliver(ticket, .success(try wire.connect(to: endpoint)))
@@ -197,8 +229,9 @@ extension FastLoop {
     /// A connection made for the call holding `ticket` (or its failure).
     func connected(_ ticket: UInt64, _ result: Result<WireConnection, ForwardingFailure>) {
         guard let exchange = gateway.waiting.removeValue(forKey: ticket) else {
-            // The call was given up meanwhile: the connection is kept for the next.
-            if case .success(let connection) = result, watch(connection) { keep(connection) }
+            // The call was given up meanwhile (the broker answered 504): its connection is not
+            // kept, whichever pool it was for.
+            if case .success(let connection) = result { connection.close() }
             return
         }
         switch result {
@@ -240,11 +273,11 @@ extension FastLoop {
                 return
             case .closed, .failed:
                 // A kept connection Altinn had closed: nothing of this call reached it.
-                if exchange.reused, let wire = exchange.plan.upstream?.wire {
+                if exchange.reused {
                     dropUpstream(exchange)
                     exchange.written = 0
                     exchange.reused = false
-                    return connectAnew(exchange, wire: wire)
+                    return connectAnew(exchange)
                 }
                 if case .failed(let reason) = progress {
                     return fail(exchange, Router.response(for: .unreachable("Altinn could not be reached: \(reason)")))
@@ -266,11 +299,10 @@ extension FastLoop {
 
     /// An event on an upstream socket.
     func upstreamEvent(_ descriptor: Int32, _ events: UInt32) {
-        if let connection = gateway.idleByDescriptor.removeValue(forKey: descriptor) {
+        if let (connection, pool) = gateway.idleByDescriptor[descriptor] {
             // A kept connection with no call speaks only to close (or to say nothing we asked).
-            gateway.idle[connection.endpoint]?.removeAll { $0.connection === connection }
-            _ = CSystemShims_epollRemove(control.epoll, descriptor)
-            connection.close()
+            pool.idle.removeAll { $0.connection === connection }
+            dropIdle(connection)
             return
         }
         guard let exchange = gateway.sending[descriptor] else { return }
@@ -310,11 +342,11 @@ extension FastLoop {
         guard let head = exchange.head else {
             // Nothing came back. A kept connection that Altinn closed as the call went out: a call
             // that may be sent twice is, once, on a new connection (as the NIO client does).
-            if exchange.reused, exchange.answer.isEmpty, [.GET, .PUT, .DELETE].contains(exchange.method), let wire = exchange.plan.upstream?.wire {
+            if exchange.reused, exchange.answer.isEmpty, [.GET, .PUT, .DELETE].contains(exchange.method) {
                 dropUpstream(exchange)
                 exchange.written = 0
                 exchange.reused = false
-                return connectAnew(exchange, wire: wire)
+                return connectAnew(exchange)
             }
             return fail(exchange, Router.response(for: .unreachable("Altinn closed the connection without answering")))
         }
@@ -417,22 +449,21 @@ extension FastLoop {
                     control.epoll, connection.descriptor, CSystemShims_EPOLLIN, UInt64(connection.descriptor) | FastGateway.upstreamTag)
                 exchange.watchingWrite = false
             }
-            keep(connection)
+            keep(connection, in: exchange.pool)
         } else {
             _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
             connection.close()
         }
     }
 
-    private func keep(_ connection: WireConnection) {
-        guard gateway.idle[connection.endpoint, default: []].count < FastGateway.keptPerEndpoint, !stopping else {
+    private func keep(_ connection: WireConnection, in pool: EndpointPool) {
+        guard pool.idle.count < FastGateway.keptPerEndpoint, !stopping else {
             _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
             connection.close()
             return
         }
-        // Appended in place: a copy of the list per call otherwise.
-        gateway.idle[connection.endpoint, default: []].append((connection, Self.now()))
-        gateway.idleByDescriptor[connection.descriptor] = connection
+        pool.idle.append((connection, Self.now()))
+        gateway.idleByDescriptor[connection.descriptor] = (connection, pool)
     }
 
     /// Closes the call's connection to Altinn, which carries nothing more of use.

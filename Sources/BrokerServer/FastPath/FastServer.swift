@@ -317,8 +317,8 @@ final class FastLoop {
             }
         }
         for descriptor in Array(connections.keys) { closeConnection(descriptor) }
-        for connection in gateway.idleByDescriptor.values { connection.close() }
-        gateway.idle = [:]
+        for (connection, _) in gateway.idleByDescriptor.values { connection.close() }
+        gateway.pools = [:]
         gateway.idleByDescriptor = [:]
     }
 

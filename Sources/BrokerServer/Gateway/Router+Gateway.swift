@@ -104,7 +104,7 @@ extension Router {
     package func gatewayBodyLimit(path: String) -> Int? {
         let (route, name) = Route.match(path)
         guard route == .api else { return nil }
-        return state().profiles[String(name)]?.gateway?.maxBodyBytes
+        return state().gateways[String(name)]?.settings.maxBodyBytes
     }
 
     /// `ANY /v1/api/{profile}/{path}`: checked (profile, gateway, allow list, delegation, path)
@@ -137,10 +137,10 @@ extension Router {
         let plan = GatewayPlan(
             router: self, peer: peer, profile: profileName, method: method, path: apiPath, started: started, bytesIn: request.body.readableBytes)
         let state = state()
-        guard let profile = state.profiles[profileName] ?? state.configuration.profiles.first(where: { $0.name == profileName }) else {
-            return .answered(plan.own(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(profileName))\""), audit: false))
-        }
-        guard let gateway = profile.gateway else {
+        guard let route = state.gateways[profileName] else {
+            guard state.profiles[profileName] != nil else {
+                return .answered(plan.own(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(profileName))\""), audit: false))
+            }
             return .answered(
                 plan.own(
                     .error(
@@ -151,7 +151,7 @@ extension Router {
         }
         // The allow list, the delegation headers and the cache, exactly as for the profile's token.
         let overflow: AuditSettings.Overflow
-        switch tokenRequest(profile: profileName, choice: GatewayHeaders.delegationChoice(request.headers), peer: peer) {
+        switch tokenRequest(profile: profileName, choice: GatewayHeaders.delegationChoice(request.headers), peer: peer, state: state) {
         case .answer(let refusal):
             return .answered(plan.own(refusal, audit: false))
         case .ready(let ready, _, _, let auditOverflow):
@@ -159,6 +159,7 @@ extension Router {
             overflow = auditOverflow
         }
         plan.variant = plan.cache?.variant
+        let gateway = route.settings
         switch GatewayPath.judge(apiPath, prefixes: gateway.paths) {
         case .success(let judged): plan.path = judged
         case .failure(.malformed(let reason)): return .answered(plan.own(.error(.badRequest, "invalid_path", reason)))
@@ -169,7 +170,7 @@ extension Router {
                         .forbidden, "path_not_allowed",
                         "profile \"\(profileName)\"'s gateway lets callers reach \(prefixes) only; add the API's prefix to gateway.paths to allow it")))
         }
-        guard let platform = profile.environment.altinnPlatform, let upstream = plan.cache?.upstream else {
+        guard let platform = route.platform, let upstream = plan.cache?.upstream else {
             return .answered(plan.own(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(profileName)\" has no Altinn platform to send to")))
         }
         plan.upstream = upstream
@@ -198,7 +199,7 @@ extension Router {
         plan.target = request.rawQuery.map { plan.path + "?" + $0 } ?? String(plan.path)
         plan.call = ForwardedRequest(
             method: request.method, url: platform + plan.target, headers: headers, body: request.body,
-            timeout: .seconds(gateway.timeoutSeconds))
+            timeout: route.timeout)
         plan.heldToken = plan.cache?.heldToken()
         return .send(plan)
     }

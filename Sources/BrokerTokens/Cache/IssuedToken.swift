@@ -47,13 +47,21 @@ package struct IssuedToken: Sendable {
 
     /// The lifetime it had when obtained.
     package var lifetime: Duration {
-        .seconds(expiresAt.timeIntervalSince(obtainedAt))
+        Self.duration(seconds: expiresAt.timeIntervalSince(obtainedAt))
     }
 
     /// Time left: the smaller of what the wall clock and the monotonic clock say.
     package func remaining(now: Date = Date(), instant: ContinuousClock.Instant = .now) -> Duration {
-        let byWall = Duration.seconds(expiresAt.timeIntervalSince(now))
+        let byWall = Self.duration(seconds: expiresAt.timeIntervalSince(now))
         let byMonotonic = (obtainedInstant + lifetime) - instant
         return min(byWall, byMonotonic)
+    }
+
+    /// `seconds` to the nanosecond: `Duration.seconds(Double)` converts through a generic
+    /// 128-bit path that cost more than the rest of a held token's check, made on every request.
+    static func duration(seconds: Double) -> Duration {
+        let nanoseconds = seconds * 1e9
+        guard nanoseconds.magnitude < 9e18 else { return .seconds(seconds) }
+        return .nanoseconds(Int64(nanoseconds))
     }
 }

@@ -103,6 +103,11 @@ package struct WireAnswerHead: Sendable {
             } else if ASCIIText.equalsIgnoringCase(bytes, name, "connection") {
                 if ASCIIText.contains(bytes, value, "close") { close = true }
                 if minor == UInt8(ascii: "0") && ASCIIText.contains(bytes, value, "keep-alive") { close = false }
+                // The usual values name no header: nothing to split (a string per answer otherwise).
+                if ASCIIText.equalsIgnoringCase(bytes, value, "keep-alive") || ASCIIText.equalsIgnoringCase(bytes, value, "close") {
+                    fields.append((name, value))
+                    continue
+                }
                 let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self)
                 for option in text.split(separator: ",") {
                     let lowered = option.trimmed().lowercased()

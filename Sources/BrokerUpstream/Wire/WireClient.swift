@@ -54,12 +54,14 @@ package final class WireClient: Sendable {
         return (WireEndpoint(base: endpoint), basePath)
     }
 
-    /// A call's bytes on the wire to `endpoint`, for `target` (path and query), with `token`.
-    package func request(_ call: ForwardedRequest, to endpoint: WireEndpoint, target: String, token: String) -> [UInt8] {
+    /// A call's bytes on the wire to `endpoint`, for `basePath` (the base URL's) then `target` (the
+    /// call's path and query), with `token`.
+    package func request(_ call: ForwardedRequest, to endpoint: WireEndpoint, basePath: String, target: String, token: String) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512 + call.body.readableBytes)
         bytes.append(contentsOf: call.method.rawValue.utf8)
         bytes.append(0x20)
+        bytes.append(contentsOf: basePath.utf8)
         bytes.append(contentsOf: target.utf8)
         bytes.append(contentsOf: " HTTP/1.1\r\nHost: ".utf8)
         bytes.append(contentsOf: endpoint.authority.utf8)
