@@ -111,6 +111,20 @@ package final class EmulatorServer: Sendable {
                         case .hang:
                             try await Task.sleep(for: .seconds(3600))
                             return
+                        case .trickle:
+                            // No length: NIO frames the body chunked, each piece a chunk.
+                            var headers = reply.headers
+                            headers.remove(name: "Content-Length")
+                            try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: .continue)))
+                            try await Task.sleep(for: .milliseconds(30))
+                            try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
+                            let third = max(1, reply.body.count / 3)
+                            for start in stride(from: 0, to: reply.body.count, by: third) {
+                                try await Task.sleep(for: .milliseconds(30))
+                                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body[start..<min(start + third, reply.body.count)]))))
+                            }
+                            try await outbound.write(.end(nil))
+                            if !requestHead.isKeepAlive { return }
                         case .respond:
                             var headers = reply.headers
                             headers.replaceOrAdd(name: "Content-Length", value: String(reply.body.count))
@@ -232,7 +246,7 @@ package final class EmulatorServer: Sendable {
                         [
                             "error": "invalid_request",
                             "error_description":
-                                "POST /_emulator/faults/{token|exchange|jwks|notifications} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"count\"}",
+                                "POST /_emulator/faults/{token|exchange|jwks|notifications} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"trickle\", \"count\"}",
                         ])
                 }
                 emulator.inject(fault, into: target)
@@ -248,6 +262,7 @@ package final class EmulatorServer: Sendable {
         if let fault, fault.replacesAnswer { return .fault(fault) }
         var reply = answer()
         reply.delay = fault?.delay
+        if fault?.trickle == true { reply.action = .trickle }
         return reply
     }
 
@@ -357,7 +372,7 @@ struct EmulatorRequest {
 
 /// What to do with a request.
 struct EmulatorReply {
-    enum Action { case respond, drop, hang }
+    enum Action { case respond, drop, hang, trickle }
 
     var status: HTTPResponseStatus
     var headers: HTTPHeaders = [:]

@@ -59,12 +59,17 @@ package struct Fault: Sendable, Codable, Equatable {
     package var hang: Bool?
     /// Answer 200 with a body that is neither JSON nor a JWT.
     package var garbage: Bool?
+    /// Send the real answer slowly, as a proxy or a busy server may: a `100 Continue` first,
+    /// then the head, then the body chunked in three pieces, each on its own after a pause.
+    package var trickle: Bool?
     /// How many requests the fault affects before it clears itself; nil: until cleared.
     package var count: Int?
 
     /// Creates a fault.
     package init(
-        status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil, count: Int? = nil
+        status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil,
+        trickle: Bool? = nil,
+        count: Int? = nil
     ) {
         self.status = status
         self.retryAfter = retryAfter
@@ -72,6 +77,7 @@ package struct Fault: Sendable, Codable, Equatable {
         self.drop = drop
         self.hang = hang
         self.garbage = garbage
+        self.trickle = trickle
         self.count = count
     }
 
@@ -89,7 +95,7 @@ package struct Fault: Sendable, Codable, Equatable {
         case status
         case retryAfter = "retry_after"
         case delayMilliseconds = "delay_ms"
-        case drop, hang, garbage, count
+        case drop, hang, garbage, trickle, count
     }
 }
 

@@ -324,6 +324,23 @@ struct GatewayTests {
             let unavailable = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
             #expect(unavailable.status == 503 && !unavailable.head.contains("Broker-Error") && unavailable.body.contains("injected fault"), "\(unavailable)")
             try await harness.emulatorCurl("-X", "DELETE", "\(harness.emulatorURL)/_emulator/faults")
+
+            // An answer that comes slowly: its 100 Continue is not the caller's, its head comes
+            // on its own, its body chunked in pieces, all passed on whole and byte for byte.
+            let whole = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
+            let trickle = "{\"trickle\":true,\"count\":1}"
+            try await harness.emulatorCurl("-X", "POST", "--data", trickle, "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let slow = try await harness.curl("/v1/api/notifications/notifications/api/v1/future/shipment/feed", ["-i", "--raw"])
+            let slowParts = slow.output.components(separatedBy: "\r\n\r\n")
+            #expect(!slow.output.contains("100 Continue"), "\(slow.output)")
+            #expect(
+                slowParts.first?.hasPrefix("HTTP/1.1 200") == true && slowParts.first?.lowercased().contains("transfer-encoding: chunked") == true,
+                "\(slow.output)")
+            // The chunks as Altinn framed them, ending with the last, empty one.
+            #expect(slow.output.hasSuffix("\r\n0\r\n\r\n") && slowParts.count == 3, "\(slow.output)")
+            try await harness.emulatorCurl("-X", "POST", "--data", trickle, "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let decoded = try await harness.curl("/v1/api/notifications/notifications/api/v1/future/shipment/feed")
+            #expect(decoded.output == whole.body && !whole.body.isEmpty, "\(decoded.output)")
             for index in 0..<3 {
                 let after = try await Self.call(harness, "GET", "/notifications/api/v1/future/shipment/feed")
                 #expect(after.status == 200, "call \(index) after the faults: \(after)")

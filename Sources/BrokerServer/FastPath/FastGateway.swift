@@ -359,35 +359,48 @@ extension FastLoop {
 
     /// Bytes read from Altinn.
     private func take(_ exchange: FastExchange, _ bytes: UnsafeRawBufferPointer) {
-        if exchange.head == nil {
-            exchange.answer.append(contentsOf: bytes)
-            while true {
-                let parsed = exchange.answer.withUnsafeBytes { WireAnswerHead.parse($0, method: exchange.method) }
-                switch parsed {
-                case .incomplete:
-                    return
-                case .invalid(let reason):
-                    exchange.reusable = false
-                    return fail(exchange, Router.response(for: .unreachable(reason)))
-                case .head(let head) where (100..<200).contains(head.status):
-                    // 100 Continue and other interim answers are the broker's, not the caller's.
-                    exchange.answer.removeFirst(head.length)
-                    continue
-                case .head(let head):
-                    return answered(exchange, head)
-                }
+        guard exchange.head == nil else { return passOn(exchange, bytes) }
+        if exchange.answer.isEmpty {
+            // Read where it lies: a head that came in one read (nearly every one) is not copied.
+            if let partial = readHead(exchange, bytes) { exchange.answer = Array(partial) }
+            return
+        }
+        exchange.answer.append(contentsOf: bytes)
+        let answer = exchange.answer
+        exchange.answer = []
+        answer.withUnsafeBytes { whole in
+            if let partial = readHead(exchange, whole) { exchange.answer = Array(partial) }
+        }
+    }
+
+    /// Reads the head at the start of `bytes` (Altinn's answer from its start) and deals with
+    /// it and what follows; what must be kept until more comes, while the head is not whole.
+    private func readHead(_ exchange: FastExchange, _ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var start = 0
+        while true {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+            switch WireAnswerHead.parse(rest, method: exchange.method) {
+            case .incomplete:
+                return rest
+            case .invalid(let reason):
+                exchange.reusable = false
+                fail(exchange, Router.response(for: .unreachable(reason)))
+                return nil
+            case .head(let head) where (100..<200).contains(head.status):
+                // 100 Continue and other interim answers are the broker's, not the caller's.
+                start += head.length
+            case .head(let head):
+                answered(exchange, head, rest)
+                return nil
             }
         }
-        passOn(exchange, bytes)
     }
 
     /// Altinn's head has come: a 401 goes to NIO's route (a new token, one replay); any other
     /// answer's head goes to the caller, with the body as it comes.
-    private func answered(_ exchange: FastExchange, _ head: WireAnswerHead) {
+    private func answered(_ exchange: FastExchange, _ head: WireAnswerHead, _ answer: UnsafeRawBufferPointer) {
         let router = exchange.plan.router
         router.metrics.gatewayUpstream(profile: exchange.plan.profile, took: exchange.asked.duration(to: .now))
-        let answer = exchange.answer
-        exchange.answer = []
         exchange.head = head
         exchange.reusable = head.reusable
         if head.status == 401 {
@@ -401,13 +414,11 @@ extension FastLoop {
         out.append(0x20)
         out.append(contentsOf: HTTPResponseStatus(statusCode: head.status).reasonPhrase.utf8)
         out.append(contentsOf: "\r\n".utf8)
-        answer.withUnsafeBytes { bytes in
-            for (name, value) in head.fields where GatewayHeaders.passesInbound(UnsafeRawBufferPointer(rebasing: bytes[name]), named: head.connectionOptions) {
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[name]))
-                out.append(contentsOf: ": ".utf8)
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[value]))
-                out.append(contentsOf: "\r\n".utf8)
-            }
+        for (name, value) in head.fields where GatewayHeaders.passesInbound(UnsafeRawBufferPointer(rebasing: answer[name]), named: head.connectionOptions) {
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: answer[name]))
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: answer[value]))
+            out.append(contentsOf: "\r\n".utf8)
         }
         var keepAlive = exchange.keepAlive && !stopping
         switch head.framing {
@@ -420,7 +431,7 @@ extension FastLoop {
         exchange.closeClient = !keepAlive
         router.metrics.request(route: Route.api.rawValue, status: UInt(head.status))
         exchange.body = WireBodyReader(head.framing)
-        answer.withUnsafeBytes { passOn(exchange, UnsafeRawBufferPointer(rebasing: $0[head.length...])) }
+        passOn(exchange, UnsafeRawBufferPointer(rebasing: answer[head.length...]))
     }
 
     /// Body bytes: to the caller, as far as they belong to this answer.

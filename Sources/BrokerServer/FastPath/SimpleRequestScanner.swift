@@ -94,9 +94,11 @@ package struct SimpleRequestScanner: Sendable {
             guard bytes.count >= 4 else { return .incomplete }
         }
 
-        // The end of the head: the first empty line. Every LF must end a CRLF.
+        // The end of the head: the first empty line. Every LF must end a CRLF. (The lines are
+        // found again below rather than kept: a list of them was an allocation per request.)
         var lineStart = 0
-        var lines: [Range<Int>] = []
+        var lineCount = 0
+        var requestLine: Range<Int>?
         var end = -1
         var index = 0
         while index < bytes.count {
@@ -107,8 +109,9 @@ package struct SimpleRequestScanner: Sendable {
                     end = index + 1
                     break
                 }
-                lines.append(line)
-                guard lines.count <= maxFields + 1 else { return .other }
+                if requestLine == nil { requestLine = line }
+                lineCount += 1
+                guard lineCount <= maxFields + 1 else { return .other }
                 lineStart = index + 1
             }
             index += 1
@@ -117,7 +120,7 @@ package struct SimpleRequestScanner: Sendable {
             // NIO's decoder answers a head over the limit (431); nothing more is worth waiting for.
             return bytes.count > headerBytes ? .other : .incomplete
         }
-        guard end <= headerBytes, let requestLine = lines.first else { return .other }
+        guard end <= headerBytes, let requestLine else { return .other }
 
         // Request line: method SP target SP "HTTP/1." ("0" / "1").
         let versionLength = 8  // "HTTP/1.x"
@@ -137,7 +140,12 @@ package struct SimpleRequestScanner: Sendable {
         var accept: String?
         var headers = HTTPHeaders()
         var bodyLength: Int?
-        for line in lines.dropFirst() {
+        var nextLine = requestLine.upperBound + 2
+        while nextLine < end - 2 {
+            var lineEnd = nextLine
+            while bytes[lineEnd] != Self.lf { lineEnd += 1 }
+            let line = nextLine..<(lineEnd - 1)
+            nextLine = lineEnd + 1
             var colon = -1
             for position in line {
                 let byte = bytes[position]
