@@ -76,10 +76,11 @@ package struct Router: Sendable {
         var variant = TokenVariant.base
         // Delegation chosen per request: checked against the profile's delegation: section.
         if !choice.isEmpty, TokenVariant.parameters.contains(where: { choice[$0] != nil }) {
-            guard let profile = state.profiles[name] else {
+            // Looked up without a copy of the whole profile.
+            guard state.profiles.index(forKey: name) != nil else {
                 return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" is not loaded"))
             }
-            switch TokenVariant.choose(choice, for: profile) {
+            switch TokenVariant.choose(choice, profile: name, delegation: state.delegations[name]) {
             case .success(let chosen): variant = chosen
             case .failure(.invalid(let reason)): return .answer(.error(.badRequest, "invalid_request", Self.printable(reason, limit: 300)))
             case .failure(.denied(let reason)): return .answer(.error(.forbidden, "access_denied", Self.printable(reason, limit: 300)))

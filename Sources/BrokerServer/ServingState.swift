@@ -21,6 +21,8 @@ package final class ServingState: Sendable {
     package let unavailablePlatformAccessTokens: [String: String]
     /// Who may use the ID-porten exchange, when it is enabled.
     package let idPortenAccess: AccessPolicy?
+    /// Each profile's `delegation:` section, by profile name, for the profiles that have one.
+    package let delegations: [String: DelegationSettings]
     /// Each profile's gateway, by profile name, for the profiles that have one.
     package let gateways: [String: GatewayRoute]
 
@@ -40,6 +42,7 @@ package final class ServingState: Sendable {
         platformAccessTokenAccess = tokenAccess
         unavailablePlatformAccessTokens = loaded.platformAccessTokenProblems.mapValues(\.description)
         idPortenAccess = configuration.idPortenExchange.map { AccessPolicy($0.allow) }
+        delegations = profiles.compactMapValues(\.delegation)
         gateways = profiles.compactMapValues { profile in profile.gateway.map { GatewayRoute(settings: $0, platform: profile.environment.altinnPlatform) } }
     }
 }

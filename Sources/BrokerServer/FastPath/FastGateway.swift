@@ -24,7 +24,6 @@ import NIOHTTP1
 final class FastExchange {
     let client: Int32
     let plan: GatewayPlan
-    let token: IssuedToken
     /// Where the call goes, and the loop's kept connections there.
     let pool: EndpointPool
     /// The call on the wire (with the token), written from `written` on.
@@ -60,12 +59,11 @@ final class FastExchange {
     var deadline: UInt64
 
     init(
-        client: Int32, plan: GatewayPlan, token: IssuedToken, pool: EndpointPool, request: [UInt8], original: [UInt8], method: HTTPMethod,
+        client: Int32, plan: GatewayPlan, pool: EndpointPool, request: [UInt8], original: [UInt8], method: HTTPMethod,
         keepAlive: Bool, timeout: Duration, deadline: UInt64
     ) {
         self.client = client
         self.plan = plan
-        self.token = token
         self.pool = pool
         self.request = request
         self.original = original
@@ -148,12 +146,12 @@ extension FastLoop {
             return .handOver
         case .send(let plan):
             // Over the profile's limit: NIO's handler answers 413, as for any other caller.
-            guard head.bodyLength <= plan.maxBodyBytes, let token = plan.heldToken, let call = plan.call, let wire = plan.upstream?.wire,
+            guard head.bodyLength <= plan.maxBodyBytes, plan.heldToken != nil, let call = plan.call, let wire = plan.upstream?.wire,
                 let pool = pool(wire, base: plan.platform)
             else { return .handOver }
-            let wireBytes = wire.request(call, to: pool.endpoint, basePath: pool.basePath, target: plan.target, token: token.value)
+            let wireBytes = wire.request(call, to: pool.endpoint, basePath: pool.basePath, target: plan.target, token: plan.heldToken!.value)
             let exchange = FastExchange(
-                client: descriptor, plan: plan, token: token, pool: pool, request: wireBytes, original: Array(bytes), method: head.method,
+                client: descriptor, plan: plan, pool: pool, request: wireBytes, original: Array(bytes), method: head.method,
                 keepAlive: head.keepAlive, timeout: call.timeout, deadline: Self.now() + UInt64(max(0, call.timeout.nanosecondsClamped)))
             connections[descriptor]!.exchange = exchange
             // The caller's head deadline waits while its call is answered.
@@ -399,8 +397,8 @@ extension FastLoop {
     /// Altinn's head has come: a 401 goes to NIO's route (a new token, one replay); any other
     /// answer's head goes to the caller, with the body as it comes.
     private func answered(_ exchange: FastExchange, _ head: WireAnswerHead, _ answer: UnsafeRawBufferPointer) {
-        let router = exchange.plan.router
-        router.metrics.gatewayUpstream(profile: exchange.plan.profile, took: exchange.asked.duration(to: .now))
+        let metrics = exchange.plan.metrics
+        metrics.gatewayUpstream(profile: exchange.plan.profile, took: exchange.asked.duration(to: .now))
         exchange.head = head
         exchange.reusable = head.reusable
         if head.status == 401 {
@@ -429,7 +427,7 @@ extension FastLoop {
         out.append(contentsOf: (keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
         exchange.pending = out
         exchange.closeClient = !keepAlive
-        router.metrics.request(route: Route.api.rawValue, status: UInt(head.status))
+        metrics.request(route: Route.api.rawValue, status: UInt(head.status))
         exchange.body = WireBodyReader(head.framing)
         passOn(exchange, UnsafeRawBufferPointer(rebasing: answer[head.length...]))
     }
@@ -581,7 +579,7 @@ extension FastLoop {
         connections[client]!.exchange = nil
         let input = exchange.original + connections[client]!.pending
         connections[client]!.pending = []
-        giveUp(client, input: input, output: [], refusedToken: exchange.token)
+        giveUp(client, input: input, output: [], refusedToken: exchange.plan.heldToken)
     }
 
     /// Calls whose answer is late: 504 before Altinn's head, the connection closed after it.

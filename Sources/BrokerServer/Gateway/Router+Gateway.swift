@@ -38,7 +38,10 @@ enum GatewayDecision: Sendable {
 /// metrics name. Filled in by `planForward` on the thread that reads the request, and only read
 /// after (a class: the plan is handed on, not copied, on the fast path's every call).
 final class GatewayPlan: @unchecked Sendable {
-    let router: Router
+    /// The router's metrics and auditor (not the router: a copy of it was five references
+    /// taken and let go per call).
+    let metrics: ServerMetrics
+    let auditor: Auditor
     let peer: PeerCredentials
     let profile: String
     let method: String
@@ -60,8 +63,12 @@ final class GatewayPlan: @unchecked Sendable {
     /// The largest body the profile's gateway takes.
     var maxBodyBytes = 0
 
-    init(router: Router, peer: PeerCredentials, profile: String, method: String, path: Substring, started: ContinuousClock.Instant, bytesIn: Int) {
-        self.router = router
+    init(
+        metrics: ServerMetrics, auditor: Auditor, peer: PeerCredentials, profile: String, method: String, path: Substring, started: ContinuousClock.Instant,
+        bytesIn: Int
+    ) {
+        self.metrics = metrics
+        self.auditor = auditor
         self.peer = peer
         self.profile = profile
         self.method = method
@@ -75,10 +82,10 @@ final class GatewayPlan: @unchecked Sendable {
     func own(_ response: BrokerResponse, audit: Bool = true) -> RouterAnswer {
         var response = response
         response.headers.replaceOrAdd(name: "Broker-Error", value: "true")
-        router.metrics.request(route: Route.api.rawValue, status: response.status.code)
+        metrics.request(route: Route.api.rawValue, status: response.status.code)
         if audit {
-            router.metrics.gatewayRequest(profile: profile, method: method, status: nil)
-            router.auditor.forwarded(
+            metrics.gatewayRequest(profile: profile, method: method, status: nil)
+            auditor.forwarded(
                 Auditor.GatewayCall(
                     profile: profile, variant: variant, method: method, path: path, status: Int(response.status.code), brokerAnswered: true,
                     took: started.duration(to: .now), bytesIn: bytesIn, bytesOut: response.body.readableBytes, replayed: false, incomplete: false),
@@ -89,8 +96,8 @@ final class GatewayPlan: @unchecked Sendable {
 
     /// Altinn's answer has been written (or writing it stopped): its audit line and metrics.
     func finished(status: Int, bytesOut: Int, complete: Bool, replayed: Bool) {
-        router.metrics.gatewayRequest(profile: profile, method: method, status: status)
-        router.auditor.forwarded(
+        metrics.gatewayRequest(profile: profile, method: method, status: status)
+        auditor.forwarded(
             Auditor.GatewayCall(
                 profile: profile, variant: variant, method: method, path: path, status: status, brokerAnswered: false, took: started.duration(to: .now),
                 bytesIn: bytesIn, bytesOut: bytesOut, replayed: replayed, incomplete: !complete),
@@ -135,7 +142,8 @@ extension Router {
         let method = Self.methodLabel(request.method)
         let apiPath = request.path[name.endIndex...]
         let plan = GatewayPlan(
-            router: self, peer: peer, profile: profileName, method: method, path: apiPath, started: started, bytesIn: request.body.readableBytes)
+            metrics: metrics, auditor: auditor, peer: peer, profile: profileName, method: method, path: apiPath, started: started,
+            bytesIn: request.body.readableBytes)
         let state = state()
         guard let route = state.gateways[profileName] else {
             guard state.profiles[profileName] != nil else {
