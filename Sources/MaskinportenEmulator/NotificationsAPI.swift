@@ -167,7 +167,11 @@ extension EmulatorServer {
         guard let org = claims["urn:altinn:org"]?.string, !org.isEmpty else {
             return notificationsRefusal(403, "the token has no urn:altinn:org claim: only service owners may send notifications")
         }
-        return faulted(.notifications) { notificationsRoute(request, org: org) }
+        var reply = faulted(.notifications) { notificationsRoute(request, org: org) }
+        // Altinn's platform runs behind a load balancer that pins a client with a cookie: a
+        // session with Altinn is the broker's, and the gateway must not pass it on.
+        reply.headers.add(name: "Set-Cookie", value: "ARRAffinity=emulator; Path=/; HttpOnly; Secure")
+        return reply
     }
 
     private func notificationsRoute(_ request: EmulatorRequest, org: String) -> EmulatorReply {

@@ -85,6 +85,9 @@ struct GatewayTests {
             let orderID = try #require(created["notificationOrderId"] as? String)
             #expect(!sent.head.contains(issued) && !sent.body.contains(issued), "the token reached the client")
             #expect(!sent.head.lowercased().contains("broker-error"))
+            // Altinn's session cookie stays with the broker (the emulator sends one, as Altinn's
+            // load balancer does).
+            #expect(!sent.head.lowercased().contains("set-cookie"), "\(sent.head)")
             let (stats, last) = try await Self.seen(harness)
             #expect(stats["orders_created"] as? Int == 1)
             let names = try #require(last?["header_names"] as? [String])
@@ -94,6 +97,9 @@ struct GatewayTests {
             }
             // The emulator accepted the token it was given: the profile's, not the forged one.
             #expect(last?["token_id"] as? String != nil)
+            let direct = try await harness.emulatorCurl(
+                "-i", "-H", "Authorization: Bearer \(issued)", "\(harness.emulatorURL)/notifications/api/v1/future/shipment/feed")
+            #expect(direct.output.lowercased().contains("set-cookie: arraffinity="), "\(direct.output)")
 
             // The same idempotencyId again: 200 and the same ids.
             let again = try await Self.call(harness, "POST", Self.ordersPath, ["--data", Self.order("curl-1")])

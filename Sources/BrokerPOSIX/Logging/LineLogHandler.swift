@@ -72,13 +72,8 @@ package struct LineLogHandler: LogHandler {
     /// scalar views) live in the Swift runtime's code, which cannot be ordered with ours, and
     /// every host logging at info paid for them in resident memory (BENCHMARKS.md, idle memory).
     package static func line(level: Logger.Level, message: String, metadata: Logger.Metadata, format: Format) -> [UInt8] {
-        line(level: level, message: message, fields: metadata.sorted(by: { $0.key < $1.key }).map { ($0.key, "\($0.value)") }, format: format)
-    }
-
-    /// The line for `fields` in the order given.
-    package static func line(level: Logger.Level, message: String, fields: [(String, String)], format: Format) -> [UInt8] {
         var line = Line(level: level, message: message, format: format)
-        for (key, value) in fields { line.field(key, value) }
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line.field(key, "\(value)") }
         return line.bytes
     }
 

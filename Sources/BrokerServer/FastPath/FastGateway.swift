@@ -82,6 +82,9 @@ final class EndpointPool {
     let basePath: String
     /// Kept connections with no call, with when each was last used (the last is the newest).
     var idle: [(connection: WireConnection, since: UInt64)] = []
+    /// No longer the loop's pool for its endpoint (reloads replaced its client): a call still
+    /// under way on it closes its connection rather than keep it where no call would find it.
+    var retired = false
 
     init(wire: WireClient, endpoint: WireEndpoint, basePath: String) {
         self.wire = wire
@@ -146,10 +149,10 @@ extension FastLoop {
             return .handOver
         case .send(let plan):
             // Over the profile's limit: NIO's handler answers 413, as for any other caller.
-            guard head.bodyLength <= plan.maxBodyBytes, plan.heldToken != nil, let call = plan.call, let wire = plan.upstream?.wire,
+            guard head.bodyLength <= plan.maxBodyBytes, let token = plan.heldToken?.value, let call = plan.call, let wire = plan.upstream?.wire,
                 let pool = pool(wire, base: plan.platform)
             else { return .handOver }
-            let wireBytes = wire.request(call, to: pool.endpoint, basePath: pool.basePath, target: plan.target, token: plan.heldToken!.value)
+            let wireBytes = wire.request(call, to: pool.endpoint, basePath: pool.basePath, target: plan.target, token: token)
             let exchange = FastExchange(
                 client: descriptor, plan: plan, pool: pool, request: wireBytes, original: Array(bytes), method: head.method,
                 keepAlive: head.keepAlive, timeout: call.timeout, deadline: Self.now() + UInt64(max(0, call.timeout.nanosecondsClamped)))
@@ -177,6 +180,7 @@ extension FastLoop {
         // meanwhile.)
         if gateway.pools.count >= 64 {
             for pool in gateway.pools.values {
+                pool.retired = true
                 while let (connection, _) = pool.idle.popLast() { dropIdle(connection) }
             }
             gateway.pools.removeAll()
@@ -466,7 +470,7 @@ extension FastLoop {
     }
 
     private func keep(_ connection: WireConnection, in pool: EndpointPool) {
-        guard pool.idle.count < FastGateway.keptPerEndpoint, !stopping else {
+        guard pool.idle.count < FastGateway.keptPerEndpoint, !pool.retired, !stopping else {
             _ = CSystemShims_epollRemove(control.epoll, connection.descriptor)
             connection.close()
             return

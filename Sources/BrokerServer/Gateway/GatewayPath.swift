@@ -19,10 +19,8 @@ package enum GatewayPath {
     package static func judge(_ path: Substring, prefixes: [String]) -> Result<Substring, Refusal> {
         // Over the path's bytes in place (a path the scanner read always is; iterating the
         // substring's view was a third of the checks).
-        let judged =
-            path.utf8.withContiguousStorageIfAvailable { judge(UnsafeRawBufferPointer($0), prefixes: prefixes) }
-            ?? String(path).utf8.withContiguousStorageIfAvailable { judge(UnsafeRawBufferPointer($0), prefixes: prefixes) }
-        return judged.map { $0.map { path } } ?? .failure(.malformed("the path could not be read"))
+        var bytes = path
+        return bytes.withUTF8 { judge(UnsafeRawBufferPointer($0), prefixes: prefixes) }.map { path }
     }
 
     private static func judge(_ path: UnsafeRawBufferPointer, prefixes: [String]) -> Result<Void, Refusal> {

@@ -49,9 +49,10 @@ final class GatewayPlan: @unchecked Sendable {
     var path: Substring
     let started: ContinuousClock.Instant
     let bytesIn: Int
-    var variant: TokenVariant?
+    /// The cache of the caller's variant of the profile's token, once the allow list passed.
     var cache: TokenCache?
-    var upstream: UpstreamClient?
+    var variant: TokenVariant? { cache?.variant }
+    var upstream: UpstreamClient? { cache?.upstream }
     /// The call, without its `Authorization`.
     var call: ForwardedRequest?
     /// The profile's token, when the cache holds one now.
@@ -84,24 +85,21 @@ final class GatewayPlan: @unchecked Sendable {
         response.headers.replaceOrAdd(name: "Broker-Error", value: "true")
         metrics.request(route: Route.api.rawValue, status: response.status.code)
         if audit {
-            metrics.gatewayRequest(profile: profile, method: method, status: nil)
-            auditor.forwarded(
-                Auditor.GatewayCall(
-                    profile: profile, variant: variant, method: method, path: path, status: Int(response.status.code), brokerAnswered: true,
-                    took: started.duration(to: .now), bytesIn: bytesIn, bytesOut: response.body.readableBytes, replayed: false, incomplete: false),
-                peer: peer)
+            record(status: Int(response.status.code), brokerAnswered: true, bytesOut: response.body.readableBytes, complete: true, replayed: false)
         }
         return .whole(response)
     }
 
     /// Altinn's answer has been written (or writing it stopped): its audit line and metrics.
     func finished(status: Int, bytesOut: Int, complete: Bool, replayed: Bool) {
-        metrics.gatewayRequest(profile: profile, method: method, status: status)
-        auditor.forwarded(
-            Auditor.GatewayCall(
-                profile: profile, variant: variant, method: method, path: path, status: status, brokerAnswered: false, took: started.duration(to: .now),
-                bytesIn: bytesIn, bytesOut: bytesOut, replayed: replayed, incomplete: !complete),
-            peer: peer)
+        record(status: status, brokerAnswered: false, bytesOut: bytesOut, complete: complete, replayed: replayed)
+    }
+
+    /// The request's metrics (by Altinn's status class, or as the broker's own answer) and its
+    /// audit line.
+    private func record(status: Int, brokerAnswered: Bool, bytesOut: Int, complete: Bool, replayed: Bool) {
+        metrics.gatewayRequest(profile: profile, method: method, status: brokerAnswered ? nil : status)
+        auditor.forwarded(self, status: status, brokerAnswered: brokerAnswered, bytesOut: bytesOut, replayed: replayed, incomplete: !complete)
     }
 }
 
@@ -166,7 +164,6 @@ extension Router {
             plan.cache = ready
             overflow = auditOverflow
         }
-        plan.variant = plan.cache?.variant
         let gateway = route.settings
         switch GatewayPath.judge(apiPath, prefixes: gateway.paths) {
         case .success(let judged): plan.path = judged
@@ -178,10 +175,9 @@ extension Router {
                         .forbidden, "path_not_allowed",
                         "profile \"\(profileName)\"'s gateway lets callers reach \(prefixes) only; add the API's prefix to gateway.paths to allow it")))
         }
-        guard let platform = route.platform, let upstream = plan.cache?.upstream else {
+        guard let platform = route.platform, plan.upstream != nil else {
             return .answered(plan.own(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(profileName)\" has no Altinn platform to send to")))
         }
-        plan.upstream = upstream
         plan.maxBodyBytes = gateway.maxBodyBytes
         if auditor.refuses(overflow) {
             return .answered(

@@ -122,20 +122,23 @@ package final class WireClient: Sendable {
                 }
                 stream = made
             }
-            return WireConnection(descriptor: descriptor, endpoint: endpoint, tls: stream)
+            return WireConnection(descriptor: descriptor, tls: stream)
         } catch {
             _ = Glibc.close(descriptor)
-            throw error.timedOut ? .timedOut(error.reason) : .unreachable(error.reason)
+            // Not reached within the connect timeout is unreachable (502), as for the NIO client:
+            // `timeout_seconds` (504) is Altinn's time to answer.
+            throw .unreachable(error.reason)
         }
     }
 
     /// Why a connection could not be made.
     struct Refusal: Error {
         var reason: String
-        var timedOut = false
-        init(_ reason: String, timedOut: Bool = false) {
+        /// The connect timeout has passed: no further address is tried.
+        var deadlinePassed = false
+        init(_ reason: String, deadlinePassed: Bool = false) {
             self.reason = reason
-            self.timedOut = timedOut
+            self.deadlinePassed = deadlinePassed
         }
     }
 
@@ -172,7 +175,7 @@ package final class WireClient: Sendable {
             } catch {
                 _ = Glibc.close(descriptor)
                 last = error
-                if error.timedOut { throw error }
+                if error.deadlinePassed { throw error }
             }
         }
         throw last
@@ -221,7 +224,7 @@ package final class WireClient: Sendable {
     private static func wait(_ descriptor: Int32, for events: Int16, by deadline: ContinuousClock.Instant, doing what: String) throws(Refusal) {
         while true {
             let left = ContinuousClock.now.duration(to: deadline)
-            guard left > .zero else { throw Refusal("Altinn could not be reached: \(what) took longer than the connect timeout", timedOut: false) }
+            guard left > .zero else { throw Refusal("Altinn could not be reached: \(what) took longer than the connect timeout", deadlinePassed: true) }
             var poller = pollfd(fd: descriptor, events: events, revents: 0)
             let milliseconds = Int32(min(Int64(Int32.max), left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1))
             let ready = poll(&poller, 1, milliseconds)

@@ -5,8 +5,8 @@ package import BrokerTLS
 #endif
 
 /// Where a connection of the fast path's goes: Altinn's scheme, host and port, and whether
-/// through the proxy. Calls to one endpoint share its kept connections.
-package struct WireEndpoint: Hashable, Sendable {
+/// through the proxy.
+package struct WireEndpoint: Sendable {
 
     /// The `Host` header.
     package var authority: String
@@ -24,13 +24,10 @@ package struct WireEndpoint: Hashable, Sendable {
 package final class WireConnection: @unchecked Sendable {
     /// The socket, for the loop's epoll set.
     package let descriptor: Int32
-    /// Where it goes.
-    package let endpoint: WireEndpoint
     private let tls: TLSStream?
 
-    init(descriptor: Int32, endpoint: WireEndpoint, tls: TLSStream?) {
+    init(descriptor: Int32, tls: TLSStream?) {
         self.descriptor = descriptor
-        self.endpoint = endpoint
         self.tls = tls
     }
 
