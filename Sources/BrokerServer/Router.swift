@@ -74,12 +74,9 @@ package struct Router: Sendable {
             return .answer(.error(.forbidden, "access_denied", "this process (uid \(peer.uid)) may not use profile \"\(name)\""))
         }
         var variant = TokenVariant.base
-        // Delegation chosen per request: checked against the profile's delegation: section.
+        // Delegation chosen per request: checked against the profile's delegation: section,
+        // looked up alone, without a copy of the whole profile.
         if !choice.isEmpty, TokenVariant.parameters.contains(where: { choice[$0] != nil }) {
-            // Looked up without a copy of the whole profile.
-            guard state.profiles.index(forKey: name) != nil else {
-                return .answer(.error(.serviceUnavailable, "profile_unavailable", "profile \"\(name)\" is not loaded"))
-            }
             switch TokenVariant.choose(choice, profile: name, delegation: state.delegations[name]) {
             case .success(let chosen): variant = chosen
             case .failure(.invalid(let reason)): return .answer(.error(.badRequest, "invalid_request", Self.printable(reason, limit: 300)))

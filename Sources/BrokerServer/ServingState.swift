@@ -9,8 +9,6 @@ package final class ServingState: Sendable {
     package let configuration: BrokerConfiguration
     /// Who may use each profile.
     package let access: [String: AccessPolicy]
-    /// Each profile by name (a variant request reads its `delegation:`).
-    package let profiles: [String: Profile]
     /// Profiles that cannot be served (their keys did not load), with the reason.
     package let unavailable: [String: String]
     /// Platform Access Token issuers, by name.
@@ -33,8 +31,6 @@ package final class ServingState: Sendable {
         var access: [String: AccessPolicy] = [:]
         for profile in configuration.profiles { access[profile.name] = AccessPolicy(profile.allow) }
         self.access = access
-        let profiles = Dictionary(configuration.profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        self.profiles = profiles
         unavailable = loaded.problems.mapValues(\.description)
         platformAccessTokens = loaded.platformAccessKeys.mapValues(PlatformAccessTokenIssuer.init)
         var tokenAccess: [String: AccessPolicy] = [:]
@@ -42,8 +38,16 @@ package final class ServingState: Sendable {
         platformAccessTokenAccess = tokenAccess
         unavailablePlatformAccessTokens = loaded.platformAccessTokenProblems.mapValues(\.description)
         idPortenAccess = configuration.idPortenExchange.map { AccessPolicy($0.allow) }
-        delegations = profiles.compactMapValues(\.delegation)
-        gateways = profiles.compactMapValues { profile in profile.gateway.map { GatewayRoute(settings: $0, platform: profile.environment.altinnPlatform) } }
+        // Not a dictionary of whole profiles: at over a kilobyte each in its buckets, that was a
+        // tenth of what a profile costs, to answer what `access` and these two answer.
+        var delegations: [String: DelegationSettings] = [:]
+        var gateways: [String: GatewayRoute] = [:]
+        for profile in configuration.profiles {
+            delegations[profile.name] = profile.delegation
+            gateways[profile.name] = profile.gateway.map { GatewayRoute(settings: $0, platform: profile.environment.altinnPlatform) }
+        }
+        self.delegations = delegations
+        self.gateways = gateways
     }
 }
 

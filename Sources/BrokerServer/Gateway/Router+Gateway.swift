@@ -144,7 +144,7 @@ extension Router {
             bytesIn: request.body.readableBytes)
         let state = state()
         guard let route = state.gateways[profileName] else {
-            guard state.profiles[profileName] != nil else {
+            guard state.access[profileName] != nil else {
                 return .answered(plan.own(.error(.notFound, "unknown_profile", "no profile named \"\(Self.printable(profileName))\""), audit: false))
             }
             return .answered(

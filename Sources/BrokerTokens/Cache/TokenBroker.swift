@@ -22,9 +22,10 @@ package final class TokenBroker: Service, Sendable {
 
     private struct Entry {
         var cache: TokenCache
-        var identity: String
+        /// SHA-256 of everything that decides how the profile's tokens are fetched.
+        var identity: [UInt8]
         /// The identity without the keys: entries that differ only in keys fetch the same tokens.
-        var tokenIdentity: String
+        var tokenIdentity: [UInt8]
         /// The profile's variants, when it has `delegation:`.
         var variants: VariantCaches?
     }
@@ -263,7 +264,7 @@ package final class TokenBroker: Service, Sendable {
                     "\(environment.caFile ?? "") is not a readable PEM certificate file: \(error)")
             }
         }
-        var planned: [String: (identity: String, tokenIdentity: String, make: (IssuedToken?) -> (TokenCache, VariantCaches?))] = [:]
+        var planned: [String: (identity: [UInt8], tokenIdentity: [UInt8], make: (IssuedToken?) -> (TokenCache, VariantCaches?))] = [:]
         var kept = Dictionary(grouping: restoring, by: \.profile)
         for profile in configuration.profiles {
             guard let credentials = credentials[profile.name] else { continue }
@@ -341,25 +342,28 @@ package final class TokenBroker: Service, Sendable {
         return changes
     }
 
-    /// Everything that decides how a profile's tokens are fetched; access lists are left out,
-    /// so changing who may use a profile keeps its token.
     /// What decides which tokens a profile gets: its settings but not its keys or allow list.
-    static func tokenIdentity(_ profile: Profile, _ refresh: RefreshSettings) -> String {
+    /// Kept as a digest, not as its text: the text is a kilobyte and more per profile, held for
+    /// as long as the profile is served, with a proxy's credentials in it.
+    static func tokenIdentity(_ profile: Profile, _ refresh: RefreshSettings) -> [UInt8] {
         var fetching = profile
         fetching.allow = nil
         // The same tokens whichever way they travel: a changed proxy carries the token too.
         fetching.environment.proxy = .direct
-        return "\(fetching)|\(refresh)"
+        return Digest.sha256("\(fetching)|\(refresh)".utf8)
     }
 
-    static func identity(_ profile: Profile, _ credentials: SigningCredentials, _ refresh: RefreshSettings) -> String {
+    /// Everything that decides how a profile's tokens are fetched, its keys too; access lists
+    /// are left out, so changing who may use a profile keeps its token.
+    static func identity(_ profile: Profile, _ credentials: SigningCredentials, _ refresh: RefreshSettings) -> [UInt8] {
         var fetching = profile
         fetching.allow = nil
         let publicKey = (try? credentials.privateKey.publicKey.jwk().n) ?? ""
         let chain = credentials.certificateChain.map { $0.map { Digest.fingerprint(Base64.standardEncoded($0.der)) }.joined(separator: ",") } ?? ""
         // Every key of a set: adding one is a change (the new key is tried), as removing one is.
         let keys = credentials.keys.map { key in "\(key.kid):\(key.algorithm):\(Digest.fingerprint((try? key.privateKey.publicKey.jwk().n) ?? ""))" }
-        return
+        let text =
             "\(fetching)|\(refresh)|\(profile.environment.proxy.credentialsFingerprint)|\(credentials.kid ?? "")|\(credentials.algorithm)|\(Digest.fingerprint(publicKey))|\(chain)|\(keys.joined(separator: ","))"
+        return Digest.sha256(text.utf8)
     }
 }

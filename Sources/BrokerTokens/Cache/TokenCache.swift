@@ -40,8 +40,8 @@ package struct ProfileStatus: Sendable {
 /// concurrent callers, retried with backoff, and never handed out with less than
 /// `min_valid_seconds` left.
 package actor TokenCache {
-    /// The profile.
-    package nonisolated let profile: Profile
+    /// The profile: its grant builder's, not a second copy of it in every cache.
+    package nonisolated var profile: Profile { fetcher.builder.profile }
     /// Its key material (for certificate expiry in readiness and metrics).
     package nonisolated var credentials: SigningCredentials { fetcher.builder.credentials }
     private nonisolated let fetcher: TokenFetcher
@@ -103,7 +103,6 @@ package actor TokenCache {
         made = clock.now()
         self.variant = variant
         self.wakeup = wakeup
-        self.profile = fetcher.builder.profile
         self.fetcher = fetcher
         self.refresh = refresh
         self.policy = policy
