@@ -14,6 +14,7 @@ extension Daemon {
         loaded: LoadedConfiguration,
         version: String,
         metrics: ServerMetrics = ServerMetrics(),
+        limits: ServerLimits = ServerLimits(),
         output: LineLogHandler.Output,
         logger: Logger,
         gracefulShutdownSignals: [UnixSignal]
@@ -23,7 +24,7 @@ extension Daemon {
         logger.info("starting", metadata: startLine(loaded, version: version, listener: listener))
         let kept = TokenStoreKeeper.read(passed, logger: logger)
         let daemon = try Daemon(
-            configPath: configPath, loaded: loaded, listener: listener, restoring: kept, metrics: metrics, output: output, logger: logger)
+            configPath: configPath, loaded: loaded, listener: listener, restoring: kept, limits: limits, metrics: metrics, output: output, logger: logger)
         return ServiceGroup(services: daemon.services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
     }
 

@@ -20,6 +20,15 @@ package struct ServerLimits: Sendable {
     package var requestTimeout: TimeAmount = .seconds(60)
     /// Open connections at most; beyond it the oldest connection is closed.
     package var maxConnections = 1024
+    /// The fast path's gateway calls: how long Altinn's answer may pause between two reads
+    /// (the caller's reading time not counted), as the NIO client's.
+    package var gatewayIdleRead = UpstreamClient.forwardingIdleRead
+    /// The fast path's gateway calls: how long a kept connection to Altinn may sit idle and
+    /// still be used, as the NIO client's.
+    package var gatewayIdleReuse = UpstreamClient.forwardingIdleReuse
+    /// The fast path's gateway calls: platforms' endpoints a loop keeps connections for before
+    /// it lets all of them go (reloads make new clients, each with its own).
+    package var gatewayPools = 64
 
     /// The defaults.
     package init() {}

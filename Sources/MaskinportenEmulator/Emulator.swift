@@ -26,6 +26,8 @@ package final class Emulator: Sendable {
     let state: NIOLockedValueBox<State>
     /// The Notifications API's orders, revocations and counters.
     let notificationsState = NIOLockedValueBox(NotificationsState())
+    /// The serial numbers of the connections open now (`openConnections`).
+    private let connections = NIOLockedValueBox([Int]())
 
     struct State {
         var clients: [String: RegisteredClient] = [:]
@@ -106,6 +108,19 @@ package final class Emulator: Sendable {
     /// Request counters since start or the last reset.
     package var stats: EmulatorStats {
         state.withLockedValue { $0.stats }
+    }
+
+    /// The serial numbers of the connections open now, of any client, oldest first: a test sees
+    /// which of a client's kept connections it closed (`GET /_emulator/connections`).
+    package var openConnections: [Int] {
+        connections.withLockedValue { $0 }
+    }
+
+    /// Counts a connection open (`true`) or closed.
+    func connection(_ serial: Int, open: Bool) {
+        connections.withLockedValue { list in
+            if open { list.append(serial) } else { list.removeAll { $0 == serial } }
+        }
     }
 
     /// Zeroes the counters.

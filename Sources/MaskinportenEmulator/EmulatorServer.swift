@@ -72,8 +72,11 @@ package final class EmulatorServer: Sendable {
             try await withTaskCancellationHandler {
                 try await channel.executeThenClose { inbound in
                     try await withThrowingDiscardingTaskGroup { group in
+                        var accepted = 0
                         for try await connection in inbound {
-                            group.addTask { await self.serve(connection) }
+                            accepted += 1
+                            let serial = accepted
+                            group.addTask { await self.serve(connection, serial: serial) }
                         }
                     }
                 }
@@ -87,7 +90,11 @@ package final class EmulatorServer: Sendable {
 
     // MARK: - Connections
 
-    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+    /// Serves one connection; `serial` numbers it among the connections accepted (tests tell a
+    /// kept connection from a new one by it).
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, serial: Int) async {
+        emulator.connection(serial, open: true)
+        defer { emulator.connection(serial, open: false) }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -102,7 +109,7 @@ package final class EmulatorServer: Sendable {
                         body.writeBuffer(&chunk)
                     case .end:
                         guard let requestHead = head else { return }
-                        let request = EmulatorRequest(head: requestHead, body: Array(body.readableBytesView))
+                        let request = EmulatorRequest(head: requestHead, body: Array(body.readableBytesView), connection: serial)
                         let reply = route(request)
                         if let delay = reply.delay { try await Task.sleep(for: delay) }
                         switch reply.action {
@@ -111,16 +118,16 @@ package final class EmulatorServer: Sendable {
                         case .hang:
                             try await Task.sleep(for: .seconds(3600))
                             return
-                        case .trickle:
+                        case .trickle(let gap):
                             // No length: NIO frames the body chunked, each piece a chunk.
                             var headers = reply.headers
                             headers.remove(name: "Content-Length")
                             try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: .continue)))
-                            try await Task.sleep(for: .milliseconds(30))
+                            try await Task.sleep(for: gap)
                             try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
                             let third = max(1, reply.body.count / 3)
                             for start in stride(from: 0, to: reply.body.count, by: third) {
-                                try await Task.sleep(for: .milliseconds(30))
+                                try await Task.sleep(for: gap)
                                 try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body[start..<min(start + third, reply.body.count)]))))
                             }
                             try await outbound.write(.end(nil))
@@ -179,6 +186,8 @@ package final class EmulatorServer: Sendable {
             return .encodable(.ok, ["keys": emulator.jwks])
         case (.GET, "/healthz"):
             return EmulatorReply(status: .ok, headers: ["Content-Type": "text/plain"], body: Array("ok\n".utf8))
+        case (.GET, "/_emulator/connections"):
+            return .encodable(.ok, ["open": emulator.openConnections])
         case (.GET, "/_emulator/stats"):
             return .encodable(.ok, emulator.stats)
         case (.POST, "/_emulator/stats/reset"):
@@ -246,7 +255,7 @@ package final class EmulatorServer: Sendable {
                         [
                             "error": "invalid_request",
                             "error_description":
-                                "POST /_emulator/faults/{token|exchange|jwks|notifications} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"trickle\", \"count\"}",
+                                "POST /_emulator/faults/{token|exchange|jwks|notifications} with {\"status\", \"retry_after\", \"delay_ms\", \"drop\", \"hang\", \"garbage\", \"trickle\", \"gap_ms\", \"count\"}",
                         ])
                 }
                 emulator.inject(fault, into: target)
@@ -262,7 +271,7 @@ package final class EmulatorServer: Sendable {
         if let fault, fault.replacesAnswer { return .fault(fault) }
         var reply = answer()
         reply.delay = fault?.delay
-        if fault?.trickle == true { reply.action = .trickle }
+        if let fault, fault.trickle == true { reply.action = .trickle(gap: .milliseconds(fault.gapMilliseconds ?? 30)) }
         return reply
     }
 
@@ -346,6 +355,8 @@ struct EmulatorStartError: Error, CustomStringConvertible {
 struct EmulatorRequest {
     var head: HTTPRequestHead
     var body: [UInt8]
+    /// The serial number of the connection it came on.
+    var connection = 0
 
     var method: HTTPMethod { head.method }
     var path: String { String(head.uri.split(separator: "?", maxSplits: 1).first ?? "") }
@@ -372,7 +383,10 @@ struct EmulatorRequest {
 
 /// What to do with a request.
 struct EmulatorReply {
-    enum Action { case respond, drop, hang, trickle }
+    enum Action {
+        case respond, drop, hang
+        case trickle(gap: Duration)
+    }
 
     var status: HTTPResponseStatus
     var headers: HTTPHeaders = [:]

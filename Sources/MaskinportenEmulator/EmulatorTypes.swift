@@ -62,13 +62,15 @@ package struct Fault: Sendable, Codable, Equatable {
     /// Send the real answer slowly, as a proxy or a busy server may: a `100 Continue` first,
     /// then the head, then the body chunked in three pieces, each on its own after a pause.
     package var trickle: Bool?
+    /// With `trickle`: the pause before each piece, milliseconds (30 unless set).
+    package var gapMilliseconds: Int?
     /// How many requests the fault affects before it clears itself; nil: until cleared.
     package var count: Int?
 
     /// Creates a fault.
     package init(
         status: Int? = nil, retryAfter: Int? = nil, delayMilliseconds: Int? = nil, drop: Bool? = nil, hang: Bool? = nil, garbage: Bool? = nil,
-        trickle: Bool? = nil,
+        trickle: Bool? = nil, gapMilliseconds: Int? = nil,
         count: Int? = nil
     ) {
         self.status = status
@@ -78,6 +80,7 @@ package struct Fault: Sendable, Codable, Equatable {
         self.hang = hang
         self.garbage = garbage
         self.trickle = trickle
+        self.gapMilliseconds = gapMilliseconds
         self.count = count
     }
 
@@ -95,6 +98,7 @@ package struct Fault: Sendable, Codable, Equatable {
         case status
         case retryAfter = "retry_after"
         case delayMilliseconds = "delay_ms"
+        case gapMilliseconds = "gap_ms"
         case drop, hang, garbage, trickle, count
     }
 }

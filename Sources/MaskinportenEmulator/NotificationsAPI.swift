@@ -60,9 +60,11 @@ package struct SeenRequest: Sendable, Codable, Equatable {
     package var platformAccessToken: String?
     /// The body's size.
     package var bodyBytes: Int
+    /// The serial number of the connection it came on: the same for calls on a kept connection.
+    package var connection: Int
 
     enum CodingKeys: String, CodingKey {
-        case method, path, query
+        case method, path, query, connection
         case headerNames = "header_names"
         case tokenID = "token_id"
         case platformAccessToken = "platform_access_token"
@@ -152,7 +154,8 @@ extension EmulatorServer {
                 method: request.method.rawValue, path: request.path,
                 query: request.head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init),
                 headerNames: request.head.headers.map { $0.name.lowercased() }, tokenID: jti,
-                platformAccessToken: request.head.headers.first(name: "PlatformAccessToken"), bodyBytes: request.body.count)
+                platformAccessToken: request.head.headers.first(name: "PlatformAccessToken"), bodyBytes: request.body.count,
+                connection: request.connection)
         }
         if case .failure(let refusal) = verified {
             return notificationsRefusal(401, refusal.detail)

@@ -1,3 +1,4 @@
+import BrokerServer
 import BrokerTestSupport
 import Foundation
 import Testing
@@ -137,11 +138,11 @@ final class DaemonHarness: @unchecked Sendable {
     /// Starts `serve` and waits until it answers on the socket.
     func startDaemon(
         environment extra: [String: String] = [:], arguments: [String]? = nil, executable: String? = nil, waitForSocket: Bool = true,
-        outputDescriptor: Int32? = nil
+        outputDescriptor: Int32? = nil, limits: ServerLimits = ServerLimits()
     ) async throws {
         if mode == .inProcess {
             precondition(extra.isEmpty && arguments == nil && executable == nil && outputDescriptor == nil, "a process's settings need .live")
-            inProcess = try InProcessDaemon.start(configPath: configPath, logPath: directory.path("daemon.log"))
+            inProcess = try InProcessDaemon.start(configPath: configPath, logPath: directory.path("daemon.log"), limits: limits)
             if waitForSocket { try await waitUntilServing() }
             return
         }

@@ -1,3 +1,4 @@
+import BrokerServer
 import BrokerTestSupport
 import Foundation
 import Testing
@@ -28,7 +29,8 @@ struct GatewayTests {
     /// socket anyone may connect to. Its `timeout_seconds` leaves room for two hundred TLS
     /// handshakes on a loaded 2-core CI machine; the stall test sets a short one.
     static func harness(
-        _ mode: DaemonHarness.Mode = .inProcess, gateway: String = "", extraProfiles: String = "", timeout: Int = 20
+        _ mode: DaemonHarness.Mode = .inProcess, gateway: String = "", extraProfiles: String = "", timeout: Int = 20,
+        limits: ServerLimits = ServerLimits(), configure: (DaemonHarness) throws -> Void = { _ in }
     ) async throws -> DaemonHarness {
         let harness = try await DaemonHarness(
             mode, socketMode: "0666", allow: "      uids: [12345]", tls: (try await TestCA.make(for: "127.0.0.1"), "127.0.0.1"))
@@ -40,8 +42,9 @@ struct GatewayTests {
             \(gateway)
             """
         harness.secrets = personal
+        try configure(harness)
         try harness.writeConfig(socketMode: "0666", allow: "      uids: [12345]", extraProfiles: extraProfiles)
-        try await harness.startDaemon()
+        try await harness.startDaemon(limits: limits)
         return harness
     }
 
@@ -382,6 +385,106 @@ struct GatewayTests {
             highest = max(highest, rss())
             #expect(result.output == "\(size) 200", "\(result.output) \(result.errorOutput)")
             #expect(highest - baseline < 24 * 1024, "RSS grew by \(highest - baseline) KiB while streaming 50 MB")
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    @Test(
+        "the fast path's kept connections: reused while fresh, not once idle past the limit; pools let go close theirs; an answer pausing past the limit between reads is ended, a caller reading slowly is not"
+    )
+    func keptConnections() async throws {
+        // The limits made short (30 s, 300 s and 64 pools as shipped), as the tests of the
+        // socket's own timeouts do.
+        var limits = ServerLimits()
+        limits.gatewayIdleReuse = .seconds(1)
+        limits.gatewayIdleRead = .seconds(2)
+        limits.gatewayPools = 1
+        // A second environment on the same Altinn with its own client (another ca_file path):
+        // its calls go through another pool.
+        let harness = try await Self.harness(
+            extraProfiles: """
+                  second:
+                    environment: second
+                    client_id: \(DaemonHarness.clientID)
+                    scopes: [altinn:serviceowner/notifications.create]
+                    key:
+                      encoded_jwk_file: notifications.jwk
+                    gateway:
+                      paths: [/notifications/api/v1/]
+                """, limits: limits
+        ) { harness in
+            let copy = harness.directory.path("ca-copy.pem")
+            try FileManager.default.copyItem(atPath: try #require(harness.emulatorCA).caFile, toPath: copy)
+            harness.environmentExtra = """
+                  second:
+                    maskinporten_issuer: \(harness.emulatorURL)/
+                    altinn_platform: \(harness.emulatorURL)
+                    ca_file: \(copy)
+                """
+        }
+        do {
+            // The fast path sends only with a token held: a call before it goes to NIO's path, and
+            // its connection with it.
+            for profile in ["notifications", "second"] { #expect(try await harness.request("/v1/token/\(profile)").status == 200) }
+            // One connection to the socket throughout: its calls are one loop's.
+            let client = try RawSocket.connect(harness.socketPath)
+            func feed(_ profile: String) async throws -> Int {
+                client.send("GET /v1/api/\(profile)/notifications/api/v1/future/shipment/feed HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                let answer = client.receive(untilCount: 1, of: "\r\n\r\n")
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+                return try #require(try await Self.seen(harness).last?["connection"] as? Int)
+            }
+            func open() async throws -> [Int] {
+                let connections = try harness.json(try await harness.emulatorCurl("\(harness.emulatorURL)/_emulator/connections").output)
+                return connections["open"] as? [Int] ?? []
+            }
+            let first = try await feed("notifications")
+            #expect(try await feed("notifications") == first, "a kept connection is used again")
+            try await Task.sleep(for: .milliseconds(1500))
+            let fresh = try await feed("notifications")
+            #expect(fresh != first, "a connection idle past the limit is not used again")
+            #expect(try await open().contains(first) == false, "and it was closed")
+            #expect(try await open().contains(fresh))
+
+            // The other environment's pool: the loop keeps one pool, so the first one's go.
+            let other = try await feed("second")
+            #expect(other != fresh)
+            #expect(try await open().contains(fresh) == false, "a pool let go closes its kept connections")
+            let again = try await feed("notifications")
+            #expect(again != fresh && again != other)
+            #expect(try await open().contains(other) == false)
+
+            // Altinn pausing 3.5 s inside its answer: ended 2 s after its last bytes; pausing
+            // 0.5 s at a time, for longer than 2 s in all: passed on whole.
+            let trickle = { (gap: Int) in "{\"trickle\":true,\"gap_ms\":\(gap),\"count\":1}" }
+            let path = "/v1/api/notifications/notifications/api/v1/future/shipment/feed"
+            try await harness.emulatorCurl("-X", "POST", "--data", trickle(3500), "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let started = ContinuousClock.now
+            let stalled = try await harness.curl(path, ["-i", "--raw"])
+            let took = ContinuousClock.now - started
+            // The head after 3.5 s, then 2 s: ended at 5.5 s, well before curl's own 10 s.
+            #expect(took >= .milliseconds(5400) && took < .seconds(8), "\(took)")
+            #expect(stalled.status != 0 && stalled.output.hasPrefix("HTTP/1.1 200"), "\(stalled.output) \(stalled.errorOutput)")
+            #expect(!stalled.output.hasSuffix("\r\n0\r\n\r\n"), "an answer given up is not ended as if whole: \(stalled.output)")
+            _ = try await harness.waitForLog(containing: "incomplete=true")
+            try await harness.emulatorCurl("-X", "POST", "--data", trickle(500), "\(harness.emulatorURL)/_emulator/faults/notifications")
+            let slow = try await harness.curl(path, ["-i", "--raw"])
+            #expect(slow.status == 0 && slow.output.hasSuffix("\r\n0\r\n\r\n"), "\(slow.output) \(slow.errorOutput)")
+
+            // A caller that reads nothing for 5 s: Altinn waits on the broker meanwhile, which is
+            // not Altinn pausing. 32 MB: more than every buffer on the way holds.
+            let size = 32 << 20
+            let reader = try await Command.run(
+                "sh",
+                [
+                    "-c",
+                    "curl -sS --max-time 60 --unix-socket \"$0\" http://localhost/v1/api/notifications/_emulator/blob/\(size) | { sleep 5; wc -c; }",
+                    harness.socketPath,
+                ])
+            #expect(reader.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(size)", "\(reader.output) \(reader.errorOutput)")
         } catch {
             await harness.stop()
             throw error

@@ -26,7 +26,7 @@ final class InProcessDaemon: Sendable {
     }
 
     /// Loads `configPath` as `serve` does, then runs the daemon's services until `stop()`.
-    static func start(configPath: String, logPath: String) throws -> InProcessDaemon {
+    static func start(configPath: String, logPath: String, limits: ServerLimits = ServerLimits()) throws -> InProcessDaemon {
         let loaded = try LoadedConfiguration.load(path: configPath)
         let descriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw TestSupportError("cannot open \(logPath)") }
@@ -34,7 +34,7 @@ final class InProcessDaemon: Sendable {
         let level = Logger.Level(rawValue: loaded.configuration.logLevel) ?? .info
         let logger = Logger(label: "maskinporten-broker") { LineLogHandler(label: $0, level: level, output: output) }
         let group = try Daemon.serviceGroup(
-            configPath: configPath, loaded: loaded, version: "in-process", output: output, logger: logger, gracefulShutdownSignals: [])
+            configPath: configPath, loaded: loaded, version: "in-process", limits: limits, output: output, logger: logger, gracefulShutdownSignals: [])
         // The group runs until stop(): the test's own task, ended by graceful shutdown.
         let run = Task {
             do { try await group.run() } catch { logger.error("the in-process daemon ended", metadata: ["error": "\(error)"]) }

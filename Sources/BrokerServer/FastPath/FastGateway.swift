@@ -117,11 +117,19 @@ final class FastGateway {
     /// The epoll tag of an upstream socket: its descriptor with this bit.
     static let upstreamTag: UInt64 = 1 << 32
     /// Between two reads of an answer's body, at most (as the NIO client's idle read), not
-    /// counting the time the caller takes to read.
-    static let idleRead: UInt64 = 300_000_000_000
+    /// counting the time the caller takes to read; nanoseconds.
+    let idleRead: UInt64
     /// A kept connection idle longer is not used again (as the NIO client's): Altinn's own
-    /// keep-alive limit would close it under a call.
-    static let idleReuse: UInt64 = 30_000_000_000
+    /// keep-alive limit would close it under a call; nanoseconds.
+    let idleReuse: UInt64
+    /// Pools kept at most; past it, all go (`ServerLimits.gatewayPools`).
+    let poolsKept: Int
+
+    init(limits: ServerLimits) {
+        idleRead = UInt64(max(0, limits.gatewayIdleRead.nanosecondsClamped))
+        idleReuse = UInt64(max(0, limits.gatewayIdleReuse.nanosecondsClamped))
+        poolsKept = max(1, limits.gatewayPools)
+    }
 
     var busy: Bool { !sending.isEmpty || !waiting.isEmpty }
 }
@@ -178,7 +186,7 @@ extension FastLoop {
         // Reloads make new clients: the old ones' pools go, now and then, with their kept
         // connections. (Each pool holds its client, so no other client can have its identifier
         // meanwhile.)
-        if gateway.pools.count >= 64 {
+        if gateway.pools.count >= gateway.poolsKept {
             for pool in gateway.pools.values {
                 pool.retired = true
                 while let (connection, _) = pool.idle.popLast() { dropIdle(connection) }
@@ -193,7 +201,7 @@ extension FastLoop {
     private func takeIdle(_ pool: EndpointPool) -> WireConnection? {
         let now = Self.now()
         while let (connection, since) = pool.idle.popLast() {
-            if now - since <= FastGateway.idleReuse {
+            if now - since <= gateway.idleReuse {
                 gateway.idleByDescriptor[connection.descriptor] = nil
                 return connection
             }
@@ -323,7 +331,7 @@ extension FastLoop {
         guard let connection = exchange.connection, !exchange.upstreamDone else { return }
         switch connection.read(into: readBuffer) {
         case .done(let count):
-            exchange.deadline = exchange.head == nil ? exchange.deadline : Self.now() + FastGateway.idleRead
+            exchange.deadline = exchange.head == nil ? exchange.deadline : Self.now() + gateway.idleRead
             take(exchange, UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
         case .wantRead:
             return
@@ -408,7 +416,7 @@ extension FastLoop {
         if head.status == 401 {
             return replayOnNIO(exchange)
         }
-        exchange.deadline = Self.now() + FastGateway.idleRead
+        exchange.deadline = Self.now() + gateway.idleRead
         var out: [UInt8] = []
         out.reserveCapacity(answer.count + 64)
         out.append(contentsOf: "HTTP/1.1 ".utf8)
@@ -503,7 +511,7 @@ extension FastLoop {
         if blocked != exchange.paused {
             exchange.paused = blocked
             // The caller's reading time does not count against Altinn's pauses.
-            if exchange.head != nil && !exchange.upstreamDone { exchange.deadline = blocked ? .max : Self.now() + FastGateway.idleRead }
+            if exchange.head != nil && !exchange.upstreamDone { exchange.deadline = blocked ? .max : Self.now() + gateway.idleRead }
             // The caller's socket watched for room while Altinn's is not read, and back.
             _ = CSystemShims_epollModify(
                 control.epoll, exchange.client, blocked ? CSystemShims_EPOLLIN | CSystemShims_EPOLLOUT : CSystemShims_EPOLLIN, UInt64(exchange.client))

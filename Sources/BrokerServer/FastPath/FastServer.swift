@@ -244,7 +244,7 @@ final class FastLoop {
     private var lastAcceptWarning: UInt64 = 0
     var nextSweep: UInt64 = 0
     /// The gateway's calls and kept connections (`FastGateway.swift`).
-    let gateway = FastGateway()
+    let gateway: FastGateway
     /// Stopping: no new connection or request; the gateway calls under way are answered first.
     var stopping = false
 
@@ -253,6 +253,7 @@ final class FastLoop {
         self.control = control
         scanner = SimpleRequestScanner(headerBytes: setup.limits.headerBytes, targetBytes: setup.limits.uriBytes)
         headTimeout = UInt64(max(0, setup.limits.headTimeout.nanoseconds))
+        gateway = FastGateway(limits: setup.limits)
         output.reserveCapacity(4096)
     }
 

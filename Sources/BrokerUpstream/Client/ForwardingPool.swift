@@ -67,7 +67,7 @@ final class ForwardingPool: @unchecked Sendable {
     /// Idle connections kept per endpoint on one loop.
     static let idleKept = 64
     /// How long a connection may sit idle and still be used.
-    static let idleLimit = TimeAmount.seconds(30)
+    static let idleLimit = TimeAmount(UpstreamClient.forwardingIdleReuse)
 
     init(loop: any EventLoop) {
         self.loop = loop

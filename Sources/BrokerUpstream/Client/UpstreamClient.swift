@@ -79,7 +79,9 @@ package final class UpstreamClient: Sendable {
     }
 
     /// How long a forwarded answer may pause between two reads before the call is given up.
-    static let forwardingIdleRead: Duration = .seconds(300)
+    package static let forwardingIdleRead: Duration = .seconds(300)
+    /// How long a kept connection to Altinn may sit idle and still be used.
+    package static let forwardingIdleReuse: Duration = .seconds(30)
 
     /// A client for `setup`.
     package convenience init(_ setup: Setup, timeouts: Timeouts = Timeouts(), logger: Logger) throws {
