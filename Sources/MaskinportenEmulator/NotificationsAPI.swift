@@ -174,6 +174,9 @@ extension EmulatorServer {
         // Altinn's platform runs behind a load balancer that pins a client with a cookie: a
         // session with Altinn is the broker's, and the gateway must not pass it on.
         reply.headers.add(name: "Set-Cookie", value: "ARRAffinity=emulator; Path=/; HttpOnly; Secure")
+        // Which connection the call came on, for a test of a client's kept connections to read
+        // from the answer itself (an end-to-end header, which a proxy passes on).
+        reply.headers.add(name: "Emulator-Connection", value: String(request.connection))
         return reply
     }
 

@@ -343,8 +343,8 @@ package final class TokenBroker: Service, Sendable {
     }
 
     /// What decides which tokens a profile gets: its settings but not its keys or allow list.
-    /// Kept as a digest, not as its text: the text is a kilobyte and more per profile, held for
-    /// as long as the profile is served, with a proxy's credentials in it.
+    /// Kept as a digest, as `identity` is, not as its text: the text (the whole profile printed)
+    /// is a kilobyte and more, held for as long as the profile is served.
     static func tokenIdentity(_ profile: Profile, _ refresh: RefreshSettings) -> [UInt8] {
         var fetching = profile
         fetching.allow = nil

@@ -1,3 +1,4 @@
+import BrokerUpstream
 package import FoundationEssentials
 
 /// The time the token modules go by: the system's clocks in the daemon, a test's in tests, so
@@ -24,8 +25,10 @@ package struct TokenClock: Sendable {
         self.sleep = sleep
     }
 
-    /// The system's clocks.
-    package static let system = TokenClock(now: { .now }, date: { Date() }, sleep: { try await Task.sleep(until: $0, clock: .continuous) })
+    /// The system's clocks. Sleeps are scheduled on an event loop (`sleepOnEventLoop`): the
+    /// refresh loop's sleep is cancelled whenever a fetch ends.
+    package static let system = TokenClock(
+        now: { .now }, date: { Date() }, sleep: { try await sleepOnEventLoop(for: ContinuousClock.now.duration(to: $0)) })
 
     /// Time left of `token` by this clock's two nows.
     package func remaining(_ token: IssuedToken) -> Duration {
