@@ -21,6 +21,24 @@ struct KeyLoaderTests {
         return (try #require(ConfigLoader.load(path: path).profiles.first), path)
     }
 
+    @Test("profiles naming one key share it in a pass over the configuration; another key is its own; the next pass makes its keys anew")
+    func sharedKeys() throws {
+        let fixture = try ConfigFixture()
+        try fixture.directory.write(
+            "other.jwk", Data(Keys.other2048.jwkJSON(kid: "other-kid", alg: "RS256").utf8).base64EncodedString() + "\n", mode: 0o600)
+        let second = ConfigFixture.profile.replacingOccurrences(of: "  notifications:", with: "  correspondence:")
+            .replacingOccurrences(of: "profiles:\n", with: "")
+        let third = second.replacingOccurrences(of: "  correspondence:", with: "  other:").replacingOccurrences(of: "notifications.jwk", with: "other.jwk")
+        let path = try fixture.write(ConfigFixture.profile + "\n" + second + "\n" + third)
+        let loaded = try LoadedConfiguration.load(path: path, loader: KeyLoader(environment: [:]))
+        #expect(loaded.problems.isEmpty, "\(loaded.problems)")
+        func key(_ name: String) throws -> ObjectIdentifier { ObjectIdentifier(try #require(loaded.credentials[name]).privateKey.backing) }
+        #expect(try key("notifications") == key("correspondence"))
+        #expect(try key("notifications") != key("other"))
+        let again = try LoadedConfiguration.load(path: path, loader: KeyLoader(environment: [:]))
+        #expect(try ObjectIdentifier(#require(again.credentials["notifications"]).privateKey.backing) != key("notifications"))
+    }
+
     @Test("an EncodedJwk file with mode 0600 loads, with the JWK's kid")
     func fileSource() throws {
         let fixture = try ConfigFixture()

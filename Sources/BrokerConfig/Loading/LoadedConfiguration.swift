@@ -42,6 +42,7 @@ package struct LoadedConfiguration: Sendable {
     /// reloads, so that an edit to the configuration half done is not picked up with it.
     package static func load(_ configuration: BrokerConfiguration, loader: KeyLoader = KeyLoader()) -> LoadedConfiguration {
         let path = configuration.file
+        let loader = loader.sharingKeys()
         var loaded = LoadedConfiguration(configuration: configuration, credentials: [:], problems: [:])
         // Read before the keys are: a change made while they load is seen as one afterwards.
         loaded.keyFileContents = KeyFileContents(paths: configuration.keyFiles)
