@@ -8,6 +8,7 @@ Run through Benchmarks/suite, which installs nginx and builds what this needs.
 
 import argparse
 import base64
+import concurrent.futures
 import json
 import os
 import platform
@@ -36,9 +37,9 @@ def b64url(number):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def make_key(directory):
-    """An RSA-2048 key from openssl, as an EncodedJwk file (0600) and its public JWK."""
-    pem = os.path.join(directory, "key.pem")
+def make_key(directory, name="bench"):
+    """An RSA-2048 key from openssl, as an EncodedJwk file NAME.jwk (0600, kid NAME) and its public JWK."""
+    pem = os.path.join(directory, f"{name}.pem")
     subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem],
                    check=True, capture_output=True)
     text = subprocess.run(["openssl", "pkey", "-in", pem, "-noout", "-text"], check=True, capture_output=True, text=True).stdout
@@ -59,12 +60,12 @@ def make_key(directory):
             parts[current] += line.strip().replace(":", "")
     numbers = {name: int(value, 16) if isinstance(value, str) else value for name, value in parts.items() if value != ""}
     jwk = {
-        "kty": "RSA", "kid": "bench", "alg": "RS256",
+        "kty": "RSA", "kid": name, "alg": "RS256",
         "n": b64url(numbers["modulus"]), "e": b64url(numbers["publicExponent"]),
         "d": b64url(numbers["privateExponent"]), "p": b64url(numbers["prime1"]), "q": b64url(numbers["prime2"]),
         "dp": b64url(numbers["exponent1"]), "dq": b64url(numbers["exponent2"]), "qi": b64url(numbers["coefficient"]),
     }
-    path = os.path.join(directory, "bench.jwk")
+    path = os.path.join(directory, f"{name}.jwk")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(descriptor, base64.b64encode(json.dumps(jwk).encode()))
     os.close(descriptor)
@@ -182,7 +183,7 @@ class Daemon:
     `audit_off` runs it at log level error instead, for a labelled comparison row only."""
 
     def __init__(self, broker, directory, emulator, key_file, profiles, wait_ready=True, lifetime_settings=None, extra_refresh="", audit_off=False,
-                 delegation=False, altinn_platform=None, gateway=False, stored_fd=None):
+                 delegation=False, altinn_platform=None, gateway=False, stored_fd=None, key_files=None):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
         self.socket_path = os.path.join(directory, "broker.sock")
@@ -201,7 +202,7 @@ class Daemon:
         for index in range(profiles):
             name = "demo" if index == 0 else f"p{index:04d}"
             lines += [f"  {name}:", "    environment: local", "    client_id: bench", f"    scopes: [{SCOPE}]",
-                      "    key:", f"      encoded_jwk_file: {key_file}"]
+                      "    key:", f"      encoded_jwk_file: {key_files[index] if key_files else key_file}"]
             if delegation and index == 0:
                 # A vendor's profile: any organisation's system user, chosen per request.
                 lines += ["    delegation:", "      system_user_org: any", "      max_variants: 10000"]
@@ -450,6 +451,15 @@ def uds_get(socket_path, path):
     return int(answer.split(b" ", 2)[1])
 
 
+def holds_tokens(daemon, profiles):
+    """Fails unless the first and the last of the daemon's profiles serve a token: memory measured
+    with fetches failing would be memory of another daemon."""
+    for name in ("demo", f"p{profiles - 1:04d}"):
+        status = uds_get(daemon.socket_path, f"/v1/token/{name}")
+        if status != 200:
+            raise RuntimeError(f"profile {name} answered {status}, not a token")
+
+
 def curl_body(socket_path):
     return subprocess.run(["curl", "-sf", "--unix-socket", socket_path, "http://localhost/v1/token/demo"],
                           check=True, capture_output=True).stdout
@@ -621,6 +631,7 @@ class Suite:
                 daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, count)
                 time.sleep(2)
                 samples.append(rss_kib(daemon.process.pid))
+                holds_tokens(daemon, count)
                 daemon.stop()
             figures[count] = median(samples)
         idle = figures[10]
@@ -635,6 +646,30 @@ class Suite:
                  f"{per:.1f} KiB", "-", "-", "met" if per <= 16 else "missed",
                  f"Benchmarks/suite ((VmRSS at {self.arguments.profiles} - VmRSS at 10) / {self.arguments.profiles - 10})")
         self.notes.append(f"VmRSS: 10 profiles {idle:.0f} KiB, {self.arguments.profiles} profiles {many:.0f} KiB")
+
+        # The same with a key of its own for every profile (one Maskinporten client's keys, each
+        # its own kid), at fewer profiles: RSA keys take openssl a while to make.
+        count = min(200, self.arguments.profiles)
+        directory = os.path.join(self.work, "own-keys")
+        os.makedirs(directory, exist_ok=True)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            made = list(pool.map(lambda index: make_key(directory, f"own{index:04d}"), range(count)))
+        self.emulator.call("POST", "/_emulator/clients", {"client_id": "bench", "scopes": [SCOPE], "keys": [self.public_jwk] + [public for _, public in made]})
+        own = {}
+        for profiles in (10, count):
+            samples = []
+            for _ in range(max(1, self.arguments.rounds // 2)):
+                self.emulator.reset()
+                daemon = Daemon(self.broker, self.work, self.emulator, self.key_file, profiles, key_files=[path for path, _ in made])
+                time.sleep(2)
+                samples.append(rss_kib(daemon.process.pid))
+                holds_tokens(daemon, profiles)
+                daemon.stop()
+            own[profiles] = median(samples)
+        per_own = (own[count] - own[10]) / (count - 10)
+        self.row(f"resident memory added per profile, at {count} profiles each with a key of its own", "-", "stated", f"{per_own:.1f} KiB", "-", "-",
+                 "stated", f"Benchmarks/suite ((VmRSS at {count} - VmRSS at 10) / {count - 10}, a key file per profile)")
+        self.notes.append(f"VmRSS with a key per profile: 10 profiles {own[10]:.0f} KiB, {count} profiles {own[count]:.0f} KiB")
 
     # -- footprint: what a sidecar in every pod costs ----------------------------------------------
 
