@@ -30,9 +30,11 @@ final class VariantCaches: Sendable {
     func cache(for variant: TokenVariant) -> (cache: TokenCache, made: Bool, evicted: TokenCache?) {
         state.withLockedValue { state in
             state.clock &+= 1
-            if let slot = state.slots[variant] {
-                state.slots[variant]?.lastUsed = state.clock
-                return (slot.cache, false, nil)
+            // One lookup, not a second one to mark the slot used: the key hashes every part of
+            // the variant, on every request for it.
+            if let index = state.slots.index(forKey: variant) {
+                state.slots.values[index].lastUsed = state.clock
+                return (state.slots.values[index].cache, false, nil)
             }
             var evicted: TokenCache?
             if state.slots.count >= limit, let oldest = state.slots.min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
