@@ -2,6 +2,7 @@ package import BrokerConfig
 package import BrokerPOSIX
 package import BrokerServer
 package import BrokerTokens
+import BrokerUpstream
 package import Logging
 import Metrics
 import NIOConcurrencyHelpers

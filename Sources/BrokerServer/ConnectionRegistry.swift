@@ -1,4 +1,5 @@
 import BrokerPOSIX
+import BrokerUpstream
 import NIOConcurrencyHelpers
 import NIOCore
 

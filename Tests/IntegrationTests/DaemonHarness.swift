@@ -20,15 +20,24 @@ final class DaemonHarness: @unchecked Sendable {
     static let key: TestKey = SharedKeys.key("harness")
     static let clientID = "2f3c9a1e-7d4b-4c1e-9a3f-5b8e2d6c0a17"
 
-    /// A profile the emulator refuses (its scope is not allowed), for upstream_rejected answers.
-    static let refusedProfile = """
-          refused:
-            environment: local
-            client_id: \(clientID)
-            scopes: [altinn:serviceowner/not-allowed]
-            key:
-              encoded_jwk_file: notifications.jwk
+    /// A profile's section under `profiles:` (for `extraProfiles`): the emulator's client,
+    /// `scopes`, the key in `keyFile`, and `extra` lines (indented as the profile's own).
+    static func profile(
+        _ name: String, environment: String = "local", scopes: String = "altinn:serviceowner/notifications.create",
+        keyFile: String = "notifications.jwk", extra: String = ""
+    ) -> String {
         """
+          \(name):
+            environment: \(environment)
+            client_id: \(clientID)
+            scopes: [\(scopes)]
+            key:
+              encoded_jwk_file: \(keyFile)
+        """ + (extra.isEmpty ? "" : "\n" + extra)
+    }
+
+    /// A profile the emulator refuses (its scope is not allowed), for upstream_rejected answers.
+    static let refusedProfile = profile("refused", scopes: "altinn:serviceowner/not-allowed")
 
     let mode: Mode
     let directory: TemporaryDirectory

@@ -128,18 +128,7 @@ struct StalledLog {
 
     /// Starts the daemon (socket open to all: the load runs as nobody) with `audit` settings.
     init(audit: String) async throws {
-        let locked = Self.locked.map { name in
-            """
-              \(name):
-                environment: local
-                client_id: \(DaemonHarness.clientID)
-                scopes: [altinn:serviceowner/notifications.create]
-                key:
-                  encoded_jwk_file: notifications.jwk
-                allow:
-                  uids: [4242]
-            """
-        }.joined(separator: "\n")
+        let locked = Self.locked.map { name in DaemonHarness.profile(name, extra: "    allow:\n      uids: [4242]") }.joined(separator: "\n")
         harness = try await DaemonHarness(.live, socketMode: "0666", allow: "      uids: [65534]", extraProfiles: locked)
         let config = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         try harness.writeConfig(raw: "audit:\n\(audit)\n" + config)

@@ -95,14 +95,7 @@ struct DaemonTests {
     @Test("a profile whose key cannot be used answers 503 profile_unavailable, and the others are served")
     func brokenProfileDoesNotStopTheOthers() async throws {
         let harness = try await DaemonHarness(
-            extraProfiles: """
-                  broken:
-                    environment: local
-                    client_id: \(DaemonHarness.clientID)
-                    scopes: [altinn:serviceowner/notifications.create]
-                    key:
-                      encoded_jwk_file: loose.jwk
-                """)
+            extraProfiles: DaemonHarness.profile("broken", keyFile: "loose.jwk"))
         try harness.directory.write("loose.jwk", DaemonHarness.key.encodedJwk(kid: "daemon-kid", alg: nil), mode: 0o644)
         try await harness.startDaemon()
         #expect(try await harness.request("/v1/token/notifications").status == 200)

@@ -405,16 +405,8 @@ struct GatewayTests {
         // A second environment on the same Altinn with its own client (another ca_file path):
         // its calls go through another pool.
         let harness = try await Self.harness(
-            extraProfiles: """
-                  second:
-                    environment: second
-                    client_id: \(DaemonHarness.clientID)
-                    scopes: [altinn:serviceowner/notifications.create]
-                    key:
-                      encoded_jwk_file: notifications.jwk
-                    gateway:
-                      paths: [/notifications/api/v1/]
-                """, limits: limits
+            extraProfiles: DaemonHarness.profile("second", environment: "second", extra: "    gateway:\n      paths: [/notifications/api/v1/]"),
+            limits: limits
         ) { harness in
             let copy = harness.directory.path("ca-copy.pem")
             try FileManager.default.copyItem(atPath: try #require(harness.emulatorCA).caFile, toPath: copy)

@@ -149,7 +149,7 @@ package final class UpstreamClient: Sendable {
         }
         let request = ForwardedRequest(method: method, url: url, headers: headers, body: body, timeout: timeouts.total)
         let forwarder = self.forwarder
-        let outcome = await withTimeLimit(timeouts.total, sleep: sleepOnEventLoop) { () async -> Result<(Int, HTTPHeaders, [UInt8]), CallFailure> in
+        let outcome = await withTimeLimit(timeouts.total) { () async -> Result<(Int, HTTPHeaders, [UInt8]), CallFailure> in
             let answer: ForwardedAnswer
             do throws(ForwardingClient.Failure) {
                 answer = try await forwarder.send(request)

@@ -1,3 +1,5 @@
+import BrokerPOSIX
+
 /// Something that happens once (the first fetches have ended, the last connection has closed),
 /// which tasks wait for, each for at most a given time. Waiting is signalled, never polled.
 package final class OneTimeEvent: Sendable {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import BrokerPOSIX
+@testable import BrokerUpstream
 
 @Suite("OneTimeEvent: waiting signalled, not polled", .timeLimit(.minutes(1)))
 struct OneTimeEventTests {
